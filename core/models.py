@@ -257,7 +257,9 @@ def _load_uncached(
 ) -> Loaded:
     source_kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     if resolved.is_local:
-        check_model_folder(Path(resolved.location), spec.allow_pickle_weights)
+        check_model_folder(
+            Path(resolved.location), spec.allow_pickle_weights, _repair_hint(resolved)
+        )
     else:
         source_kwargs["revision"] = resolved.revision or "main"
         source_kwargs["local_files_only"] = _require_hub(resolved)
@@ -305,6 +307,16 @@ def _load_uncached(
         resolved=resolved,
         spec=spec,
     )
+
+
+def _repair_hint(resolved: Resolved) -> str:
+    """How to fix a damaged model, in the words that fit where it came from."""
+    entry = resolved.entry
+    if resolved.origin == "store" and entry is not None and entry.source == "packaged":
+        return f"run `quintet models pull {entry.name} --force`"
+    if resolved.origin == "store":
+        return f"rebuild it, or remove it with `quintet models delete {resolved.name}`"
+    return "download or build the model again"
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:

