@@ -82,14 +82,12 @@ class Loaded:
     dtype: torch.dtype
     resolved: Resolved
     spec: ModelSpec
+    # Counted before any quantization: int8 Linear weights are no longer nn.Parameters.
+    parameters: int = 0
 
     @property
     def config(self) -> PretrainedConfig:
         return self.model.config
-
-    @property
-    def parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
 
     @property
     def context_window(self) -> int | None:
@@ -294,6 +292,7 @@ def _load_uncached(
 
     model.eval()
     model.to(device)
+    parameters = sum(p.numel() for p in model.parameters())
     if spec.quantize == "int8":
         model = quantize_int8(model)
     log.info("loaded %s (%s) on %s as %s", resolved.name, kind, device, dtype)
@@ -306,6 +305,7 @@ def _load_uncached(
         dtype=dtype,
         resolved=resolved,
         spec=spec,
+        parameters=parameters,
     )
 
 
