@@ -6,6 +6,7 @@ not deep inside torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -69,3 +70,134 @@ class ModelSpec:
             )
         if self.quantize == "int8" and self.dtype not in ("auto", "float32"):
             raise ConfigError("int8 dynamic quantization works on float32 weights: drop dtype")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How to generate text. One config serves every backend and every app.
+
+    The strategy follows from the fields: ``num_beams > 1`` is beam search, ``do_sample`` is
+    sampling (temperature, top_k, top_p, min_p), otherwise greedy.
+
+    Args:
+        max_new_tokens: most tokens to generate per output.
+        min_new_tokens: fewest tokens before an end token may stop the output.
+        do_sample: sample instead of picking the most likely token.
+        temperature: sampling temperature (> 0); only with ``do_sample``.
+        top_k: keep the k most likely tokens (0 = off); only with ``do_sample``.
+        top_p: nucleus sampling mass in (0, 1]; only with ``do_sample``.
+        min_p: drop tokens below ``min_p`` x the top token's probability (0 = off).
+        num_beams: beam width (1 = no beam search).
+        length_penalty: beam score is divided by length ** length_penalty.
+        early_stopping: end beam search once ``num_beams`` hypotheses are finished.
+        num_return_sequences: outputs per input (<= num_beams for beam search).
+        repetition_penalty: > 1 discourages tokens already present (1 = off).
+        no_repeat_ngram_size: forbid repeating n-grams of this size (0 = off).
+        stop_strings: end an output when one of these appears; it is cut from the text.
+        stop_token_ids: extra token ids that end an output, besides the model's end token.
+        seed: seed for sampling, so a call can be repeated exactly.
+        output_logprobs: return each generated token's log-probability.
+
+    Example:
+        >>> DecodeConfig(max_new_tokens=64, do_sample=True, temperature=0.7, top_p=0.9).strategy
+        'sample'
+    """
+
+    max_new_tokens: int = 128
+    min_new_tokens: int = 0
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    early_stopping: bool = False
+    num_return_sequences: int = 1
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    stop_strings: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    seed: int | None = None
+    output_logprobs: bool = False
+
+    def __post_init__(self) -> None:
+        # Lists are accepted for convenience and frozen into tuples so the config hashes.
+        object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
+        object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids))
+        problems = list(self._problems())
+        if problems:
+            raise ConfigError("invalid decoding settings: " + "; ".join(problems))
+
+    def _problems(self) -> Iterator[str]:
+        if self.max_new_tokens < 1:
+            yield f"max_new_tokens must be at least 1 (got {self.max_new_tokens})"
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            yield (
+                f"min_new_tokens must be between 0 and max_new_tokens ({self.max_new_tokens}), "
+                f"got {self.min_new_tokens}"
+            )
+        if self.temperature <= 0:
+            yield f"temperature must be > 0 (got {self.temperature}); for greedy, do_sample=False"
+        if self.top_k < 0:
+            yield f"top_k must be >= 0 (got {self.top_k})"
+        if not 0 < self.top_p <= 1:
+            yield f"top_p must be in (0, 1] (got {self.top_p})"
+        if not 0 <= self.min_p < 1:
+            yield f"min_p must be in [0, 1) (got {self.min_p})"
+        if self.num_beams < 1:
+            yield f"num_beams must be at least 1 (got {self.num_beams})"
+        if self.num_return_sequences < 1:
+            yield f"num_return_sequences must be at least 1 (got {self.num_return_sequences})"
+        if self.num_beams > 1 and self.num_return_sequences > self.num_beams:
+            yield (
+                f"num_return_sequences ({self.num_return_sequences}) cannot exceed num_beams "
+                f"({self.num_beams})"
+            )
+        if self.num_beams == 1 and not self.do_sample and self.num_return_sequences > 1:
+            yield "greedy decoding returns one sequence: use num_beams or do_sample for more"
+        if self.num_beams > 1 and self.do_sample:
+            yield "beam search and sampling cannot be combined: choose num_beams or do_sample"
+        if not self.do_sample and (
+            self.temperature != 1.0 or self.top_k or self.top_p != 1.0 or self.min_p
+        ):
+            yield "temperature, top_k, top_p and min_p only apply with do_sample=True"
+        if self.repetition_penalty <= 0:
+            yield f"repetition_penalty must be > 0 (got {self.repetition_penalty})"
+        if self.no_repeat_ngram_size < 0:
+            yield f"no_repeat_ngram_size must be >= 0 (got {self.no_repeat_ngram_size})"
+        if any(not isinstance(s, str) or not s for s in self.stop_strings):
+            yield "stop_strings must be non-empty strings"
+        if any(not isinstance(t, int) or t < 0 for t in self.stop_token_ids):
+            yield "stop_token_ids must be non-negative integers"
+
+    @property
+    def strategy(self) -> str:
+        """``"beam"``, ``"sample"`` or ``"greedy"``."""
+        if self.num_beams > 1:
+            return "beam"
+        return "sample" if self.do_sample else "greedy"
+
+    def check_streamable(self) -> None:
+        """Streaming emits one sequence token by token; beams and several outputs cannot."""
+        if self.num_beams > 1:
+            raise ConfigError(
+                "streaming cannot use beam search (the best beam is only known at the end): "
+                "set num_beams=1 or call generate() instead"
+            )
+        if self.num_return_sequences > 1:
+            raise ConfigError("streaming returns one sequence: set num_return_sequences=1")
+
+    @classmethod
+    def from_overrides(cls, base: DecodeConfig | None = None, **overrides) -> DecodeConfig:
+        """A config from ``base`` with ``overrides``; unknown names are a clear error."""
+        from dataclasses import fields, replace
+
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown decoding option(s) {', '.join(unknown)}: "
+                f"choose from {', '.join(sorted(known))}"
+            )
+        return replace(base or cls(), **overrides)

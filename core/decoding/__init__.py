@@ -1,0 +1,22 @@
+"""The decoding engine: one :class:`Generator` for every generative app.
+
+>>> from core.decoding import Generator, DecodeConfig               # doctest: +SKIP
+>>> Generator("smollm2-135m-instruct").complete("Hello", max_new_tokens=8).text
+"""
+
+from core.config import DecodeConfig
+from core.decoding.generator import Generator, OutOfMemoryError, TextStream
+from core.decoding.prompts import DEFAULT_CHAT_TEMPLATE, InputTooLongError
+from core.decoding.types import GenerationResult, Prompt, Timings
+
+__all__ = [
+    "DEFAULT_CHAT_TEMPLATE",
+    "DecodeConfig",
+    "GenerationResult",
+    "Generator",
+    "InputTooLongError",
+    "OutOfMemoryError",
+    "Prompt",
+    "TextStream",
+    "Timings",
+]

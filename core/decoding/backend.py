@@ -1,0 +1,47 @@
+"""The interface every decoding backend implements (a Protocol, not a base class)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from core.config import DecodeConfig
+from core.decoding.types import RawSequence
+
+# Called after each generation step with (row index in the batch, new token ids so far);
+# returns True when that row must stop (a stop string appeared, or the stream was cancelled).
+StopCheck = Callable[[int, Sequence[int]], bool]
+# Called with each new token id of a streamed output, in order.
+TokenSink = Callable[[int], None]
+
+
+class DecodingBackend(Protocol):
+    """Generates token ids from token ids. Text, templates, batching policy, stop strings
+    and timings are the generator's job; a backend only runs the model."""
+
+    name: str
+
+    def unsupported(self, config: DecodeConfig) -> list[str]:
+        """The options of ``config`` this backend cannot honour (empty when all are fine)."""
+        ...
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        config: DecodeConfig,
+        stop_check: StopCheck | None = None,
+    ) -> list[list[RawSequence]]:
+        """Generate for a batch of tokenized prompts: one list of
+        ``config.num_return_sequences`` outputs per prompt, in prompt order."""
+        ...
+
+    def stream(
+        self,
+        prompt: Sequence[int],
+        config: DecodeConfig,
+        on_token: TokenSink,
+        stop_check: StopCheck,
+    ) -> RawSequence:
+        """Generate one output, calling ``on_token`` for each new token as it is produced.
+        ``stop_check(0, ids)`` returning True ends generation early."""
+        ...

@@ -1,0 +1,380 @@
+"""One generator for every generative app: batching, stop strings, streaming, timings.
+
+The generator owns everything that is the same for every backend: turning prompts into
+token ids, refusing prompts that overflow the window, length-bucketed batches with
+back-off when memory runs out, stop strings, decoding to text, timings, and the order
+of results. Backends only turn token ids into token ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+
+import torch
+from tqdm.auto import tqdm
+
+from core.config import DecodeConfig
+from core.decoding.backend import DecodingBackend
+from core.decoding.prompts import check_fits, encode, is_empty, validate_prompt
+from core.decoding.stops import StopStrings
+from core.decoding.types import GenerationResult, Prompt, RawSequence, Timings
+from core.errors import ConfigError, QuintetError
+from core.models import Loaded, load
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+BACKENDS = ("transformers", "ctranslate2")
+
+
+class OutOfMemoryError(QuintetError):
+    """Generation ran out of memory even one input at a time."""
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def make_backend(loaded: Loaded, backend: str, **options) -> DecodingBackend:
+    """The named backend over ``loaded``; CTranslate2 converts the model on first use."""
+    if backend == "transformers":
+        from core.decoding.hf_backend import TransformersBackend
+
+        return TransformersBackend(loaded)
+    if backend == "ctranslate2":
+        try:
+            from core.decoding.ct2_backend import CTranslate2Backend
+        except ImportError:
+            raise ConfigError(
+                "the ctranslate2 backend needs the ctranslate2 package: pip install 'quintet[fast]'"
+            ) from None
+        return CTranslate2Backend(loaded, **options)
+    raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+
+
+class TextStream:
+    """An iterator of text deltas from one streamed generation.
+
+    Iterate it (``for delta in stream``, or ``st.write_stream(stream)``); call
+    :meth:`cancel` from anywhere to stop it; read :attr:`result` once it is exhausted.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._cancel = threading.Event()
+        self.result: GenerationResult | None = None
+        self._error: BaseException | None = None
+
+    def cancel(self) -> None:
+        """Stop generating after the current token; the text so far stays in ``result``."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            yield item
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def text(self) -> str:
+        """The whole text, once the stream has ended (consumes the stream if need be)."""
+        for _ in self:
+            pass
+        return self.result.text if self.result else ""
+
+
+class Generator:
+    """Generate text with any causal or seq2seq model, on either backend.
+
+    Args:
+        model: a loaded model, or anything :func:`core.models.load` accepts.
+        backend: ``"transformers"`` (reference, every option) or ``"ctranslate2"`` (faster
+            on CPU; converts the model into the store once, int8 by default on CPU).
+        batch_size: inputs per batch; halved automatically if memory runs out.
+        backend_options: passed to the backend (e.g. ``quantization="float32"`` for ct2).
+
+    Example:
+        >>> gen = Generator("smollm2-135m-instruct")                      # doctest: +SKIP
+        >>> gen.complete([{"role": "user", "content": "Capital of France?"}]).text
+        'The capital of France is Paris.'
+        >>> for delta in gen.stream("Once upon a time", max_new_tokens=20):
+        ...     print(delta, end="")
+    """
+
+    def __init__(
+        self,
+        model: Loaded | str,
+        backend: str = "transformers",
+        *,
+        batch_size: int = 16,
+        **backend_options,
+    ) -> None:
+        self.loaded = model if isinstance(model, Loaded) else load(model)
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
+        self.backend = make_backend(self.loaded, backend, **backend_options)
+        self.batch_size = batch_size
+
+    # Public API --------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        config: DecodeConfig | None = None,
+        *,
+        progress: bool | ProgressCallback | None = None,
+        **overrides,
+    ) -> list[GenerationResult]:
+        """Generate for every prompt; results come back in input order.
+
+        Args:
+            prompts: texts and/or chats (lists of ``{"role", "content"}`` messages).
+            config: decoding settings; ``overrides`` change single fields of it.
+            progress: True for a progress bar, a ``(done, total)`` callback, or None for a
+                bar only when there is more than one batch.
+
+        Each result is the best output for its prompt; with ``num_return_sequences > 1``
+        the others are in ``result.alternatives``. An empty prompt gives an empty result
+        (finish reason ``empty``) without running the model.
+        """
+        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict)):
+            raise ConfigError("generate() takes a list of prompts: use complete() for one")
+        config = self._config(config, overrides)
+        encoded: dict[int, list[int]] = {}
+        results: list[list[GenerationResult] | None] = [None] * len(prompts)
+        for index, prompt in enumerate(prompts):
+            validate_prompt(prompt)
+            if is_empty(prompt):
+                results[index] = [_empty_result()]
+                continue
+            ids = encode(self.loaded, prompt)
+            check_fits(self.loaded, index, ids, config.max_new_tokens)
+            encoded[index] = ids
+
+        # Longest first: similar lengths share a batch (little padding), and a batch that
+        # runs out of memory does so at the start, not after an hour.
+        order = sorted(encoded, key=lambda i: len(encoded[i]), reverse=True)
+        report = self._progress(progress, len(order))
+        done, position, batch_size = 0, 0, self.batch_size
+        while position < len(order):
+            batch = order[position : position + batch_size]
+            try:
+                outputs = self._run_batch([encoded[i] for i in batch], config)
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                if batch_size == 1:
+                    raise OutOfMemoryError(
+                        "out of memory generating even one input at a time: lower "
+                        "max_new_tokens or num_beams, shorten the input, or use a smaller model"
+                    ) from None
+                batch_size = max(1, batch_size // 2)
+                log.warning("out of memory: retrying with batch size %d", batch_size)
+                if self.loaded.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            for index, output in zip(batch, outputs, strict=True):
+                results[index] = output
+            position += len(batch)
+            done += len(batch)
+            report(done, len(order))
+        self.last_batch_size = batch_size
+        return [_with_alternatives(r) for r in results if r is not None]
+
+    def complete(
+        self, prompt: Prompt, config: DecodeConfig | None = None, **overrides
+    ) -> GenerationResult:
+        """Generate for one prompt (text or chat)."""
+        return self.generate([prompt], config, progress=False, **overrides)[0]
+
+    def stream(self, prompt: Prompt, config: DecodeConfig | None = None, **overrides) -> TextStream:
+        """Start generating for one prompt and return a :class:`TextStream` of text deltas.
+
+        Stop strings are honoured while streaming: text that could be the start of a stop
+        string is held back until it is ruled out, and never shown if it is one.
+        """
+        config = self._config(config, overrides)
+        config.check_streamable()
+        stream = TextStream()
+        validate_prompt(prompt)
+        if is_empty(prompt):
+            stream.result = _empty_result()
+            stream._queue.put(None)
+            return stream
+        ids = encode(self.loaded, prompt)
+        check_fits(self.loaded, 0, ids, config.max_new_tokens)
+        worker = threading.Thread(
+            target=self._stream_worker, args=(ids, config, stream), daemon=True
+        )
+        worker.start()
+        return stream
+
+    # Internals ---------------------------------------------------------------------------
+
+    def _config(self, config: DecodeConfig | None, overrides: dict) -> DecodeConfig:
+        config = DecodeConfig.from_overrides(config, **overrides) if overrides else config
+        config = config or DecodeConfig()
+        missing = self.backend.unsupported(config)
+        if missing:
+            raise ConfigError(
+                f"the {self.backend.name} backend cannot do {', '.join(missing)}: "
+                "use backend='transformers' or drop those options"
+            )
+        return config
+
+    def _progress(self, progress: bool | ProgressCallback | None, total: int) -> ProgressCallback:
+        if callable(progress):
+            return progress
+        show = progress if progress is not None else total > self.batch_size
+        if not show:
+            return lambda done, total: None
+        bar = tqdm(total=total, desc="generating", unit="input")
+
+        def update(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.close()
+
+        return update
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        return self.loaded.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def _stop_check(self, stops: StopStrings, cancel: threading.Event | None = None):
+        """Per-row check for the backends: a stop string appeared, or the user cancelled."""
+        # Decode only the tail: a stop string spans at most a few tokens more than its length.
+        tail = max(8, stops.longest + 8)
+
+        def check(row: int, ids: Sequence[int]) -> bool:
+            if cancel is not None and cancel.is_set():
+                return True
+            if not stops or stops.find(self._decode(ids[-tail:])) is None:
+                return False
+            # A tail decoded alone can differ at its first token (a leading space, half a
+            # character): confirm on the whole output before stopping.
+            return stops.find(self._decode(ids)) is not None
+
+        return check
+
+    def _run_batch(
+        self, prompts: list[list[int]], config: DecodeConfig
+    ) -> list[list[GenerationResult]]:
+        stops = StopStrings(config.stop_strings)
+        started = time.perf_counter()
+        raw = self.backend.generate(prompts, config, self._stop_check(stops) if stops else None)
+        ended = time.perf_counter()
+        return [
+            [self._finish(seq, config, stops, started, ended, len(prompt)) for seq in outputs]
+            for prompt, outputs in zip(prompts, raw, strict=True)
+        ]
+
+    def _finish(
+        self,
+        seq: RawSequence,
+        config: DecodeConfig,
+        stops: StopStrings,
+        started: float,
+        ended: float,
+        prompt_tokens: int,
+    ) -> GenerationResult:
+        text = self._decode(seq.token_ids)
+        found = stops.find(text) if stops else None
+        if found is not None:
+            text = text[: found[0]]
+        if seq.cancelled:
+            reason = "cancelled"
+        elif seq.ended_by_eos or found is not None:
+            reason = "stop"
+        elif seq.hit_length or len(seq.token_ids) >= config.max_new_tokens:
+            reason = "length"
+        else:
+            reason = "stop"
+        first = seq.first_token_time
+        return GenerationResult(
+            text=text.strip(),
+            token_ids=list(seq.token_ids),
+            finish_reason=reason,
+            timings=Timings(
+                time_to_first_token_s=(first - started) if first else None,
+                total_s=ended - started,
+                num_tokens=len(seq.token_ids),
+            ),
+            prompt_tokens=prompt_tokens,
+            token_logprobs=seq.token_logprobs,
+            score=seq.score,
+            stop_string=found[1] if found else None,
+        )
+
+    def _stream_worker(self, ids: list[int], config: DecodeConfig, stream: TextStream) -> None:
+        stops = StopStrings(config.stop_strings)
+        received: list[int] = []
+        emitted = 0
+        state = {"stopped": False}
+
+        def on_token(token: int) -> None:
+            nonlocal emitted
+            received.append(token)
+            # Stop strings are matched in the raw text, as in generate(); what is shown is
+            # that text without leading whitespace, and trailing whitespace is held back
+            # until more text follows, so the deltas add up to the final result's text.
+            raw = self._decode(received)
+            found = stops.find(raw) if stops else None
+            if found is not None:
+                state["stopped"] = True
+                limit = found[0]
+            else:
+                limit = stops.safe_length(raw) if stops else len(raw)
+                # A trailing U+FFFD is half of a multi-byte character: wait for the rest.
+                while limit > 0 and raw[limit - 1] == "\ufffd":
+                    limit -= 1
+            visible = raw[:limit].strip()
+            if len(visible) > emitted:
+                stream._queue.put(visible[emitted:])
+                emitted = len(visible)
+
+        base_check = self._stop_check(stops, stream._cancel)
+
+        def check(row: int, token_ids: Sequence[int]) -> bool:
+            return state["stopped"] or base_check(row, token_ids)
+
+        started = time.perf_counter()
+        try:
+            raw = self.backend.stream(ids, config, on_token, check)
+            raw.cancelled = stream.cancelled and not state["stopped"]
+            result = self._finish(raw, config, stops, started, time.perf_counter(), len(ids))
+            final = result.text
+            if len(final) > emitted and not raw.cancelled:
+                stream._queue.put(final[emitted:])
+            stream.result = result
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer's thread
+            stream._error = exc
+        finally:
+            stream._queue.put(None)
+
+
+def _empty_result() -> GenerationResult:
+    return GenerationResult(
+        text="",
+        token_ids=[],
+        finish_reason="empty",
+        timings=Timings(time_to_first_token_s=None, total_s=0.0, num_tokens=0),
+    )
+
+
+def _with_alternatives(outputs: list[GenerationResult]) -> GenerationResult:
+    best, *others = outputs
+    return replace(best, alternatives=tuple(others)) if others else best

@@ -1,0 +1,58 @@
+"""DecodeConfig: every impossible combination is a clear error where it is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.config import DecodeConfig
+from core.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"do_sample": True, "top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+        ({"do_sample": True, "temperature": -0.5}, "temperature must be > 0"),
+        ({"do_sample": True, "temperature": 0.0}, "temperature must be > 0"),
+        ({"do_sample": True, "top_k": -1}, "top_k must be >= 0"),
+        ({"do_sample": True, "min_p": 1.0}, r"min_p must be in \[0, 1\)"),
+        ({"max_new_tokens": 0}, "max_new_tokens must be at least 1"),
+        ({"max_new_tokens": 5, "min_new_tokens": 6}, "min_new_tokens must be between"),
+        ({"num_beams": 0}, "num_beams must be at least 1"),
+        ({"num_beams": 2, "num_return_sequences": 3}, "cannot exceed num_beams"),
+        ({"num_return_sequences": 2}, "greedy decoding returns one sequence"),
+        ({"num_beams": 2, "do_sample": True}, "cannot be combined"),
+        ({"temperature": 0.7}, "only apply with do_sample=True"),
+        ({"repetition_penalty": 0}, "repetition_penalty must be > 0"),
+        ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size must be >= 0"),
+        ({"stop_strings": [""]}, "stop_strings must be non-empty"),
+        ({"stop_token_ids": [-3]}, "stop_token_ids must be non-negative"),
+    ],
+)
+def test_invalid_settings(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        DecodeConfig(**kwargs)
+
+
+def test_several_problems_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as info:
+        DecodeConfig(do_sample=True, top_p=2.0, temperature=-1)
+    assert "top_p" in str(info.value) and "temperature" in str(info.value)
+
+
+def test_strategies_and_streamability() -> None:
+    assert DecodeConfig().strategy == "greedy"
+    assert DecodeConfig(do_sample=True).strategy == "sample"
+    assert DecodeConfig(num_beams=4).strategy == "beam"
+    DecodeConfig(do_sample=True).check_streamable()
+    with pytest.raises(ConfigError, match="streaming cannot use beam search"):
+        DecodeConfig(num_beams=4).check_streamable()
+
+
+def test_overrides() -> None:
+    base = DecodeConfig(max_new_tokens=10)
+    assert DecodeConfig.from_overrides(base, num_beams=3).num_beams == 3
+    assert DecodeConfig.from_overrides(base, num_beams=3).max_new_tokens == 10
+    with pytest.raises(ConfigError, match="unknown decoding option.*beams"):
+        DecodeConfig.from_overrides(base, beams=3)
+    assert DecodeConfig(stop_strings=["a"]).stop_strings == ("a",)
