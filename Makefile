@@ -11,13 +11,13 @@ export STREAMLIT_BROWSER_GATHER_USAGE_STATS := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup models demo test test-all lint clean-venv
+.PHONY: setup models demo test test-all bench lint clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[ui,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[ui,dev,fast]'
 	touch $(STAMP)
 
 setup: $(STAMP) models
@@ -40,6 +40,10 @@ test: setup lint
 
 test-all: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Speed targets: ratios against a baseline measured in the same run (about 15 minutes here).
+bench: setup
+	$(BIN)/python -m benchmarks.decoding --out bench-decoding.json
 
 clean-venv:
 	rm -rf $(VENV)
