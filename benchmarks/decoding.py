@@ -11,6 +11,10 @@ plain transformers ``generate``, one input at a time, float32, default settings.
 3. Output agreement of the faster paths with the float32 reference: SmolLM2 on 100 real
    instructions, greedy.
 
+Each path runs in its own process: PyTorch and CTranslate2 bring separate OpenMP thread
+pools whose idle spinning slows whichever runs next in a shared process, which would
+make the order of the paths part of the result.
+
 Usage: ``python -m benchmarks.decoding [--translation-sentences 500] [--baseline-sentences 100]
 [--agreement-prompts 100] [--out results.json]``.
 """
@@ -19,26 +23,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-
-import torch
-
-from core.config import DecodeConfig
-from core.decoding import Generator
-from core.models import Loaded, load
 
 ROOT = Path(__file__).resolve().parent.parent
 FLORES_EN = ROOT / "data" / "translation" / "flores200_dev" / "eng_Latn.dev"
 FLORES_DE = ROOT / "data" / "translation" / "flores200_dev" / "deu_Latn.dev"
 ALPACA = ROOT / "data" / "chat" / "alpaca_demo" / "alpaca_en_demo.json"
+RESULT_PREFIX = "BENCH-RESULT "
 
 
-def _has_ctranslate2() -> bool:
+def has_ctranslate2() -> bool:
     try:
         import ctranslate2  # noqa: F401
     except ImportError:
@@ -46,13 +47,7 @@ def _has_ctranslate2() -> bool:
     return True
 
 
-def _timed(fn: Callable[[], object]) -> tuple[object, float]:
-    started = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - started
-
-
-# 1. Translation --------------------------------------------------------------------------
+# Models and data -------------------------------------------------------------------------
 
 
 def build_opus_shaped_marian(folder: Path, seed: int = 0) -> Path:
@@ -61,6 +56,7 @@ def build_opus_shaped_marian(folder: Path, seed: int = 0) -> Path:
     import io
 
     import sentencepiece
+    import torch
     from transformers import MarianConfig, MarianMTModel, MarianTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,195 +111,224 @@ def build_opus_shaped_marian(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def bench_translation(sentences: list[str], baseline_n: int, new_tokens: int, batch: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = build_opus_shaped_marian(Path(tmp) / "marian")
-        loaded = load(str(folder))
-        tokenizer, model = loaded.tokenizer, loaded.model
-        fixed = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "num_beams": 4}
-        # With a fixed output length no hypothesis ends early, so early stopping changes no
-        # work; CTranslate2 only implements early_stopping=True.
-        quintet_fixed = {**fixed, "early_stopping": True}
-
-        def baseline() -> int:
-            produced = 0
-            with torch.inference_mode():
-                for text in sentences[:baseline_n]:
-                    inputs = tokenizer(text, return_tensors="pt")
-                    out = model.generate(**inputs, **fixed)
-                    produced += out.shape[1] - 1  # minus the decoder start token
-            return produced
-
-        rows = []
-        produced, seconds = _timed(baseline)
-        rows.append(_row("transformers generate, 1 at a time (baseline)", produced, seconds))
-        config = DecodeConfig(**quintet_fixed)
-
-        def run(generator: Generator) -> int:
-            results = generator.generate(sentences, config, progress=False)
-            return sum(r.num_tokens for r in results)
-
-        paths: list[tuple[str, Callable[[], Generator]]] = [
-            (
-                f"quintet transformers fp32, batch {batch}",
-                lambda: Generator(loaded, batch_size=batch),
-            ),
-            (
-                f"quintet transformers int8, batch {batch}",
-                lambda: Generator(load(str(folder), quantize="int8"), batch_size=batch),
-            ),
-        ]
-        if _has_ctranslate2():
-            from core.store import ModelStore
-
-            store = ModelStore(Path(tmp) / "store")
-            paths.append(
-                (
-                    f"quintet ctranslate2 int8, batch {batch}",
-                    lambda: Generator(loaded, "ctranslate2", batch_size=batch, store=store),
-                )
-            )
-        for label, make in paths:
-            generator = make()
-            generator.generate(sentences[:2], config, progress=False)  # warm-up
-            produced, seconds = _timed(lambda g=generator: run(g))
-            rows.append(_row(label, produced, seconds))
-    base = rows[0]["tokens_per_s"]
-    for row in rows:
-        row["speedup"] = row["tokens_per_s"] / base
-    return {
-        "model": "random Marian, opus-mt-en-de shape (6+6 layers, d512, vocab 58101)",
-        "data": f"FLORES-200 dev eng_Latn, {len(sentences)} sentences "
-        f"(baseline on the first {baseline_n})",
-        "decode": f"beam 4, exactly {new_tokens} new tokens",
-        "rows": rows,
-    }
-
-
-def _row(label: str, tokens: int, seconds: float) -> dict:
-    return {"path": label, "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
-
-
-# 2. Chat decode speed --------------------------------------------------------------------
-
-
-def _instructions(n: int) -> list[str]:
+def instructions(n: int) -> list[str]:
     data = json.loads(ALPACA.read_text())
     return [d["instruction"] for d in data if not d.get("input")][:n]
 
 
-def bench_chat_speed(loaded: Loaded, prompts: list[str], new_tokens: int) -> dict:
-    tokenizer, model = loaded.tokenizer, loaded.model
-    chats = [[{"role": "user", "content": p}] for p in prompts]
-    fixed = DecodeConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+# Workers (each runs in a fresh process) ---------------------------------------------------
 
-    def baseline() -> list[tuple[float, float]]:
-        timings = []
-        for chat in chats:
-            inputs = tokenizer.apply_chat_template(
+
+def _generator(model: str, path: str, store: str | None, **kwargs):
+    """The Quintet generator for a path name: hf-fp32, hf-int8, ct2-int8[-tN], ct2-float32."""
+    from core.decoding import Generator
+    from core.models import load
+    from core.store import ModelStore
+
+    if path == "hf-fp32":
+        return Generator(load(model), **kwargs)
+    if path == "hf-int8":
+        return Generator(load(model, quantize="int8"), **kwargs)
+    backend, quantization, *rest = path.split("-")
+    options = {"quantization": quantization, "store": ModelStore(store) if store else None}
+    if rest:
+        options["threads"] = int(rest[0].removeprefix("t"))
+    return Generator(load(model), "ctranslate2", **options, **kwargs)
+
+
+def worker_translation(job: dict) -> dict:
+    import torch
+
+    from core.config import DecodeConfig
+    from core.models import load
+
+    sentences = FLORES_EN.read_text().splitlines()[: job["sentences"]]
+    tokens = job["new_tokens"]
+    fixed = {"max_new_tokens": tokens, "min_new_tokens": tokens, "num_beams": 4}
+    if job["path"] == "baseline":
+        loaded = load(job["model"])
+        sentences = sentences[: job["baseline_sentences"]]
+
+        def run() -> int:
+            produced = 0
+            with torch.inference_mode():
+                for text in sentences:
+                    inputs = loaded.tokenizer(text, return_tensors="pt")
+                    produced += loaded.model.generate(**inputs, **fixed).shape[1] - 1
+            return produced
+
+        run_warm = sentences[:1]
+        with torch.inference_mode():
+            loaded.model.generate(**loaded.tokenizer(run_warm[0], return_tensors="pt"), **fixed)
+    else:
+        # With a fixed output length no hypothesis ends early, so early stopping changes no
+        # work; CTranslate2 only implements early_stopping=True.
+        config = DecodeConfig(**fixed, early_stopping=True)
+        generator = _generator(job["model"], job["path"], job["store"], batch_size=job["batch"])
+        generator.generate(sentences[:2], config, progress=False)  # warm-up, conversion
+
+        def run() -> int:
+            results = generator.generate(sentences, config, progress=False)
+            return sum(r.num_tokens for r in results)
+
+    started = time.perf_counter()
+    produced = run()
+    seconds = time.perf_counter() - started
+    return {"tokens": produced, "seconds": seconds, "tokens_per_s": produced / seconds,
+            "sentences": len(sentences)}  # fmt: skip
+
+
+def worker_chat(job: dict) -> dict:
+    import torch
+
+    from core.config import DecodeConfig
+    from core.models import load
+
+    chats = [[{"role": "user", "content": p}] for p in instructions(job["prompts"])]
+    tokens = job["new_tokens"]
+    rates, ttfts = [], []
+    if job["path"] == "baseline":
+        loaded = load(job["model"])
+        encoded = [
+            loaded.tokenizer.apply_chat_template(
                 chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
             )
-            started = time.perf_counter()
-            with torch.inference_mode():
-                first = model.generate(**inputs, max_new_tokens=1, do_sample=False)
-                ttft = time.perf_counter() - started
+            for chat in chats
+        ]
+        with torch.inference_mode():
+            loaded.model.generate(**encoded[0], max_new_tokens=8)  # warm-up
+            for inputs in encoded:
                 started = time.perf_counter()
-                model.generate(
-                    **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
-                )
-            del first
-            timings.append((ttft, time.perf_counter() - started))
-        return timings
+                loaded.model.generate(**inputs, max_new_tokens=1)
+                ttfts.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                loaded.model.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens)
+                rates.append(tokens / (time.perf_counter() - started))
+    else:
+        config = DecodeConfig(max_new_tokens=tokens, min_new_tokens=tokens)
+        generator = _generator(job["model"], job["path"], job["store"], batch_size=1)
+        generator.complete(chats[0], max_new_tokens=8)  # warm-up, conversion
+        for chat in chats:
+            result = generator.complete(chat, config)
+            rates.append(result.timings.tokens_per_s)
+            ttfts.append(result.timings.time_to_first_token_s)
+    return {"tokens_per_s": statistics.mean(rates), "ttft_s": statistics.mean(ttfts)}
 
+
+def worker_agreement(job: dict) -> dict:
+    from core.config import DecodeConfig
+
+    chats = [[{"role": "user", "content": p}] for p in instructions(job["prompts"])]
+    config = DecodeConfig(max_new_tokens=job["new_tokens"])
+    generator = _generator(job["model"], job["path"], job["store"], batch_size=1)
+    generator.complete(chats[0], max_new_tokens=4)  # warm-up, conversion
+    started = time.perf_counter()
+    results = generator.generate(chats, config, progress=False)
+    return {
+        "seconds": time.perf_counter() - started,
+        "outputs": [r.token_ids for r in results],
+    }
+
+
+WORKERS = {"translation": worker_translation, "chat": worker_chat, "agreement": worker_agreement}
+
+
+def run_worker(job: dict) -> dict:
+    """Run one path in a fresh Python process and return its result."""
+    command = [sys.executable, "-m", "benchmarks.decoding", "--worker", json.dumps(job)]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+    for line in done.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line.removeprefix(RESULT_PREFIX))
+    raise RuntimeError(f"benchmark worker {job['section']}/{job['path']} failed:\n{done.stderr}")
+
+
+# Sections --------------------------------------------------------------------------------
+
+
+def ct2_paths(*paths: str) -> list[str]:
+    return list(paths) if has_ctranslate2() else []
+
+
+def section_translation(args: argparse.Namespace, tmp: Path) -> dict:
+    folder = build_opus_shaped_marian(tmp / "marian")
+    base = {"section": "translation", "model": str(folder), "store": str(tmp / "store"),
+            "sentences": args.translation_sentences, "new_tokens": args.translation_tokens,
+            "baseline_sentences": args.baseline_sentences, "batch": args.batch_size}  # fmt: skip
+    paths = ["baseline", "hf-fp32", "hf-int8", *ct2_paths("ct2-int8", "ct2-int8-t1")]
     rows = []
-    baseline()  # warm-up
-    timings = baseline()
-    rows.append(
-        {
-            "path": "transformers generate fp32 (baseline)",
-            "tokens_per_s": statistics.mean(new_tokens / total for _, total in timings),
-            "ttft_s": statistics.mean(t for t, _ in timings),
-        }
-    )
-    paths: list[tuple[str, Callable[[], Generator]]] = [
-        ("quintet transformers fp32", lambda: Generator(loaded)),
-        ("quintet transformers int8", lambda: Generator(load(loaded.name, quantize="int8"))),
-    ]
-    if _has_ctranslate2():
-        paths += [
-            ("quintet ctranslate2 int8", lambda: Generator(loaded, "ctranslate2")),
-            (
-                "quintet ctranslate2 fp32",
-                lambda: Generator(loaded, "ctranslate2", quantization="float32"),
-            ),
-        ]
-    for label, make in paths:
-        generator = make()
-        generator.complete(chats[0], fixed)  # warm-up
-        results = [generator.complete(chat, fixed) for chat in chats]
-        rows.append(
-            {
-                "path": label,
-                "tokens_per_s": statistics.mean(r.timings.tokens_per_s for r in results),
-                "ttft_s": statistics.mean(r.timings.time_to_first_token_s for r in results),
-            }
-        )
-    base = rows[0]["tokens_per_s"]
+    for path in paths:
+        result = run_worker({**base, "path": path})
+        label = LABELS[path].format(batch=args.batch_size)
+        rows.append({"path": label, **result})
+        print(f"  {label}: {result['tokens_per_s']:.1f} tokens/s", flush=True)
     for row in rows:
-        row["speedup"] = row["tokens_per_s"] / base
+        row["speedup"] = row["tokens_per_s"] / rows[0]["tokens_per_s"]
     return {
-        "model": loaded.name,
-        "decode": f"batch 1, greedy, exactly {new_tokens} new tokens, {len(prompts)} prompts",
+        "model": "random Marian, opus-mt-en-de shape (6+6 layers, d512, vocab 58101)",
+        "data": f"FLORES-200 dev eng_Latn, {args.translation_sentences} sentences "
+        f"(baseline: the first {args.baseline_sentences})",
+        "decode": f"beam 4, exactly {args.translation_tokens} new tokens",
         "rows": rows,
     }
 
 
-# 3. Agreement ----------------------------------------------------------------------------
+def section_chat(args: argparse.Namespace, tmp: Path) -> dict:
+    base = {"section": "chat", "model": args.model, "store": None,
+            "prompts": args.chat_prompts, "new_tokens": args.chat_tokens}  # fmt: skip
+    paths = ["baseline", "hf-fp32", "hf-int8", *ct2_paths("ct2-int8", "ct2-int8-t2", "ct2-float32")]
+    rows = []
+    for path in paths:
+        result = run_worker({**base, "path": path})
+        rows.append({"path": LABELS[path].format(batch=1), **result})
+        print(f"  {rows[-1]['path']}: {result['tokens_per_s']:.1f} tokens/s", flush=True)
+    for row in rows:
+        row["speedup"] = row["tokens_per_s"] / rows[0]["tokens_per_s"]
+    return {
+        "model": args.model,
+        "decode": f"batch 1, greedy, exactly {args.chat_tokens} new tokens, "
+        f"mean over {args.chat_prompts} Alpaca instructions",
+        "rows": rows,
+    }
 
 
-def bench_agreement(loaded: Loaded, prompts: list[str], new_tokens: int) -> dict:
-    chats = [[{"role": "user", "content": p}] for p in prompts]
-    config = DecodeConfig(max_new_tokens=new_tokens)
-    reference, seconds = _timed(
-        lambda: Generator(loaded, batch_size=1).generate(chats, config, progress=False)
-    )
-    rows = [{"path": "transformers fp32, batch 1 (reference)", "seconds": seconds}]
-    paths: list[tuple[str, Callable[[], Generator]]] = [
-        (
-            "quintet transformers int8",
-            lambda: Generator(load(loaded.name, quantize="int8"), batch_size=1),
-        ),
-    ]
-    if _has_ctranslate2():
-        paths += [
-            ("quintet ctranslate2 int8", lambda: Generator(loaded, "ctranslate2", batch_size=1)),
-            (
-                "quintet ctranslate2 fp32",
-                lambda: Generator(loaded, "ctranslate2", batch_size=1, quantization="float32"),
-            ),
-        ]
-    for label, make in paths:
-        generator = make()
-        outputs, seconds = _timed(lambda g=generator: g.generate(chats, config, progress=False))
-        exact = sum(a.token_ids == b.token_ids for a, b in zip(reference, outputs, strict=True))
-        prefix = [
-            _common_prefix(a.token_ids, b.token_ids) / max(1, len(a.token_ids))
-            for a, b in zip(reference, outputs, strict=True)
-        ]
+def section_agreement(args: argparse.Namespace, tmp: Path) -> dict:
+    base = {"section": "agreement", "model": args.model, "store": None,
+            "prompts": args.agreement_prompts, "new_tokens": args.agreement_tokens}  # fmt: skip
+    reference = run_worker({**base, "path": "hf-fp32"})
+    rows = [{"path": "quintet transformers fp32 (reference)", "seconds": reference["seconds"]}]
+    for path in ["hf-int8", *ct2_paths("ct2-int8", "ct2-float32")]:
+        result = run_worker({**base, "path": path})
+        pairs = list(zip(reference["outputs"], result["outputs"], strict=True))
         rows.append(
             {
-                "path": label,
-                "seconds": seconds,
-                "identical_outputs": exact / len(prompts),
-                "mean_shared_prefix": statistics.mean(prefix),
+                "path": LABELS[path].format(batch=1),
+                "seconds": result["seconds"],
+                "identical_outputs": statistics.mean(a == b for a, b in pairs),
+                "mean_shared_prefix": statistics.mean(
+                    _common_prefix(a, b) / max(1, len(a)) for a, b in pairs
+                ),
             }
         )
+        print(f"  {rows[-1]['path']}: {rows[-1]['identical_outputs']:.0%} identical", flush=True)
     return {
-        "model": loaded.name,
-        "data": f"first {len(prompts)} Alpaca demo instructions without input",
-        "decode": f"greedy, up to {new_tokens} new tokens",
+        "model": args.model,
+        "data": f"first {args.agreement_prompts} Alpaca demo instructions without input",
+        "decode": f"greedy, up to {args.agreement_tokens} new tokens, batch 1",
         "rows": rows,
     }
+
+
+LABELS = {
+    "baseline": "transformers generate, 1 at a time (baseline)",
+    "hf-fp32": "quintet transformers fp32, batch {batch}",
+    "hf-int8": "quintet transformers int8, batch {batch}",
+    "ct2-int8": "quintet ctranslate2 int8, batch {batch}",
+    "ct2-int8-t1": "quintet ctranslate2 int8, forced 1 thread, batch {batch}",
+    "ct2-int8-t2": "quintet ctranslate2 int8, forced 2 threads, batch {batch}",
+    "ct2-float32": "quintet ctranslate2 fp32, batch {batch}",
+}
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -318,19 +343,17 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 # Report ----------------------------------------------------------------------------------
 
 
-def print_section(title: str, section: dict, columns: list[tuple[str, str]]) -> None:
+def print_section(title: str, section: dict, columns: list[tuple[str, str, str]]) -> None:
     print(f"\n## {title}")
     for key in ("model", "data", "decode"):
         if key in section:
             print(f"{key}: {section[key]}")
-    header = f"{'path':<44}" + "".join(f"{label:>16}" for label, _ in columns)
-    print(header)
+    print(f"{'path':<52}" + "".join(f"{label:>15}" for label, _, _ in columns))
     for row in section["rows"]:
         cells = "".join(
-            f"{fmt.format(row[key]) if key in row else '-':>16}"
-            for (key, fmt) in (c[1].split("|", 1) for c in columns)
+            f"{(fmt.format(row[key]) if key in row else '-'):>15}" for _, key, fmt in columns
         )
-        print(f"{row['path']:<44}{cells}")
+        print(f"{row['path']:<52}{cells}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,60 +365,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chat-prompts", type=int, default=3)
     parser.add_argument("--chat-tokens", type=int, default=128)
     parser.add_argument("--agreement-prompts", type=int, default=100)
-    parser.add_argument("--agreement-tokens", type=int, default=64)
+    parser.add_argument("--agreement-tokens", type=int, default=48)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["translation", "chat", "agreement"]
     )
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    machine = (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}"
-    )
-    print(f"# Decoding benchmark ({machine})")
+    if args.worker:
+        job = json.loads(args.worker)
+        print(RESULT_PREFIX + json.dumps(WORKERS[job["section"]](job)), flush=True)
+        return 0
+
+    import torch
+
+    engines = f"torch {torch.__version__}"
+    if has_ctranslate2():
+        import ctranslate2
+
+        engines += f", ctranslate2 {ctranslate2.__version__}"
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {engines}"
+    print(f"# Decoding benchmark ({machine})", flush=True)
     results: dict = {"machine": machine, "date": time.strftime("%Y-%m-%d")}
-    if "translation" not in args.skip:
-        sentences = FLORES_EN.read_text().splitlines()[: args.translation_sentences]
-        results["translation"] = bench_translation(
-            sentences, args.baseline_sentences, args.translation_tokens, args.batch_size
-        )
-        print_section(
-            "Batch translation throughput",
-            results["translation"],
-            [("tokens/s", "tokens_per_s|{:.1f}"), ("x baseline", "speedup|{:.2f}x")],
-        )
-    chat_model = None
-    if "chat" not in args.skip:
-        chat_model = load(args.model)
-        prompts = _instructions(args.chat_prompts)
-        results["chat"] = bench_chat_speed(chat_model, prompts, args.chat_tokens)
-        print_section(
-            "Chat decode speed",
-            results["chat"],
-            [
-                ("tokens/s", "tokens_per_s|{:.1f}"),
-                ("TTFT s", "ttft_s|{:.3f}"),
-                ("x baseline", "speedup|{:.2f}x"),
-            ],
-        )
-    if "agreement" not in args.skip:
-        chat_model = chat_model or load(args.model)
-        prompts = _instructions(args.agreement_prompts)
-        results["agreement"] = bench_agreement(chat_model, prompts, args.agreement_tokens)
-        print_section(
-            "Output agreement with the fp32 reference",
-            results["agreement"],
-            [
-                ("identical", "identical_outputs|{:.0%}"),
-                ("shared prefix", "mean_shared_prefix|{:.0%}"),
-                ("seconds", "seconds|{:.1f}"),
-            ],
-        )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        if "translation" not in args.skip:
+            results["translation"] = section_translation(args, Path(tmp))
+            columns = [("tokens/s", "tokens_per_s", "{:.1f}"), ("x baseline", "speedup", "{:.2f}x")]
+            print_section("Batch translation throughput", results["translation"], columns)
+        if "chat" not in args.skip:
+            results["chat"] = section_chat(args, Path(tmp))
+            print_section("Chat decode speed", results["chat"], [
+                ("tokens/s", "tokens_per_s", "{:.1f}"), ("TTFT s", "ttft_s", "{:.3f}"),
+                ("x baseline", "speedup", "{:.2f}x")])  # fmt: skip
+        if "agreement" not in args.skip:
+            results["agreement"] = section_agreement(args, Path(tmp))
+            print_section("Output agreement with the fp32 reference", results["agreement"], [
+                ("identical", "identical_outputs", "{:.0%}"),
+                ("shared prefix", "mean_shared_prefix", "{:.0%}"),
+                ("seconds", "seconds", "{:.1f}")])  # fmt: skip
+    results["seconds"] = time.perf_counter() - started
+    print(f"\nbenchmark took {results['seconds'] / 60:.1f} minutes")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
+        print(f"wrote {args.out}")
     return 0
 
 
