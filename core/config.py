@@ -201,3 +201,76 @@ class DecodeConfig:
                 f"choose from {', '.join(sorted(known))}"
             )
         return replace(base or cls(), **overrides)
+
+
+TASKS_TRAINABLE: tuple[str, ...] = ("classification", "qa", "summarization", "translation", "chat")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to fine-tune. Defaults suit a small model on a CPU; every field has a CLI flag.
+
+    Args:
+        epochs: passes over the training data (fractions allowed).
+        max_steps: stop after this many optimizer steps (overrides epochs when set).
+        learning_rate: peak learning rate (linear warm-up, then linear decay).
+        batch_size: examples per forward pass.
+        grad_accum: forward passes per optimizer step (effective batch = batch_size x this).
+        lora: train LoRA adapters instead of every weight; merged into the model on export.
+        eval_every: optimizer steps between validations (0: once per epoch).
+        save_every: optimizer steps between checkpoints; a killed run loses at most these.
+        early_stopping_patience: stop after this many validations without improvement.
+        validation_fraction: share of the data held back when no validation file is given.
+        eval_max_examples: validate on at most this many examples (speed on CPU).
+        max_length: longest input in tokens (None: the task's default).
+
+    Example:
+        >>> TrainConfig(epochs=2, lora=True).learning_rate
+        5e-05
+    """
+
+    epochs: float = 1.0
+    max_steps: int | None = None
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    grad_accum: int = 1
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    eval_every: int = 0
+    save_every: int = 50
+    early_stopping_patience: int | None = None
+    validation_fraction: float = 0.1
+    eval_max_examples: int | None = 500
+    max_length: int | None = None
+    doc_stride: int = 128
+    multi_label: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs <= 0 and self.max_steps is None:
+            problems.append(f"epochs must be > 0 (got {self.epochs})")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"max_steps must be at least 1 (got {self.max_steps})")
+        if not 0 < self.learning_rate < 1:
+            problems.append(f"learning_rate must be in (0, 1) (got {self.learning_rate})")
+        for name in ("batch_size", "grad_accum", "save_every", "lora_r"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if self.eval_every < 0:
+            problems.append(f"eval_every must be >= 0 (got {self.eval_every})")
+        if not 0 < self.validation_fraction < 1:
+            problems.append(
+                f"validation_fraction must be in (0, 1) (got {self.validation_fraction})"
+            )
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            problems.append("early_stopping_patience must be at least 1")
+        if problems:
+            raise ConfigError("invalid training settings: " + "; ".join(problems))

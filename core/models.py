@@ -143,8 +143,8 @@ def resolve(name: str, revision: str | None = None, store: ModelStore | None = N
             )
         if entry.source == "recipe":
             raise ModelNotFoundError(
-                f"model {name!r} has not been built yet: it is fine-tuned here from "
-                f"{entry.location} by its recipe; until then use {entry.location} or a hub model"
+                f"model {name!r} has not been built yet: run `quintet recipes run {name}` "
+                f"(fine-tunes it from {entry.location})"
             )
         return Resolved(
             name=name,
@@ -250,8 +250,27 @@ def load(spec: ModelSpec | str, store: ModelStore | None = None, **overrides: An
         return loaded
 
 
+def load_fresh(
+    spec: ModelSpec | str, store: ModelStore | None = None, **model_kwargs: Any
+) -> Loaded:
+    """Load a private, uncached copy of a model, e.g. to fine-tune it.
+
+    ``model_kwargs`` go to ``from_pretrained`` (``num_labels``, ``id2label``, ...). The
+    copy is never shared with :func:`load`'s cache, so training it changes nothing that
+    other apps see.
+    """
+    spec = ModelSpec(spec) if isinstance(spec, str) else spec
+    resolved = resolve(spec.name, spec.revision, store or ModelStore())
+    device = pick_device(spec.device)
+    return _load_uncached(spec, resolved, device, pick_dtype(device, spec.dtype), model_kwargs)
+
+
 def _load_uncached(
-    spec: ModelSpec, resolved: Resolved, device: torch.device, dtype: torch.dtype
+    spec: ModelSpec,
+    resolved: Resolved,
+    device: torch.device,
+    dtype: torch.dtype,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> Loaded:
     source_kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     if resolved.is_local:
@@ -278,6 +297,7 @@ def _load_uncached(
             # Hub repos that carry only pickle weights are refused unless the user opts in.
             use_safetensors=None if spec.allow_pickle_weights else True,
             **source_kwargs,
+            **(model_kwargs or {}),
         )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(

@@ -122,7 +122,7 @@ def test_packaged_model_not_pulled_says_how(tmp_home: Path) -> None:
 
 
 def test_recipe_model_not_built_says_so(tmp_home: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="not been built yet.*minilm-l6"):
+    with pytest.raises(ModelNotFoundError, match="quintet recipes run minilm-l6-sst2"):
         load("minilm-l6-sst2")
 
 
