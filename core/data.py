@@ -69,6 +69,12 @@ class DataError(QuintetError):
         self.location = location
         super().__init__(f"{self.path}:{location}: {message}")
 
+    @classmethod
+    def at(cls, source: str, message: str) -> DataError:
+        """The error for an example whose ``source`` is ``"path:location"``."""
+        path, _, location = source.rpartition(":")
+        return cls(path or source, location or 0, message)
+
 
 # ----------------------------------------------------------------------------- raw records
 

@@ -48,8 +48,8 @@ def read_task_data(task: str, path: str, fields: FieldNames, multi_label: bool =
         chats = data.read_chats(path)
         bad = [c for c in chats if not any(m["role"] == "assistant" for m in c.messages)]
         if bad:
-            raise data.DataError(
-                f"{bad[0].source}: conversation has no assistant message to learn from"
+            raise data.DataError.at(
+                bad[0].source, "conversation has no assistant message to learn from"
             )
         return chats
     raise ConfigError(

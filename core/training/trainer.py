@@ -235,9 +235,10 @@ def finetune(
         if unknown:
             from core.data import DataError
 
-            raise DataError(
-                f"{unknown[0].source}: label {unknown[0].labels} does not occur in the "
-                f"training data (labels: {', '.join(names)})"
+            raise DataError.at(
+                unknown[0].source,
+                f"label {', '.join(unknown[0].labels)!r} does not occur in the training data "
+                f"(labels: {', '.join(names)})",
             )
         run.label2id = {name: i for i, name in enumerate(names)}
         run.id2label = dict(enumerate(names))
@@ -246,6 +247,8 @@ def finetune(
 
     # 2. A private copy of the base model with the task's head.
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    # Seed before loading: a new task head is initialised while the model loads.
+    torch.manual_seed(config.seed)
     probe = load_fresh(ModelSpec(base, device="cpu"), store)
     run.kind = model_kind(task, bool(getattr(probe.config, "is_encoder_decoder", False)))
     extra: dict[str, Any] = {}
@@ -262,7 +265,6 @@ def finetune(
     del probe
     tokenizer = loaded.tokenizer
     run.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    torch.manual_seed(config.seed)
     model = loaded.model
     if config.lora:
         from core.training.lora import apply_lora
@@ -336,7 +338,7 @@ def finetune(
             with accelerator.autocast():
                 loss = model(**batch).loss / config.grad_accum
             accelerator.backward(loss)
-            window_loss += float(loss) * config.grad_accum
+            window_loss += float(loss.detach()) * config.grad_accum
             window_examples += len(rows)
             state.position += 1
             if state.position % config.grad_accum and state.position < len(batches):
