@@ -69,15 +69,16 @@ RECIPES: dict[str, Recipe] = {
         train="classification/sst2/train.tsv",
         validation="classification/sst2/dev.tsv",
         config=TrainConfig(
-            epochs=1,
-            learning_rate=5e-5,
+            max_steps=600,
+            learning_rate=1e-4,
             batch_size=32,
             max_length=66,
-            eval_every=500,
-            save_every=200,
+            eval_every=200,
+            save_every=100,
             eval_max_examples=None,
         ),  # fmt: skip
-        description="sentiment classifier: minilm-l6 on SST-2 train, validated on SST-2 dev",
+        description="sentiment classifier: minilm-l6 on SST-2 train (600 steps of 32 phrases, "
+        "29% of it: about ten minutes on a 2-core CPU), validated on all of SST-2 dev",
     ),
     "minilm-l6-squad": Recipe(
         name="minilm-l6-squad",
@@ -86,17 +87,18 @@ RECIPES: dict[str, Recipe] = {
         train="qa/squad_v1.1/dev-v1.1.articles-00-23.json",
         validation=None,
         config=TrainConfig(
-            epochs=2,
-            learning_rate=1e-4,
+            max_steps=300,
+            learning_rate=2e-4,
             batch_size=16,
-            max_length=384,
-            doc_stride=128,
+            max_length=256,
+            doc_stride=96,
             validation_fraction=0.2,
             eval_max_examples=None,
-            save_every=100,
+            save_every=50,
+            eval_every=150,
         ),  # fmt: skip
         description="extractive QA: minilm-l6 with a span head on SQuAD v1.1 dev articles "
-        "0-23, split by article (80% train, 20% held back)",
+        "0-23, split by article (80% train, 20% held back); 256-token windows, 300 steps of 16",
     ),
     "smollm2-135m-samsum": Recipe(
         name="smollm2-135m-samsum",
@@ -105,18 +107,18 @@ RECIPES: dict[str, Recipe] = {
         train="summarization/samsum/val.csv",
         validation=None,
         config=TrainConfig(
-            epochs=1,
-            learning_rate=2e-4,
+            max_steps=60,
+            learning_rate=3e-4,
             batch_size=4,
-            grad_accum=2,
             lora=True,
             max_length=512,
             validation_fraction=0.15,
-            eval_max_examples=60,
+            eval_max_examples=40,
             save_every=20,
+            eval_every=30,
         ),  # fmt: skip
         description="dialogue summarizer: smollm2-135m-instruct + LoRA (merged) on SAMSum "
-        "validation dialogues, 15% held back",
+        "validation dialogues (60 steps of 4), 15% held back",
         report=_samsum_rouge,
     ),
 }

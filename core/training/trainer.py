@@ -145,8 +145,17 @@ class _Run:
             loss = total_loss / max(1, total_tokens)
             return {"val_loss": loss, "perplexity": math.exp(min(loss, 50)), "primary": -loss}
         if self.kind == "span":
-            start = torch.cat([s for s, _ in outputs]).numpy()
-            end = torch.cat([e for _, e in outputs]).numpy()
+            # Batches are padded to their own longest row: pad the logits to a common width
+            # with a score no span can win with.
+            width = max(s.shape[1] for s, _ in outputs)
+
+            def stack(parts: list[torch.Tensor]) -> Any:
+                padded = [torch.nn.functional.pad(p, (0, width - p.shape[1]), value=-1e9)
+                          for p in parts]  # fmt: skip
+                return torch.cat(padded).numpy()
+
+            start = stack([s for s, _ in outputs])
+            end = stack([e for _, e in outputs])
             answers = feats.best_spans(examples, rows, start, end)
             predictions = {e.id: a[0].text for e, a in zip(examples, answers, strict=True)}
             golds = {e.id: [x.text for x in e.answers] for e in examples}
@@ -325,11 +334,10 @@ def finetune(
     done = state.step >= total_steps
     window_loss, window_examples, window_started = 0.0, 0, time.perf_counter()
     while not done:
-        order = list(range(len(train_rows)))
-        random.Random(config.seed + state.epoch).shuffle(order)
-        batches = [
-            order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)
-        ]
+        batches = length_bucketed_batches(
+            [len(row["input_ids"]) for row in train_rows], config.batch_size,
+            seed=config.seed + state.epoch,
+        )  # fmt: skip
         # Each process takes its share of the batches (data parallel under accelerate).
         batches = batches[accelerator.process_index :: accelerator.num_processes]
         while state.position < len(batches):
@@ -419,6 +427,27 @@ def finetune(
         validation=best_scores,
         history=state.history,
     )
+
+
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, *, seed: int, pool: int = 50
+) -> list[list[int]]:
+    """Shuffled batches of similar-length rows, the same for the same seed.
+
+    Rows are shuffled, cut into pools of ``pool`` batches, sorted by length inside each
+    pool, batched, and the batches shuffled again: batches stay random but carry little
+    padding, which on a CPU is most of the cost for short texts.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    span = batch_size * pool
+    batches: list[list[int]] = []
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start : start + span], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
 
 
 def check_task(task: str) -> None:
