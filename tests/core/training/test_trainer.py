@@ -44,15 +44,18 @@ def _losses(history: list[dict]) -> list[float]:
 
 
 def test_classification_loss_falls_and_export_loads(tmp_path: Path, store: ModelStore) -> None:
-    data = _sentiment_csv(tmp_path / "train.csv")
-    config = TrainConfig(max_steps=40, learning_rate=3e-3, batch_size=8, eval_every=20)
+    data = _sentiment_csv(tmp_path / "train.csv", n=128)
+    # Reaches 100% validation accuracy for seeds 0, 1 and 2; 40 steps at 3e-3 did not.
+    config = TrainConfig(
+        max_steps=60, learning_rate=5e-3, batch_size=8, eval_every=30, validation_fraction=0.25
+    )
     result = finetune(
         "classification", str(tiny_model_dir("bert")), data, "tiny-sentiment", config,
         store=store, progress=False,
     )  # fmt: skip
     losses = _losses(result.history)
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
-    assert result.validation["accuracy"] > 70
+    assert result.validation["accuracy"] > 90
     classifier = load("tiny-sentiment", store=store)
     assert classifier.kind == "sequence-classification"
     assert set(classifier.config.id2label.values()) == {"neg", "pos"}
