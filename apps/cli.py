@@ -24,51 +24,22 @@ EXIT_USER_ERROR = 2
 # models ---------------------------------------------------------------------------------
 
 
-def model_status(entry: catalog.CatalogEntry, store: ModelStore) -> tuple[bool, str]:
-    """Whether a catalog model is present locally, and a short phrase saying where/how."""
-    stored = store.get(entry.name)
-    if stored is not None:
-        return True, f"in store ({stored.size_bytes / 1e6:.0f} MB)"
-    if entry.source == "packaged":
-        return False, f"not pulled: quintet models pull {entry.name}"
-    if entry.source == "recipe":
-        return False, f"not built: quintet recipes run {entry.name}"
-    if hub.is_cached(entry.location, entry.revision):
-        return True, "in HF cache"
-    return False, "hub only (not cached)"
-
-
 def _offline_status(name: str, store: ModelStore) -> str:
+    from core.inventory import model_status
+
     entry = catalog.get(name)
     present = store.has(name) if entry is None else model_status(entry, store)[0]
     return f"{name} {'(present)' if present else '(missing)'}"
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
+    from core.inventory import catalog_rows, store_only_rows
+
     store = ModelStore()
     tasks = [args.task] if args.task else list(catalog.TASKS)
-    chosen = catalog.entries(task=args.task)
-    extra = [m for m in store.list() if catalog.get(m.name) is None]
+    extra = [r for r in store_only_rows(store) if not args.task or args.task in r["tasks"]]
+    rows = catalog_rows(store, args.task) + extra
     if args.json:
-        rows = []
-        for entry in chosen:
-            present, status = model_status(entry, store)
-            rows.append(
-                {
-                    "name": entry.name,
-                    "kind": entry.kind,
-                    "source": entry.source,
-                    "location": entry.location,
-                    "tasks": list(entry.tasks),
-                    "present": present,
-                    "status": status,
-                }
-            )
-        rows += [
-            {"name": m.name, "kind": m.kind, "source": "store", "location": str(m.path),
-             "tasks": m.manifest.get("tasks", []), "present": True, "status": "in store"}
-            for m in extra
-        ]  # fmt: skip
         defaults = {
             task: {
                 "hub_default": catalog.task_defaults(task).hub_default,
@@ -89,14 +60,11 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         offline = ", ".join(_offline_status(n, store) for n in defaults.offline_defaults)
         print(f"  {task:<15} {defaults.hub_default:<24} {offline}")
     print("\nModels")
-    row = "  {:<26} {:<24} {:<9} {:<58} {}"
+    row = "  {:<33} {:<24} {:<9} {:<58} {}"
     print(row.format("NAME", "KIND", "SOURCE", "LOCATION", "STATUS"))
-    for entry in chosen:
-        _, status = model_status(entry, store)
-        print(row.format(entry.name, entry.kind, entry.source, entry.location, status))
-    for model in extra:
-        status = f"in store ({model.size_bytes / 1e6:.0f} MB)"
-        print(row.format(model.name, model.kind or "?", "store", str(model.path), status))
+    for model in rows:
+        print(row.format(model["name"], model["kind"], model["source"], model["location"],
+                         model["status"]))  # fmt: skip
     return 0
 
 

@@ -8,31 +8,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.cli import model_status
 from core import catalog
 from core.errors import QuintetError
+from core.inventory import catalog_rows
 from core.packaged import PACKAGED, pull
 from core.store import ModelStore
-
-
-def _catalog_rows(store: ModelStore, task: str | None) -> list[dict]:
-    rows = []
-    for entry in catalog.entries(task=task):
-        present, status = model_status(entry, store)
-        rows.append(
-            {
-                "name": entry.name,
-                "kind": entry.kind,
-                "source": entry.source,
-                "location": entry.location,
-                "present": present,
-                "status": status,
-                "tasks": ", ".join(entry.tasks),
-                "license": entry.license,
-                "description": entry.description,
-            }
-        )
-    return rows
 
 
 def render() -> None:
@@ -43,7 +23,10 @@ def render() -> None:
 
     task = st.selectbox("Task", ["all", *catalog.TASKS], index=0)
     st.dataframe(
-        _catalog_rows(store, None if task == "all" else task),
+        [
+            {**row, "tasks": ", ".join(row["tasks"])}
+            for row in catalog_rows(store, None if task == "all" else task)
+        ],
         hide_index=True,
         width="stretch",
     )
