@@ -134,9 +134,8 @@ def cmd_models_info(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from core.config import TrainConfig
     from core.training.tasks import FieldNames
-    from core.training.trainer import check_task, finetune
+    from core.training.trainer import finetune
 
-    check_task(args.task)
     options = {
         "epochs": args.epochs, "max_steps": args.max_steps, "learning_rate": args.lr,
         "batch_size": args.batch_size, "grad_accum": args.grad_accum, "lora": args.lora,

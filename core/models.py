@@ -250,6 +250,31 @@ def load(spec: ModelSpec | str, store: ModelStore | None = None, **overrides: An
         return loaded
 
 
+def _source_kwargs(spec: ModelSpec, resolved: Resolved) -> dict[str, Any]:
+    """``from_pretrained`` arguments saying where to read from and what to trust."""
+    kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
+    if not resolved.is_local:
+        kwargs["revision"] = resolved.revision or "main"
+        kwargs["local_files_only"] = _require_hub(resolved)
+    return kwargs
+
+
+def _read_config(resolved: Resolved, source_kwargs: dict[str, Any]) -> PretrainedConfig:
+    try:
+        return AutoConfig.from_pretrained(resolved.location, **source_kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(
+            f"cannot read the config of {resolved.name!r}: {_first_line(exc)}"
+        ) from None
+
+
+def read_config(spec: ModelSpec | str, store: ModelStore | None = None) -> PretrainedConfig:
+    """A model's config alone, resolved like :func:`load` but without loading weights."""
+    spec = ModelSpec(spec) if isinstance(spec, str) else spec
+    resolved = resolve(spec.name, spec.revision, store or ModelStore())
+    return _read_config(resolved, _source_kwargs(spec, resolved))
+
+
 def load_fresh(
     spec: ModelSpec | str, store: ModelStore | None = None, **model_kwargs: Any
 ) -> Loaded:
@@ -272,21 +297,12 @@ def _load_uncached(
     dtype: torch.dtype,
     model_kwargs: dict[str, Any] | None = None,
 ) -> Loaded:
-    source_kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     if resolved.is_local:
         check_model_folder(
             Path(resolved.location), spec.allow_pickle_weights, _repair_hint(resolved)
         )
-    else:
-        source_kwargs["revision"] = resolved.revision or "main"
-        source_kwargs["local_files_only"] = _require_hub(resolved)
-
-    try:
-        config = AutoConfig.from_pretrained(resolved.location, **source_kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(
-            f"cannot read the config of {resolved.name!r}: {_first_line(exc)}"
-        ) from None
+    source_kwargs = _source_kwargs(spec, resolved)
+    config = _read_config(resolved, source_kwargs)
     kind = spec.kind or detect_kind(config)
     auto_class = getattr(transformers, _AUTO_CLASSES[kind])
 

@@ -128,6 +128,8 @@ class Generator:
             raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
         self.backend = make_backend(self.loaded, backend, **backend_options)
         self.batch_size = batch_size
+        # The batch size the last generate() ended with (lower after out-of-memory back-off).
+        self.last_batch_size = batch_size
 
     # Public API --------------------------------------------------------------------------
 

@@ -27,8 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from core.config import ModelSpec, TrainConfig
-from core.errors import ConfigError, QuintetError
-from core.models import Loaded, load_fresh
+from core.errors import QuintetError
+from core.models import Loaded, load_fresh, read_config
 from core.store import ModelStore, StoredModel, validate_name
 from core.training import checkpoint as ckpt
 from core.training import features as feats
@@ -73,6 +73,12 @@ class _Run:
         self.on_log = on_log
         self.run_dir = store.home / "runs" / output
         self.checkpoint_dir = self.run_dir / "checkpoint"
+        # Set once the data and the base model are known.
+        self.kind = ""
+        self.label2id: dict[str, int] = {}
+        self.id2label: dict[int, str] = {}
+        self.pad_id = 0
+        self.device = torch.device("cpu")
 
     # Data --------------------------------------------------------------------------------
 
@@ -258,20 +264,16 @@ def finetune(
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     # Seed before loading: a new task head is initialised while the model loads.
     torch.manual_seed(config.seed)
-    probe = load_fresh(ModelSpec(base, device="cpu"), store)
-    run.kind = model_kind(task, bool(getattr(probe.config, "is_encoder_decoder", False)))
+    # The config alone decides the kind, so the weights are loaded once, with their head.
+    base_config = read_config(base, store)
+    run.kind = model_kind(task, bool(getattr(base_config, "is_encoder_decoder", False)))
     extra: dict[str, Any] = {}
     if run.kind == "sequence-classification":
         extra = {"num_labels": len(run.label2id), "id2label": run.id2label,
                  "label2id": run.label2id}  # fmt: skip
         if config.multi_label:
             extra["problem_type"] = "multi_label_classification"
-    loaded = (
-        probe
-        if run.kind == probe.kind and not extra
-        else load_fresh(ModelSpec(base, kind=run.kind, device="cpu"), store, **extra)
-    )
-    del probe
+    loaded = load_fresh(ModelSpec(base, kind=run.kind, device="cpu"), store, **extra)
     tokenizer = loaded.tokenizer
     run.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     model = loaded.model
@@ -306,7 +308,7 @@ def finetune(
         "validation_data": str(validation_data) if validation_data else None,
         "config": asdict(config), "train_examples": len(train_examples),
         "validation_examples": len(val_examples),
-        "labels": getattr(run, "id2label", None),
+        "labels": run.id2label or None,
     }  # fmt: skip
     state = ckpt.TrainState()
     run.run_dir.mkdir(parents=True, exist_ok=True)
@@ -448,14 +450,6 @@ def length_bucketed_batches(
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
-
-
-def check_task(task: str) -> None:
-    """Fail early on an unknown task name."""
-    from core.config import TASKS_TRAINABLE
-
-    if task not in TASKS_TRAINABLE:
-        raise ConfigError(f"unknown task {task!r}: choose one of {', '.join(TASKS_TRAINABLE)}")
 
 
 __all__: Sequence[str] = ("FieldNames", "TrainResult", "finetune")
