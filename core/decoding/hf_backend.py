@@ -13,6 +13,7 @@ from transformers.generation.streamers import BaseStreamer
 from core.config import DecodeConfig
 from core.decoding.backend import StopCheck, TokenSink
 from core.decoding.types import RawSequence
+from core.errors import ModelLoadError
 from core.models import Loaded
 
 
@@ -83,8 +84,6 @@ class TransformersBackend:
 
     def __init__(self, loaded: Loaded) -> None:
         if loaded.kind not in ("causal", "seq2seq"):
-            from core.errors import ModelLoadError
-
             raise ModelLoadError(
                 f"{loaded.name} is a {loaded.kind} model and cannot generate text: "
                 "use a causal or seq2seq model"

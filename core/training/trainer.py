@@ -114,7 +114,9 @@ class _Run:
             if skipped:
                 log.warning("%d examples longer than %d tokens were skipped", skipped, max_length)
             return rows
-        prefix = "summarize: " if getattr(loaded.config, "model_type", "") == "t5" else ""
+        # T5 was pre-trained with task prefixes; only summarization's is language-free.
+        is_t5 = getattr(loaded.config, "model_type", "") == "t5"
+        prefix = "summarize: " if is_t5 and self.task == "summarization" else ""
         return feats.seq2seq_features(
             tokenizer, examples, max_source_length=max_length, prefix=prefix
         )
