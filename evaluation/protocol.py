@@ -1,0 +1,132 @@
+"""The contract between the shared evaluation runner and each task's harness.
+
+``evaluation/harness.py`` (the runner) does everything that is the same for every task:
+reading options, resuming from ``predictions.jsonl``, batching with progress, timing,
+bootstrap confidence intervals, writing the report files. Each task module
+(``evaluation/translation.py``, ``summarization.py``, ``qa.py``, ``classification.py``,
+``chat.py``) implements :class:`TaskHarness`: how to read its data, how to run its app's
+Python API on a batch, and how to score.
+
+A task harness registers itself with :func:`evaluation.registry.register` (see there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """How to read an evaluation file: field names and task options from the CLI / API.
+
+    Any field left ``None`` means "the task's default", which reads the shipped sets as they
+    are. ``extra`` carries task-specific options (e.g. ``{"labels": "a,b"}``).
+    """
+
+    text_field: str | None = None
+    target_field: str | None = None
+    label_field: str | None = None
+    question_field: str | None = None
+    context_field: str | None = None
+    answers_field: str | None = None
+    id_field: str | None = None
+    category_field: str | None = None
+    src: str | None = None  # translation: source language code
+    tgt: str | None = None  # translation: target language code
+    source_file: str | None = None  # translation: plain text sources, one per line
+    reference_files: tuple[str, ...] = ()  # translation: plain text references
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One example to evaluate, as the task harness read it.
+
+    ``inputs`` is what the app is called with (JSON-serialisable: text, question and
+    context, messages ...); ``references`` what the prediction is scored against (reference
+    texts, gold answers, gold label(s)); ``category`` drives the per-category breakdown.
+    """
+
+    id: str
+    inputs: dict[str, Any]
+    references: Any
+    category: str = ""
+    source: str = ""  # "file:line", for error messages and the worst-examples table
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The app's output for one item.
+
+    ``prediction`` is what gets scored (a text, an answer text, a label); ``extra`` keeps
+    anything a report may show (probabilities, answer offsets, token counts, latency).
+    """
+
+    id: str
+    prediction: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Scores:
+    """A task's scores on a set of items.
+
+    ``metrics``: flat ``{name: number}`` computed on the whole corpus (never averaged per
+    item unless the metric is an average by definition, such as accuracy or SQuAD EM).
+    ``per_item``: one ``{metric: number}`` per item, in item order (score distribution,
+    worst examples, length vs score). ``signatures``: how the metrics were computed
+    (sacreBLEU signature, ROUGE settings). ``sections``: extra report sections, e.g.
+    ``{"confusion_matrix": {...}, "per_class": {...}}``; each section is a dict with a
+    ``kind`` the report knows how to draw:
+
+    - ``{"kind": "table", "title": str, "columns": [str], "rows": [[value, ...]]}``
+    - ``{"kind": "confusion_matrix", "title": str, "labels": [str], "matrix": [[int]]}``
+      (rows: gold label, columns: predicted label)
+    - ``{"kind": "bar", "title": str, "values": {name: number}}``
+    - ``{"kind": "text", "title": str, "body": markdown}``
+
+    The runner adds what is the same for every task: per-category scores (by calling
+    :meth:`TaskHarness.score` on each category's items), score distribution, input length
+    vs score, worst examples (lowest primary per-item score) and bootstrap intervals.
+    """
+
+    metrics: dict[str, float]
+    per_item: list[dict[str, float]] = field(default_factory=list)
+    signatures: dict[str, str] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)
+
+
+class Predictor(Protocol):
+    """A task app opened on one model, ready to predict batches."""
+
+    model_name: str  # what was actually loaded (after default resolution / routing)
+    settings: dict[str, Any]  # decode settings and mode, as recorded in the report
+
+    def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
+        """Run the app's Python API on a batch; one prediction per item, in order."""
+        ...
+
+
+class TaskHarness(Protocol):
+    """One task's evaluation: read, open the app, score."""
+
+    task: str
+    primary_metric: str  # the headline number, e.g. "bleu", "rougeL", "f1", "accuracy"
+    higher_is_better: dict[str, bool]  # for every metric name the task reports
+
+    def read(self, data: str, options: DataOptions) -> list[EvalItem]:
+        """Read a dataset file (already local) into items; no model work.
+
+        Raises :class:`core.data.DataError` naming file and line for a bad file.
+        """
+        ...
+
+    def open(self, model: str | None, decode: dict[str, Any], options: DataOptions) -> Predictor:
+        """Open the task's app on ``model`` (None: the task's default) with decode options."""
+        ...
+
+    def score(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
+        """Score predictions against the items' references (corpus-level metrics)."""
+        ...
