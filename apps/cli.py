@@ -274,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     recipes_run.add_argument("--max-steps", type=int, help="cap the steps (a quick trial)")
     recipes_run.set_defaults(func=cmd_recipes_run)
 
+    # app commands: each app registers its sub-command(s) here, one line per module
+    # (e.g. `translation_cli.register(commands)`); the code lives in apps/<task>/cli.py.
+
     ui = commands.add_parser("ui", help="open the Streamlit suite")
     ui.add_argument("--port", type=int, default=8501)
     ui.add_argument("--headless", action="store_true", help="do not open a browser")
