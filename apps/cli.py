@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # app commands: each app registers its sub-command(s) here, one line per module
     # (e.g. `translation_cli.register(commands)`); the code lives in apps/<task>/cli.py.
+    from apps import eval_cli
+
+    eval_cli.register(commands)
 
     ui = commands.add_parser("ui", help="open the Streamlit suite")
     ui.add_argument("--port", type=int, default=8501)

@@ -1,0 +1,121 @@
+"""``quintet eval TASK ...`` and ``quintet eval compare RUN ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from core.errors import ConfigError
+
+TASKS = ("translation", "summarization", "qa", "classification", "chat")
+
+
+def parse_pairs(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    """``["k=v", ...]`` -> dict; values parsed as JSON where they are JSON (numbers, lists)."""
+    result: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {pair!r}: expected key=value, e.g. {flag} num_beams=4")
+        try:
+            result[key] = json.loads(value)
+        except json.JSONDecodeError:
+            result[key] = value
+    return result
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evaluation.harness import evaluate
+    from evaluation.protocol import DataOptions
+
+    if args.data is None and args.source is None:
+        raise ConfigError("give --data FILE (or --source FILE --reference FILE for translation)")
+    options = DataOptions(
+        text_field=args.text_field,
+        target_field=args.target_field,
+        label_field=args.label_field,
+        question_field=args.question_field,
+        context_field=args.context_field,
+        answers_field=args.answers_field,
+        id_field=args.id_field,
+        category_field=args.category_field,
+        src=args.src,
+        tgt=args.tgt,
+        source_file=args.source,
+        reference_files=tuple(args.reference or ()),
+        extra=parse_pairs(args.option, "--option"),
+    )
+    report = evaluate(
+        args.task,
+        args.model,
+        args.data,
+        limit=args.limit,
+        out=args.out,
+        decode=parse_pairs(args.decode, "--decode"),
+        options=options,
+        batch_size=args.batch_size,
+        bootstrap=args.bootstrap,
+        predictions_file=args.predictions,
+    )
+    print(f"{report.task}: {report.model} on {report.dataset} ({report.n} examples)")
+    for name, value in report.metrics.items():
+        interval = report.intervals.get(name)
+        ci = f"  95% CI [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
+        print(f"  {name:<22} {value:8.2f}{ci}")
+    timing = report.timing
+    speed = f", {timing['tokens_per_s']:.1f} tokens/s" if "tokens_per_s" in timing else ""
+    print(
+        f"  time: {timing['predict_s']:.1f}s predicting, "
+        f"{timing['examples_per_s']:.2f} examples/s{speed}"
+    )
+    print(f"report: {report.out_dir}/report.html (also report.md, report.json, predictions.jsonl)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evaluation.compare import compare
+
+    result = compare(args.runs, args.out, resamples=args.bootstrap)
+    from evaluation.compare import render_markdown
+
+    print(render_markdown(result))
+    print(f"report: {result['out_dir']}/comparison.html")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``eval`` to the ``quintet`` parser."""
+    parser = commands.add_parser(
+        "eval",
+        help="evaluate a model on a dataset and write a report (or: eval compare RUN RUN ...)",
+        description="quintet eval TASK --data FILE [--model M] ... | quintet eval compare RUN...",
+    )
+    parser.add_argument("task", choices=(*TASKS, "compare"))
+    parser.add_argument("runs", nargs="*", help="compare: run folders, the first is the baseline")
+    parser.add_argument("--model", help="name, hub id or directory (default: the task default)")
+    parser.add_argument("--data", help="dataset file or hf:NAME[:CONFIG]:SPLIT")
+    parser.add_argument("--limit", type=int, help="evaluate the first N examples only")
+    parser.add_argument("--out", help="report folder (resumed if it holds a partial run)")
+    parser.add_argument("--decode", nargs="*", metavar="KEY=VALUE", help="e.g. num_beams=4")
+    parser.add_argument("--option", nargs="*", metavar="KEY=VALUE", help="task options")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples (0: none)")
+    parser.add_argument("--predictions", help="score this file instead of running a model")
+    for field in ("text", "target", "label", "question", "context", "answers", "id", "category"):
+        parser.add_argument(f"--{field}-field")
+    parser.add_argument("--src", help="translation: source language code")
+    parser.add_argument("--tgt", help="translation: target language code")
+    parser.add_argument("--source", help="translation: plain text source file, one per line")
+    parser.add_argument("--reference", nargs="+", help="translation: reference file(s)")
+    parser.set_defaults(func=_dispatch)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.task == "compare":
+        if len(args.runs) < 2:
+            raise ConfigError("quintet eval compare RUN_DIR RUN_DIR ...: give two or more runs")
+        return cmd_compare(args)
+    if args.runs:
+        raise ConfigError(f"unexpected arguments {' '.join(args.runs)}: use --data FILE")
+    return cmd_eval(args)

@@ -1,0 +1,346 @@
+"""The shared evaluation runner: ``evaluate(task, model, data) -> Report``.
+
+What is the same for every task lives here: reading the data before any model work,
+resuming from ``predictions.jsonl``, batching with progress, timing, scoring on the corpus,
+per-category scores, bootstrap confidence intervals, and writing the report files. What
+differs (reading a format, calling the app, the metrics) is the task harness's job
+(:mod:`evaluation.protocol`).
+
+Example::
+
+    >>> from evaluation.harness import evaluate
+    >>> report = evaluate("qa", "minilm-l6-squad", "data/qa/squad_v1.1/heldout.json",
+    ...                   limit=200, out="runs/qa")                        # doctest: +SKIP
+    >>> report.metrics["f1"], report.intervals["f1"]                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.errors import QuintetError
+from evaluation import predictions as pred_io
+from evaluation.bootstrap import bootstrap_intervals
+from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores, TaskHarness
+from evaluation.registry import get_harness
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class EvaluationError(QuintetError):
+    """An evaluation cannot run as asked (mismatched resume, bad predictions file ...)."""
+
+
+@dataclass
+class Report:
+    """Everything ``report.json`` holds (see README: the output contract)."""
+
+    task: str
+    model: str
+    dataset: str
+    n: int
+    metrics: dict[str, float]
+    intervals: dict[str, list[float]]
+    signatures: dict[str, str]
+    per_category: dict[str, dict[str, Any]]
+    decode: dict[str, Any]
+    settings: dict[str, Any]
+    timing: dict[str, float]
+    versions: dict[str, str]
+    date: str
+    primary_metric: str
+    higher_is_better: dict[str, bool]
+    bootstrap: dict[str, Any]
+    sections: dict[str, Any] = field(default_factory=dict)
+    out_dir: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(
+    task: str,
+    model: str | None = None,
+    data: str | None = None,
+    *,
+    limit: int | None = None,
+    out: str | os.PathLike | None = None,
+    decode: dict[str, Any] | None = None,
+    options: DataOptions | None = None,
+    batch_size: int = 16,
+    bootstrap: int = 1000,
+    bootstrap_seconds: float = 30.0,
+    progress: bool | ProgressCallback = True,
+    predictions_file: str | None = None,
+) -> Report:
+    """Evaluate ``model`` on ``task`` over ``data`` and write the report files to ``out``.
+
+    Args:
+        task: translation, summarization, qa, classification or chat.
+        model: a model name, hub id or directory; None: the task's default.
+        data: a dataset file, ``hf:NAME[:CONFIG]:SPLIT``, or None when ``options`` names
+            plain source/reference files (translation).
+        limit: evaluate only the first ``limit`` items.
+        out: the run folder (default ``$QUINTET_HOME/eval/<task>-<model>-<data>-<time>``).
+            A folder that already holds some predictions of the same run is resumed.
+        decode: decoding options for generative tasks (``DecodeConfig`` fields).
+        bootstrap: resamples for the 95% intervals (0: none); capped at
+            ``bootstrap_seconds`` of scoring.
+        predictions_file: score these predictions (text, one per line, or JSONL with
+            ``id``/``prediction``) instead of running a model.
+    """
+    options = options or DataOptions()
+    decode = dict(decode or {})
+    harness = get_harness(task)
+    data_path = _local_data(data)
+    items = _unique_ids(harness.read(data_path or "", options))
+    if limit is not None:
+        if limit < 1:
+            raise EvaluationError(f"--limit must be at least 1 (got {limit})")
+        items = items[:limit]
+    if not items:
+        raise EvaluationError(f"{data or options.source_file}: no examples to evaluate")
+    dataset = data or options.source_file or ""
+
+    started = time.perf_counter()
+    if predictions_file is not None:
+        predictions = pred_io.read_given(predictions_file, items)
+        model_name, settings, seconds = f"predictions:{Path(predictions_file).name}", {}, 0.0
+        out_dir = _out_dir(out, task, Path(predictions_file).stem, dataset)
+    else:
+        out_dir = _out_dir(out, task, model or "default", dataset)
+        predictions, model_name, settings, seconds = _predict(
+            harness, items, model, decode, options, out_dir, dataset, batch_size, progress
+        )
+    scores = harness.score(items, predictions)
+    _check_scores(harness, scores, items)
+    per_category = _per_category(harness, items, predictions)
+    intervals, boot = bootstrap_intervals(
+        lambda idx: harness.score([items[i] for i in idx], [predictions[i] for i in idx]).metrics,
+        len(items),
+        resamples=bootstrap,
+        max_seconds=bootstrap_seconds,
+    )
+    report = Report(
+        task=task,
+        model=model_name,
+        dataset=str(dataset),
+        n=len(items),
+        metrics=scores.metrics,
+        intervals=intervals,
+        signatures=scores.signatures,
+        per_category=per_category,
+        decode=decode,
+        settings=settings,
+        timing=_timing(predictions, seconds, time.perf_counter() - started),
+        versions=_versions(),
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
+        primary_metric=harness.primary_metric,
+        higher_is_better=dict(harness.higher_is_better),
+        bootstrap=boot,
+        sections=scores.sections,
+        out_dir=str(out_dir),
+    )
+    from evaluation.report import write_report
+
+    write_report(report, items, predictions, scores, out_dir)
+    return report
+
+
+# Prediction with resume --------------------------------------------------------------------
+
+
+def _predict(
+    harness: TaskHarness,
+    items: list[EvalItem],
+    model: str | None,
+    decode: dict[str, Any],
+    options: DataOptions,
+    out_dir: Path,
+    dataset: str,
+    batch_size: int,
+    progress: bool | ProgressCallback,
+) -> tuple[list[Prediction], str, dict[str, Any], float]:
+    """Run the app on every item not already predicted in ``out_dir``; returns predictions
+    in item order, the model actually used, its settings, and the seconds spent predicting
+    (this run and the runs it resumes)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = {"task": harness.task, "model": model, "dataset": str(dataset), "decode": decode,
+           "options": _options_json(options)}  # fmt: skip
+    state_path = out_dir / "run.json"
+    log_path = out_dir / pred_io.LOG_NAME
+    done: dict[str, Prediction] = {}
+    previous_seconds = 0.0
+    if state_path.is_file():
+        state = json.loads(state_path.read_text())
+        if state.get("run") != run:
+            raise EvaluationError(
+                f"{out_dir} holds a different evaluation ({_describe(state.get('run'))}); "
+                "choose another --out folder or delete it"
+            )
+        done = pred_io.read_log(log_path)
+        previous_seconds = float(state.get("predict_seconds", 0.0))
+    ids = {item.id for item in items}
+    done = {k: v for k, v in done.items() if k in ids}
+    todo = [item for item in items if item.id not in done]
+
+    predictor = harness.open(model, decode, options)
+    model_name, settings = predictor.model_name, dict(predictor.settings)
+    _write_state(state_path, run, model_name, settings, previous_seconds)
+    report = _progress(progress, len(items))
+    report(len(done), len(items))
+    seconds = previous_seconds
+    with pred_io.LogWriter(log_path) as log:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            began = time.perf_counter()
+            outputs = predictor.predict(batch)
+            if len(outputs) != len(batch):
+                raise EvaluationError(
+                    f"the {harness.task} app returned {len(outputs)} predictions for "
+                    f"{len(batch)} items"
+                )
+            seconds += time.perf_counter() - began
+            for item, output in zip(batch, outputs, strict=True):
+                output = Prediction(item.id, output.prediction, output.extra)
+                log.append(output)
+                done[item.id] = output
+            _write_state(state_path, run, model_name, settings, seconds)
+            report(len(done), len(items))
+    return [done[item.id] for item in items], model_name, settings, seconds
+
+
+def _write_state(path: Path, run: dict, model: str, settings: dict, seconds: float) -> None:
+    state = {"run": run, "model_name": model, "settings": settings, "predict_seconds": seconds}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _progress(progress: bool | ProgressCallback, total: int) -> ProgressCallback:
+    if callable(progress):
+        return progress
+    if not progress:
+        return lambda done, total: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="ex", desc="evaluating")
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+        if done >= _total:
+            bar.close()
+
+    return update
+
+
+# Scoring helpers ---------------------------------------------------------------------------
+
+
+def _check_scores(harness: TaskHarness, scores: Scores, items: Sequence[EvalItem]) -> None:
+    if scores.per_item and len(scores.per_item) != len(items):
+        raise EvaluationError(
+            f"the {harness.task} harness scored {len(scores.per_item)} of {len(items)} items"
+        )
+
+
+def _per_category(
+    harness: TaskHarness, items: Sequence[EvalItem], predictions: Sequence[Prediction]
+) -> dict[str, dict[str, Any]]:
+    """Each category's metrics, computed on its own items (corpus metrics stay corpus-level)."""
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        if item.category:
+            groups.setdefault(item.category, []).append(i)
+    if len(groups) < 2:
+        return {}
+    result = {}
+    for name in sorted(groups):
+        idx = groups[name]
+        scores = harness.score([items[i] for i in idx], [predictions[i] for i in idx])
+        result[name] = {"n": len(idx), **scores.metrics}
+    return result
+
+
+def _timing(predictions: Sequence[Prediction], predict_s: float, total_s: float) -> dict:
+    tokens = sum(int(p.extra.get("num_tokens", 0) or 0) for p in predictions)
+    timing = {
+        "total_s": round(total_s, 3),
+        "predict_s": round(predict_s, 3),
+        "examples_per_s": round(len(predictions) / predict_s, 3) if predict_s > 0 else 0.0,
+    }
+    if tokens and predict_s > 0:
+        timing["generated_tokens"] = tokens
+        timing["tokens_per_s"] = round(tokens / predict_s, 2)
+    return timing
+
+
+# Small helpers -----------------------------------------------------------------------------
+
+
+def _local_data(data: str | None) -> str | None:
+    if data and data.startswith("hf:"):
+        from evaluation.datasets import materialize
+
+        return str(materialize(data))
+    return data
+
+
+def _unique_ids(items: list[EvalItem]) -> list[EvalItem]:
+    """Give every item a distinct id (``id#2`` for a repeat) so resume and compare work."""
+    seen: dict[str, int] = {}
+    result = []
+    for index, item in enumerate(items):
+        key = item.id or str(index + 1)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1 or key != item.id:
+            key = key if seen[key] == 1 else f"{key}#{seen[key]}"
+            item = EvalItem(key, item.inputs, item.references, item.category, item.source)
+        result.append(item)
+    return result
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(text).name if text else "data").strip("-")[:40]
+
+
+def _out_dir(out: str | os.PathLike | None, task: str, model: str, dataset: str) -> Path:
+    if out is not None:
+        return Path(out)
+    from core.store import default_home
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return default_home() / "eval" / f"{task}-{_slug(model)}-{_slug(dataset)}-{stamp}"
+
+
+def _options_json(options: DataOptions) -> dict[str, Any]:
+    return {k: v for k, v in asdict(options).items() if v not in (None, (), {})}
+
+
+def _describe(run: dict | None) -> str:
+    if not run:
+        return "unknown"
+    return f"task {run.get('task')}, model {run.get('model')}, data {run.get('dataset')}"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("quintet", "torch", "transformers", "sacrebleu", "rouge-score"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    import platform
+
+    found["python"] = platform.python_version()
+    return found

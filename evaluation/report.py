@@ -1,0 +1,332 @@
+"""Report files: ``report.json``, ``predictions.jsonl``, ``report.md``, ``report.html``.
+
+The file names and the keys of ``report.json`` are a contract other tools read (README:
+"Evaluation"). The HTML is one self-contained file: inline CSS and SVG charts, no scripts,
+no external requests.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evaluation import svg
+from evaluation.protocol import EvalItem, Prediction, Scores
+
+if TYPE_CHECKING:
+    from evaluation.harness import Report
+
+WORST_EXAMPLES = 10
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.4f}"
+    return str(value)
+
+
+def _input_words(item: EvalItem) -> int:
+    """Length of an item's input in words (all string inputs; chat turns included)."""
+
+    def words(value: Any) -> int:
+        if isinstance(value, str):
+            return len(value.split())
+        if isinstance(value, dict):
+            return sum(words(v) for k, v in value.items() if k != "role")
+        if isinstance(value, list | tuple):
+            return sum(words(v) for v in value)
+        return 0
+
+    return words(item.inputs)
+
+
+def _short(value: Any, limit: int = 400) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def worst_examples(
+    report: Report, items: Sequence[EvalItem], predictions: Sequence[Prediction], scores: Scores
+) -> list[dict[str, Any]]:
+    """The items with the worst primary per-item score."""
+    metric = report.primary_metric
+    if not scores.per_item or metric not in scores.per_item[0]:
+        metric = next(iter(scores.per_item[0]), None) if scores.per_item else None
+    if metric is None:
+        return []
+    better_high = report.higher_is_better.get(metric, True)
+    order = sorted(
+        range(len(items)),
+        key=lambda i: scores.per_item[i].get(metric, 0.0),
+        reverse=not better_high,
+    )
+    return [
+        {
+            "id": items[i].id,
+            "score": scores.per_item[i].get(metric),
+            "metric": metric,
+            "input": items[i].inputs,
+            "prediction": predictions[i].prediction,
+            "references": items[i].references,
+            "source": items[i].source,
+        }
+        for i in order[:WORST_EXAMPLES]
+    ]
+
+
+def write_report(
+    report: Report,
+    items: Sequence[EvalItem],
+    predictions: Sequence[Prediction],
+    scores: Scores,
+    out_dir: Path,
+) -> None:
+    """Write the four report files into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = report.to_json()
+    data["worst_examples"] = worst_examples(report, items, predictions, scores)
+    _atomic_write(
+        out_dir / "report.json", json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    )
+    lines = []
+    for i, (item, prediction) in enumerate(zip(items, predictions, strict=True)):
+        record = {
+            "id": item.id,
+            "prediction": prediction.prediction,
+            "references": item.references,
+            "inputs": item.inputs,
+            "category": item.category,
+            "scores": scores.per_item[i] if scores.per_item else {},
+            "extra": prediction.extra,
+        }
+        lines.append(json.dumps(record, ensure_ascii=False, default=str))
+    _atomic_write(out_dir / "predictions.jsonl", "\n".join(lines) + "\n")
+    _atomic_write(out_dir / "report.md", render_markdown(data))
+    _atomic_write(out_dir / "report.html", render_html(data, items, scores))
+
+
+# Markdown ------------------------------------------------------------------------------------
+
+
+def _metric_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, value in data["metrics"].items():
+        interval = data["intervals"].get(name)
+        ci = f"[{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
+        arrow = "↑" if data["higher_is_better"].get(name, True) else "↓"
+        rows.append((f"{name} {arrow}", _fmt(value), ci))
+    return rows
+
+
+def _md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return _fmt(v).replace("|", "\\|").replace("\n", " ")
+
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in rows)
+
+
+def _section_markdown(section: dict[str, Any]) -> str:
+    kind, title = section.get("kind"), section.get("title", "")
+    if kind == "table":
+        return f"### {title}\n\n" + _md_table(section["columns"], section["rows"])
+    if kind == "confusion_matrix":
+        labels = section["labels"]
+        rows = [[f"**{g}**", *row] for g, row in zip(labels, section["matrix"], strict=True)]
+        return f"### {title} (rows: gold, columns: predicted)\n\n" + _md_table(
+            ["gold \\ predicted", *labels], rows
+        )
+    if kind == "bar":
+        return f"### {title}\n\n" + _md_table(["", "value"], list(section["values"].items()))
+    if kind == "text":
+        return f"### {title}\n\n{section['body']}\n"
+    return ""
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    """``report.md``: the report as Markdown tables."""
+    out = [
+        f"# {data['task']} evaluation: {data['model']}\n",
+        f"Dataset `{data['dataset']}`, {data['n']} examples, {data['date']}.\n",
+        "## Metrics\n",
+        _md_table(["metric", "value", "95% CI"], _metric_rows(data)),
+    ]
+    boot = data["bootstrap"]
+    if boot.get("resamples"):
+        n = boot["resamples"]
+        out.append(f"\nIntervals: percentile bootstrap over items, {n} resamples.\n")
+    if data["signatures"]:
+        out.append("\n## How the metrics were computed\n")
+        out += [f"- **{k}**: `{v}`" for k, v in data["signatures"].items()]
+        out.append("")
+    out.append("\n## Timing\n")
+    out.append(_md_table(["", "value"], list(data["timing"].items())))
+    settings = {**data["settings"], **({"decode": data["decode"]} if data["decode"] else {})}
+    if settings:
+        out.append("\n## Settings\n")
+        out += [f"- {k}: `{json.dumps(v, default=str)}`" for k, v in settings.items()]
+        out.append("")
+    if data["per_category"]:
+        out.append("\n## Per category\n")
+        metrics = list(data["metrics"])
+        rows = [
+            [name, cat["n"], *(cat.get(m, "") for m in metrics)]
+            for name, cat in data["per_category"].items()
+        ]
+        out.append(_md_table(["category", "n", *metrics], rows))
+    for section in data["sections"].values():
+        out.append("\n" + _section_markdown(section))
+    if data.get("worst_examples"):
+        out.append("\n## Worst examples\n")
+        rows = [
+            [
+                w["id"],
+                w["score"],
+                _short(w["input"], 160),
+                _short(w["prediction"], 160),
+                _short(w["references"], 160),
+            ]
+            for w in data["worst_examples"]
+        ]
+        metric = data["worst_examples"][0]["metric"]
+        out.append(_md_table(["id", metric, "input", "prediction", "references"], rows))
+    out.append(f"\nSoftware: {', '.join(f'{k} {v}' for k, v in data['versions'].items())}.\n")
+    return "\n".join(out)
+
+
+# HTML ----------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
+h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}
+th{background:#f3f5f7}.num{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;flex-wrap:wrap;gap:.8rem}.card{border:1px solid #dde;border-radius:8px;
+padding:.6rem 1rem;min-width:120px}.card .v{font-size:1.6rem;font-weight:600}
+.card .n{color:#555;font-size:.85rem}.muted{color:#666;font-size:.85rem}
+code{background:#f3f5f7;padding:0 .2rem;border-radius:3px;font-size:.85rem}
+.plots{display:flex;flex-wrap:wrap;gap:1rem}.wide td{max-width:320px;word-wrap:break-word}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(_fmt(value) if not isinstance(value, str) else value)
+
+
+def _html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+
+    def cell(v: Any) -> str:
+        numeric = isinstance(v, int | float) and not isinstance(v, bool)
+        return f'<td class="num">{_e(v)}</td>' if numeric else f"<td>{_e(v)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><tr>{head}</tr>{body}</table>'
+
+
+def _section_html(section: dict[str, Any]) -> str:
+    kind, title = section.get("kind"), section.get("title", "")
+    if kind == "table":
+        return f"<h3>{_e(title)}</h3>" + _html_table(section["columns"], section["rows"])
+    if kind == "confusion_matrix":
+        return svg.heatmap(section["labels"], section["matrix"], title)
+    if kind == "bar":
+        return svg.bars(section["values"], title)
+    if kind == "text":
+        return f"<h3>{_e(title)}</h3><p>{_e(section['body'])}</p>"
+    return ""
+
+
+def render_html(data: dict[str, Any], items: Sequence[EvalItem], scores: Scores) -> str:
+    """``report.html``: one self-contained page with the report and its charts."""
+    cards = "".join(
+        f'<div class="card"><div class="n">{_e(name)}</div><div class="v">{_e(value)}</div>'
+        f'<div class="n">{_e(ci)}</div></div>'
+        for name, value, ci in _metric_rows(data)
+    )
+    parts = [
+        f"<h1>{_e(data['task'])} evaluation: {_e(data['model'])}</h1>",
+        f'<p class="muted">Dataset <code>{_e(data["dataset"])}</code>, {data["n"]} '
+        f"examples, {_e(data['date'])}. 95% bootstrap intervals over items "
+        f"({data['bootstrap'].get('resamples', 0)} resamples).</p>",
+        f'<div class="cards">{cards}</div>',
+    ]
+    if data["signatures"]:
+        parts.append("<h2>How the metrics were computed</h2><ul>")
+        parts += [
+            f"<li><b>{_e(k)}</b>: <code>{_e(v)}</code></li>" for k, v in data["signatures"].items()
+        ]
+        parts.append("</ul>")
+    settings = {**data["settings"], **({"decode": data["decode"]} if data["decode"] else {})}
+    parts.append("<h2>Timing and settings</h2>")
+    parts.append(
+        _html_table(
+            ["", "value"],
+            [
+                *data["timing"].items(),
+                *((k, json.dumps(v, default=str)) for k, v in settings.items()),
+            ],
+        )
+    )
+
+    plots = []
+    metric = data["primary_metric"]
+    if scores.per_item and metric not in scores.per_item[0]:
+        metric = next(iter(scores.per_item[0]), metric)
+    per_item = [s.get(metric) for s in scores.per_item] if scores.per_item else []
+    if per_item and all(isinstance(v, int | float) for v in per_item):
+        plots.append(svg.histogram(per_item, f"Distribution of per-item {metric}", metric))
+        points = [(_input_words(item), v) for item, v in zip(items, per_item, strict=True)]
+        plots.append(svg.scatter(points, f"Input length vs {metric}", "input words", metric))
+    if data["per_category"]:
+        main = data["primary_metric"]
+        values = {name: cat.get(main, 0.0) for name, cat in data["per_category"].items()}
+        plots.append(svg.bars(values, f"{main} per category"))
+    if plots:
+        parts.append("<h2>Plots</h2><div class='plots'>" + "".join(plots) + "</div>")
+    if data["per_category"]:
+        metrics = list(data["metrics"])
+        rows = [
+            [name, cat["n"], *(cat.get(m, "") for m in metrics)]
+            for name, cat in data["per_category"].items()
+        ]
+        parts.append("<h2>Per category</h2>" + _html_table(["category", "n", *metrics], rows))
+    if data["sections"]:
+        parts.append("<h2>Details</h2>")
+        parts += [_section_html(section) for section in data["sections"].values()]
+    if data.get("worst_examples"):
+        worst = data["worst_examples"]
+        rows = [
+            [
+                w["id"],
+                w["score"],
+                _short(w["input"]),
+                _short(w["prediction"]),
+                _short(w["references"]),
+            ]
+            for w in worst
+        ]
+        parts.append(f"<h2>Worst examples (lowest {_e(worst[0]['metric'])})</h2>")
+        parts.append(
+            _html_table(
+                ["id", worst[0]["metric"], "input", "prediction", "references"], rows, "wide"
+            )
+        )
+    versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items())
+    parts.append(f'<p class="muted">Software: {_e(versions)}.</p>')
+    title = f"{data['task']} evaluation: {data['model']}"
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}"
+        f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n"
+    )
