@@ -1,0 +1,139 @@
+"""Ground a generated answer to a span of the context, or say it is not there.
+
+An instruct model may paraphrase or wrap its answer ("The answer is Paris."). The answer
+counts only if it is found in the context: first verbatim, then ignoring case, then ignoring
+case, punctuation and spacing (mapped back to the original characters). Failing that, a
+sentence-style answer ("Paris is the capital of France.") is grounded to its longest run of
+words that the context contains, with words the question already says (and stop words)
+trimmed from both ends ("Paris"). An answer with no such run is reported as not found,
+never invented.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WRAPPERS = re.compile(
+    r"^(?:the\s+)?(?:answer|short answer)\s*(?:is|:)\s*|^according to the text,?\s*", re.I
+)
+
+
+def _normalized(text: str) -> tuple[str, list[int]]:
+    """Lower-cased alphanumerics with single spaces, and each kept character's index."""
+    chars: list[str] = []
+    index: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isalnum():
+            chars.append(ch.lower())
+            index.append(i)
+        elif chars and chars[-1] != " ":
+            chars.append(" ")
+            index.append(i)
+    while chars and chars[-1] == " ":
+        chars.pop()
+        index.pop()
+    return "".join(chars), index
+
+
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "by",
+        "with",
+        "and",
+        "or",
+        "as",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "which",
+        "who",
+        "whom",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how",
+        "from",
+        "into",
+        "than",
+        "then",
+        "there",
+    ]
+)
+_WORD = re.compile(r"\w+(?:[-'.]\w+)*")
+
+
+def _longest_common_run(answer: str, context: str, question: str) -> tuple[int, int] | None:
+    """The context span of the longest word run shared with ``answer``, trimmed of question
+    words and stop words at both ends."""
+    a_words = [w.lower() for w in _WORD.findall(answer)]
+    c_matches = list(_WORD.finditer(context))
+    c_words = [m.group().lower() for m in c_matches]
+    q_words = {w.lower() for w in _WORD.findall(question)}
+    best: tuple[int, int] = (0, 0)  # context word range [i, j)
+    for i in range(len(c_words)):
+        for k in range(len(a_words)):
+            n = 0
+            while (
+                i + n < len(c_words) and k + n < len(a_words) and c_words[i + n] == a_words[k + n]
+            ):
+                n += 1
+            if n > best[1] - best[0]:
+                best = (i, i + n)
+    i, j = best
+
+    def dull(word: str) -> bool:
+        return word in _STOP or word in q_words
+
+    while i < j and dull(c_words[i]):
+        i += 1
+    while j > i and dull(c_words[j - 1]):
+        j -= 1
+    if i >= j:
+        return None
+    return c_matches[i].start(), c_matches[j - 1].end()
+
+
+def ground(answer: str, context: str, question: str = "") -> tuple[int, int] | None:
+    """``(start, end)`` of ``answer`` in ``context`` (so ``context[start:end]`` is the span),
+    or None when the context does not contain it."""
+    candidates = [answer.strip()]
+    peeled = _WRAPPERS.sub("", answer.strip()).strip()
+    if peeled != candidates[0]:
+        candidates.append(peeled)
+    candidates += [c.rstrip(".!?,;:").strip() for c in list(candidates)]
+    for candidate in dict.fromkeys(c for c in candidates if c):
+        start = context.find(candidate)
+        if start >= 0:
+            return start, start + len(candidate)
+        start = context.lower().find(candidate.lower())
+        if start >= 0:
+            return start, start + len(candidate)
+    norm_context, index = _normalized(context)
+    for candidate in dict.fromkeys(c for c in candidates if c):
+        norm_answer, _ = _normalized(candidate)
+        if not norm_answer:
+            continue
+        # Whole words only: "art" must not ground inside "party".
+        match = re.search(rf"(?<![a-z0-9]){re.escape(norm_answer)}(?![a-z0-9])", norm_context)
+        if match:
+            return index[match.start()], index[match.end() - 1] + 1
+    return _longest_common_run(peeled or answer, context, question)
