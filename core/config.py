@@ -97,6 +97,8 @@ class DecodeConfig:
         stop_token_ids: extra token ids that end an output, besides the model's end token.
         seed: seed for sampling, so a call can be repeated exactly.
         output_logprobs: return each generated token's log-probability.
+        forced_bos_token_id: the first generated token of a seq2seq model, e.g. NLLB's or
+            M2M100's target-language token (the translation app sets it).
 
     Example:
         >>> DecodeConfig(max_new_tokens=64, do_sample=True, temperature=0.7, top_p=0.9).strategy
@@ -120,6 +122,7 @@ class DecodeConfig:
     stop_token_ids: tuple[int, ...] = ()
     seed: int | None = None
     output_logprobs: bool = False
+    forced_bos_token_id: int | None = None
 
     def __post_init__(self) -> None:
         # Lists are accepted for convenience and frozen into tuples so the config hashes.

@@ -49,8 +49,7 @@ def default_model(task: str, store: ModelStore | None = None) -> DefaultChoice:
         present = store.has(name) or (entry is not None and _hub_available(entry))
         if present:
             mode = defaults.mode_note.get(name, "native")
-            why = "hub not reachable" if hub_entry is not None else "offline default"
-            return DefaultChoice(name, f"offline default for {task} ({why})", mode)
+            return DefaultChoice(name, f"offline default for {task} (hub not reachable)", mode)
     wanted = ", ".join(defaults.offline_defaults)
     raise ModelNotFoundError(
         f"no model for {task}: the hub is out of reach and none of its offline defaults "

@@ -18,3 +18,11 @@ def summarize_prompt(text: str) -> str:
     """The user message that asks for a summary of ``text`` (dialogue or document)."""
     what = "dialogue" if looks_like_dialogue(text) else "text"
     return f"Summarize this {what} in one or two sentences.\n\n{text.strip()}"
+
+
+def translate_prompt(text: str, source_language: str, target_language: str) -> str:
+    """The user message that asks an instruct model to translate ``text``."""
+    return (
+        f"Translate this {source_language} text into {target_language}. Reply with the "
+        f"translation only.\n\n{text.strip()}"
+    )

@@ -414,6 +414,8 @@ class CTranslate2Backend:
           token, which matters where that is the end token, as in BART.)
         """
         missing: list[str] = []
+        if config.forced_bos_token_id is not None:
+            missing.append("forced_bos_token_id (use the transformers backend for NLLB/M2M100)")
         if config.do_sample and config.min_p > 0:
             missing.append("min_p (CTranslate2 has no min-p sampling)")
         if config.num_beams > 1 and config.output_logprobs:

@@ -150,6 +150,8 @@ class TransformersBackend:
             output_scores=config.num_beams > 1,
             output_logits=config.output_logprobs and config.num_beams == 1,
         )
+        if config.forced_bos_token_id is not None:
+            generation.forced_bos_token_id = config.forced_bos_token_id
         return generation
 
     # Generation --------------------------------------------------------------------------

@@ -1,0 +1,217 @@
+"""Translation: ``Translator().translate(texts, src="en", tgt="de")``.
+
+Languages by ISO 639-1 or FLORES-200 code. Without a model the pair is routed
+(:mod:`apps.translation.routing`) and each result says which model translated it and why.
+Texts longer than the model's window are split into sentences (:mod:`.segment`), translated
+in one batch with everything else, and put back together with their paragraph breaks:
+nothing is truncated.
+
+Example::
+
+    >>> tr = Translator()                                                 # doctest: +SKIP
+    >>> r = tr.translate("The house is small.", src="en", tgt="de")[0]
+    >>> r.text, r.model, r.route
+    ('Das Haus ist klein.', 'opus-mt-en-de', 'opus-mt model for en->de')
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from apps.translation import segment as seg
+from apps.translation.languages import Language, language
+from apps.translation.routing import Route, choose, style_for
+from core.config import DecodeConfig
+from core.decoding import Generator
+from core.models import load
+from core.task_prompts import translate_prompt
+
+# Token budget of one piece: opus-mt was trained on sentences; small instruct models
+# translate short inputs far better than long ones.
+SEQ2SEQ_PIECE_TOKENS = 256
+PROMPTED_PIECE_TOKENS = 96
+_PREFIXES = ("translation:", "here is the translation:", "translated text:")
+
+
+@dataclass(frozen=True)
+class TranslationResult:
+    """One translated text, the model and route that produced it, and timings."""
+
+    text: str
+    source: str
+    model: str
+    route: str
+    style: str
+    pieces: int
+    seconds: float
+    num_tokens: int = 0
+
+
+class Translator:
+    """Translate texts between languages.
+
+    Args:
+        model: a model name, hub id or directory; None: route each pair (opus-mt, NLLB,
+            then the offline prompted model).
+        backend: ``transformers`` or ``ctranslate2`` (not for NLLB/M2M100).
+        batch_size: pieces per generation batch.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str = "auto",
+        backend: str = "transformers",
+        batch_size: int = 16,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.backend = backend
+        self.batch_size = batch_size
+        self._generators: dict[str, Generator] = {}
+        self._lock = threading.Lock()
+
+    def route(self, src: str, tgt: str) -> Route:
+        """The model that would translate ``src -> tgt``, and why (loads nothing)."""
+        return choose(language(src), language(tgt), self.model)
+
+    def _generator(self, name: str) -> Generator:
+        with self._lock:
+            if name not in self._generators:
+                loaded = load(name, device=self.device)
+                self._generators[name] = Generator(loaded, self.backend, batch_size=self.batch_size)
+            return self._generators[name]
+
+    def translate(
+        self,
+        texts: str | Iterable[str],
+        src: str,
+        tgt: str,
+        *,
+        progress: bool | Callable[[int, int], None] | None = None,
+        **decode,
+    ) -> list[TranslationResult]:
+        """Translate each text from ``src`` to ``tgt``; one result per text, in order.
+
+        ``decode`` takes :class:`core.config.DecodeConfig` fields (``num_beams=4``,
+        ``do_sample=True`` ...). An empty text gives an empty result.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        source, target = language(src), language(tgt)
+        route = choose(source, target, self.model)
+        generator = self._generator(route.model)
+        style = style_for(generator.loaded, route, source, target)
+        started = time.perf_counter()
+        budget = PROMPTED_PIECE_TOKENS if style == "prompted" else SEQ2SEQ_PIECE_TOKENS
+        window = generator.loaded.context_window or 512
+        budget = min(budget, window // 3)
+        tokenizer = generator.loaded.tokenizer
+
+        def fits(piece: str) -> bool:
+            ids = tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"]
+            return len(ids) <= budget
+
+        pieces: list[str] = []
+        layouts: list[tuple[int, seg.Layout]] = []
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"texts must be strings, got {type(text).__name__}")
+            parts, layout = seg.segment(text, fits) if text.strip() else ([], seg.Layout([], []))
+            layouts.append((len(pieces), layout))
+            pieces += parts
+        outputs = self._run(generator, style, pieces, source, target, budget, decode, progress)
+        seconds = time.perf_counter() - started
+        results = []
+        for text, (offset, layout) in zip(texts, layouts, strict=True):
+            count = sum(len(p) for p in layout.paragraphs)
+            shifted = seg.Layout(
+                [[offset + i for i in p] for p in layout.paragraphs], layout.separators
+            )
+            translated = seg.reassemble([o[0] for o in outputs], shifted) if count else ""
+            tokens = sum(outputs[i][1] for p in shifted.paragraphs for i in p)
+            results.append(
+                TranslationResult(
+                    translated,
+                    text,
+                    generator.loaded.name,
+                    route.reason,
+                    style,
+                    count,
+                    seconds,
+                    tokens,
+                )
+            )
+        return results
+
+    def _run(
+        self,
+        generator,
+        style,
+        pieces,
+        source: Language,
+        target: Language,
+        budget: int,
+        decode: dict,
+        progress,
+    ) -> list[tuple[str, int]]:
+        if not pieces:
+            return []
+        # Room for a translation somewhat longer than its source (German runs ~1.3x).
+        defaults = {"max_new_tokens": int(budget * 2 + 16)}
+        config = DecodeConfig(**{**defaults, **decode})
+        if style == "multilingual":
+            tokenizer = generator.loaded.tokenizer
+            code = target.flores if "Nllb" in type(tokenizer).__name__ else target.iso
+            tokenizer.src_lang = source.flores if "Nllb" in type(tokenizer).__name__ else source.iso
+            token = tokenizer.convert_tokens_to_ids(
+                code if "Nllb" in type(tokenizer).__name__ else f"__{code}__"
+            )
+            config = replace(config, forced_bos_token_id=int(token))
+        if style == "prompted":
+            prompts = [
+                [{"role": "user", "content": translate_prompt(p, source.name, target.name)}]
+                for p in pieces
+            ]
+        else:
+            prefix = _t5_prefix(generator.loaded, source, target)
+            prompts = [prefix + p for p in pieces]
+        results = generator.generate(prompts, config, progress=progress)
+        return [
+            (_clean(r.text) if style == "prompted" else r.text.strip(), r.num_tokens)
+            for r in results
+        ]
+
+    def translate_file(
+        self, input_path: str, output_path: str, src: str, tgt: str, **options
+    ) -> dict:
+        """Translate a text file line by line into ``output_path``; see
+        :func:`apps.translation.files.translate_file`."""
+        from apps.translation.files import translate_file
+
+        return translate_file(self, input_path, output_path, src, tgt, **options)
+
+
+def _t5_prefix(loaded, source: Language, target: Language) -> str:
+    """T5 checkpoints want ``translate English to German: ``; others want nothing."""
+    if getattr(loaded.config, "model_type", "") == "t5":
+        return f"translate {source.name} to {target.name}: "
+    return ""
+
+
+def _clean(text: str) -> str:
+    """Strip what instruct models wrap a translation in (a label, quotes, a trailing note)."""
+    text = text.strip()
+    lowered = text.lower()
+    for prefix in _PREFIXES:
+        if lowered.startswith(prefix):
+            text = text[len(prefix) :].strip()
+            break
+    # A note after the translation ("\n\nNote: ...") is not part of it.
+    text = text.split("\n\n")[0].strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'“":
+        text = text[1:-1].strip()
+    return text

@@ -1,0 +1,104 @@
+"""Translate a text file line by line, with bounded memory, progress and resume.
+
+Lines are read and translated ``chunk_lines`` at a time and each chunk is appended to the
+output and flushed before the next is read, so memory does not grow with the file and a
+stopped run keeps everything finished. Resuming counts the complete lines already in the
+output (a partial last line, from a kill mid-write, is cut off and redone) and skips that
+many input lines. Empty lines stay empty.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from core.data import DataError
+
+
+def _complete_lines(path: Path) -> int:
+    """Complete lines in ``path``; a trailing partial line is removed from the file."""
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        path.write_bytes(data)
+    return data.count(b"\n")
+
+
+def translate_file(
+    translator,
+    input_path: str,
+    output_path: str,
+    src: str,
+    tgt: str,
+    *,
+    chunk_lines: int = 64,
+    resume: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
+    **decode,
+) -> dict:
+    """Translate ``input_path`` into ``output_path``, one output line per input line.
+
+    Returns ``{"lines": total, "translated": done this run, "resumed_from": skipped,
+    "model": ..., "route": ...}``.
+    """
+    source = Path(input_path)
+    if not source.is_file():
+        raise DataError(input_path, 0, "input file not found")
+    target = Path(output_path)
+    with source.open("rb") as f:
+        total = sum(1 for _ in f)
+    done = _complete_lines(target) if resume else 0
+    if done > total:
+        raise DataError(
+            output_path,
+            0,
+            f"has {done} lines but the input only {total}: "
+            "is it the output of another file? delete it or pass resume=False",
+        )
+    if not resume and target.exists():
+        target.unlink()
+    report = _progress(progress, total)
+    report(done, total)
+    model = route = ""
+    translated = 0
+    with (
+        source.open(encoding="utf-8", errors="strict") as lines,
+        target.open("a", encoding="utf-8") as out,
+    ):
+        lines = itertools.islice(lines, done, None)
+        while chunk := list(itertools.islice(lines, chunk_lines)):
+            texts = [line.rstrip("\n").rstrip("\r") for line in chunk]
+            results = translator.translate(texts, src, tgt, progress=False, **decode)
+            # A translation must stay on its line: newlines inside it become spaces.
+            out.write("".join(r.text.replace("\n", " ") + "\n" for r in results))
+            out.flush()
+            os.fsync(out.fileno())
+            translated += len(results)
+            model, route = results[0].model, results[0].route
+            report(done + translated, total)
+    return {
+        "lines": total,
+        "translated": translated,
+        "resumed_from": done,
+        "model": model,
+        "route": route,
+    }
+
+
+def _progress(progress, total: int) -> Callable[[int, int], None]:
+    if callable(progress):
+        return progress
+    if not progress:
+        return lambda done, total: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="line", desc="translating")
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+
+    return update

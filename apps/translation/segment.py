@@ -1,0 +1,93 @@
+"""Split long text into pieces a model can take, and put the pieces back together.
+
+Paragraph breaks (the exact newline runs between paragraphs) are kept; a paragraph over the
+token budget is split into sentences, and sentences are packed greedily into pieces under
+the budget. A single sentence over the budget is split at word boundaries as a last resort,
+so nothing is ever dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# A sentence ends at . ! ? (or their CJK forms) followed by space and an upper-case letter,
+# digit or quote; abbreviations like "e.g. the" stay together because "the" is lower-case.
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?。！？])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|(?<=[。！？])"
+)
+_PARAGRAPH_BREAK = re.compile(r"(\n\s*\n|\n)")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the pieces of one text go: paragraphs (lists of piece indices) and the
+    separators between them."""
+
+    paragraphs: list[list[int]]
+    separators: list[str]
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text`` (whitespace between them dropped)."""
+    return [s for s in _SENTENCE_END.split(text.strip()) if s and s.strip()]
+
+
+def _split_words(sentence: str, fits: Callable[[str], bool]) -> list[str]:
+    pieces, current = [], ""
+    for word in sentence.split():
+        candidate = f"{current} {word}".strip()
+        if current and not fits(candidate):
+            pieces.append(current)
+            current = word
+        else:
+            current = candidate
+    return pieces + ([current] if current else [])
+
+
+def pack(paragraph: str, fits: Callable[[str], bool]) -> list[str]:
+    """Pieces of ``paragraph``, each one for which ``fits(piece)`` holds where possible."""
+    if fits(paragraph):
+        return [paragraph.strip()]
+    pieces: list[str] = []
+    current = ""
+    for sentence in split_sentences(paragraph):
+        candidate = f"{current} {sentence}".strip()
+        if fits(candidate):
+            current = candidate
+            continue
+        if current:
+            pieces.append(current)
+        if fits(sentence):
+            current = sentence
+        else:
+            pieces += _split_words(sentence, fits)
+            current = ""
+    return pieces + ([current] if current else [])
+
+
+def segment(text: str, fits: Callable[[str], bool]) -> tuple[list[str], Layout]:
+    """Split ``text`` into pieces that fit, and the layout to reassemble their translations."""
+    parts = _PARAGRAPH_BREAK.split(text)
+    paragraphs_text, separators = parts[0::2], parts[1::2]
+    pieces: list[str] = []
+    paragraphs: list[list[int]] = []
+    for paragraph in paragraphs_text:
+        if not paragraph.strip():
+            paragraphs.append([])
+            continue
+        packed = pack(paragraph, fits)
+        paragraphs.append(list(range(len(pieces), len(pieces) + len(packed))))
+        pieces += packed
+    return pieces, Layout(paragraphs, separators)
+
+
+def reassemble(translations: list[str], layout: Layout) -> str:
+    """The translated text: each paragraph's pieces joined by a space, original breaks."""
+    out = []
+    for index, paragraph in enumerate(layout.paragraphs):
+        out.append(" ".join(translations[i].strip() for i in paragraph))
+        if index < len(layout.separators):
+            out.append(layout.separators[index])
+    return "".join(out)
