@@ -1,4 +1,4 @@
-"""Extractive question answering app."""
+"""Extractive question answering app (:class:`QuestionAnswerer`)."""
 
 from apps.qa.api import NO_ANSWER, Answer, QAError, QuestionAnswerer
 

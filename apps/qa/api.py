@@ -3,18 +3,26 @@
 Span models (``*ForQuestionAnswering``) read the context in overlapping windows (``doc_stride``
 tokens shared between neighbours, so an answer cut by one window boundary is whole in the
 next) and the best span across all windows wins; offsets always index the original context
-(``context[answer.start:answer.end] == answer.text``). The same windowing and span search
-as fine-tuning (:mod:`core.training.features`), so what is validated is what runs.
+(``context[answer.start:answer.end] == answer.text``). The windowing and span search are the
+fine-tuning engine's (:mod:`apps.qa.spans` on :mod:`core.training.features`), so what is
+validated is what runs.
 
 An instruct model (the offline fallback when no span model is present) answers by generation;
-its answer is then grounded: found verbatim in the context (case-insensitive, then
-whitespace/punctuation-insensitive) or reported as not found, never invented.
+its answer is then grounded (:mod:`apps.qa.grounding`): found in the context verbatim, then
+ignoring case, then ignoring punctuation and spacing, then as the longest run of context words
+it contains, or else reported as not found (``grounded=False``, empty text), never invented.
+
+Inputs: an empty question is a :class:`QAError`; an empty (or blank) context answers "no
+answer" (``text == ""``) without running the model. A context of any length is read in
+windows (span models); a generative model refuses a context longer than its window with
+:class:`core.decoding.prompts.InputTooLongError`.
 
 Example::
 
     >>> qa = QuestionAnswerer("minilm-l6-squad")                         # doctest: +SKIP
-    >>> qa.answer("Who won?", "The Denver Broncos won Super Bowl 50.")[0].text
-    'The Denver Broncos'
+    >>> best = qa.answer("Who won?", "The Denver Broncos won Super Bowl 50.")[0]
+    >>> best.text, best.start, best.end
+    ('Denver Broncos', 4, 18)
 """
 
 from __future__ import annotations
@@ -25,12 +33,12 @@ from dataclasses import dataclass
 
 import torch
 
+from apps.qa import spans
 from core.config import ModelSpec
 from core.defaults import default_model
 from core.errors import ConfigError, QuintetError
 from core.examples import QAExample
 from core.models import Loaded, load
-from core.training import features as feats
 
 GENERATIVE_MAX_NEW_TOKENS = 32
 
@@ -41,31 +49,43 @@ class QAError(QuintetError):
 
 @dataclass(frozen=True)
 class Answer:
-    """An answer span: ``context[start:end] == text``. ``text == ""`` means no answer."""
+    """An answer span: ``context[start:end] == text``. ``text == ""`` means no answer.
+
+    ``score``: span models, start + end logit (no answer: the CLS score); generative mode,
+    the mean log-probability of the generated tokens. ``probability``: softmax of the score
+    over the candidate spans (span models), 1.0 for a grounded generated answer.
+    ``window``: which context window (0-based) the span came from, -1 for no answer.
+    """
 
     text: str
     start: int
     end: int
     score: float
     probability: float
+    window: int = 0
+    windows: int = 1
     grounded: bool = True  # generative mode: whether the text was found in the context
+    generated: str = ""  # generative mode: what the model actually said
 
     @property
     def is_no_answer(self) -> bool:
         return not self.text
 
 
-NO_ANSWER = Answer("", 0, 0, 0.0, 1.0)
+NO_ANSWER = Answer("", 0, 0, 0.0, 1.0, window=-1, windows=0)
 
 
 class QuestionAnswerer:
     """Answer questions from a context.
 
     Args:
-        model: a span model or an instruct model (name, hub id or directory); None: the
-            task default (:func:`core.defaults.default_model`).
+        model: a span model or an instruct model (name, hub id, directory or a ``Loaded``);
+            None: the task default (:func:`core.defaults.default_model`: distilbert-squad
+            online, else minilm-l6-squad, else smollm2-135m-instruct in grounded mode).
+        device: "auto", "cpu", "cuda", "mps".
         max_length: tokens per window (span models); longer contexts are windowed.
-        doc_stride: tokens shared by neighbouring windows.
+        doc_stride: default tokens shared by neighbouring windows (:meth:`answer` can override).
+        batch_size: windows per forward pass.
     """
 
     def __init__(
@@ -73,8 +93,8 @@ class QuestionAnswerer:
         model: str | Loaded | None = None,
         *,
         device: str = "auto",
-        max_length: int = 384,
-        doc_stride: int = 128,
+        max_length: int = spans.DEFAULT_MAX_LENGTH,
+        doc_stride: int = spans.DEFAULT_DOC_STRIDE,
         batch_size: int = 16,
     ) -> None:
         if model is None:
@@ -84,14 +104,25 @@ class QuestionAnswerer:
             raise QAError(
                 f"{self.loaded.name} is a {self.loaded.kind} model: extractive QA needs a "
                 "span model (*ForQuestionAnswering, e.g. distilbert-squad, minilm-l6-squad) or "
-                "an instruct model"
+                "an instruct model (smollm2-135m-instruct)"
+            )
+        if max_length < 16 or batch_size < 1:
+            raise ConfigError(
+                f"max_length must be at least 16 and batch_size at least 1 (got {max_length}, "
+                f"{batch_size})"
             )
         window = self.loaded.context_window or max_length
         self.max_length = min(max_length, window)
+        self.mode = "extractive" if self.loaded.kind == "span" else "generative-grounded"
+        if self.mode == "extractive":
+            # A stride too big for a small model's window is shrunk only when it is the default.
+            room = spans.context_room(self.loaded.tokenizer, self.max_length)
+            if doc_stride == spans.DEFAULT_DOC_STRIDE and doc_stride >= room:
+                doc_stride = room // 2
+            spans.check_stride(self.loaded.tokenizer, self.max_length, doc_stride)
         self.doc_stride = doc_stride
         self.batch_size = batch_size
-        self.mode = "extractive" if self.loaded.kind == "span" else "generative-grounded"
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one forward pass at a time per answerer
         self._generator = None
 
     @property
@@ -106,18 +137,32 @@ class QuestionAnswerer:
         max_answer_len: int = 30,
         allow_no_answer: bool = False,
         no_answer_threshold: float = 0.0,
+        doc_stride: int | None = None,
     ) -> list[Answer]:
         """Up to ``top_k`` answers, best first.
 
         Args:
+            top_k: how many answers (span models; generative mode gives one).
             max_answer_len: the longest answer, in tokens.
-            allow_no_answer: SQuAD v2 style: answer "no answer" (``text == ""``) when the
-                no-answer score beats the best span by more than ``no_answer_threshold``.
+            allow_no_answer: SQuAD v2 style: answer "no answer" (``text == ""``) first when
+                the no-answer score beats the best span's score by more than
+                ``no_answer_threshold`` (raise it to answer less often "no answer").
+            doc_stride: tokens shared by neighbouring windows (default: the answerer's).
 
-        An empty context answers "no answer"; an empty question is an error.
+        An empty context answers "no answer"; an empty question is a :class:`QAError`.
+
+        Example::
+
+            >>> qa.answer("Where?", "It was held in Santa Clara.")[0].text   # doctest: +SKIP
+            'Santa Clara'
         """
         return self.answer_many(
-            [(question, context)], top_k, max_answer_len, allow_no_answer, no_answer_threshold
+            [(question, context)],
+            top_k,
+            max_answer_len,
+            allow_no_answer,
+            no_answer_threshold,
+            doc_stride,
         )[0]
 
     def answer_many(
@@ -127,68 +172,75 @@ class QuestionAnswerer:
         max_answer_len: int = 30,
         allow_no_answer: bool = False,
         no_answer_threshold: float = 0.0,
+        doc_stride: int | None = None,
     ) -> list[list[Answer]]:
-        """:meth:`answer` for many ``(question, context)`` pairs, batched."""
+        """:meth:`answer` for many ``(question, context)`` pairs, batched; one list each."""
         if top_k < 1 or max_answer_len < 1:
-            raise ConfigError("top_k and max_answer_len must be at least 1")
-        for index, (question, context) in enumerate(pairs):
+            raise ConfigError(
+                f"top_k and max_answer_len must be at least 1 (got {top_k}, {max_answer_len})"
+            )
+        pairs = list(pairs)
+        for index, pair in enumerate(pairs):
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                raise QAError(f"pair {index} is not a (question, context) pair")
+            question, context = pair
             if not isinstance(question, str) or not question.strip():
                 raise QAError(f"question {index} is empty: ask something")
             if not isinstance(context, str):
-                raise QAError(f"context {index} is not text")
+                raise QAError(f"context {index} is {type(context).__name__}, not text")
+        if not pairs:
+            return []
         if self.mode == "generative-grounded":
-            return [[self._generate(q, c)] if c.strip() else [NO_ANSWER] for q, c in pairs]
+            return self._generate_many(pairs)
+        stride = self.doc_stride if doc_stride is None else doc_stride
         examples = [QAExample(str(i), q, c, ()) for i, (q, c) in enumerate(pairs)]
         threshold = no_answer_threshold if allow_no_answer else None
         with self._lock, torch.inference_mode():
-            spans = self._spans(examples, top_k, max_answer_len, threshold)
+            found = spans.extract_spans(
+                self.loaded,
+                examples,
+                max_length=self.max_length,
+                doc_stride=stride,
+                top_k=top_k,
+                max_answer_len=max_answer_len,
+                null_threshold=threshold,
+                batch_size=self.batch_size,
+            )
         return [
-            [Answer(a.text, a.start, a.end, a.score, a.probability) for a in row] for row in spans
+            [
+                Answer(a.text, a.start, a.end, a.score, a.probability, a.window, a.windows)
+                if a.text
+                else Answer("", 0, 0, a.score, a.probability, -1, a.windows)
+                for a in row
+            ]
+            for row in found
         ]
 
-    def _spans(self, examples, top_k, max_answer_len, threshold):
-        tokenizer = self.loaded.tokenizer
-        stride = min(self.doc_stride, max(0, self.max_length // 2 - 8))
-        features = feats.span_features(
-            tokenizer, examples, max_length=self.max_length, doc_stride=stride, training=False
-        )
-        starts, ends = [], []
-        pad = tokenizer.pad_token_id or 0
-        for begin in range(0, len(features), self.batch_size):
-            batch = feats.collate(features[begin : begin + self.batch_size], pad)
-            batch = {k: v.to(self.loaded.device) for k, v in batch.items()}
-            out = self.loaded.model(**batch)
-            starts += list(out.start_logits.float().cpu())
-            ends += list(out.end_logits.float().cpu())
-        return feats.best_spans(
-            examples,
-            features,
-            starts,
-            ends,
-            max_answer_len=max_answer_len,
-            top_k=top_k,
-            null_threshold=threshold,
-        )
-
-    def _generate(self, question: str, context: str) -> Answer:
-        from apps.qa.grounding import ground
+    def _generate_many(self, pairs: list[tuple[str, str]]) -> list[list[Answer]]:
+        from apps.qa.grounding import answer_prompt, ground
         from core.decoding import Generator
 
+        todo = [i for i, (_, c) in enumerate(pairs) if c.strip()]
+        results: list[list[Answer]] = [[NO_ANSWER] for _ in pairs]
+        if not todo:
+            return results
+        prompts = [answer_prompt(pairs[i][0], pairs[i][1]) for i in todo]
         with self._lock:
             if self._generator is None:
-                self._generator = Generator(self.loaded)
-            prompt = [
-                {
-                    "role": "user",
-                    "content": (
-                        f"Answer the question with a short phrase copied from the text.\n\n"
-                        f"Text: {context.strip()}\n\nQuestion: {question.strip()}"
-                    ),
-                }
-            ]
-            result = self._generator.complete(prompt, max_new_tokens=GENERATIVE_MAX_NEW_TOKENS)
-        span = ground(result.text, context, question)
-        if span is None:
-            return Answer("", 0, 0, 0.0, 0.0, grounded=False)
-        start, end = span
-        return Answer(context[start:end], start, end, 0.0, 1.0, grounded=True)
+                self._generator = Generator(self.loaded, batch_size=self.batch_size)
+            outputs = self._generator.generate(
+                prompts, max_new_tokens=GENERATIVE_MAX_NEW_TOKENS, output_logprobs=True
+            )
+        for i, output in zip(todo, outputs, strict=True):
+            question, context = pairs[i]
+            logprobs = output.token_logprobs or []
+            score = sum(logprobs) / len(logprobs) if logprobs else 0.0
+            span = ground(output.text, context, question)
+            if span is None:
+                results[i] = [Answer("", 0, 0, score, 0.0, -1, 0, False, output.text)]
+            else:
+                start, end = span
+                results[i] = [
+                    Answer(context[start:end], start, end, score, 1.0, 0, 1, True, output.text)
+                ]
+        return results

@@ -13,16 +13,35 @@ from __future__ import annotations
 
 import re
 
+
+def answer_prompt(question: str, context: str) -> list[dict[str, str]]:
+    """The chat that asks an instruct model for a short answer copied from the context."""
+    return [
+        {
+            "role": "user",
+            "content": (
+                "Answer the question with a short phrase copied from the text.\n\n"
+                f"Text: {context.strip()}\n\nQuestion: {question.strip()}"
+            ),
+        }
+    ]
+
+
 _WRAPPERS = re.compile(
     r"^(?:the\s+)?(?:answer|short answer)\s*(?:is|:)\s*|^according to the text,?\s*", re.I
 )
 
 
 def _normalized(text: str) -> tuple[str, list[int]]:
-    """Lower-cased alphanumerics with single spaces, and each kept character's index."""
+    """Lower-cased alphanumerics with single spaces, and each kept character's index.
+
+    Apostrophes vanish without a space, so "Levis" matches "Levi's" and "dont" "don't".
+    """
     chars: list[str] = []
     index: list[int] = []
     for i, ch in enumerate(text):
+        if ch in "'\u2019":
+            continue
         if ch.isalnum():
             chars.append(ch.lower())
             index.append(i)
@@ -121,12 +140,17 @@ def ground(answer: str, context: str, question: str = "") -> tuple[int, int] | N
         candidates.append(peeled)
     candidates += [c.rstrip(".!?,;:").strip() for c in list(candidates)]
     for candidate in dict.fromkeys(c for c in candidates if c):
-        start = context.find(candidate)
-        if start >= 0:
-            return start, start + len(candidate)
-        start = context.lower().find(candidate.lower())
-        if start >= 0:
-            return start, start + len(candidate)
+        # Whole words only ("art" must not ground inside "party"); regex, not str.lower(),
+        # so that offsets stay offsets into the original text.
+        pattern = (
+            (r"(?<!\w)" if candidate[0].isalnum() else "")
+            + re.escape(candidate)
+            + (r"(?!\w)" if candidate[-1].isalnum() else "")
+        )
+        for flags in (0, re.IGNORECASE):
+            match = re.search(pattern, context, flags)
+            if match:
+                return match.start(), match.end()
     norm_context, index = _normalized(context)
     for candidate in dict.fromkeys(c for c in candidates if c):
         norm_answer, _ = _normalized(candidate)

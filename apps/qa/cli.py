@@ -1,0 +1,135 @@
+"""``quintet qa``: answer a question from a context, or a JSONL file of them.
+
+quintet qa --question "Who won?" --context "The Denver Broncos won Super Bowl 50."
+quintet qa --question "Who won?" --context-file report.txt --top-k 3 --allow-no-answer
+quintet qa --input questions.jsonl --output answers.jsonl     # {"question", "context"} per line
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.errors import ConfigError
+
+
+def _read_context(args: argparse.Namespace) -> str:
+    if args.context is not None and args.context_file is not None:
+        raise ConfigError("give --context TEXT or --context-file FILE, not both")
+    if args.context_file is not None:
+        path = Path(args.context_file)
+        if not path.is_file():
+            raise ConfigError(f"--context-file {path}: no such file; give a UTF-8 text file")
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"--context-file {path}: not UTF-8 text") from None
+    if args.context is None:
+        raise ConfigError("give the context: --context TEXT or --context-file FILE")
+    return args.context
+
+
+def cmd_qa(args: argparse.Namespace) -> int:
+    from apps.qa import QuestionAnswerer
+
+    batch = args.input is not None
+    if batch and (args.question or args.context or args.context_file):
+        raise ConfigError("--input FILE holds the questions: drop --question and --context")
+    if batch and not args.output:
+        raise ConfigError("--input needs --output FILE.jsonl for the answers")
+    if not batch and args.question is None:
+        raise ConfigError("give --question Q with --context TEXT (or --input FILE.jsonl)")
+    options = {
+        "top_k": args.top_k,
+        "max_answer_len": args.max_answer_len,
+        "allow_no_answer": args.allow_no_answer,
+        "no_answer_threshold": args.threshold,
+    }
+    if batch:
+        return _batch(args, options)
+    context = _read_context(args)
+    qa = QuestionAnswerer(args.model, device=args.device)
+    answers = qa.answer(args.question, context, doc_stride=args.doc_stride, **options)
+    if args.json:
+        print(json.dumps([_as_dict(a) for a in answers], ensure_ascii=False, indent=2))
+        return 0
+    for rank, a in enumerate(answers, start=1):
+        prefix = f"{rank}. " if len(answers) > 1 else ""
+        if a.is_no_answer:
+            why = " (the model's answer is not in the context)" if not a.grounded else ""
+            print(f"{prefix}(no answer){why}  score {a.score:.3f}")
+        else:
+            print(f"{prefix}{a.text}  [chars {a.start}-{a.end}, p={a.probability:.3f}]")
+    print(f"model: {qa.model_name} ({qa.mode})", file=sys.stderr)
+    return 0
+
+
+def _as_dict(a) -> dict:
+    return {
+        "text": a.text,
+        "start": a.start,
+        "end": a.end,
+        "score": round(a.score, 4),
+        "probability": round(a.probability, 4),
+        "window": a.window,
+        "grounded": a.grounded,
+    }
+
+
+def _batch(args: argparse.Namespace, options: dict) -> int:
+    from tqdm import tqdm
+
+    from apps.qa import QuestionAnswerer
+    from core.data import DataError, read_records
+
+    records = read_records(args.input, "jsonl")
+    pairs = []
+    for line, record in records:
+        question, context = record.get("question"), record.get("context")
+        if not isinstance(question, str) or not question.strip():
+            raise DataError(args.input, line, "no 'question' text; expected {question, context}")
+        if not isinstance(context, str):
+            raise DataError(args.input, line, "no 'context' text; expected {question, context}")
+        pairs.append((question, context))
+    qa = QuestionAnswerer(args.model, device=args.device)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    step = 16
+    with out.open("w", encoding="utf-8") as f, tqdm(total=len(pairs), unit="q") as bar:
+        for begin in range(0, len(pairs), step):
+            chunk = pairs[begin : begin + step]
+            rows = qa.answer_many(chunk, doc_stride=args.doc_stride, **options)
+            for (_, record), answers in zip(records[begin : begin + step], rows, strict=True):
+                record = {**record, "answers_predicted": [_as_dict(a) for a in answers]}
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            bar.update(len(chunk))
+    print(f"{len(pairs)} answers written to {out} (model {qa.model_name})", file=sys.stderr)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``qa`` to the ``quintet`` parser."""
+    p = commands.add_parser(
+        "qa",
+        help="answer a question from a context (extractive QA)",
+        description="quintet qa --question Q (--context TEXT | --context-file FILE) | "
+        "--input FILE.jsonl --output FILE.jsonl",
+    )
+    p.add_argument("--question", "-q")
+    p.add_argument("--context", "-c", help="the text to answer from")
+    p.add_argument("--context-file", help="read the context from this UTF-8 file")
+    p.add_argument("--input", help="JSONL with question and context per line (batch mode)")
+    p.add_argument("--output", help="batch mode: JSONL written with answers_predicted added")
+    p.add_argument("--model", help="span or instruct model (default: the task default)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--max-answer-len", type=int, default=30, help="tokens")
+    p.add_argument("--doc-stride", type=int, help="tokens shared by neighbouring windows")
+    p.add_argument("--allow-no-answer", action="store_true", help="SQuAD v2 style no-answer")
+    p.add_argument(
+        "--threshold", type=float, default=0.0, help="no-answer margin over the best span"
+    )
+    p.add_argument("--json", action="store_true", help="print the answers as JSON")
+    p.set_defaults(func=cmd_qa)

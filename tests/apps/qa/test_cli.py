@@ -1,0 +1,68 @@
+"""``quintet qa`` in-process (apps.cli.main): answers, batch mode, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from apps.cli import main
+from core.testing import tiny_model_dir
+
+CONTEXT = "The Denver Broncos defeated the Carolina Panthers 24-10 to win Super Bowl 50."
+
+
+@pytest.fixture(scope="module")
+def tiny() -> str:
+    return str(tiny_model_dir("bert", kind="span"))
+
+
+def test_answer_from_a_context_file_as_json(tiny: str, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "ctx.txt"
+    path.write_text(CONTEXT, encoding="utf-8")
+    code = main(["qa", "--model", tiny, "-q", "Who won?", "--context-file", str(path),
+                 "--top-k", "3", "--json"])  # fmt: skip
+    assert code == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert len(answers) == 3
+    for a in answers:
+        assert CONTEXT[a["start"] : a["end"]] == a["text"]
+
+
+def test_batch_mode_writes_one_line_per_question(tiny: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    rows = [{"id": "a", "question": "Who won?", "context": CONTEXT},
+            {"id": "b", "question": "Who?", "context": ""}]  # fmt: skip
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "out" / "answers.jsonl"
+    assert main(["qa", "--model", tiny, "--input", str(source), "--output", str(out)]) == 0
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [w["id"] for w in written] == ["a", "b"]
+    first = written[0]["answers_predicted"][0]
+    assert CONTEXT[first["start"] : first["end"]] == first["text"] != ""
+    assert written[1]["answers_predicted"][0]["text"] == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["qa", "--question", "Who?"], "give the context"),
+        (["qa", "--context", "x"], "give --question"),
+        (["qa", "-q", "Who?", "--context", "x", "--context-file", "f"], "not both"),
+        (["qa", "-q", "Who?", "--context-file", "/nonexistent/ctx.txt"], "no such file"),
+        (["qa", "--input", "in.jsonl"], "--output"),
+        (["qa", "-q", " ", "--context", "Some text."], "question 0 is empty"),
+    ],
+)
+def test_user_errors_are_one_line(argv, fragment, tiny: str, capsys) -> None:
+    assert main([*argv, "--model", tiny]) == 2
+    err = capsys.readouterr().err
+    assert "error: " in err and fragment in err and "Traceback" not in err
+
+
+def test_bad_batch_file_names_file_and_line(tiny: str, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"question": "Who?", "context": "x"}\n{"context": "y"}\n')
+    assert main(["qa", "--model", tiny, "--input", str(source), "--output", "o.jsonl"]) == 2
+    assert f"{source}:2: no 'question'" in capsys.readouterr().err
