@@ -1,0 +1,49 @@
+"""Shared Streamlit widgets and the per-process model cache for the Quintet pages.
+
+Read the module docstring of :mod:`apps.ui.widgets` for how a page uses them, and
+:mod:`apps.ui.cache` for how models are shared safely between browser sessions.
+"""
+
+from apps.ui.cache import (
+    SharedApp,
+    cached_app,
+    cached_generator,
+    model_lock,
+    waiting_for,
+)
+from apps.ui.widgets import (
+    BatchInput,
+    batch_upload,
+    decode_controls,
+    download_results,
+    guarded,
+    model_choices,
+    model_picker,
+    parse_rows,
+    run_in_batches,
+    run_with_progress,
+    show_error,
+    show_timings,
+    text_or_file_input,
+)
+
+__all__ = [
+    "BatchInput",
+    "SharedApp",
+    "batch_upload",
+    "cached_app",
+    "cached_generator",
+    "decode_controls",
+    "download_results",
+    "guarded",
+    "model_choices",
+    "model_lock",
+    "model_picker",
+    "parse_rows",
+    "run_in_batches",
+    "run_with_progress",
+    "show_error",
+    "show_timings",
+    "text_or_file_input",
+    "waiting_for",
+]

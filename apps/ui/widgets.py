@@ -1,0 +1,564 @@
+"""Shared Streamlit widgets for the Quintet pages.
+
+README for page authors
+=======================
+
+A task page (``apps/<task>/page.py``) is a plain script that Streamlit runs top to bottom.
+It draws widgets from here and calls its app's Python API; it holds no model code.
+
+.. code-block:: python
+
+    import streamlit as st
+
+    from apps.translation import Translator
+    from apps.ui import (
+        batch_upload, cached_app, decode_controls, download_results, model_picker,
+        run_with_progress, show_error, show_timings, text_or_file_input,
+    )
+
+    st.title("Translation")
+    with st.sidebar:
+        model = model_picker("translation", key="tr-model", auto_label="Automatic (by pair)")
+        decode = decode_controls(key="tr-decode", max_new_tokens=256)
+    text = text_or_file_input("Text to translate", key="tr-text")
+    if st.button("Translate", type="primary") and text.strip():
+        try:
+            app = cached_app(Translator, model)          # loaded once per process, shared
+            results, seconds = run_with_progress(
+                lambda progress: app.translate(text, "en", "de", progress=progress, **decode),
+                label="Translating",
+            )
+        except Exception as exc:                        # noqa: BLE001 - shown, not raised
+            show_error(exc, "translating")
+        else:
+            st.write(results[0].text)
+            show_timings(seconds, items=1)
+
+Widgets
+-------
+* :func:`model_picker` (task, key): the task default preselected, the catalog's models for the
+  task and the store's (fine-tuned ones included) with present/missing status, and "Other"
+  for a hub id or a local path. Returns a name for ``load()`` / the app class, or None
+  (the ``auto_label`` choice, or "Other" left empty).
+* :func:`decode_controls` (key): strategy greedy / beam / sampling, beams, temperature,
+  top-k, top-p, max new tokens. Returns ``DecodeConfig`` keyword arguments, already
+  validated, to pass as ``**decode`` to an app method.
+* :func:`text_or_file_input`: type a text or upload a .txt/.md file; returns the text.
+* :func:`batch_upload`: a CSV / TSV / JSONL / text file -> :class:`BatchInput` (rows, the
+  chosen column, its texts). :func:`download_results` offers the results as CSV and JSONL.
+* :func:`run_with_progress` (fn, label): calls ``fn(progress)`` with a ``(done, total)``
+  callback that moves a progress bar (the apps' ``progress=`` argument takes it); returns
+  ``(result, seconds)``. :func:`run_in_batches` does the same for an API without a progress
+  argument by calling it on slices of the input.
+* :func:`show_timings`: one line of timings (seconds, items/s, tokens/s, first token).
+* :func:`show_error` (exc, doing): a readable ``st.error``; QuintetError messages are shown
+  as they are, anything else gets a generic line and the details in a closed expander.
+  :func:`guarded` is the same as a context manager.
+
+Models and sessions: see :mod:`apps.ui.cache` (``cached_app``, ``cached_generator``,
+``model_lock``). Per-session state (a chat history) lives in ``st.session_state``; models
+never do.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from core import catalog
+from core.config import DecodeConfig
+from core.errors import QuintetError
+from core.inventory import model_status
+from core.store import ModelStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+OTHER = "Other: a hub id or a local path…"
+STRATEGIES = ("greedy", "beam search", "sampling")
+# Model kinds that can serve a task, for store models whose manifest names no task.
+TASK_KINDS: dict[str, tuple[str, ...]] = {
+    "translation": ("seq2seq", "causal"),
+    "summarization": ("seq2seq", "causal"),
+    "qa": ("span", "causal"),
+    "classification": ("sequence-classification", "encoder", "causal"),
+    "chat": ("causal",),
+    "embeddings": ("encoder",),
+}
+TEXT_COLUMNS = ("text", "sentence", "source", "document", "dialogue", "question", "content")
+
+
+# Models ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One option of the model picker."""
+
+    name: str
+    present: bool
+    status: str
+
+
+def model_choices(task: str, store: ModelStore | None = None) -> list[ModelChoice]:
+    """The models a task can use here: catalog entries for the task, then store models.
+
+    Store models (fine-tuned ones included) are listed when their manifest names the task,
+    or names no task but has a kind that serves it.
+    """
+    store = store or ModelStore()
+    choices = []
+    for entry in catalog.entries(task=task):
+        present, status = model_status(entry, store)
+        choices.append(ModelChoice(entry.name, present, status))
+    known = {c.name for c in choices}
+    for model in store.list():
+        if model.name in known:
+            continue
+        tasks = model.manifest.get("tasks") or []
+        fits = task in tasks if tasks else model.kind in TASK_KINDS.get(task, ())
+        if fits:
+            size = model.size_bytes / 1e6
+            choices.append(ModelChoice(model.name, True, f"in store ({size:.0f} MB)"))
+    return choices
+
+
+def _default_name(task: str, store: ModelStore) -> tuple[str | None, str]:
+    from core.defaults import default_model  # late: keeps this module light to import
+
+    try:
+        choice = default_model(task, store)
+    except QuintetError as exc:
+        return None, str(exc)
+    return choice.name, choice.reason + (f", {choice.mode}" if choice.mode != "native" else "")
+
+
+def model_picker(
+    task: str,
+    *,
+    key: str,
+    label: str = "Model",
+    auto_label: str | None = None,
+    allow_other: bool = True,
+    help: str | None = None,
+) -> str | None:
+    """Pick a model for ``task``; returns its name, hub id or path (None: automatic / unset).
+
+    Args:
+        task: a catalog task (translation, summarization, qa, classification, chat).
+        key: a widget key unique on the page.
+        auto_label: if given, a first option with this label that returns None (the app
+            then chooses, e.g. translation routing by language pair).
+        allow_other: offer "Other" with a text box for a hub id or a local directory.
+
+    Example:
+        >>> name = model_picker("chat", key="chat-model")  # doctest: +SKIP
+    """
+    store = ModelStore()
+    choices = model_choices(task, store)
+    default, reason = _default_name(task, store)
+    by_name = {c.name: c for c in choices}
+    if default is not None and default not in by_name:
+        by_name[default] = ModelChoice(default, True, "default")
+    # The default first, then present models, then the rest: what works is at the top.
+    ordered = sorted(by_name.values(), key=lambda c: (c.name != default, not c.present, c.name))
+    options: list[str] = ([auto_label] if auto_label else []) + [c.name for c in ordered]
+    if allow_other:
+        options.append(OTHER)
+
+    def label_of(option: str) -> str:
+        if option in (auto_label, OTHER):
+            return option
+        choice = by_name[option]
+        mark = "✓" if choice.present else "✗"
+        suffix = "  (default)" if option == default else ""
+        return f"{mark} {option}{suffix} — {choice.status}"
+
+    index = 0 if auto_label or default is None else options.index(default)
+    picked = st.selectbox(
+        label,
+        options,
+        index=index,
+        key=key,
+        format_func=label_of,
+        help=help or "✓ works here now (store or HF cache); ✗ needs a pull, a recipe or the hub.",
+    )
+    if picked == OTHER:
+        typed = st.text_input(
+            "Hub id or local path",
+            key=f"{key}-other",
+            placeholder="owner/name or /path/to/model",
+        ).strip()
+        return typed or None
+    if picked == auto_label:
+        return None
+    if picked == default:
+        st.caption(f"Default: {reason}.")
+    elif not by_name[picked].present:
+        st.caption(f"Not available offline: {by_name[picked].status}.")
+    return picked
+
+
+# Decoding --------------------------------------------------------------------------------
+
+
+def decode_controls(
+    *,
+    key: str,
+    allow_beams: bool = True,
+    allow_sampling: bool = True,
+    max_new_tokens: int = 128,
+    max_tokens_limit: int = 2048,
+    show_max_tokens: bool = True,
+) -> dict[str, Any]:
+    """Decoding strategy and limits; returns validated ``DecodeConfig`` keyword arguments.
+
+    Greedy returns only ``max_new_tokens``; beam search adds ``num_beams`` (and
+    ``length_penalty``); sampling adds ``do_sample``, ``temperature``, ``top_k``, ``top_p``
+    and ``seed`` (when set). Invalid combinations cannot be built here.
+
+    Example:
+        >>> decode = decode_controls(key="sum-decode")  # doctest: +SKIP
+        >>> app.summarize(text, **decode)                 # doctest: +SKIP
+    """
+    strategies = [
+        s
+        for s in STRATEGIES
+        if s == "greedy"
+        or (s == "beam search" and allow_beams)
+        or (s == "sampling" and allow_sampling)
+    ]
+    kwargs: dict[str, Any] = {}
+    if show_max_tokens:
+        kwargs["max_new_tokens"] = int(
+            st.number_input(
+                "Max new tokens",
+                min_value=1,
+                max_value=max_tokens_limit,
+                value=min(max_new_tokens, max_tokens_limit),
+                step=16,
+                key=f"{key}-max",
+                help="The longest output, in tokens; longer outputs end with finish 'length'.",
+            )
+        )
+    strategy = (
+        st.radio("Strategy", strategies, horizontal=True, key=f"{key}-strategy")
+        if len(strategies) > 1
+        else "greedy"
+    )
+    if strategy == "beam search":
+        kwargs["num_beams"] = int(
+            st.slider("Beams", 2, 8, 4, key=f"{key}-beams", help="Hypotheses kept per step.")
+        )
+        kwargs["length_penalty"] = float(
+            st.slider(
+                "Length penalty",
+                0.0,
+                2.0,
+                1.0,
+                0.1,
+                key=f"{key}-lp",
+                help="> 1 favours longer outputs, < 1 shorter ones.",
+            )
+        )
+    elif strategy == "sampling":
+        kwargs["do_sample"] = True
+        kwargs["temperature"] = float(
+            st.slider("Temperature", 0.05, 2.0, 0.7, 0.05, key=f"{key}-temp")
+        )
+        kwargs["top_k"] = int(st.number_input("Top-k (0 = off)", 0, 1000, 50, key=f"{key}-topk"))
+        kwargs["top_p"] = float(st.slider("Top-p", 0.05, 1.0, 0.95, 0.05, key=f"{key}-topp"))
+        seed = st.number_input(
+            "Seed (0 = random)", 0, 2**31 - 1, 0, key=f"{key}-seed", help="Repeat a sample."
+        )
+        if seed:
+            kwargs["seed"] = int(seed)
+    DecodeConfig(**kwargs)  # the widgets' ranges make this valid; fail here if not
+    return kwargs
+
+
+# Input -----------------------------------------------------------------------------------
+
+
+def _read_text(upload: Any) -> str:
+    raw = upload.getvalue()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise QuintetError(
+            f"{upload.name} is not UTF-8 text: save it as UTF-8 (or upload a .txt file)"
+        ) from None
+
+
+def text_or_file_input(
+    label: str,
+    *,
+    key: str,
+    height: int = 200,
+    placeholder: str = "",
+    value: str = "",
+    file_types: Sequence[str] = ("txt", "md"),
+) -> str:
+    """A text area, or an uploaded text file; returns the text (``""`` when there is none).
+
+    Example:
+        >>> text = text_or_file_input("Document", key="sum-text")  # doctest: +SKIP
+    """
+    mode = st.radio(
+        f"{label}: input",
+        ["Type", "Upload a file"],
+        horizontal=True,
+        key=f"{key}-mode",
+        label_visibility="collapsed",
+    )
+    if mode == "Type":
+        return st.text_area(label, value=value, height=height, key=key, placeholder=placeholder)
+    upload = st.file_uploader(label, type=list(file_types), key=f"{key}-file")
+    if upload is None:
+        return ""
+    try:
+        text = _read_text(upload)
+    except QuintetError as exc:
+        show_error(exc)
+        return ""
+    st.caption(f"{upload.name}: {len(text):,} characters")
+    with st.expander("Preview", expanded=False):
+        st.text(text[:2000] + ("…" if len(text) > 2000 else ""))
+    return text
+
+
+@dataclass
+class BatchInput:
+    """An uploaded batch file: its rows, the chosen text column and that column's texts."""
+
+    filename: str
+    rows: list[dict[str, str]]
+    column: str
+    columns: list[str] = field(default_factory=list)
+
+    @property
+    def texts(self) -> list[str]:
+        return [str(row.get(self.column) or "") for row in self.rows]
+
+
+def parse_rows(name: str, text: str) -> list[dict[str, str]]:
+    """Rows of a CSV / TSV / JSONL file, or one ``{"text": line}`` per non-empty text line.
+
+    Raises:
+        QuintetError: a JSONL line that is not an object, or a CSV without a header.
+    """
+    lower = name.lower()
+    if lower.endswith((".jsonl", ".ndjson")):
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise QuintetError(f"{name}:{number}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise QuintetError(f"{name}:{number}: expected a JSON object per line")
+            rows.append({k: v if isinstance(v, str) else json.dumps(v) for k, v in row.items()})
+        return rows
+    if lower.endswith((".csv", ".tsv")):
+        delimiter = "\t" if lower.endswith(".tsv") else ","
+        reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+        if not reader.fieldnames:
+            raise QuintetError(f"{name}: no header row: the first line must name the columns")
+        return [{k: v or "" for k, v in row.items() if k is not None} for row in reader]
+    return [{"text": line} for line in text.splitlines() if line.strip()]
+
+
+def batch_upload(
+    label: str = "Batch file",
+    *,
+    key: str,
+    types: Sequence[str] = ("csv", "tsv", "jsonl", "txt"),
+    column_label: str = "Text column",
+    preferred: Sequence[str] = TEXT_COLUMNS,
+    max_rows: int | None = None,
+) -> BatchInput | None:
+    """Upload a CSV / TSV / JSONL / text file and pick its text column.
+
+    A .txt file gives one row per non-empty line (column ``text``). Returns None until a
+    readable file is uploaded; a bad file shows its error and returns None.
+
+    Example:
+        >>> batch = batch_upload(key="cls-batch")  # doctest: +SKIP
+        >>> batch.texts if batch else []
+    """
+    upload = st.file_uploader(
+        label,
+        type=list(types),
+        key=key,
+        help="CSV/TSV with a header row, JSONL objects, or plain text (one item per line).",
+    )
+    if upload is None:
+        return None
+    try:
+        rows = parse_rows(upload.name, _read_text(upload))
+    except QuintetError as exc:
+        show_error(exc)
+        return None
+    if not rows:
+        st.warning(f"{upload.name} holds no rows.")
+        return None
+    if max_rows is not None and len(rows) > max_rows:
+        st.warning(f"{upload.name} has {len(rows):,} rows: using the first {max_rows:,}.")
+        rows = rows[:max_rows]
+    columns = list(rows[0])
+    index = next((columns.index(c) for c in preferred if c in columns), 0)
+    column = st.selectbox(column_label, columns, index=index, key=f"{key}-column")
+    st.caption(f"{upload.name}: {len(rows):,} rows")
+    return BatchInput(upload.name, rows, column, columns)
+
+
+def download_results(
+    rows: Sequence[dict[str, Any]], *, key: str, filename: str = "results"
+) -> None:
+    """Two download buttons: the rows as CSV and as JSONL."""
+    if not rows:
+        return
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    jsonl = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
+    left, right = st.columns(2)
+    left.download_button(
+        "Download CSV", buffer.getvalue(), f"{filename}.csv", "text/csv", key=f"{key}-csv"
+    )
+    right.download_button(
+        "Download JSONL", jsonl, f"{filename}.jsonl", "application/jsonl", key=f"{key}-jsonl"
+    )
+
+
+# Running ---------------------------------------------------------------------------------
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def run_with_progress(
+    fn: Callable[[ProgressCallback], T], *, label: str = "Working"
+) -> tuple[T, float]:
+    """Run ``fn(progress)`` with a progress bar; returns ``(result, seconds)``.
+
+    ``progress(done, total)`` may be called from the script thread (the apps' ``progress=``
+    arguments are). The bar is removed when ``fn`` returns or raises; exceptions propagate.
+    """
+    bar = st.progress(0.0, text=f"{label}…")
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        fraction = min(done / total, 1.0) if total else 0.0
+        eta = f", about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
+        bar.progress(fraction, text=f"{label}: {done:,}/{total:,} ({elapsed:.0f} s{eta})")
+
+    try:
+        result = fn(progress)
+    finally:
+        bar.empty()
+    return result, time.perf_counter() - started
+
+
+def run_in_batches(
+    fn: Callable[[list[Any]], Sequence[T]],
+    items: Sequence[Any],
+    *,
+    batch_size: int = 8,
+    label: str = "Working",
+) -> tuple[list[T], float]:
+    """Call ``fn`` on slices of ``items`` with a progress bar; returns all results in order.
+
+    For APIs without a ``progress`` argument: the bar moves after each slice.
+    """
+
+    def work(progress: ProgressCallback) -> list[T]:
+        results: list[T] = []
+        progress(0, len(items))
+        for start in range(0, len(items), batch_size):
+            results += list(fn(list(items[start : start + batch_size])))
+            progress(min(start + batch_size, len(items)), len(items))
+        return results
+
+    return run_with_progress(work, label=label)
+
+
+def show_timings(
+    seconds: float,
+    *,
+    items: int | None = None,
+    tokens: int | None = None,
+    first_token_s: float | None = None,
+    **extra: Any,
+) -> None:
+    """One caption line: total time, items/s, tokens/s, time to first token, extras.
+
+    Example:
+        >>> show_timings(1.5, items=3, tokens=60, model="opus-mt-en-de")  # doctest: +SKIP
+    """
+    parts = [f"⏱ {seconds:.2f} s"]
+    if items:
+        parts.append(f"{items:,} item{'s' if items != 1 else ''}")
+        if seconds > 0 and items > 1:
+            parts.append(f"{items / seconds:.2f} items/s")
+    if tokens:
+        parts.append(
+            f"{tokens:,} tokens" + (f", {tokens / seconds:.1f} tokens/s" if seconds else "")
+        )
+    if first_token_s is not None:
+        parts.append(f"first token after {first_token_s:.2f} s")
+    parts += [f"{k.replace('_', ' ')}: {v}" for k, v in extra.items() if v not in (None, "")]
+    st.caption(" · ".join(parts))
+
+
+# Errors ----------------------------------------------------------------------------------
+
+
+def show_error(exc: BaseException, doing: str | None = None) -> None:
+    """Show ``exc`` readably: never a bare traceback.
+
+    A :class:`QuintetError` (bad input, missing model, ...) is shown as its one-line
+    message. Anything else is a bug or an environment problem: a generic line, and the
+    details (type, message, traceback) in a closed expander for a bug report.
+    """
+    where = f" while {doing}" if doing else ""
+    if isinstance(exc, QuintetError):
+        st.error(f"{exc}", icon="⚠️")
+        return
+    log.exception("unexpected error%s", where, exc_info=exc)
+    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+    st.error(
+        f"Something went wrong{where}: {type(exc).__name__}"
+        + (f": {first_line}" if first_line else "")
+        + ". Check the input and the model; if it persists, report it with the details below.",
+        icon="🚫",
+    )
+    with st.expander("Details for a bug report", expanded=False):
+        st.code("".join(traceback.format_exception(exc)), language="text")
+
+
+@contextmanager
+def guarded(doing: str | None = None) -> Iterator[None]:
+    """``with guarded("translating"): ...``: any exception inside is shown by :func:`show_error`.
+
+    Streamlit's own control flow (``st.stop``, ``st.rerun``) passes through: it is not an
+    ``Exception``.
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - shown to the user, not swallowed silently
+        show_error(exc, doing)
