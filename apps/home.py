@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # `streamlit run apps/home.py` puts apps/ (not the repo root) on sys.path; the packages
 # are importable once installed, but make a plain checkout work too.
@@ -24,6 +26,32 @@ from core.models import cached_models  # noqa: E402
 from core.store import ModelStore  # noqa: E402
 
 APPS_DIR = Path(__file__).resolve().parent
+# Title -> st.Page, filled by build_pages() before the page runs (Home links to them).
+_PAGES: dict[str, Any] = {}
+
+
+BLURBS = {
+    "Translation": "Between languages by ISO or FLORES code; long documents and files.",
+    "Summarization": "Documents and dialogues; map-reduce over long input.",
+    "Question answering": "Answers as highlighted spans of your context.",
+    "Classification": "Sentiment, topics or your own labels (zero-shot), with probabilities.",
+    "Chat": "A streaming assistant with history you can save and load.",
+    "Evaluation": "Score a model on a dataset, read the report, compare runs.",
+    "Fine-tuning": "Train on your data in the background and watch the curves.",
+    "Models": "The catalog and the local store: pull and delete models.",
+}
+
+
+def _links() -> None:
+    """One card per page, four to a row."""
+    for start in range(0, len(PAGES), 4):
+        columns = st.columns(4)
+        for column, (title, *_rest) in zip(columns, PAGES[start : start + 4], strict=False):
+            with column.container(border=True):
+                page = _PAGES.get(title)
+                if page is not None:
+                    st.page_link(page, label=f"**{title}**", icon=page.icon)
+                st.caption(BLURBS[title])
 
 
 def home() -> None:
@@ -34,6 +62,8 @@ def home() -> None:
         "and chat on one shared model core, working offline on packaged models and online "
         "with any Hugging Face model."
     )
+    _links()
+    st.divider()
     device = pick_device()
     memory = psutil.virtual_memory()
     process = psutil.Process().memory_info().rss
@@ -70,13 +100,49 @@ def home() -> None:
         st.write(f"- **{model.name}** ({model.kind}) on {model.device}, {model.dtype}")
 
 
+# (title, folder under apps/, url path, icon, section)
+PAGES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("Translation", "translation", "translation", ":material/translate:", "Apps"),
+    ("Summarization", "summarization", "summarization", ":material/summarize:", "Apps"),
+    ("Question answering", "qa", "qa", ":material/quiz:", "Apps"),
+    ("Classification", "classification", "classification", ":material/label:", "Apps"),
+    ("Chat", "chat", "chat", ":material/chat:", "Apps"),
+    ("Evaluation", "evaluation", "evaluation", ":material/analytics:", "Tools"),
+    ("Fine-tuning", "finetune", "finetune", ":material/model_training:", "Tools"),
+    ("Models", "models", "models", ":material/inventory_2:", "Tools"),
+)
+
+
+def _coming(title: str) -> Callable[[], None]:
+    """A placeholder page for a page module that is not written yet."""
+
+    def page() -> None:
+        st.title(title)
+        st.info(f"The {title} page is coming: its module is not part of this build yet.")
+
+    page.__name__ = f"coming_{title.lower().replace(' ', '_').replace('-', '_')}"
+    return page
+
+
+def build_pages() -> dict[str, list[Any]]:
+    """The navigation: Home, then each page whose module exists (else a "coming" page)."""
+    sections: dict[str, list[Any]] = {
+        "": [st.Page(home, title="Home", icon=":material/home:", default=True)]
+    }
+    for title, folder, url, icon, section in PAGES:
+        module = APPS_DIR / folder / "page.py"
+        if module.is_file():
+            page = st.Page(str(module), title=title, icon=icon, url_path=url)
+        else:
+            page = st.Page(_coming(title), title=title, icon=icon, url_path=url)
+        sections.setdefault(section, []).append(page)
+        _PAGES[title] = page
+    return sections
+
+
 def main() -> None:
-    st.set_page_config(page_title="Quintet", layout="wide")
-    pages = [
-        st.Page(home, title="Home", default=True),
-        st.Page(str(APPS_DIR / "models" / "page.py"), title="Models", url_path="models"),
-    ]
-    st.navigation(pages).run()
+    st.set_page_config(page_title="Quintet", page_icon=":material/hub:", layout="wide")
+    st.navigation(build_pages()).run()
 
 
 main()

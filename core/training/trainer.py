@@ -14,6 +14,7 @@ that support it, with no change to the code or the command's arguments.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -42,6 +43,9 @@ from core.training.tasks import (
 
 log = logging.getLogger(__name__)
 LogCallback = Callable[[dict[str, Any]], None]
+# One JSON record per line in the run folder (loss, validation, checkpoint, start, done), so
+# a UI in another process can follow a run live; see _Run.start_log.
+LOG_FILE = "log.jsonl"
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class _Run:
         self.id2label: dict[int, str] = {}
         self.pad_id = 0
         self.device = torch.device("cpu")
+        self.is_main = True  # only the main process writes the log file
 
     # Data --------------------------------------------------------------------------------
 
@@ -189,7 +194,27 @@ class _Run:
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in batch.items()}
 
+    def start_log(self, record: dict[str, Any], step: int) -> None:
+        """Begin ``log.jsonl``: empty for a fresh run; a resumed run keeps the records up to
+        its checkpoint's ``step`` (later ones were lost with the killed process)."""
+        path = self.run_dir / LOG_FILE
+        if self.is_main:
+            kept = []
+            if step and path.is_file():
+                for line in path.read_text().splitlines():
+                    try:
+                        if json.loads(line).get("step", 0) <= step:
+                            kept.append(line + "\n")
+                    except json.JSONDecodeError:
+                        continue  # a line cut short by the kill
+            path.write_text("".join(kept))
+        self.log(record)
+
     def log(self, record: dict[str, Any]) -> None:
+        if self.is_main:
+            line = json.dumps({**record, "time": round(time.time(), 3)}, default=str)
+            with open(self.run_dir / LOG_FILE, "a") as handle:
+                handle.write(line + "\n")
         if self.on_log is not None:
             self.on_log(record)
 
@@ -304,6 +329,7 @@ def finetune(
     )
     model, optimizer = accelerator.prepare(model, optimizer)
     run.device = accelerator.device
+    run.is_main = accelerator.is_main_process
 
     meta = {
         "task": task, "base": base, "data": str(data), "kind": run.kind,
@@ -331,6 +357,9 @@ def finetune(
             f"a run named {output!r} already has a checkpoint in {run.run_dir}: pass --resume to "
             "continue it, or choose another --output name"
         )
+
+    run.start_log({"event": "start", "step": state.step, "total_steps": total_steps,
+                   "task": task, "base": base, "resumed": resume}, state.step)  # fmt: skip
 
     # 4. The loop.
     bar = tqdm(total=total_steps, initial=state.step, desc=f"fine-tuning {output}",
@@ -423,6 +452,8 @@ def finetune(
               "validation": best_scores,
               "seconds": time.perf_counter() - started},
     )  # fmt: skip
+    run.log({"event": "done", "step": state.step, "model": stored.name,
+             "best_step": state.best_step, "validation": best_scores})  # fmt: skip
     return TrainResult(
         model=stored,
         steps=state.step,
