@@ -12,8 +12,10 @@ from typing import Any
 
 # `streamlit run apps/home.py` puts apps/ (not the repo root) on sys.path; the packages
 # are importable once installed, but make a plain checkout work too.
+# The root goes first: Streamlit puts apps/ first, where apps/evaluation would otherwise
+# shadow the top-level evaluation package.
 _ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
+if sys.path[:1] != [str(_ROOT)]:
     sys.path.insert(0, str(_ROOT))
 
 import psutil  # noqa: E402

@@ -1,0 +1,425 @@
+"""Streamlit page: evaluate models on a dataset, read the reports, compare runs.
+
+Everything goes through ``evaluation.harness.evaluate`` and ``evaluation.compare.compare``;
+the page adds the choices (task, models, shipped or uploaded data), a background job with a
+progress bar, and the report viewer. (No ``__init__.py`` here on purpose: a package
+``apps/evaluation`` could shadow the top-level ``evaluation`` package.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from apps.ui import decode_controls, model_choices, model_picker, show_error
+from apps.ui.jobs import Job, all_jobs, get_job, start_job
+from core.store import ModelStore
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_REPORTS = REPO / "evaluation" / "reports"
+GENERATIVE = {"translation", "summarization", "chat"}
+REPORT_FILES = ("report.html", "report.md", "report.json", "predictions.jsonl")
+TASK_LABELS = {
+    "translation": "Translation",
+    "summarization": "Summarization",
+    "qa": "Question answering",
+    "classification": "Classification",
+    "chat": "Chat",
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A shipped evaluation set and the options that read it."""
+
+    label: str
+    data: str  # relative to the repository
+    options: dict[str, Any] = field(default_factory=dict)  # DataOptions fields
+    extra: dict[str, Any] = field(default_factory=dict)  # DataOptions.extra (--option)
+
+
+FLORES = "data/translation/flores200_dev"
+SHIPPED: dict[str, list[Dataset]] = {
+    "translation": [
+        Dataset(f"FLORES-200 dev, {s} → {t}", FLORES, {"src": s, "tgt": t})
+        for s, t in (("en", "de"), ("en", "fr"), ("de", "en"), ("en", "es"), ("fr", "en"))
+    ],
+    "summarization": [
+        Dataset(
+            "SAMSum validation, held-out split",
+            "data/summarization/samsum/val.csv",
+            extra={"split": "heldout"},
+        ),
+        Dataset("XSum test, 100 articles", "data/summarization/xsum/test_100.jsonl"),
+    ],
+    "qa": [
+        Dataset(
+            "SQuAD v1.1 dev articles, held-out split",
+            "data/qa/squad_v1.1/dev-v1.1.articles-00-23.json",
+            extra={"split": "heldout"},
+        ),
+    ],
+    "classification": [
+        Dataset(
+            "SST-2 dev (labels 0/1 read as negative/positive)",
+            "data/classification/sst2/dev.tsv",
+            extra={"label_map": "0=negative,1=positive"},
+        ),
+        Dataset(
+            "TREC coarse, 500 held-out questions (zero-shot label names)",
+            "data/classification/trec/heldout_500.label",
+            extra={
+                "label_map": "ABBR=abbreviation,DESC=description,ENTY=entity,"
+                "HUM=person,LOC=location,NUM=number"
+            },
+        ),
+        Dataset("AG News test, 1000 articles", "data/classification/ag_news/test_1000.csv"),
+    ],
+    "chat": [
+        Dataset("MT-Bench questions (80, two turns)", "data/chat/mt_bench/question.jsonl"),
+    ],
+}
+FIELD_OPTIONS = (
+    "text_field",
+    "target_field",
+    "label_field",
+    "question_field",
+    "context_field",
+    "answers_field",
+    "id_field",
+    "category_field",
+)
+
+
+def available_tasks() -> list[str]:
+    """Tasks whose harness module exists (chat's may still be on its way)."""
+    return [t for t in TASK_LABELS if importlib.util.find_spec(f"evaluation.{t}") is not None]
+
+
+def eval_home() -> Path:
+    return ModelStore().home / "eval"
+
+
+def find_runs() -> list[Path]:
+    """Finished run folders (with report.json): this store's, then the shipped examples."""
+    found: list[Path] = []
+    for root in (eval_home(), SHIPPED_REPORTS):
+        if root.is_dir():
+            runs = [p.parent for p in root.glob("*/report.json")]
+            found += sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
+    return found
+
+
+def read_report(run: Path) -> dict[str, Any]:
+    return json.loads((run / "report.json").read_text())
+
+
+def parse_options(text: str) -> dict[str, Any]:
+    """``key=value`` lines (as ``quintet eval --option``) -> dict."""
+    from apps.eval_cli import parse_pairs
+
+    return parse_pairs([line.strip() for line in text.splitlines() if line.strip()], "--option")
+
+
+def save_upload(upload: Any) -> Path:
+    """Keep an uploaded dataset in ``$QUINTET_HOME/uploads`` (same content, same file)."""
+    data = upload.getvalue()
+    folder = ModelStore().home / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:10]}-{Path(upload.name).name}"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+# Running -----------------------------------------------------------------------------------
+
+
+def run_job(
+    task: str,
+    models: list[str | None],
+    data: str | None,
+    limit: int | None,
+    decode: dict,
+    options: dict,
+    extra: dict,
+) -> Job:
+    """Start the evaluation of every model in a background job; returns the job."""
+    from evaluation.harness import evaluate
+    from evaluation.protocol import DataOptions
+
+    data_options = DataOptions(**options, extra=extra)
+    job_id = f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def work(job: Job) -> list[str]:
+        folders = []
+        for number, model in enumerate(models, 1):
+            job.note = f"model {number}/{len(models)}: {model or 'task default'}"
+            job.done, job.total = 0, 0
+            report = evaluate(
+                task,
+                model,
+                data,
+                limit=limit,
+                decode=decode or None,
+                options=data_options,
+                progress=job.progress,
+            )
+            folders.append(report.out_dir)
+        if len(folders) > 1:
+            from evaluation.compare import compare
+
+            job.note = "comparing the runs (paired bootstrap)"
+            job.result = folders
+            compare(folders, max_seconds=20.0)
+        return folders
+
+    job = start_job(job_id, f"{TASK_LABELS[task]} evaluation", work)
+    st.session_state["eval-job"] = job.id
+    return job
+
+
+def show_job(job: Job) -> None:
+    """Progress of an evaluation job; its reports once it is done."""
+    if job.state == "running":
+        counts = f"{job.done:,}/{job.total:,} examples" if job.total else "reading data, loading"
+        st.progress(job.fraction, text=f"{job.label}: {job.note} — {counts} ({job.seconds:.0f} s)")
+    elif job.state == "failed":
+        show_error(job.error or RuntimeError("unknown"), "evaluating")
+    else:
+        st.success(f"{job.label} finished in {job.seconds:.0f} s: {len(job.result)} run(s).")
+        if st.session_state.get("eval-shown") != job.id:
+            st.session_state["eval-shown"] = job.id
+            # Show the new run in the Reports tab (drawn after this in the same run).
+            st.session_state["eval-pick"] = str(Path(job.result[-1]))
+
+
+@st.fragment(run_every=1.0)
+def job_monitor() -> None:
+    """Redraws itself every second while the job runs; the rest of the page stays usable."""
+    job_id = st.session_state.get("eval-job")
+    job = get_job(job_id) if job_id else None
+    if job is None:
+        return
+    show_job(job)
+    if job.state != "running" and st.session_state.get("eval-rerun") != job.id:
+        st.session_state["eval-rerun"] = job.id
+        st.rerun()  # once: the report list and viewer below pick up the new run
+
+
+def run_tab() -> None:
+    tasks = available_tasks()
+    task = st.selectbox("Task", tasks, format_func=TASK_LABELS.get, key="eval-task")
+    left, right = st.columns(2)
+    with left:
+        model = model_picker(task, key=f"eval-model-{task}")
+        others = [c.name for c in model_choices(task) if c.present and c.name != model]
+        more = st.multiselect(
+            "More models on the same data (compared side by side)", others, key=f"eval-more-{task}"
+        )
+    with right:
+        source = st.radio("Dataset", ["Shipped", "Upload"], horizontal=True, key="eval-source")
+        data: str | None = None
+        options: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        if source == "Shipped":
+            sets = SHIPPED[task]
+            picked = st.selectbox(
+                "Shipped dataset",
+                range(len(sets)),
+                format_func=lambda i: sets[i].label,
+                key=f"eval-set-{task}",
+            )
+            dataset = sets[picked]
+            data, options, extra = str(REPO / dataset.data), dict(dataset.options), dataset.extra
+        else:
+            upload = st.file_uploader(
+                "Dataset file",
+                type=["jsonl", "json", "csv", "tsv", "label", "txt"],
+                key=f"eval-upload-{task}",
+                help="The formats of `quintet eval` (see README): JSONL/CSV/TSV with the task's "
+                "fields, SQuAD JSON, TREC .label.",
+            )
+            if upload is not None:
+                data = str(save_upload(upload))
+            if task == "translation":
+                a, b = st.columns(2)
+                options["src"] = a.text_input("Source language", "en", key="eval-src")
+                options["tgt"] = b.text_input("Target language", "de", key="eval-tgt")
+        limit = st.number_input(
+            "Examples (0 = all)",
+            0,
+            100_000,
+            20,
+            key="eval-limit",
+            help="Start small: on a CPU a generative model takes seconds per example.",
+        )
+        with st.expander("Field names and options"):
+            for name in FIELD_OPTIONS:
+                value = st.text_input(
+                    name.replace("_", " "), key=f"eval-{name}", placeholder="task default"
+                )
+                if value.strip():
+                    options[name] = value.strip()
+            typed = st.text_area(
+                "Options (key=value per line, as --option)",
+                "\n".join(f"{k}={v}" for k, v in extra.items()),
+                key=f"eval-extra-{task}-{data}",
+            )
+        decode: dict[str, Any] = {}
+        if task in GENERATIVE:
+            with st.expander("Decoding"):
+                decode = decode_controls(key=f"eval-decode-{task}", max_new_tokens=128)
+    running = (job := get_job(st.session_state.get("eval-job", ""))) and job.state == "running"
+    if st.button(
+        "Run evaluation", type="primary", disabled=bool(running) or data is None, key="eval-run"
+    ):
+        try:
+            extra = parse_options(typed)
+            run_job(task, [model, *more], data, int(limit) or None, decode, options, extra)
+        except Exception as exc:  # noqa: BLE001 - shown on the page
+            show_error(exc, "starting the evaluation")
+    if data is None:
+        st.caption("Upload a dataset file to run.")
+    job_monitor()
+
+
+# Reading -----------------------------------------------------------------------------------
+
+
+def run_label(run: Path) -> str:
+    try:
+        report = read_report(run)
+    except (OSError, json.JSONDecodeError):
+        return f"{run.name} (unreadable report.json)"
+    where = "example" if run.parent == SHIPPED_REPORTS else "yours"
+    metric = report.get("primary_metric")
+    score = report.get("metrics", {}).get(metric)
+    headline = f", {metric} {score:.1f}" if isinstance(score, int | float) else ""
+    return (
+        f"{report.get('task')} · {report.get('model')} · {Path(report.get('dataset', '')).name}"
+        f" · n={report.get('n')}{headline} · {report.get('date', '')[:16]} ({where})"
+    )
+
+
+def show_report(run: Path) -> None:
+    """Metrics with intervals and timing natively, then the full HTML report embedded."""
+    report = read_report(run)
+    st.subheader(f"{report['model']} on {Path(report['dataset']).name} ({report['n']} examples)")
+    metrics = report.get("metrics", {})
+    intervals = report.get("intervals", {})
+    columns = st.columns(max(1, min(len(metrics), 5)))
+    for i, (name, value) in enumerate(metrics.items()):
+        ci = intervals.get(name)
+        columns[i % len(columns)].metric(
+            name,
+            f"{value:.2f}",
+            help=f"95% bootstrap interval [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else None,
+        )
+        if ci:
+            columns[i % len(columns)].caption(f"95% CI {ci[0]:.1f} – {ci[1]:.1f}")
+    timing = report.get("timing", {})
+    speed = " · ".join(
+        f"{k.replace('_', ' ')} {v:,.2f}" for k, v in timing.items() if isinstance(v, int | float)
+    )
+    st.caption(f"⏱ {speed} · {report.get('date', '')} · `{run}`")
+    cols = st.columns(len(REPORT_FILES))
+    for col, name in zip(cols, REPORT_FILES, strict=True):
+        path = run / name
+        if path.is_file():
+            col.download_button(
+                f"⬇ {name}", path.read_bytes(), file_name=name, key=f"dl-{run.name}-{name}"
+            )
+    html = run / "report.html"
+    if html.is_file():
+        # report.py escapes every text it embeds (inputs, predictions), so the page is
+        # safe to show as is.
+        st.iframe(html, height=900)
+    elif (run / "report.md").is_file():
+        st.markdown((run / "report.md").read_text())
+
+
+def reports_tab() -> None:
+    runs = find_runs()
+    if not runs:
+        st.info("No evaluation run yet: run one in the first tab.")
+        return
+    labels = {str(r): run_label(r) for r in runs}
+    keys = list(labels)
+    if st.session_state.get("eval-pick") not in keys:
+        st.session_state.pop("eval-pick", None)  # a deleted run folder
+    picked = st.selectbox("Run", keys, format_func=labels.get, key="eval-pick")
+    try:
+        show_report(Path(picked))
+    except Exception as exc:  # noqa: BLE001 - a damaged run folder must not break the page
+        show_error(exc, f"reading {picked}")
+
+
+def compare_tab() -> None:
+    runs = find_runs()
+    labels = {str(r): run_label(r) for r in runs}
+    picked = st.multiselect(
+        "Runs on the same data (the first is the baseline)",
+        list(labels),
+        format_func=labels.get,
+        key="eval-compare",
+    )
+    if st.button("Compare", disabled=len(picked) < 2, key="eval-compare-run"):
+        from evaluation.compare import compare
+
+        try:
+            with st.spinner("Paired bootstrap over the runs…"):
+                result = compare(
+                    picked,
+                    eval_home() / f"compare-{time.strftime('%Y%m%d-%H%M%S')}",
+                    max_seconds=20.0,
+                )
+        except Exception as exc:  # noqa: BLE001 - shown on the page
+            show_error(exc, "comparing")
+        else:
+            st.session_state["eval-comparison"] = result["out_dir"]
+    folder = st.session_state.get("eval-comparison")
+    if folder and Path(folder, "comparison.json").is_file():
+        result = json.loads(Path(folder, "comparison.json").read_text())
+        rows = []
+        for entry in result["runs"]:
+            row = {"model": entry["model"], **{m: round(v, 2) for m, v in entry["metrics"].items()}}
+            for metric, stats in (entry.get("versus_first") or {}).items():
+                if isinstance(stats, dict) and "p_value" in stats:
+                    row[f"{metric} p"] = round(stats["p_value"], 3)
+            rows.append(row)
+        st.dataframe(rows, hide_index=True, width="stretch")
+        left, right = st.columns(2)
+        for col, name in ((left, "comparison.md"), (right, "comparison.html")):
+            col.download_button(
+                f"⬇ {name}", Path(folder, name).read_bytes(), file_name=name, key=f"dl-cmp-{name}"
+            )
+        st.iframe(Path(folder, "comparison.html"), height=500)
+
+
+def render() -> None:
+    st.title("Evaluation")
+    st.caption(
+        "Score a model on a dataset with the task's reference metrics (sacreBLEU, ROUGE, "
+        "SQuAD EM/F1, accuracy/macro-F1), with 95% bootstrap intervals, timing and plots."
+    )
+    running = [job for job in all_jobs("eval-") if job.state == "running"]
+    if running and "eval-job" not in st.session_state:
+        st.session_state["eval-job"] = running[0].id  # a reload finds its running job
+    run, reports, comparison = st.tabs(["Run", "Reports", "Compare"])
+    with run:
+        run_tab()
+    with reports:
+        reports_tab()
+    with comparison:
+        compare_tab()
+
+
+render()
