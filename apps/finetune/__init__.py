@@ -1,0 +1,1 @@
+"""The Fine-tuning page of the Streamlit suite and its background runs."""

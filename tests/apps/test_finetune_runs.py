@@ -1,0 +1,81 @@
+"""Background fine-tuning runs as the Fine-tuning page starts them: real processes, tiny model."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import pytest
+
+from apps.finetune import runs
+from core.errors import QuintetError
+from core.store import ModelStore
+from core.testing import CORPUS, tiny_model_dir
+
+
+def sentiment_csv(path: Path, n: int = 64) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(n):
+            writer.writerow([f"{CORPUS[i % len(CORPUS)]} {'good' if i % 2 else 'bad'}",
+                             "pos" if i % 2 else "neg"])  # fmt: skip
+    return path
+
+
+def wait_for(predicate, timeout: float = 240.0, every: float = 0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+def test_start_stop_resume_finish(tmp_home: Path, tmp_path: Path) -> None:
+    store = ModelStore()
+    data = sentiment_csv(tmp_path / "train.csv")
+    base = str(tiny_model_dir("bert"))
+    # Enough steps that the run is still going when it is stopped.
+    options = {"max_steps": 400, "batch_size": 4, "save_every": 5, "eval_every": 100}
+    runs.start_run("classification", base, str(data), "bg-run", options)
+    assert runs.status("bg-run").state == "running"
+    with pytest.raises(QuintetError, match="already running"):
+        runs.start_run("classification", base, str(data), "bg-run", options)
+
+    # Live progress is readable while it runs; stop once a checkpoint exists.
+    wait_for(lambda: runs.status("bg-run").resumable and runs.status("bg-run").step >= 6)
+    live = runs.status("bg-run")
+    assert live.total_steps == 400 and live.losses and live.task == "classification"
+    runs.stop_run("bg-run")
+    stopped = runs.status("bg-run")
+    assert stopped.state == "stopped" and stopped.resumable
+    assert stopped.step < 400 and not store.has("bg-run")
+    with pytest.raises(QuintetError, match="resume it"):
+        runs.start_run("classification", base, str(data), "bg-run", options)
+
+    runs.resume_run("bg-run")
+    finished = wait_for(
+        lambda: (s := runs.status("bg-run")).state in ("finished", "failed") and s, timeout=400
+    )
+    assert finished.state == "finished", finished.console_tail
+    assert [r["step"] for r in finished.losses] == list(range(1, 401))
+    assert finished.done_record["model"] == "bg-run"
+    assert [v["step"] for v in finished.validations] == [100, 200, 300, 400]
+    assert store.has("bg-run")
+
+
+def test_bad_data_is_a_failed_run_with_its_message(tmp_home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nonly one row,\n")
+    runs.start_run("classification", str(tiny_model_dir("bert")), str(bad), "bad-run", {})
+    failed = wait_for(lambda: (s := runs.status("bad-run")).state != "running" and s, 120)
+    assert failed.state == "failed"
+    assert "bad.csv" in failed.console_tail and "error:" in failed.console_tail
+
+
+def test_a_name_taken_in_the_store_is_refused(real_store: ModelStore, tmp_path: Path) -> None:
+    with pytest.raises(QuintetError, match="already holds a model"):
+        runs.start_run("chat", "x", str(tmp_path), "smollm2-135m-instruct", {}, store=real_store)
