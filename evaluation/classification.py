@@ -1,28 +1,50 @@
-"""Classification harness: accuracy, macro-F1, per-class P/R/F1, ECE, confusion matrix.
+"""Classification harness: accuracy, macro-F1 (0-100), ECE (0-1), per-class P/R/F1, confusion.
 
-Data: CSV / TSV / JSONL with text and label fields (SST-2, AG News as shipped) and TREC
-``.label`` files (coarse labels by default, ``--label-field fine`` for fine ones).
+Data (read by :func:`core.data.read_classification`): CSV / TSV / JSONL with text and label
+fields (SST-2's ``sentence``/``label``; AG News as shipped, ``label`` + ``title`` +
+``description``; the original header-less AG News CSV, whose class ids 1-4 become World,
+Sports, Business, Sci/Tech as its classes.txt says), and TREC ``.label`` files.
 
 Options (``--option key=value``):
 
-- ``labels=a,b,c``: zero-shot label names (default: the labels found in the data);
-- ``label_map=DESC=description,HUM=person``: rename data labels before scoring and
-  zero-shot prompting (the names a zero-shot model sees should be words);
-- ``multi_label=true`` for multi-label data (``a|b`` labels).
+- ``granularity=coarse|fine``: TREC labels (default coarse: ABBR, DESC, ENTY, HUM, LOC, NUM);
+- ``labels=a,b,c``: zero-shot label names (default: the labels found in the data, renamed by
+  ``label_map``);
+- ``label_map=0=negative,1=positive``: the data's label ids -> the names the model uses (its
+  zero-shot labels or its own ``id2label``); gold labels are renamed before scoring. A
+  classifier's own readable names (minilm-l6-sst2's 0/1 -> negative/positive) and, for
+  zero-shot on TREC coarse, descriptive names (DESC -> description ...) apply by default;
+- ``multi_label=true`` for multi-label data (``a|b`` labels): exact-set accuracy.
+
+Category (the per-category breakdown) is the gold label.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from core.data import read_classification
 from evaluation import metrics
 from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
 
+# Words a zero-shot model can match TREC's coarse codes with (Li & Roth 2002's class names).
+TREC_COARSE_NAMES = {
+    "ABBR": "abbreviation",
+    "DESC": "description",
+    "ENTY": "entity",
+    "HUM": "person",
+    "LOC": "location",
+    "NUM": "number",
+}
+AG_NEWS_IDS = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
 
-def _label_map(options: DataOptions) -> dict[str, str]:
-    raw = options.extra.get("label_map") or {}
+
+def parse_label_map(raw: Any) -> dict[str, str]:
+    """``"a=x,b=y"`` or a dict -> ``{"a": "x", "b": "y"}``."""
+    if not raw:
+        return {}
     if isinstance(raw, dict):
         return {str(k): str(v) for k, v in raw.items()}
     pairs = [part.split("=", 1) for part in str(raw).split(",") if "=" in part]
@@ -30,23 +52,16 @@ def _label_map(options: DataOptions) -> dict[str, str]:
 
 
 class _Predictor:
-    def __init__(self, model: str | None, labels: list[str] | None, multi: bool) -> None:
-        from apps.classification import Classifier
-        from core.models import load
-
-        name = model
-        if name is None:
-            from core.defaults import default_model
-
-            name = default_model("classification").name
-        kind = load(name).kind
-        zero_shot = labels if kind != "sequence-classification" else None
-        self.classifier = Classifier(name, labels=zero_shot, multi_label=multi or None)
-        self.model_name = self.classifier.model_name
+    def __init__(self, classifier, multi: bool) -> None:
+        self.classifier = classifier
+        self.multi = multi
+        self.model_name = classifier.model_name
         self.settings = {
-            "mode": self.classifier.mode,
-            "labels": self.classifier.label_set(),
-            "device": str(self.classifier.loaded.device),
+            "mode": classifier.mode,
+            "labels": classifier.label_set(),
+            "temperature": classifier.temperature,
+            "multi_label": classifier.multi_label,
+            "device": str(classifier.loaded.device),
         }
 
     def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
@@ -54,7 +69,7 @@ class _Predictor:
         return [
             Prediction(
                 item.id,
-                list(r.labels) if self.classifier.multi_label else r.label,
+                "|".join(r.labels) if self.multi else r.label,
                 {"confidence": r.score, "scores": r.scores},
             )
             for item, r in zip(items, results, strict=True)
@@ -70,51 +85,83 @@ class ClassificationHarness:
 
     def __init__(self) -> None:
         self._data_labels: list[str] = []
+        self._trec = False
+        # Data label -> the name the model uses; grows in open() with the model's names.
+        self._gold_map: dict[str, str] = {}
 
     def read(self, data: str, options: DataOptions) -> list[EvalItem]:
-        multi = bool(options.extra.get("multi_label", False))
-        examples = read_classification(
-            data, options.text_field, options.label_field, multi_label=multi
-        )
-        mapping = _label_map(options)
-        self._data_labels = sorted({mapping.get(x, x) for ex in examples for x in ex.labels})
+        extra = options.extra
+        multi = bool(extra.get("multi_label", False))
+        label_field = options.label_field
+        self._trec = Path(data).suffix.lower() == ".label"
+        if self._trec:
+            label_field = str(extra.get("granularity") or label_field or "coarse")
+        examples = read_classification(data, options.text_field, label_field, multi_label=multi)
+        self._data_labels = sorted({x for ex in examples for x in ex.labels})
+        self._gold_map = parse_label_map(extra.get("label_map"))
+        if not self._gold_map and set(self._data_labels) <= set(AG_NEWS_IDS):
+            from core.data import _headerless_ag_news
+
+            if Path(data).suffix.lower() == ".csv" and _headerless_ag_news(data):
+                self._gold_map = dict(AG_NEWS_IDS)  # the original CSV: ids per classes.txt
         return [
             EvalItem(
                 ex.id or str(i + 1),
                 {"text": ex.text},
-                [mapping.get(label, label) for label in ex.labels],
-                mapping.get(ex.labels[0], ex.labels[0]) if not multi else "",
+                list(ex.labels),
+                "|".join(ex.labels),
                 ex.source,
             )
             for i, ex in enumerate(examples)
         ]
 
     def open(self, model: str | None, decode: dict[str, Any], options: DataOptions) -> _Predictor:
-        labels = options.extra.get("labels")
-        if isinstance(labels, str):
-            labels = [label.strip() for label in labels.split(",") if label.strip()]
-        # Zero-shot without labels=: the labels of the data last read (the runner always
-        # reads before it opens).
-        labels = labels or self._data_labels
-        return _Predictor(model, labels, bool(options.extra.get("multi_label", False)))
+        from apps.classification import Classifier
+        from core.defaults import default_model
+        from core.models import load
+
+        extra = options.extra
+        multi = bool(extra.get("multi_label", False))
+        name = model or default_model("classification").name
+        loaded = load(name)
+        has_own_labels = loaded.kind == "sequence-classification" and not any(
+            str(v).lower() == "entailment" for v in (loaded.config.id2label or {}).values()
+        )
+        labels = None
+        if not has_own_labels:
+            labels = extra.get("labels")
+            if not labels:
+                if (
+                    self._trec
+                    and not self._gold_map
+                    and set(self._data_labels) <= set(TREC_COARSE_NAMES)
+                ):
+                    self._gold_map = dict(TREC_COARSE_NAMES)
+                labels = [self._gold_map.get(x, x) for x in self._data_labels]
+        classifier = Classifier(loaded, labels=labels, multi_label=multi or None)
+        if has_own_labels:
+            for raw, shown in classifier.label_names.items():
+                self._gold_map.setdefault(raw, shown)
+        predictor = _Predictor(classifier, multi)
+        predictor.settings["label_map"] = dict(self._gold_map)
+        return predictor
 
     def score(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
-        golds = [item.references[0] for item in items]
-        preds = [
-            p.prediction if isinstance(p.prediction, str) else "|".join(p.prediction)
-            for p in predictions
-        ]
+        golds = ["|".join(self._gold_map.get(x, x) for x in item.references) for item in items]
+        preds = [str(p.prediction) for p in predictions]
         labels = sorted(set(golds) | set(preds))
         confidences = [float(p.extra.get("confidence", 1.0)) for p in predictions]
         correct = [p == g for p, g in zip(preds, golds, strict=True)]
         result = {
             "accuracy": metrics.accuracy(preds, golds),
+            # Macro over the gold labels: a label only ever predicted (never gold) would
+            # otherwise add a zero and punish a model for one stray guess.
             "macro_f1": metrics.macro_f1(preds, golds, sorted(set(golds))),
             "ece": metrics.expected_calibration_error(confidences, correct),
         }
         per = metrics.per_class(preds, golds, labels)
         columns = ("precision", "recall", "f1", "support")
-        table_rows = [[label, *(per[label][c] for c in columns)] for label in labels]
+        rows = [[label, *(round(per[label][c], 2) for c in columns)] for label in labels]
         index = {label: i for i, label in enumerate(labels)}
         matrix = [[0] * len(labels) for _ in labels]
         for p, g in zip(preds, golds, strict=True):
@@ -122,13 +169,13 @@ class ClassificationHarness:
         sections = {
             "per_class": {
                 "kind": "table",
-                "title": "Per class",
-                "columns": ["label", "precision", "recall", "f1", "support"],
-                "rows": table_rows,
+                "title": "Per class (precision, recall, F1 x100; support = gold count)",
+                "columns": ["label", *columns],
+                "rows": rows,
             },
             "confusion_matrix": {
                 "kind": "confusion_matrix",
-                "title": "Confusion matrix",
+                "title": "Confusion matrix (rows: gold, columns: predicted)",
                 "labels": labels,
                 "matrix": matrix,
             },
@@ -137,7 +184,12 @@ class ClassificationHarness:
             {"accuracy": 100.0 * c, "confidence": conf}
             for c, conf in zip(correct, confidences, strict=True)
         ]
-        return Scores(result, per_item, {"ece": "10 equal-width bins, 0-1 scale"}, sections)
+        signatures = {
+            "accuracy": "exact label match, x100",
+            "macro_f1": "unweighted mean of per-gold-label F1 (sklearn average='macro'), x100",
+            "ece": "expected calibration error of the top label, 10 equal-width bins, 0-1",
+        }
+        return Scores(result, per_item, signatures, sections)
 
 
 HARNESS = ClassificationHarness()

@@ -6,9 +6,12 @@ Data: the official SQuAD JSON format, or JSONL with ``context`` / ``question`` /
 Options (``--option key=value``):
 
 - ``split=heldout``: only the articles the ``minilm-l6-squad`` recipe held back from training
-  (split by article title, 20%, seed 0: the same call as the fine-tuning engine), so that
-  recipe model is scored on questions it never saw;
-- ``allow_no_answer=true`` and ``threshold=0.0``: SQuAD v2 style no-answer decisions.
+  (split by article title with the recipe's validation fraction and seed: the same call as
+  the fine-tuning engine), so that recipe model is scored on questions it never saw;
+- ``allow_no_answer=true`` and ``threshold=0.0``: SQuAD v2 style no-answer decisions;
+- ``max_length=384``, ``doc_stride=128``: the window and overlap, in tokens (span models).
+
+Category (the per-category breakdown) is the article title.
 """
 
 from __future__ import annotations
@@ -16,19 +19,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core.data import read_qa, split_by_group
+from core.data import DataError, read_qa, split_by_group
 from evaluation import metrics
 from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
 
-RECIPE_HELDOUT_FRACTION = 0.2  # core/training/recipes.py: minilm-l6-squad
-RECIPE_SEED = 0
+HELDOUT_RECIPE = "minilm-l6-squad"
 
 
 class _Predictor:
     def __init__(self, model: str | None, options: DataOptions) -> None:
         from apps.qa import QuestionAnswerer
 
-        self.qa = QuestionAnswerer(model)
+        sizes = {
+            k: int(options.extra[k]) for k in ("max_length", "doc_stride") if k in options.extra
+        }
+        self.qa = QuestionAnswerer(model, **sizes)
         self.allow_no_answer = bool(options.extra.get("allow_no_answer", False))
         self.threshold = float(options.extra.get("threshold", 0.0))
         self.model_name = self.qa.model_name
@@ -49,7 +54,13 @@ class _Predictor:
             Prediction(
                 item.id,
                 best[0].text,
-                {"start": best[0].start, "end": best[0].end, "probability": best[0].probability},
+                {
+                    "start": best[0].start,
+                    "end": best[0].end,
+                    "probability": best[0].probability,
+                    "window": best[0].window,
+                    **({"generated": best[0].generated} if best[0].generated else {}),
+                },
             )
             for item, best in zip(items, answers, strict=True)
         ]
@@ -64,10 +75,16 @@ class QAHarness:
 
     def read(self, data: str, options: DataOptions) -> list[EvalItem]:
         examples = read_qa(data)
-        if options.extra.get("split") == "heldout":
+        split = options.extra.get("split")
+        if split == "heldout":
+            from core.training.recipes import get_recipe
+
+            config = get_recipe(HELDOUT_RECIPE).config
             _, examples = split_by_group(
-                examples, lambda e: e.title, RECIPE_HELDOUT_FRACTION, RECIPE_SEED
+                examples, lambda e: e.title, config.validation_fraction, config.seed
             )
+        elif split not in (None, "", "all"):
+            raise DataError(data, 0, f"unknown split option {split!r}; expected heldout or all")
         return [
             EvalItem(
                 ex.id,

@@ -1,5 +1,6 @@
-"""Text classification app: fine-tuned classifiers and zero-shot labels."""
+"""Text classification app: fine-tuned classifiers, zero-shot labels, calibration."""
 
 from apps.classification.api import Classification, ClassificationError, Classifier
+from apps.classification.calibration import Calibration
 
-__all__ = ["Classification", "ClassificationError", "Classifier"]
+__all__ = ["Calibration", "Classification", "ClassificationError", "Classifier"]
