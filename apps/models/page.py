@@ -10,7 +10,7 @@ import streamlit as st
 
 from core import catalog
 from core.errors import QuintetError
-from core.inventory import catalog_rows
+from core.inventory import catalog_rows, store_only_rows
 from core.packaged import PACKAGED, pull
 from core.store import ModelStore
 
@@ -19,13 +19,17 @@ def render() -> None:
     """Draw the Models page."""
     store = ModelStore()
     st.title("Models")
-    st.caption(f"Model store: `{store.models_dir}` (set QUINTET_HOME to move it)")
+    st.caption(
+        f"Model store: `{store.models_dir}` (set QUINTET_HOME to move it). Fine-tuned models "
+        "appear here and in every model picker."
+    )
 
     task = st.selectbox("Task", ["all", *catalog.TASKS], index=0)
     st.dataframe(
         [
             {**row, "tasks": ", ".join(row["tasks"])}
             for row in catalog_rows(store, None if task == "all" else task)
+            + [r for r in store_only_rows(store) if task == "all" or task in r["tasks"]]
         ],
         hide_index=True,
         width="stretch",
@@ -66,6 +70,8 @@ def render() -> None:
                     st.success(f"{name} {result.status} in {result.seconds:.1f}s")
 
     st.subheader("Store")
+    if deleted := st.session_state.pop("deleted", None):
+        st.success(f"deleted {deleted}")
     stored = store.list()
     if not stored:
         st.info("The store is empty. Pull a packaged model above.")
@@ -81,12 +87,17 @@ def render() -> None:
         st.warning(f"Delete {pending} from the store? It can be pulled or rebuilt later.")
         confirm, cancel = st.columns(2)
         if confirm.button("Yes, delete", key="confirm-delete"):
+            st.session_state.pop("confirm_delete", None)
             try:
                 store.delete(pending)
-                st.success(f"deleted {pending}")
             except QuintetError as exc:
                 st.error(str(exc))
-            st.session_state.pop("confirm_delete", None)
+            else:
+                from apps.ui.cache import clear
+
+                clear()  # no session keeps using the deleted weights
+                st.session_state["deleted"] = pending
+                st.rerun()  # redraw the tables without it
         if cancel.button("Cancel", key="cancel-delete"):
             st.session_state.pop("confirm_delete", None)
 

@@ -1,0 +1,151 @@
+"""The Evaluation, Fine-tuning and Models pages, driven headless with AppTest on real models."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from apps.finetune import runs
+from apps.ui.jobs import all_jobs
+from core.store import ModelStore
+from core.testing import CORPUS, tiny_model_dir
+
+HOME = str(Path(__file__).resolve().parents[2] / "apps" / "home.py")
+
+
+@pytest.fixture
+def home(real_store: ModelStore, tmp_path: Path, monkeypatch) -> Path:
+    """A fresh QUINTET_HOME whose models are the real store's, read-only by convention:
+    evaluation reports stay here; tests that write models use ``tmp_home``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(real_store.models_dir)
+    monkeypatch.setenv("QUINTET_HOME", str(home))
+    return home
+
+
+def open_page(page: str) -> AppTest:
+    app = AppTest.from_file(HOME, default_timeout=120).run()
+    app.switch_page(page).run()
+    assert not app.exception
+    return app
+
+
+def wait_for(predicate, timeout: float = 300.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.5)
+    raise AssertionError("timed out")
+
+
+def test_home_lists_every_page(home: Path) -> None:
+    app = AppTest.from_file(HOME, default_timeout=60).run()
+    assert not app.exception
+    labels = {link.label for link in app.get("page_link")}
+    expected = {"Translation", "Summarization", "Question answering", "Classification", "Chat",
+                "Evaluation", "Fine-tuning", "Models"}  # fmt: skip
+    assert {label.strip("*") for label in labels} == expected
+
+
+def test_evaluation_runs_in_the_background_and_shows_its_report(home: Path) -> None:
+    app = open_page("evaluation/page.py")
+    app.selectbox(key="eval-task").set_value("classification").run()
+    app.selectbox(key="eval-model-classification").set_value("minilm-l6").run()
+    sets = app.selectbox(key="eval-set-classification")
+    sets.set_value(next(i for i, o in enumerate(sets.options) if o.startswith("SST-2"))).run()
+    app.number_input(key="eval-limit").set_value(12).run()
+    app.button(key="eval-run").click().run()
+    assert not app.exception and not app.error
+    job = wait_for(lambda: (j := all_jobs("eval-")[0]).state != "running" and j)
+    assert job.state == "done", job.details
+    app.run()
+    assert not app.exception and not app.error
+    assert any("finished" in s.value for s in app.success)
+    metrics = {m.label: float(m.value) for m in app.metric}
+    assert {"accuracy", "macro_f1"} <= set(metrics) and 0 <= metrics["accuracy"] <= 100
+    run_dir = Path(job.result[0])
+    assert run_dir.parent == home / "eval" and (run_dir / "report.html").is_file()
+    assert app.selectbox(key="eval-pick").value == str(run_dir)  # the new run is shown
+    names = {button.label for button in app.get("download_button")}
+    assert {"⬇ report.html", "⬇ report.json", "⬇ predictions.jsonl"} <= names
+
+
+def test_evaluation_compares_two_runs(home: Path) -> None:
+    from evaluation.harness import evaluate
+    from evaluation.protocol import DataOptions
+
+    data = str(Path(HOME).parents[1] / "data/classification/sst2/dev.tsv")
+    options = DataOptions(extra={"label_map": "0=negative,1=positive"})
+    folders = [
+        evaluate("classification", "minilm-l6", data, limit=10, out=home / "eval" / name,
+                 options=options, progress=False, bootstrap=50).out_dir
+        for name in ("a", "b")
+    ]  # fmt: skip
+    app = open_page("evaluation/page.py")
+    app.multiselect(key="eval-compare").set_value([str(Path(f)) for f in folders]).run()
+    app.button(key="eval-compare-run").click().run()
+    assert not app.exception and not app.error
+    table = app.dataframe[0].value
+    assert list(table["model"]) == ["minilm-l6", "minilm-l6"]
+    assert table["accuracy"][0] == table["accuracy"][1]  # same model, same data
+
+
+def _tiny_csv(path: Path) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(40):
+            writer.writerow([f"{CORPUS[i % len(CORPUS)]} {'good' if i % 2 else 'bad'}",
+                             "pos" if i % 2 else "neg"])  # fmt: skip
+    return path
+
+
+def test_finetune_page_follows_a_run_to_the_model_picker(tmp_home: Path, tmp_path: Path) -> None:
+    # An empty store of its own: the run writes its model into it.
+    runs.start_run(
+        "classification", str(tiny_model_dir("bert")), str(_tiny_csv(tmp_path / "t.csv")),
+        "page-run", {"max_steps": 6, "batch_size": 4, "eval_every": 3, "save_every": 3},
+    )  # fmt: skip
+    app = open_page("finetune/page.py")
+    assert app.selectbox(key="ft-pick").value == "page-run"
+    wait_for(lambda: runs.status("page-run").state != "running")
+    app.run()
+    assert not app.exception and not app.error
+    assert any("Stored as **page-run**" in s.value for s in app.success)
+    assert len(app.get("vega_lite_chart")) == 2  # loss and validation curves
+    from apps.ui import model_choices
+
+    assert "page-run" in [c.name for c in model_choices("classification")]
+
+
+def test_finetune_page_shows_a_failed_run_readably(tmp_home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,\n")
+    runs.start_run("classification", str(tiny_model_dir("bert")), str(bad), "bad-run", {})
+    wait_for(lambda: runs.status("bad-run").state != "running", 120)
+    app = open_page("finetune/page.py")
+    assert not app.exception
+    assert app.error[0].value.startswith("error:") and "bad.csv" in app.error[0].value
+
+
+def test_models_page_deletes_after_confirmation(tmp_home: Path) -> None:
+    store = ModelStore()
+    with store.staging("doomed") as staging:
+        for item in tiny_model_dir("bert").iterdir():
+            (staging / item.name).write_bytes(item.read_bytes())
+        store.commit(staging, "doomed", {"kind": "encoder", "tasks": ["classification"]})
+    app = open_page("models/page.py")
+    assert "doomed" in set(app.dataframe[0].value["name"])  # store-only models are listed
+    app.button(key="delete-doomed").click().run()
+    assert any("Delete doomed" in w.value for w in app.warning)
+    assert store.has("doomed")  # nothing happens before the confirmation
+    app.button(key="confirm-delete").click().run()
+    assert not app.exception
+    assert not store.has("doomed")
+    assert any("deleted doomed" in s.value for s in app.success)
