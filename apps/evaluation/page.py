@@ -329,13 +329,17 @@ def show_report(run: Path) -> None:
     speed = " · ".join(
         f"{k.replace('_', ' ')} {v:,.2f}" for k, v in timing.items() if isinstance(v, int | float)
     )
-    st.caption(f"⏱ {speed} · {report.get('date', '')} · `{run}`")
+    st.caption(f":material/timer: {speed} · {report.get('date', '')} · `{run}`")
     cols = st.columns(len(REPORT_FILES))
     for col, name in zip(cols, REPORT_FILES, strict=True):
         path = run / name
         if path.is_file():
             col.download_button(
-                f"⬇ {name}", path.read_bytes(), file_name=name, key=f"dl-{run.name}-{name}"
+                name,
+                path.read_bytes(),
+                file_name=name,
+                key=f"dl-{run.name}-{name}",
+                icon=":material/download:",
             )
     html = run / "report.html"
     if html.is_file():
@@ -399,7 +403,11 @@ def compare_tab() -> None:
         left, right = st.columns(2)
         for col, name in ((left, "comparison.md"), (right, "comparison.html")):
             col.download_button(
-                f"⬇ {name}", Path(folder, name).read_bytes(), file_name=name, key=f"dl-cmp-{name}"
+                name,
+                Path(folder, name).read_bytes(),
+                file_name=name,
+                key=f"dl-cmp-{name}",
+                icon=":material/download:",
             )
         st.iframe(Path(folder, "comparison.html"), height=500)
 

@@ -41,7 +41,12 @@ SHIPPED: dict[str, list[tuple[str, str, str | None]]] = {
     "translation": [],
 }  # fmt: skip
 BASES = {"classification": "minilm-l6", "qa": "minilm-l6"}  # good bases for the encoder tasks
-STATE_ICONS = {"running": "🟢", "finished": "✅", "stopped": "⏸️", "failed": "❌"}
+STATE_ICONS = {
+    "running": ":material/play_circle:",
+    "finished": ":material/check_circle:",
+    "stopped": ":material/pause_circle:",
+    "failed": ":material/error:",
+}
 
 
 def _save_upload(upload: Any) -> str:
@@ -144,8 +149,10 @@ def new_run_form() -> None:
 def show_run(run: runs.RunStatus) -> None:
     """Progress, curves and the actions of one run."""
     icon = STATE_ICONS.get(run.state, "")
-    what = f"{run.task} from {run.base}" if run.task else "starting"
-    st.markdown(f"#### {icon} {run.name} · {run.state} · {what}")
+    what = f" · {run.task} from {run.base}" if run.task else ""
+    st.markdown(f"#### {icon} {run.name} · {run.state}{what}")
+    if not run.records and run.state != "running":
+        st.caption("No log.jsonl in this run folder (a run by an older version).")
     if run.total_steps:
         st.progress(
             min(run.step / run.total_steps, 1.0), text=f"step {run.step:,} / {run.total_steps:,}"
@@ -171,6 +178,8 @@ def show_run(run: runs.RunStatus) -> None:
             f"Stored as **{done['model']}** (best step {done.get('best_step')}: {scores}). "
             "It is in every model picker now."
         )
+    elif run.state == "finished":
+        st.success(f"Stored as **{run.name}**: it is in every model picker.")
     elif run.state == "failed":
         lines = [line for line in run.console_tail.splitlines() if line.startswith("error:")]
         st.error(lines[-1] if lines else "The run failed: see its console output below.")
@@ -182,7 +191,7 @@ def show_run(run: runs.RunStatus) -> None:
             st.rerun()
     elif (
         run.resumable
-        and not done
+        and run.state != "finished"
         and columns[0].button("Resume", key=f"ft-resume-{run.name}", type="primary")
     ):
         try:
@@ -203,7 +212,7 @@ def runs_panel() -> None:
         st.info("No fine-tuning run yet.")
         return
     names = [r.name for r in all_runs]
-    labels = {r.name: f"{STATE_ICONS.get(r.state, '')} {r.name} ({r.state})" for r in all_runs}
+    labels = {r.name: f"{r.name} ({r.state})" for r in all_runs}
     if st.session_state.get("ft-selected") in names:
         st.session_state["ft-pick"] = st.session_state.pop("ft-selected")
     if st.session_state.get("ft-pick") not in names:

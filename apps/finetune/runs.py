@@ -276,8 +276,8 @@ def status(name: str, store: ModelStore | None = None) -> RunStatus:
     )
     if info.get("pid") and _alive(info["pid"]):
         run.state = "running"
-    elif run.done_record is not None:
-        run.state = "finished"
+    elif run.done_record is not None or (store or ModelStore()).has(name):
+        run.state = "finished"  # (an older run without log.jsonl: its model is stored)
     elif "error:" in run.console_tail or "Traceback" in run.console_tail:
         run.state = "failed"
     return run

@@ -510,7 +510,7 @@ def show_timings(
     Example:
         >>> show_timings(1.5, items=3, tokens=60, model="opus-mt-en-de")  # doctest: +SKIP
     """
-    parts = [f"⏱ {seconds:.2f} s"]
+    parts = [f":material/timer: {seconds:.2f} s"]
     if items:
         parts.append(f"{items:,} item{'s' if items != 1 else ''}")
         if seconds > 0 and items > 1:
@@ -537,7 +537,7 @@ def show_error(exc: BaseException, doing: str | None = None) -> None:
     """
     where = f" while {doing}" if doing else ""
     if isinstance(exc, QuintetError):
-        st.error(f"{exc}", icon="⚠️")
+        st.error(f"{exc}", icon=":material/warning:")
         return
     log.exception("unexpected error%s", where, exc_info=exc)
     first_line = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -545,7 +545,7 @@ def show_error(exc: BaseException, doing: str | None = None) -> None:
         f"Something went wrong{where}: {type(exc).__name__}"
         + (f": {first_line}" if first_line else "")
         + ". Check the input and the model; if it persists, report it with the details below.",
-        icon="🚫",
+        icon=":material/error:",
     )
     with st.expander("Details for a bug report", expanded=False):
         st.code("".join(traceback.format_exception(exc)), language="text")

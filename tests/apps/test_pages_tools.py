@@ -73,7 +73,7 @@ def test_evaluation_runs_in_the_background_and_shows_its_report(home: Path) -> N
     assert run_dir.parent == home / "eval" and (run_dir / "report.html").is_file()
     assert app.selectbox(key="eval-pick").value == str(run_dir)  # the new run is shown
     names = {button.label for button in app.get("download_button")}
-    assert {"⬇ report.html", "⬇ report.json", "⬇ predictions.jsonl"} <= names
+    assert {"report.html", "report.json", "predictions.jsonl"} <= names
 
 
 def test_evaluation_compares_two_runs(home: Path) -> None:

@@ -1,0 +1,245 @@
+"""The suite in a real browser: `streamlit run apps/home.py` driven by headless Chromium.
+
+Opens every page, types into the translation and chat pages on the real offline model
+(SmolLM2-135M-Instruct) and checks that output appears, and saves a screenshot of every page
+to ``artifacts/screenshots/``. Needs Debian's ``chromium`` and ``chromium-driver`` (``make
+test`` installs them); skipped where they are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from core.store import ModelStore
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "artifacts" / "screenshots"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# url path, screenshot name; the same order as the navigation.
+PAGES = [
+    ("", "home"),
+    ("translation", "translation"),
+    ("summarization", "summarization"),
+    ("qa", "qa"),
+    ("classification", "classification"),
+    ("chat", "chat"),
+    ("evaluation", "evaluation"),
+    ("finetune", "finetune"),
+    ("models", "models"),
+]
+# The browser needs a bit longer than usual: two CPU cores, model loads on first use.
+TIMEOUT = 180
+
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()),
+    reason="needs Debian's chromium and chromium-driver: make test installs them",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(real_store: ModelStore, tmp_path_factory) -> Iterator[str]:
+    """The suite served by `streamlit run` on a free port; yields its URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, "QUINTET_HOME": str(real_store.home),
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}  # fmt: skip
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "apps/home.py", "--server.headless",
+             "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.time() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 f"--user-data-dir={profile}", "--window-size=1440,1000",
+                 "--force-device-scale-factor=1"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_until(driver, condition: Callable[[object], object], timeout: float = TIMEOUT):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.3).until(condition)
+
+
+def script_state(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    apps = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stApp"]')
+    return apps[0].get_attribute("data-test-script-state") if apps else ""
+
+
+def settle(driver, quiet_s: float = 1.5, timeout: float = TIMEOUT) -> None:
+    """Wait until the script has run and stayed idle for ``quiet_s`` (fragments may tick)."""
+    deadline, idle_since = time.time() + timeout, None
+    while time.time() < deadline:
+        state = script_state(driver)
+        if state in ("notRunning", "compilationError"):
+            idle_since = idle_since or time.time()
+            if time.time() - idle_since >= quiet_s:
+                return
+        else:
+            idle_since = None
+        time.sleep(0.2)
+    raise AssertionError(f"the page kept running for {timeout} s")
+
+
+def page_problems(driver) -> list[str]:
+    """Exceptions and error boxes on the page (text), if any."""
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(
+        By.CSS_SELECTOR, '[data-testid="stException"], [data-testid="stAlertContentError"]'
+    )
+    return [element.text for element in found]
+
+
+def open_page(driver, url: str, path: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{url}/{path}")
+    wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "h1"))
+    settle(driver)
+
+
+def main_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+
+
+def set_number(driver, label: str, value: int) -> bool:
+    """Type ``value`` into the number input labelled ``label``; False when there is none."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    inputs = driver.find_elements(By.CSS_SELECTOR, f'input[aria-label="{label}"]')
+    if not inputs:
+        return False
+    box = inputs[0]
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(value), Keys.ENTER)
+    settle(driver)
+    return True
+
+
+def page_exists(task: str) -> bool:
+    return (REPO / "apps" / task / "page.py").is_file()
+
+
+def test_every_page_opens_and_is_screenshotted(server: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    for path, name in PAGES:
+        open_page(browser, server, path)
+        assert not page_problems(browser), f"/{path}: {page_problems(browser)}"
+        title = browser.find_element(By.CSS_SELECTOR, "h1").text
+        assert title, f"/{path} has no title"
+        browser.save_screenshot(str(SHOTS / f"{name}.png"))
+        assert (SHOTS / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    # Home links to every page from its navigation.
+    open_page(browser, server, "")
+    nav = browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebarNav"]').text
+    for label in ("Translation", "Chat", "Evaluation", "Fine-tuning", "Models"):
+        assert label in nav
+
+
+@pytest.mark.skipif(not page_exists("translation"), reason="no translation page yet")
+def test_translation_page_translates_typed_text(server: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, server, "translation")
+    set_number(browser, "Max new tokens", 24)
+    area = browser.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
+    area.send_keys(Keys.CONTROL, "a")
+    area.send_keys("Good morning, my friend.")
+    area.send_keys(Keys.CONTROL, Keys.ENTER)  # commit the text area
+    settle(browser)
+    before = main_text(browser)
+    button = browser.find_element(By.CSS_SELECTOR, 'button[data-testid="stBaseButton-primary"]')
+    button.click()
+    wait_until(browser, lambda d: main_text(d) != before or page_problems(d))
+    settle(browser)
+    assert not page_problems(browser), page_problems(browser)
+    added = [line for line in main_text(browser).splitlines() if line not in before.splitlines()]
+    assert any(len(line.strip()) > 2 for line in added), "no translation appeared"
+    browser.save_screenshot(str(SHOTS / "translation.png"))
+
+
+@pytest.mark.skipif(not page_exists("chat"), reason="no chat page yet")
+def test_chat_page_answers(server: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, server, "chat")
+    set_number(browser, "Max new tokens", 32)
+    box = wait_until(
+        browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="stChatInput"] textarea')
+    )[0]
+    box.send_keys("What is the capital of France?", Keys.ENTER)
+
+    def answered(driver) -> bool:
+        messages = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
+        return len(messages) >= 2 and len(messages[-1].text.strip()) > 0
+
+    wait_until(browser, lambda d: answered(d) or page_problems(d))
+    settle(browser)
+    assert not page_problems(browser), page_problems(browser)
+    messages = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
+    assert "capital of France" in messages[-2].text
+    assert messages[-1].text.strip()
+    browser.save_screenshot(str(SHOTS / "chat.png"))
