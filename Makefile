@@ -11,7 +11,7 @@ export STREAMLIT_BROWSER_GATHER_USAGE_STATS := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup models demo test test-all bench lint clean-venv
+.PHONY: setup models demo test test-all bench lint browser clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The real-browser test (tests/apps/test_browser.py) drives Debian's chromium through
+# chromium-driver (no browser download): installed here when missing, as root (CI is).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
+	else echo "chromium/chromium-driver missing and not root: the browser test will be skipped" \
+		"(sudo apt-get install chromium chromium-driver)"; fi
+
 # CI runs this: everything but the tests marked slow.
-test: setup lint
+test: setup lint browser
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup lint
+test-all: setup lint browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Speed targets: ratios against a baseline measured in the same run (about 15 minutes here).
