@@ -1,0 +1,97 @@
+"""Streamlit page: text classification with a probability bar chart, and CSV batches.
+
+Widgets only: every label comes from :class:`apps.classification.Classifier` (shared between
+sessions through :func:`apps.ui.cached_app`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from apps.classification import Classifier
+from apps.ui import (
+    batch_upload,
+    cached_app,
+    download_results,
+    guarded,
+    model_picker,
+    run_in_batches,
+    show_timings,
+)
+
+
+def _labels(raw: str) -> list[str] | None:
+    labels = [x.strip() for x in raw.split(",") if x.strip()]
+    return labels or None
+
+
+def render() -> None:
+    st.title("Classification")
+    st.caption(
+        "A fine-tuned classifier uses its own labels; give labels of your own for zero-shot "
+        "(an encoder by embedding similarity, an instruct model by label likelihood, an NLI "
+        "model by entailment)."
+    )
+    with st.sidebar:
+        model = model_picker("classification", key="cls-model")
+        raw_labels = st.text_input("Zero-shot labels (comma-separated)", key="cls-labels",
+                                   placeholder="sports, business, politics")  # fmt: skip
+        multi = st.checkbox("Multi-label (independent probabilities)", key="cls-multi")
+        threshold = st.slider("Multi-label threshold", 0.0, 1.0, 0.5, 0.05, key="cls-threshold",
+                              disabled=not multi)  # fmt: skip
+    labels = _labels(raw_labels)
+    texts_raw = st.text_area("Texts, one per line", "a joy to watch, moving and funny",
+                             key="cls-texts", height=140)  # fmt: skip
+    if st.button("Classify", type="primary", key="cls-run"):
+        texts = [t for t in texts_raw.splitlines() if t.strip()]
+        if not texts:
+            st.warning("Type at least one text.")
+        with guarded("classifying"):
+            if texts:
+                app = cached_app(Classifier, model, labels=labels, multi_label=multi or None)
+                results, seconds = run_in_batches(
+                    lambda chunk: app.classify(chunk, threshold=threshold), texts,
+                    batch_size=32, label="Classifying",
+                )  # fmt: skip
+                for text, r in zip(texts, results, strict=True):
+                    chosen = ", ".join(r.labels) if multi else r.label
+                    st.markdown(f"**{chosen or '(no label over the threshold)'}** "
+                                f"({r.score:.2f}) · {text}")  # fmt: skip
+                    st.bar_chart({"probability": r.scores}, horizontal=True, height=40 + 28 *
+                                 len(r.scores), y_label="", x_label="probability")  # fmt: skip
+                show_timings(seconds, items=len(texts), model=app.model_name, mode=app.mode,
+                             temperature=f"{app.temperature:.3g}")  # fmt: skip
+
+    st.divider()
+    st.subheader("Batch")
+    batch = batch_upload("File to classify (CSV / TSV / JSONL / text)", key="cls-batch")
+    if batch is not None and st.button("Classify all", key="cls-batch-run"):
+        with guarded("classifying the batch"):
+            app = cached_app(Classifier, model, labels=labels, multi_label=multi or None)
+            present = [i for i, t in enumerate(batch.texts) if t.strip()]
+            results, seconds = run_in_batches(
+                lambda chunk: app.classify(chunk, threshold=threshold),
+                [batch.texts[i] for i in present], batch_size=32, label="Classifying",
+            )  # fmt: skip
+            by_row = dict(zip(present, results, strict=True))
+            rows = []
+            for i, row in enumerate(batch.rows):
+                r = by_row.get(i)
+                out = {**row, "predicted_label": "", "confidence": ""}
+                if r is not None:
+                    out["predicted_label"] = "|".join(r.labels) if multi else r.label
+                    out["confidence"] = round(r.score, 4)
+                    out.update({f"p_{k}": round(v, 4) for k, v in r.scores.items()})
+                rows.append(out)
+            st.dataframe(rows, hide_index=True)
+            counts: dict[str, int] = {}
+            for row in rows:
+                counts[row["predicted_label"] or "(empty text)"] = (
+                    counts.get(row["predicted_label"] or "(empty text)", 0) + 1
+                )
+            st.bar_chart({"rows": counts}, horizontal=True)
+            show_timings(seconds, items=len(present), model=app.model_name)
+            download_results(rows, key="cls-download", filename="classified")
+
+
+render()

@@ -1,0 +1,119 @@
+"""Streamlit page: extractive question answering, the answer highlighted in its context.
+
+Widgets only: every answer comes from :class:`apps.qa.QuestionAnswerer` (shared between
+sessions through :func:`apps.ui.cached_app`).
+"""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from apps.qa import QuestionAnswerer
+from apps.ui import (
+    batch_upload,
+    cached_app,
+    download_results,
+    guarded,
+    model_picker,
+    run_in_batches,
+    show_timings,
+    text_or_file_input,
+)
+
+EXAMPLE_CONTEXT = (
+    "Super Bowl 50 was an American football game to determine the champion of the National "
+    "Football League (NFL) for the 2015 season. The American Football Conference (AFC) "
+    "champion Denver Broncos defeated the National Football Conference (NFC) champion "
+    "Carolina Panthers 24-10 to earn their third Super Bowl title. The game was played on "
+    "February 7, 2016, at Levi's Stadium in the San Francisco Bay Area at Santa Clara, "
+    "California."
+)
+
+
+def highlight(context: str, start: int, end: int) -> str:
+    """The context as HTML with ``context[start:end]`` marked (everything escaped)."""
+    return (
+        html.escape(context[:start])
+        + '<mark style="background:#ffe066;padding:0 2px;border-radius:3px">'
+        + html.escape(context[start:end])
+        + "</mark>"
+        + html.escape(context[end:])
+    ).replace("\n", "<br>")
+
+
+def render() -> None:
+    st.title("Question answering")
+    st.caption("Extractive: the answer is a span of your text, found across windows of any length.")
+    with st.sidebar:
+        model = model_picker("qa", key="qa-model")
+        top_k = st.number_input("Answers to show", 1, 10, 1, key="qa-top-k")
+        max_len = st.number_input("Longest answer (tokens)", 1, 200, 30, key="qa-max-len")
+        allow_none = st.checkbox("Allow 'no answer' (SQuAD v2)", key="qa-allow-none")
+        threshold = st.slider("No-answer margin", -10.0, 10.0, 0.0, 0.5, key="qa-threshold",
+                              disabled=not allow_none,
+                              help="Higher: answer 'no answer' less often.")  # fmt: skip
+    context = text_or_file_input("Context", key="qa-context", value=EXAMPLE_CONTEXT)
+    question = st.text_input("Question", "Which team won Super Bowl 50?", key="qa-question")
+    if st.button("Answer", type="primary", key="qa-run"):
+        with guarded("answering"):
+            app = cached_app(QuestionAnswerer, model)
+            answers, seconds = run_in_batches(
+                lambda pairs: app.answer_many(
+                    pairs, int(top_k), int(max_len), allow_none, float(threshold)
+                ),
+                [(question, context)],
+                label="Answering",
+            )
+            _show(answers[0], context)
+            show_timings(seconds, items=1, model=app.model_name, mode=app.mode)
+
+    st.divider()
+    st.subheader("Batch")
+    batch = batch_upload("Questions file (CSV / TSV / JSONL)", key="qa-batch",
+                         types=("csv", "tsv", "jsonl"), column_label="Question column",
+                         preferred=("question",))  # fmt: skip
+    if batch is not None:
+        others = [c for c in batch.columns if c != batch.column] or batch.columns
+        index = others.index("context") if "context" in others else 0
+        context_column = st.selectbox("Context column", others, index=index, key="qa-ctx-col")
+        if st.button("Answer all", key="qa-batch-run"):
+            with guarded("answering the batch"):
+                app = cached_app(QuestionAnswerer, model)
+                pairs = [(str(r.get(batch.column, "")), str(r.get(context_column, "")))
+                         for r in batch.rows]  # fmt: skip
+                results, seconds = run_in_batches(
+                    lambda chunk: app.answer_many(chunk, 1, int(max_len), allow_none,
+                                                  float(threshold)),
+                    pairs,
+                    batch_size=16,
+                    label="Answering",
+                )  # fmt: skip
+                rows = [
+                    {**row, "answer": a[0].text, "answer_start": a[0].start,
+                     "answer_end": a[0].end, "probability": round(a[0].probability, 4)}
+                    for row, a in zip(batch.rows, results, strict=True)
+                ]  # fmt: skip
+                st.dataframe(rows, hide_index=True)
+                show_timings(seconds, items=len(rows), model=app.model_name)
+                download_results(rows, key="qa-download", filename="answers")
+
+
+def _show(answers, context: str) -> None:
+    best = answers[0]
+    if best.is_no_answer:
+        why = "" if best.grounded else f" (the model said {best.generated!r}, not in the text)"
+        st.warning(f"No answer in the context{why}.")
+    else:
+        st.success(f"**{best.text}**  ·  probability {best.probability:.2f}")
+        st.markdown(highlight(context, best.start, best.end), unsafe_allow_html=True)
+    if len(answers) > 1:
+        st.dataframe(
+            [{"answer": a.text or "(no answer)", "start": a.start, "end": a.end,
+              "probability": round(a.probability, 4), "window": a.window} for a in answers],
+            hide_index=True,
+        )  # fmt: skip
+
+
+render()

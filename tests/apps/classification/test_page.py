@@ -1,0 +1,32 @@
+"""The Classification page, headless with AppTest on the real minilm-l6 (zero-shot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "classification" / "page.py")
+
+
+def test_zero_shot_with_a_probability_chart(real_store) -> None:
+    app = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not app.exception
+    app.selectbox(key="cls-model").set_value("minilm-l6").run()
+    app.text_input(key="cls-labels").set_value("sports, business").run()
+    app.text_area(key="cls-texts").set_value(
+        "Tennis star wins Wimbledon final in five sets\nShares jump after record profit"
+    ).run()
+    app.button(key="cls-run").click().run()
+    assert not app.exception and not app.error
+    lines = [m.value for m in app.markdown if m.value.startswith("**")]
+    assert lines[0].startswith("**sports**") and lines[1].startswith("**business**")
+    assert len(app.get("vega_lite_chart")) == 2  # one bar chart per text
+
+
+def test_encoder_without_labels_explains_what_to_do(real_store) -> None:
+    app = AppTest.from_file(PAGE, default_timeout=120).run()
+    app.selectbox(key="cls-model").set_value("minilm-l6").run()
+    app.button(key="cls-run").click().run()
+    assert not app.exception
+    assert any("labels" in e.value for e in app.error)

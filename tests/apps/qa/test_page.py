@@ -1,0 +1,41 @@
+"""The Question answering page, headless with AppTest: answer, highlight, batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core.testing import tiny_model_dir
+
+PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "qa" / "page.py")
+OTHER = "Other: a hub id or a local path…"
+
+
+def _page_on_tiny_model() -> AppTest:
+    app = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not app.exception
+    app.selectbox(key="qa-model").set_value(OTHER).run()
+    app.text_input(key="qa-model-other").set_value(str(tiny_model_dir("bert", kind="span"))).run()
+    return app
+
+
+def test_answer_is_highlighted_in_the_context() -> None:
+    app = _page_on_tiny_model()
+    app.number_input(key="qa-top-k").set_value(3).run()
+    app.button(key="qa-run").click().run()
+    assert not app.exception and not app.error
+    marked = [m.value for m in app.markdown if "<mark" in m.value]
+    assert len(marked) == 1
+    answer = marked[0].split('">', 1)[1].split("</mark>", 1)[0]
+    assert answer and answer in app.text_area(key="qa-context").value
+    assert any(s.value.startswith(f"**{answer}**") for s in app.success)
+    assert len(app.dataframe) == 1  # the three answers
+
+
+def test_empty_question_shows_a_readable_error() -> None:
+    app = _page_on_tiny_model()
+    app.text_input(key="qa-question").set_value("   ").run()
+    app.button(key="qa-run").click().run()
+    assert not app.exception
+    assert any("question 0 is empty" in e.value for e in app.error)
