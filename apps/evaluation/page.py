@@ -309,6 +309,21 @@ def run_label(run: Path) -> str:
     )
 
 
+def format_timing(timing: dict[str, Any]) -> str:
+    """``{"total_s": 12.3, "examples_per_s": 4.1, ...}`` -> "12.3 s total · 4.10 examples/s"."""
+    parts = []
+    for key, value in timing.items():
+        if not isinstance(value, int | float):
+            continue
+        if key.endswith("_per_s"):
+            parts.append(f"{value:,.2f} {key.removesuffix('_per_s')}/s")
+        elif key.endswith("_s"):
+            parts.append(f"{value:,.1f} s {key.removesuffix('_s').replace('_', ' ')}")
+        else:
+            parts.append(f"{value:,.0f} {key.replace('_', ' ')}")
+    return " · ".join(parts)
+
+
 def show_report(run: Path) -> None:
     """Metrics with intervals and timing natively, then the full HTML report embedded."""
     report = read_report(run)
@@ -325,10 +340,7 @@ def show_report(run: Path) -> None:
         )
         if ci:
             columns[i % len(columns)].caption(f"95% CI {ci[0]:.1f} – {ci[1]:.1f}")
-    timing = report.get("timing", {})
-    speed = " · ".join(
-        f"{k.replace('_', ' ')} {v:,.2f}" for k, v in timing.items() if isinstance(v, int | float)
-    )
+    speed = format_timing(report.get("timing", {}))
     st.caption(f":material/timer: {speed} · {report.get('date', '')} · `{run}`")
     cols = st.columns(len(REPORT_FILES))
     for col, name in zip(cols, REPORT_FILES, strict=True):

@@ -190,6 +190,14 @@ def test_every_page_opens_and_is_screenshotted(server: str, browser) -> None:
         assert title, f"/{path} has no title"
         browser.save_screenshot(str(SHOTS / f"{name}.png"))
         assert (SHOTS / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    # The evaluation page's report viewer (the shipped example reports, or this store's).
+    open_page(browser, server, "evaluation")
+    tab = next(t for t in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stTab"]')
+               if t.text.strip() == "Reports")  # fmt: skip
+    tab.click()
+    settle(browser)
+    assert not page_problems(browser), page_problems(browser)
+    browser.save_screenshot(str(SHOTS / "evaluation-report.png"))
     # Home links to every page from its navigation.
     open_page(browser, server, "")
     nav = browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebarNav"]').text
