@@ -179,10 +179,9 @@ def model_picker(
     def label_of(option: str) -> str:
         if option in (auto_label, OTHER):
             return option
-        choice = by_name[option]
-        mark = "✓" if choice.present else "✗"
-        suffix = "  (default)" if option == default else ""
-        return f"{mark} {option}{suffix} — {choice.status}"
+        # Short: the sidebar is narrow; the status of the picked one is a caption below.
+        mark = "✓" if by_name[option].present else "✗"
+        return f"{mark} {option}" + (" (default)" if option == default else "")
 
     index = 0 if auto_label or default is None else options.index(default)
     picked = st.selectbox(
@@ -202,10 +201,13 @@ def model_picker(
         return typed or None
     if picked == auto_label:
         return None
+    status = by_name[picked].status
     if picked == default:
-        st.caption(f"Default: {reason}.")
+        st.caption(f"{status[:1].upper()}{status[1:]}; default: {reason}.")
     elif not by_name[picked].present:
-        st.caption(f"Not available offline: {by_name[picked].status}.")
+        st.caption(f"Not available offline: {status}.")
+    else:
+        st.caption(f"{status[:1].upper()}{status[1:]}.")
     return picked
 
 

@@ -38,7 +38,8 @@ def test_picker_and_decoding_controls(real_store: ModelStore, monkeypatch) -> No
     picker = app.selectbox(key="m")
     # The offline default is preselected and listed first, marked present.
     assert picker.value == "smollm2-135m-instruct"
-    assert picker.options[0].startswith("✓ smollm2-135m-instruct  (default)")
+    assert picker.options[0] == "✓ smollm2-135m-instruct (default)"
+    assert app.caption[0].value.startswith("In store (542 MB); default: offline default")
     assert picker.options[-1].startswith("Other")
     assert "model=smollm2-135m-instruct" in app.markdown[0].value
 
