@@ -205,6 +205,23 @@ def test_every_page_opens_and_is_screenshotted(server: str, browser) -> None:
         assert label in nav
 
 
+@pytest.mark.parametrize("task", ["qa", "classification"])
+def test_prefilled_pages_answer(server: str, browser, task: str) -> None:
+    # The QA and classification pages open with an example filled in: run it.
+    from selenium.webdriver.common.by import By
+
+    if not page_exists(task):
+        pytest.skip(f"no {task} page yet")
+    open_page(browser, server, task)
+    before = main_text(browser)
+    browser.find_element(By.CSS_SELECTOR, 'button[data-testid="stBaseButton-primary"]').click()
+    wait_until(browser, lambda d: main_text(d) != before or page_problems(d))
+    settle(browser)
+    assert not page_problems(browser), page_problems(browser)
+    assert len(main_text(browser)) > len(before), f"no {task} output appeared"
+    browser.save_screenshot(str(SHOTS / f"{task}.png"))
+
+
 @pytest.mark.skipif(not page_exists("translation"), reason="no translation page yet")
 def test_translation_page_translates_typed_text(server: str, browser) -> None:
     from selenium.webdriver.common.by import By
