@@ -175,7 +175,7 @@ class ClassificationHarness:
             },
             "confusion_matrix": {
                 "kind": "confusion_matrix",
-                "title": "Confusion matrix (rows: gold, columns: predicted)",
+                "title": "Confusion matrix",
                 "labels": labels,
                 "matrix": matrix,
             },
