@@ -101,13 +101,21 @@ _WORD = re.compile(r"\w+(?:[-'.]\w+)*")
 
 
 def _longest_common_run(answer: str, context: str, question: str) -> tuple[int, int] | None:
-    """The context span of the longest word run shared with ``answer``, trimmed of question
-    words and stop words at both ends."""
+    """The context span of the longest word run shared with ``answer`` once question words
+    and stop words are trimmed from both ends of each run.
+
+    Trimming comes first: in "The team at Super Bowl 50 was the Denver Broncos." the run
+    "at Super Bowl 50" is longer but is all question words; "Denver Broncos" is the answer.
+    """
     a_words = [w.lower() for w in _WORD.findall(answer)]
     c_matches = list(_WORD.finditer(context))
     c_words = [m.group().lower() for m in c_matches]
     q_words = {w.lower() for w in _WORD.findall(question)}
-    best: tuple[int, int] = (0, 0)  # context word range [i, j)
+
+    def dull(word: str) -> bool:
+        return word in _STOP or word in q_words
+
+    best: tuple[int, int] = (0, 0)  # context word range [i, j), after trimming
     for i in range(len(c_words)):
         for k in range(len(a_words)):
             n = 0
@@ -115,17 +123,14 @@ def _longest_common_run(answer: str, context: str, question: str) -> tuple[int, 
                 i + n < len(c_words) and k + n < len(a_words) and c_words[i + n] == a_words[k + n]
             ):
                 n += 1
-            if n > best[1] - best[0]:
-                best = (i, i + n)
+            lo, hi = i, i + n
+            while lo < hi and dull(c_words[lo]):
+                lo += 1
+            while hi > lo and dull(c_words[hi - 1]):
+                hi -= 1
+            if hi - lo > best[1] - best[0]:
+                best = (lo, hi)
     i, j = best
-
-    def dull(word: str) -> bool:
-        return word in _STOP or word in q_words
-
-    while i < j and dull(c_words[i]):
-        i += 1
-    while j > i and dull(c_words[j - 1]):
-        j -= 1
     if i >= j:
         return None
     return c_matches[i].start(), c_matches[j - 1].end()

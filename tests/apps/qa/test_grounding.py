@@ -36,6 +36,13 @@ def test_ground(answer: str, expected: str | None) -> None:
         assert span is not None and CONTEXT[span[0] : span[1]] == expected
 
 
+def test_a_sentence_answer_grounds_to_its_new_words() -> None:
+    context = "The Denver Broncos defeated the Carolina Panthers at Super Bowl 50."
+    said = "The NFL team representing the AFC at Super Bowl 50 was the Denver Broncos."
+    span = ground(said, context, "Which NFL team represented the AFC at Super Bowl 50?")
+    assert span is not None and context[span[0] : span[1]] == "Denver Broncos"
+
+
 def test_whole_words_only() -> None:
     assert ground("art", "We went to a party.") is None
     assert ground("ART", "Art and party.") == (0, 3)
