@@ -31,6 +31,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.data is None and args.source is None:
         raise ConfigError("give --data FILE (or --source FILE --reference FILE for translation)")
+    if args.predictions and args.model:
+        raise ConfigError("give --model (to run it) or --predictions FILE (to score), not both")
     options = DataOptions(
         text_field=args.text_field,
         target_field=args.target_field,
@@ -46,12 +48,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         reference_files=tuple(args.reference or ()),
         extra=parse_pairs(args.option, "--option"),
     )
+    out = args.out
+    if out is None:  # say where the run goes up front: that folder is how to resume it
+        from pathlib import Path
+
+        from evaluation.harness import default_out_dir
+
+        who = Path(args.predictions).stem if args.predictions else args.model or "default"
+        out = str(default_out_dir(args.task, who, args.data or args.source))
+    print(f"writing to {out}", flush=True)
     report = evaluate(
         args.task,
         args.model,
         args.data,
         limit=args.limit,
-        out=args.out,
+        out=out,
         decode=parse_pairs(args.decode, "--decode"),
         options=options,
         batch_size=args.batch_size,
@@ -63,12 +74,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         interval = report.intervals.get(name)
         ci = f"  95% CI [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
         print(f"  {name:<22} {value:8.2f}{ci}")
+    if report.bootstrap.get("resamples"):
+        print(f"  (95% CI: bootstrap over items, {report.bootstrap['resamples']} resamples)")
     timing = report.timing
-    speed = f", {timing['tokens_per_s']:.1f} tokens/s" if "tokens_per_s" in timing else ""
-    print(
-        f"  time: {timing['predict_s']:.1f}s predicting, "
-        f"{timing['examples_per_s']:.2f} examples/s{speed}"
-    )
+    if args.predictions:
+        print(f"  time: {timing['total_s']:.1f}s scoring the given predictions")
+    else:
+        speed = f", {timing['tokens_per_s']:.1f} tokens/s" if "tokens_per_s" in timing else ""
+        print(
+            f"  time: {timing['predict_s']:.1f}s predicting on {report.device}, "
+            f"{timing['examples_per_s']:.2f} examples/s{speed}"
+        )
     print(f"report: {report.out_dir}/report.html (also report.md, report.json, predictions.jsonl)")
     return 0
 

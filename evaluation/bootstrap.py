@@ -3,6 +3,14 @@
 Each resample draws ``n`` item indices with replacement and rescores them with the task's
 own corpus metric (so BLEU stays corpus BLEU). Resampling stops early at a time cap, and
 the report says how many resamples were used.
+
+Rescoring a resample with :meth:`TaskHarness.score` is exact but can be slow (sacreBLEU
+re-tokenizes every segment). A harness may therefore offer ``resampler(items, predictions)``
+returning a :data:`Scorer` that gives the same corpus metrics from statistics computed once:
+:func:`sacrebleu_resampler` does this for BLEU/chrF/TER (sums of per-segment sufficient
+statistics, exactly what ``corpus_score`` sums), :func:`mean_resampler` for metrics that are
+means of per-item values (SQuAD EM/F1, ROUGE). :func:`make_scorer` picks the fast path when
+the harness has one.
 """
 
 from __future__ import annotations
@@ -10,10 +18,76 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 Scorer = Callable[[Sequence[int]], dict[str, float]]
+"""Corpus metrics of the items at the given indices (indices may repeat)."""
+
+# Below this many resamples an interval is too rough to report, whatever the time cap.
+MIN_RESAMPLES = 20
+
+
+def make_scorer(harness: Any, items: Sequence[Any], predictions: Sequence[Any]) -> Scorer:
+    """The fastest exact :data:`Scorer` the harness offers for these items.
+
+    Uses ``harness.resampler(items, predictions)`` when the harness defines it (and it does
+    not return None), else rescoring the resampled items with ``harness.score``.
+    """
+    fast = getattr(harness, "resampler", None)
+    scorer = fast(items, predictions) if callable(fast) else None
+    if scorer is not None:
+        return scorer
+
+    def rescore(idx: Sequence[int]) -> dict[str, float]:
+        return harness.score([items[i] for i in idx], [predictions[i] for i in idx]).metrics
+
+    return rescore
+
+
+def sacrebleu_resampler(
+    named: dict[str, Any], hyps: Sequence[str], ref_streams: Sequence[Sequence[str]]
+) -> Scorer:
+    """A scorer for sacreBLEU metrics from per-segment sufficient statistics.
+
+    ``named`` maps a metric name to a configured sacreBLEU metric object (``BLEU()``,
+    ``CHRF()``, ``TER()``). The statistics of every segment are extracted once; a resample's
+    score is the metric computed from the summed statistics of its segments, which is how
+    ``corpus_score`` itself works, so the numbers are identical to rescoring.
+
+    Example::
+
+        >>> from sacrebleu.metrics import BLEU
+        >>> score = sacrebleu_resampler({"bleu": BLEU()}, ["a b c d"], [["a b c d"]])
+        >>> round(score([0, 0])["bleu"], 1)
+        100.0
+    """
+    stats = {
+        name: (metric, np.asarray(metric._extract_corpus_statistics(list(hyps), ref_streams)))
+        for name, metric in named.items()
+    }
+
+    def score(idx: Sequence[int]) -> dict[str, float]:
+        rows = np.asarray(idx, dtype=np.int64)
+        return {
+            name: float(metric._compute_score_from_stats(list(table[rows].sum(axis=0))).score)
+            for name, (metric, table) in stats.items()
+        }
+
+    return score
+
+
+def mean_resampler(per_item: Sequence[dict[str, float]], names: Sequence[str]) -> Scorer:
+    """A scorer for metrics that are the mean of a per-item value (times nothing: pass the
+    per-item values on the metric's own scale, e.g. EM as 0 or 100)."""
+    table = np.asarray([[float(row[name]) for name in names] for row in per_item])
+
+    def score(idx: Sequence[int]) -> dict[str, float]:
+        means = table[np.asarray(idx, dtype=np.int64)].mean(axis=0)
+        return {name: float(value) for name, value in zip(names, means, strict=True)}
+
+    return score
 
 
 def _resamples(n: int, resamples: int, seed: int) -> np.ndarray:
@@ -44,7 +118,7 @@ def bootstrap_intervals(
             if isinstance(value, int | float) and math.isfinite(value):
                 samples.setdefault(name, []).append(float(value))
         used += 1
-        if time.perf_counter() > deadline and used >= 50:
+        if time.perf_counter() > deadline and used >= MIN_RESAMPLES:
             break
     tail = (1 - confidence) / 2 * 100
     intervals = {
@@ -78,13 +152,17 @@ def paired_bootstrap(
     for idx in _resamples(n, resamples, seed):
         a, b = score_a(idx.tolist()), score_b(idx.tolist())
         for m in metrics:
-            deltas[m].append(b[m] - a[m])
+            # A metric a resample cannot compute (NaN, missing) does not count for or against.
+            if _finite(a.get(m)) and _finite(b.get(m)):
+                deltas[m].append(b[m] - a[m])
         used += 1
-        if time.perf_counter() > deadline and used >= 50:
+        if time.perf_counter() > deadline and used >= MIN_RESAMPLES:
             break
     result = {}
     for m in metrics:
         d = np.asarray(deltas[m])
+        if not (len(d) and _finite(observed_a.get(m)) and _finite(observed_b.get(m))):
+            continue
         observed = observed_b[m] - observed_a[m]
         if observed > 0:
             other_side = int((d <= 0).sum())
@@ -103,3 +181,7 @@ def paired_bootstrap(
             "resamples": used,
         }
     return result
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)

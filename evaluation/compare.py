@@ -3,20 +3,34 @@
 Each run folder holds ``report.json`` and ``predictions.jsonl``; the items are rebuilt from
 the predictions file (it keeps inputs and references), so a comparison needs no dataset and
 no model. Every run is compared with the first by a paired bootstrap over the same items.
+
+Runs must be of the same task on the same items: the same ids with the same references
+(the dataset path may differ, e.g. the same file in two places). Anything else is refused
+rather than intersected, since a difference measured on different items means nothing.
+
+Example::
+
+    >>> result = compare(["runs/a", "runs/b"], "runs/a-vs-b")          # doctest: +SKIP
+    >>> result["runs"][1]["versus_first"]["bleu"]["p_value"]            # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import html
 import json
+import math
 import os
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from evaluation.bootstrap import paired_bootstrap
+from core.errors import QuintetError
+from evaluation.bootstrap import make_scorer, paired_bootstrap
 from evaluation.harness import EvaluationError
-from evaluation.protocol import EvalItem, Prediction
+from evaluation.protocol import DataOptions, EvalItem, Prediction
 from evaluation.registry import get_harness
 from evaluation.report import _e, _fmt, _html_table, _md_table
 from evaluation.svg import bars
@@ -32,12 +46,22 @@ def load_run(run_dir: str | os.PathLike) -> tuple[dict, list[EvalItem], list[Pre
         raise EvaluationError(
             f"{folder}: not an evaluation run (needs report.json and predictions.jsonl)"
         )
-    report = json.loads(report_path.read_text(encoding="utf-8"))
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise EvaluationError(f"{report_path}: not valid JSON; run the evaluation again") from None
     items, predictions = [], []
-    for line in predictions_path.read_text(encoding="utf-8").splitlines():
+    lines = predictions_path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        record = json.loads(line)
+        try:
+            record = json.loads(line)
+            record["id"], record["prediction"]  # noqa: B018 - both are required
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise EvaluationError(
+                f"{predictions_path}:{number}: not a prediction record; was this run finished?"
+            ) from None
         items.append(
             EvalItem(
                 record["id"],
@@ -59,39 +83,38 @@ def compare(
 ) -> dict[str, Any]:
     """Compare runs on the same items; writes ``comparison.{json,md,html}`` to ``out``.
 
+    Each run is rescored by its own copy of the task harness, prepared as it was for the
+    run (its dataset read again with the run's options where the file is still there, then
+    ``harness.restore(settings)`` where the harness has it), and that rescoring must give the
+    metrics its ``report.json`` holds: a run that cannot be rescored faithfully is refused
+    rather than compared on wrong numbers.
+
     Raises:
-        EvaluationError: fewer than two runs, different tasks, or different items.
+        EvaluationError: fewer than two runs, different tasks, different items, or a run
+            whose metrics cannot be reproduced.
     """
     if len(run_dirs) < 2:
         raise EvaluationError("compare needs at least two run folders")
     runs = [load_run(d) for d in run_dirs]
     base_report, base_items, base_predictions = runs[0]
     task = base_report["task"]
-    harness = get_harness(task)
-    ids = [item.id for item in base_items]
     for (report, items, _), folder in zip(runs[1:], run_dirs[1:], strict=True):
         if report["task"] != task:
             raise EvaluationError(f"{folder} is a {report['task']} run, {run_dirs[0]} {task}")
-        if sorted(i.id for i in items) != sorted(ids):
-            raise EvaluationError(
-                f"{folder} was not run on the same items as {run_dirs[0]} "
-                f"({len(items)} vs {len(base_items)} items, or different ids): compare runs "
-                "of the same dataset and --limit"
-            )
+        _check_same_items(base_items, items, run_dirs[0], folder)
     metrics = list(base_report["metrics"])
 
-    def scorer(items: list[EvalItem], predictions: list[Prediction]):
+    def scorer(report: dict, predictions: list[Prediction], folder: Any):
+        # Every run is scored against the first run's items (same ids and references).
         by_id = {p.id: p for p in predictions}
         aligned = [by_id[item.id] for item in base_items]
+        harness = _prepared_harness(task, report, folder)
+        _check_reproduced(harness, report, base_items, aligned, folder)
+        return make_scorer(harness, base_items, aligned)
 
-        def score(idx):
-            return harness.score([base_items[i] for i in idx], [aligned[i] for i in idx]).metrics
-
-        return score
-
-    base_score = scorer(base_items, base_predictions)
+    base_score = scorer(base_report, base_predictions, run_dirs[0])
     rows = []
-    for (report, items, predictions), folder in zip(runs, run_dirs, strict=True):
+    for (report, _items, predictions), folder in zip(runs, run_dirs, strict=True):
         entry = {
             "run": str(folder),
             "model": report["model"],
@@ -102,7 +125,7 @@ def compare(
         if folder is not run_dirs[0]:
             entry["versus_first"] = paired_bootstrap(
                 base_score,
-                scorer(items, predictions),
+                scorer(report, predictions, folder),
                 len(base_items),
                 metrics,
                 resamples=resamples,
@@ -112,6 +135,7 @@ def compare(
     result = {
         "task": task,
         "dataset": base_report["dataset"],
+        "datasets": sorted({str(report["dataset"]) for report, _, _ in runs}),
         "n": len(base_items),
         "metrics": metrics,
         "higher_is_better": base_report.get("higher_is_better", {}),
@@ -120,11 +144,104 @@ def compare(
     }
     out_dir = Path(out) if out else Path(run_dirs[0]).parent / f"compare-{task}-{_stamp()}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "comparison.json").write_text(json.dumps(result, indent=2, default=str))
-    (out_dir / "comparison.md").write_text(render_markdown(result))
-    (out_dir / "comparison.html").write_text(render_html(result))
+    _write(
+        out_dir / "comparison.json", json.dumps(result, indent=2, ensure_ascii=False, default=str)
+    )
+    _write(out_dir / "comparison.md", render_markdown(result))
+    _write(out_dir / "comparison.html", render_html(result))
     result["out_dir"] = str(out_dir)
     return result
+
+
+def _prepared_harness(task: str, report: dict, folder: Any) -> Any:
+    """A private copy of the task harness in the state it scored the run in.
+
+    Harnesses keep state from ``read`` (translation: the target language's tokenizer;
+    classification: label maps) and ``open`` (a classifier's own label names); a copy per run
+    keeps two runs with different states apart during the paired bootstrap.
+    """
+    harness = copy.deepcopy(get_harness(task))
+    state_path = Path(folder) / "run.json"
+    run = {}
+    if state_path.is_file():
+        try:
+            run = json.loads(state_path.read_text(encoding="utf-8")).get("run") or {}
+        except json.JSONDecodeError:
+            run = {}
+    data = _local_dataset(str(run.get("dataset") or report.get("dataset") or ""))
+    options = _options(run.get("options") or {})
+    if data is not None or options.source_file:
+        # The data moved or changed: the reproduction check decides whether that matters.
+        with contextlib.suppress(QuintetError, OSError):
+            harness.read(data or "", options)
+    restore = getattr(harness, "restore", None)
+    if callable(restore):
+        restore(report.get("settings") or {})
+    return harness
+
+
+def _local_dataset(dataset: str) -> str | None:
+    if dataset.startswith("hf:"):
+        from evaluation.datasets import local_path
+
+        path = local_path(dataset)
+        return str(path) if path.is_file() else None
+    return dataset if dataset and Path(dataset).exists() else None
+
+
+def _options(saved: dict[str, Any]) -> DataOptions:
+    known = {f.name for f in fields(DataOptions)}
+    values = {k: v for k, v in saved.items() if k in known}
+    if "reference_files" in values:
+        values["reference_files"] = tuple(values["reference_files"])
+    return DataOptions(**values)
+
+
+def _check_reproduced(
+    harness: Any, report: dict, items: list[EvalItem], predictions: list[Prediction], folder: Any
+) -> None:
+    """Refuse a run whose predictions no longer score to the metrics its report holds."""
+    again = harness.score(items, predictions).metrics
+    for name, value in report.get("metrics", {}).items():
+        mine = again.get(name)
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            continue
+        if not isinstance(mine, int | float) or abs(mine - value) > 1e-6 * max(1.0, abs(value)):
+            raise EvaluationError(
+                f"{folder}: rescoring its predictions gives {name} {mine} but its report says "
+                f"{value}; its data file or options changed, or the {report['task']} harness "
+                "cannot restore how it scored this run: run both evaluations again"
+            )
+
+
+def _check_same_items(
+    base: list[EvalItem], items: list[EvalItem], base_dir: object, folder: object
+) -> None:
+    """Refuse runs on different items: other ids, or the same ids with other references."""
+    ours, theirs = {i.id: i for i in base}, {i.id: i for i in items}
+    if ours.keys() != theirs.keys():
+        only = sorted(ours.keys() ^ theirs.keys())
+        raise EvaluationError(
+            f"{folder} was not run on the same items as {base_dir} ({len(items)} vs "
+            f"{len(base)} items; e.g. id {only[0]!r} is in only one): compare runs of the same "
+            "dataset and --limit"
+        )
+    for key, item in ours.items():
+        if _canonical(item.references) != _canonical(theirs[key].references):
+            raise EvaluationError(
+                f"{folder} and {base_dir} have different references for item {key!r}: "
+                "compare runs of the same dataset (and the same data options)"
+            )
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _stamp() -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 from core.errors import QuintetError
 from evaluation import predictions as pred_io
-from evaluation.bootstrap import bootstrap_intervals
+from evaluation.bootstrap import bootstrap_intervals, make_scorer
 from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores, TaskHarness
 from evaluation.registry import get_harness
 
@@ -61,6 +61,7 @@ class Report:
     bootstrap: dict[str, Any]
     sections: dict[str, Any] = field(default_factory=dict)
     out_dir: str = ""
+    device: str = ""  # where the model ran, e.g. "cpu (2 threads)"; "" for given predictions
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,31 +101,44 @@ def evaluate(
     options = options or DataOptions()
     decode = dict(decode or {})
     harness = get_harness(task)
+    if limit is not None and limit < 1:
+        raise EvaluationError(f"--limit must be at least 1 (got {limit})")
+    if batch_size < 1:
+        raise EvaluationError(f"--batch-size must be at least 1 (got {batch_size})")
+    # All reading (and its errors, with file:line) happens here, before any model work.
     data_path = _local_data(data)
-    items = _unique_ids(harness.read(data_path or "", options))
-    if limit is not None:
-        if limit < 1:
-            raise EvaluationError(f"--limit must be at least 1 (got {limit})")
-        items = items[:limit]
+    all_items = _unique_ids(harness.read(data_path or "", options))
+    items = all_items[:limit] if limit is not None else all_items
     if not items:
         raise EvaluationError(f"{data or options.source_file}: no examples to evaluate")
     dataset = data or options.source_file or ""
 
     started = time.perf_counter()
     if predictions_file is not None:
-        predictions = pred_io.read_given(predictions_file, items)
+        predictions = pred_io.read_given(predictions_file, items, total=len(all_items))
         model_name, settings, seconds = f"predictions:{Path(predictions_file).name}", {}, 0.0
-        out_dir = _out_dir(out, task, Path(predictions_file).stem, dataset)
+        out_dir = (
+            Path(out)
+            if out is not None
+            else default_out_dir(task, Path(predictions_file).stem, dataset)
+        )
+        run = _run_key(task, model_name, dataset, {}, options)
+        _claim(out_dir, run, resumable=False)
+        _write_state(out_dir / "run.json", run, model_name, settings, 0.0)
+        device = ""
     else:
-        out_dir = _out_dir(out, task, model or "default", dataset)
+        out_dir = (
+            Path(out) if out is not None else default_out_dir(task, model or "default", dataset)
+        )
         predictions, model_name, settings, seconds = _predict(
             harness, items, model, decode, options, out_dir, dataset, batch_size, progress
         )
+        device = _device(settings)
     scores = harness.score(items, predictions)
     _check_scores(harness, scores, items)
     per_category = _per_category(harness, items, predictions)
     intervals, boot = bootstrap_intervals(
-        lambda idx: harness.score([items[i] for i in idx], [predictions[i] for i in idx]).metrics,
+        make_scorer(harness, items, predictions),
         len(items),
         resamples=bootstrap,
         max_seconds=bootstrap_seconds,
@@ -148,6 +162,7 @@ def evaluate(
         bootstrap=boot,
         sections=scores.sections,
         out_dir=str(out_dir),
+        device=device,
     )
     from evaluation.report import write_report
 
@@ -172,20 +187,13 @@ def _predict(
     """Run the app on every item not already predicted in ``out_dir``; returns predictions
     in item order, the model actually used, its settings, and the seconds spent predicting
     (this run and the runs it resumes)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run = {"task": harness.task, "model": model, "dataset": str(dataset), "decode": decode,
-           "options": _options_json(options)}  # fmt: skip
+    run = _run_key(harness.task, model, dataset, decode, options)
+    state = _claim(out_dir, run, resumable=True)
     state_path = out_dir / "run.json"
     log_path = out_dir / pred_io.LOG_NAME
     done: dict[str, Prediction] = {}
     previous_seconds = 0.0
-    if state_path.is_file():
-        state = json.loads(state_path.read_text())
-        if state.get("run") != run:
-            raise EvaluationError(
-                f"{out_dir} holds a different evaluation ({_describe(state.get('run'))}); "
-                "choose another --out folder or delete it"
-            )
+    if state is not None:
         done = pred_io.read_log(log_path)
         previous_seconds = float(state.get("predict_seconds", 0.0))
     ids = {item.id for item in items}
@@ -194,6 +202,12 @@ def _predict(
 
     predictor = harness.open(model, decode, options)
     model_name, settings = predictor.model_name, dict(predictor.settings)
+    if done and state is not None and state.get("model_name") not in (None, model_name):
+        # e.g. no --model: the default resolved to another model than the first time
+        raise EvaluationError(
+            f"{out_dir} holds predictions of {state['model_name']}, but this run opened "
+            f"{model_name}; pass --model {state['model_name']} to resume, or another --out"
+        )
     _write_state(state_path, run, model_name, settings, previous_seconds)
     report = _progress(progress, len(items))
     report(len(done), len(items))
@@ -216,6 +230,44 @@ def _predict(
             _write_state(state_path, run, model_name, settings, seconds)
             report(len(done), len(items))
     return [done[item.id] for item in items], model_name, settings, seconds
+
+
+def _run_key(
+    task: str, model: str | None, dataset: str, decode: dict[str, Any], options: DataOptions
+) -> dict[str, Any]:
+    """What must be equal for predictions in a run folder to be resumed (or compared)."""
+    return {"task": task, "model": model, "dataset": str(dataset),
+            "decode": json.loads(json.dumps(decode, default=str)),
+            "options": _options_json(options)}  # fmt: skip
+
+
+def _claim(out_dir: Path, run: dict[str, Any], *, resumable: bool) -> dict[str, Any] | None:
+    """Check that ``out_dir`` is empty or holds this same run; returns its saved state.
+
+    Predictions of another task, model, dataset, decoding or data options are refused, never
+    mixed in; so is a ``predictions.jsonl`` that no run of ours wrote (no ``run.json``).
+    """
+    state_path, log_path = out_dir / "run.json", out_dir / pred_io.LOG_NAME
+    state = None
+    if state_path.is_file():
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            raise EvaluationError(
+                f"{state_path} is unreadable; delete {out_dir} or choose another --out"
+            ) from None
+        if state.get("run") != run:
+            raise EvaluationError(
+                f"{out_dir} holds a different evaluation ({_describe(state.get('run'))}, "
+                f"this one: {_describe(run)}); choose another --out folder or delete it"
+            )
+    elif log_path.is_file() and log_path.stat().st_size:
+        raise EvaluationError(
+            f"{log_path} exists but no run.json says which evaluation wrote it; "
+            "choose another --out folder (or, to score that file, --predictions FILE)"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return state if resumable else None
 
 
 def _write_state(path: Path, run: dict, model: str, settings: dict, seconds: float) -> None:
@@ -312,9 +364,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(text).name if text else "data").strip("-")[:40]
 
 
-def _out_dir(out: str | os.PathLike | None, task: str, model: str, dataset: str) -> Path:
-    if out is not None:
-        return Path(out)
+def default_out_dir(task: str, model: str, dataset: str) -> Path:
+    """``$QUINTET_HOME/eval/<task>-<model>-<dataset>-<timestamp>``, where a run is written
+    when no ``out`` is given."""
     from core.store import default_home
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -328,7 +380,25 @@ def _options_json(options: DataOptions) -> dict[str, Any]:
 def _describe(run: dict | None) -> str:
     if not run:
         return "unknown"
-    return f"task {run.get('task')}, model {run.get('model')}, data {run.get('dataset')}"
+    text = f"task {run.get('task')}, model {run.get('model')}, data {run.get('dataset')}"
+    if run.get("decode"):
+        text += f", decode {json.dumps(run['decode'], sort_keys=True)}"
+    if run.get("options"):
+        text += f", options {json.dumps(run['options'], sort_keys=True, default=str)}"
+    return text
+
+
+def _device(settings: dict[str, Any]) -> str:
+    """Where the model ran, as :func:`core.devices.describe_device` says it."""
+    import torch
+
+    from core.devices import describe_device, pick_device
+
+    named = settings.get("device")
+    try:
+        return describe_device(torch.device(named) if named else pick_device())
+    except (RuntimeError, TypeError, ValueError):
+        return str(named)
 
 
 def _versions() -> dict[str, str]:

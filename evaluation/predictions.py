@@ -80,21 +80,42 @@ def _drop_partial_last_line(path: Path) -> None:
     path.write_bytes(keep)
 
 
-def read_given(path: str, items: Sequence[EvalItem]) -> list[Prediction]:
-    """Predictions from a file, in item order: JSONL with ``id`` and ``prediction``, or plain
-    text with one prediction per line (line n belongs to item n)."""
+def read_given(path: str, items: Sequence[EvalItem], total: int | None = None) -> list[Prediction]:
+    """Predictions from a file, in item order: JSONL with ``id`` and ``prediction``, the
+    official SQuAD ``{id: answer}`` JSON, or plain text with one prediction per line (line n
+    belongs to item n).
+
+    Plain text is read as the ``sacrebleu`` command line reads a system output: split on
+    ``"\\n"`` only (not on U+2028 and the other breaks ``str.splitlines`` knows) and trailing
+    whitespace stripped, so scores equal the command line's on the same file. ``total`` is
+    the number of items in the whole dataset (before ``--limit``): a text file must have
+    exactly that many lines, since a count mismatch means the lines are misaligned.
+    """
     file = Path(path)
     if not file.is_file():
         raise DataError(path, 0, "predictions file not found")
-    lines = file.read_text(encoding="utf-8").splitlines()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(path, 0, f"not UTF-8 text ({error.reason})") from None
+    if file.suffix == ".json" and text.lstrip().startswith("{"):
+        # The official SQuAD predictions format: one JSON object {question id: answer}.
+        try:
+            table = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataError(path, error.lineno, f"not valid JSON ({error.msg})") from None
+        records = [{"id": k, "prediction": v} for k, v in table.items()]
+        text = "\n".join(json.dumps(r, ensure_ascii=False) for r in records)
     if file.suffix in (".jsonl", ".json"):
         by_id: dict[str, Prediction] = {}
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-                by_id[str(record["id"])] = Prediction(str(record["id"]), record["prediction"])
+                by_id[str(record["id"])] = Prediction(
+                    str(record["id"]), record["prediction"], record.get("extra") or {}
+                )
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise DataError.at(
                     f"{path}:{number}", 'expected a JSON object with "id" and "prediction"'
@@ -105,6 +126,16 @@ def read_given(path: str, items: Sequence[EvalItem]) -> list[Prediction]:
                 path, 0, f"no prediction for {len(missing)} item(s), e.g. id {missing[0]!r}"
             )
         return [by_id[item.id] for item in items]
-    if len(lines) < len(items):
-        raise DataError(path, 0, f"{len(lines)} lines but {len(items)} items to score")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline
+    lines = [line.rstrip() for line in lines]
+    expected = total if total is not None else len(items)
+    if len(lines) != expected:
+        raise DataError(
+            path,
+            0,
+            f"{len(lines)} lines but the data has {expected} examples; expected one "
+            "prediction per line, in the data's order",
+        )
     return [Prediction(item.id, line) for item, line in zip(items, lines, strict=False)]

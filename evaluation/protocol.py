@@ -110,7 +110,21 @@ class Predictor(Protocol):
 
 
 class TaskHarness(Protocol):
-    """One task's evaluation: read, open the app, score."""
+    """One task's evaluation: read, open the app, score.
+
+    Optional, for fast bootstrap intervals: ``resampler(items, predictions)`` returning a
+    function ``indices -> {metric: value}`` that gives exactly what ``score`` would give on
+    the items at those indices (which may repeat), from statistics computed once; see
+    :func:`evaluation.bootstrap.sacrebleu_resampler` and
+    :func:`evaluation.bootstrap.mean_resampler`. Without it the runner rescores each resample
+    with :meth:`score`, which is exact but slower.
+
+    Optional, for ``quintet eval compare``: ``restore(settings)``, given the ``settings`` a
+    run's predictor recorded, puts back any scoring state :meth:`open` set (e.g. a
+    classifier's label names), so that finished runs can be rescored without their model.
+    Compare reads each run's data again (state from :meth:`read`) and refuses a run whose
+    rescoring does not reproduce its reported metrics.
+    """
 
     task: str
     primary_metric: str  # the headline number, e.g. "bleu", "rougeL", "f1", "accuracy"
