@@ -114,7 +114,9 @@ def compare(
 
     base_score = scorer(base_report, base_predictions, run_dirs[0])
     rows = []
-    for (report, _items, predictions), folder in zip(runs, run_dirs, strict=True):
+    for index, ((report, _items, predictions), folder) in enumerate(
+        zip(runs, run_dirs, strict=True)
+    ):
         entry = {
             "run": str(folder),
             "model": report["model"],
@@ -122,7 +124,7 @@ def compare(
             "intervals": report.get("intervals", {}),
             "timing": report.get("timing", {}),
         }
-        if folder is not run_dirs[0]:
+        if index > 0:
             entry["versus_first"] = paired_bootstrap(
                 base_score,
                 scorer(report, predictions, folder),
