@@ -98,6 +98,7 @@ def evaluate(
         predictions_file: score these predictions (text, one per line, or JSONL with
             ``id``/``prediction``) instead of running a model.
     """
+    started = time.perf_counter()  # total time: reading, predicting and scoring
     options = options or DataOptions()
     decode = dict(decode or {})
     harness = get_harness(task)
@@ -113,7 +114,6 @@ def evaluate(
         raise EvaluationError(f"{data or options.source_file}: no examples to evaluate")
     dataset = data or options.source_file or ""
 
-    started = time.perf_counter()
     if predictions_file is not None:
         predictions = pred_io.read_given(predictions_file, items, total=len(all_items))
         model_name, settings, seconds = f"predictions:{Path(predictions_file).name}", {}, 0.0
@@ -125,12 +125,12 @@ def evaluate(
         run = _run_key(task, model_name, dataset, {}, options)
         _claim(out_dir, run, resumable=False)
         _write_state(out_dir / "run.json", run, model_name, settings, 0.0)
-        device = ""
+        device, earlier = "", 0.0
     else:
         out_dir = (
             Path(out) if out is not None else default_out_dir(task, model or "default", dataset)
         )
-        predictions, model_name, settings, seconds = _predict(
+        predictions, model_name, settings, seconds, earlier = _predict(
             harness, items, model, decode, options, out_dir, dataset, batch_size, progress
         )
         device = _device(settings)
@@ -154,7 +154,8 @@ def evaluate(
         per_category=per_category,
         decode=decode,
         settings=settings,
-        timing=_timing(predictions, seconds, time.perf_counter() - started),
+        # A resumed run's total includes the predicting its earlier, interrupted runs did.
+        timing=_timing(predictions, seconds, time.perf_counter() - started + earlier),
         versions=_versions(),
         date=datetime.now(UTC).isoformat(timespec="seconds"),
         primary_metric=harness.primary_metric,
@@ -183,10 +184,10 @@ def _predict(
     dataset: str,
     batch_size: int,
     progress: bool | ProgressCallback,
-) -> tuple[list[Prediction], str, dict[str, Any], float]:
+) -> tuple[list[Prediction], str, dict[str, Any], float, float]:
     """Run the app on every item not already predicted in ``out_dir``; returns predictions
-    in item order, the model actually used, its settings, and the seconds spent predicting
-    (this run and the runs it resumes)."""
+    in item order, the model actually used, its settings, the seconds spent predicting (this
+    run and the runs it resumes) and the part of those the resumed runs spent."""
     run = _run_key(harness.task, model, dataset, decode, options)
     state = _claim(out_dir, run, resumable=True)
     state_path = out_dir / "run.json"
@@ -229,7 +230,7 @@ def _predict(
                 done[item.id] = output
             _write_state(state_path, run, model_name, settings, seconds)
             report(len(done), len(items))
-    return [done[item.id] for item in items], model_name, settings, seconds
+    return [done[item.id] for item in items], model_name, settings, seconds, previous_seconds
 
 
 def _run_key(

@@ -55,21 +55,67 @@ def _short(value: Any, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _readable(value: Any) -> str:
+    """An input, prediction or reference as a person reads it, not as JSON.
+
+    ``{"text": t}`` -> ``t``; ``{"question": q, "context": c}`` -> ``question: q`` lines; chat
+    messages -> ``role: content`` lines; a list of references -> one per line.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if len(value) == 1:
+            return _readable(next(iter(value.values())))
+        if set(value) >= {"role", "content"}:
+            return f"{value['role']}: {_readable(value['content'])}"
+        return "\n".join(f"{key}: {_readable(v)}" for key, v in value.items())
+    if isinstance(value, list | tuple) and all(isinstance(v, str | dict) for v in value):
+        return "\n".join(_readable(v) for v in value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+_TIMING_NAMES = {
+    "total_s": "total time (s)",
+    "predict_s": "predicting (s)",
+    "examples_per_s": "examples / s",
+    "generated_tokens": "generated tokens",
+    "tokens_per_s": "generated tokens / s",
+}
+
+
+def _timing_rows(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Timing with readable names, then where it ran and how the intervals were made."""
+    timing = dict(data["timing"])
+    if str(data.get("model", "")).startswith("predictions:"):
+        # Scored a given file: no model ran, so no prediction speed to report.
+        timing = {"total_s": timing.get("total_s", 0.0)}
+    rows: list[tuple[str, Any]] = [(_TIMING_NAMES.get(k, k), v) for k, v in timing.items()]
+    if data.get("device"):
+        rows.append(("device", data["device"]))
+    boot = data.get("bootstrap") or {}
+    if boot.get("resamples"):
+        rows.append(("bootstrap resamples", boot["resamples"]))
+    return rows
+
+
+def _plotted_metric(primary: str, scores: Scores) -> str | None:
+    """The primary metric if any item has it, else the first per-item metric there is."""
+    if any(primary in row for row in scores.per_item):
+        return primary
+    return next((key for row in scores.per_item for key in row), None)
+
+
 def worst_examples(
     report: Report, items: Sequence[EvalItem], predictions: Sequence[Prediction], scores: Scores
 ) -> list[dict[str, Any]]:
     """The items with the worst primary per-item score."""
-    metric = report.primary_metric
-    if not scores.per_item or metric not in scores.per_item[0]:
-        metric = next(iter(scores.per_item[0]), None) if scores.per_item else None
+    metric = _plotted_metric(report.primary_metric, scores)
     if metric is None:
         return []
     better_high = report.higher_is_better.get(metric, True)
-    order = sorted(
-        range(len(items)),
-        key=lambda i: scores.per_item[i].get(metric, 0.0),
-        reverse=not better_high,
-    )
+    # Only items the metric applies to (e.g. chat: questions with a reference answer).
+    scored = [i for i in range(len(items)) if metric in scores.per_item[i]]
+    order = sorted(scored, key=lambda i: scores.per_item[i][metric], reverse=not better_high)
     return [
         {
             "id": items[i].id,
@@ -170,7 +216,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         out += [f"- **{k}**: `{v}`" for k, v in data["signatures"].items()]
         out.append("")
     out.append("\n## Timing\n")
-    out.append(_md_table(["", "value"], list(data["timing"].items())))
+    out.append(_md_table(["", "value"], _timing_rows(data)))
     settings = {**data["settings"], **({"decode": data["decode"]} if data["decode"] else {})}
     if settings:
         out.append("\n## Settings\n")
@@ -192,9 +238,9 @@ def render_markdown(data: dict[str, Any]) -> str:
             [
                 w["id"],
                 w["score"],
-                _short(w["input"], 160),
-                _short(w["prediction"], 160),
-                _short(w["references"], 160),
+                _short(_readable(w["input"]), 160),
+                _short(_readable(w["prediction"]), 160),
+                _short(_readable(w["references"]), 160),
             ]
             for w in data["worst_examples"]
         ]
@@ -216,7 +262,9 @@ th{background:#f3f5f7}.num{text-align:right;font-variant-numeric:tabular-nums}
 padding:.6rem 1rem;min-width:120px}.card .v{font-size:1.6rem;font-weight:600}
 .card .n{color:#555;font-size:.85rem}.muted{color:#666;font-size:.85rem}
 code{background:#f3f5f7;padding:0 .2rem;border-radius:3px;font-size:.85rem}
-.plots{display:flex;flex-wrap:wrap;gap:1rem}.wide td{max-width:320px;word-wrap:break-word}
+.plots{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+.wide td{max-width:360px;overflow-wrap:break-word;white-space:pre-wrap}
+.wide td.num,.wide td:first-child{white-space:nowrap}
 """
 
 
@@ -252,7 +300,7 @@ def render_html(data: dict[str, Any], items: Sequence[EvalItem], scores: Scores)
     """``report.html``: one self-contained page with the report and its charts."""
     cards = "".join(
         f'<div class="card"><div class="n">{_e(name)}</div><div class="v">{_e(value)}</div>'
-        f'<div class="n">{_e(ci)}</div></div>'
+        f'<div class="n">{_e(f"95% CI {ci}" if ci else "")}</div></div>'
         for name, value, ci in _metric_rows(data)
     )
     parts = [
@@ -274,20 +322,23 @@ def render_html(data: dict[str, Any], items: Sequence[EvalItem], scores: Scores)
         _html_table(
             ["", "value"],
             [
-                *data["timing"].items(),
+                *_timing_rows(data),
                 *((k, json.dumps(v, default=str)) for k, v in settings.items()),
             ],
         )
     )
 
     plots = []
-    metric = data["primary_metric"]
-    if scores.per_item and metric not in scores.per_item[0]:
-        metric = next(iter(scores.per_item[0]), metric)
-    per_item = [s.get(metric) for s in scores.per_item] if scores.per_item else []
-    if per_item and all(isinstance(v, int | float) for v in per_item):
-        plots.append(svg.histogram(per_item, f"Distribution of per-item {metric}", metric))
-        points = [(_input_words(item), v) for item, v in zip(items, per_item, strict=True)]
+    metric = _plotted_metric(data["primary_metric"], scores)
+    scored = [
+        (item, row[metric])
+        for item, row in zip(items, scores.per_item, strict=False)
+        if isinstance(row.get(metric), int | float)
+    ]
+    if scored:
+        values = [v for _, v in scored]
+        plots.append(svg.histogram(values, f"Distribution of per-item {metric}", metric))
+        points = [(_input_words(item), v) for item, v in scored]
         plots.append(svg.scatter(points, f"Input length vs {metric}", "input words", metric))
     if data["per_category"]:
         main = data["primary_metric"]
@@ -311,9 +362,9 @@ def render_html(data: dict[str, Any], items: Sequence[EvalItem], scores: Scores)
             [
                 w["id"],
                 w["score"],
-                _short(w["input"]),
-                _short(w["prediction"]),
-                _short(w["references"]),
+                _short(_readable(w["input"]), 600),
+                _short(_readable(w["prediction"]), 400),
+                _short(_readable(w["references"]), 400),
             ]
             for w in worst
         ]

@@ -10,7 +10,7 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 
-_W, _H, _PAD = 560, 260, 44
+_W, _H, _PAD = 520, 260, 44  # two charts side by side fit the page
 _BLUE = "#3b6ea8"
 _GRID = "#e2e6ea"
 
@@ -21,7 +21,7 @@ def _esc(text: object) -> str:
 
 def _frame(body: str, title: str, width: int = _W, height: int = _H) -> str:
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'<svg width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}" '
         f'font-family="sans-serif" font-size="11">'
         f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13" '
