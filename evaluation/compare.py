@@ -120,6 +120,7 @@ def compare(
         entry = {
             "run": str(folder),
             "model": report["model"],
+            "decode": report.get("decode", {}),
             "metrics": report["metrics"],
             "intervals": report.get("intervals", {}),
             "timing": report.get("timing", {}),
@@ -259,20 +260,48 @@ def _delta_cell(entry: dict, metric: str) -> str:
     return f"{test['delta']:+.2f} {interval} p={test['p_value']:.3f}{mark}"
 
 
+def _labels(result: dict) -> list[str]:
+    """What names each run: its model, or model and run folder where a model repeats."""
+    models = [entry["model"] for entry in result["runs"]]
+    labels = [
+        f"{entry['model']} ({Path(entry['run']).name})" if models.count(entry["model"]) > 1
+        else entry["model"]
+        for entry in result["runs"]
+    ]  # fmt: skip
+    # Still the same (one folder given twice): number them, or charts would merge them.
+    return [f"{x} #{i + 1}" if labels.count(x) > 1 else x for i, x in enumerate(labels)]
+
+
+def _resamples(result: dict) -> int:
+    tests = [t for e in result["runs"] for t in e.get("versus_first", {}).values()]
+    return max((t["resamples"] for t in tests), default=0)
+
+
 def _rows(result: dict) -> list[list[Any]]:
     return [
         [
-            entry["model"],
+            label,
             *(_fmt(entry["metrics"].get(m, "")) for m in result["metrics"]),
             *(_delta_cell(entry, m) for m in result["metrics"]),
         ]
-        for entry in result["runs"]
+        for label, entry in zip(_labels(result), result["runs"], strict=True)
     ]
 
 
 def _columns(result: dict) -> list[str]:
     metrics = result["metrics"]
-    return ["model", *metrics, *(f"Δ {m} vs first" for m in metrics)]
+    better = result.get("higher_is_better", {})
+    arrows = {m: "↑" if better.get(m, True) else "↓" for m in metrics}
+    return ["model", *(f"{m} {arrows[m]}" for m in metrics),
+            *(f"Δ {m} vs first" for m in metrics)]  # fmt: skip
+
+
+def _explanation(result: dict) -> str:
+    return (
+        f"Δ: difference from the first run with its 95% paired-bootstrap interval and two-sided "
+        f"p-value ({_resamples(result)} resamples of the same items); * marks p < "
+        f"{SIGNIFICANCE}; ↑/↓: higher/lower is better."
+    )
 
 
 def render_markdown(result: dict) -> str:
@@ -280,8 +309,9 @@ def render_markdown(result: dict) -> str:
     return (
         f"# {result['task']} comparison on `{result['dataset']}` ({result['n']} items)\n\n"
         + _md_table(_columns(result), _rows(result))
-        + "\nΔ: difference from the first run with its 95% paired-bootstrap interval and "
-        f"p-value; * marks p < {SIGNIFICANCE}.\n"
+        + "\n"
+        + _explanation(result)
+        + "\n"
     )
 
 
@@ -289,19 +319,21 @@ def render_html(result: dict) -> str:
     """The comparison as one self-contained HTML page with a bar chart per metric."""
     from evaluation.report import _CSS
 
+    labels = _labels(result)
     charts = "".join(
         bars(
-            {e["model"]: e["metrics"].get(m, 0.0) for e in result["runs"]},
+            {k: e["metrics"].get(m, 0.0) for k, e in zip(labels, result["runs"], strict=True)},
             m,
-            intervals={e["model"]: e["intervals"].get(m) for e in result["runs"]},
+            intervals={
+                k: e["intervals"].get(m) for k, e in zip(labels, result["runs"], strict=True)
+            },
         )
         for m in result["metrics"]
     )
     body = (
         f"<h1>{_e(result['task'])} comparison</h1><p class='muted'>Dataset "
-        f"<code>{html.escape(str(result['dataset']))}</code>, {result['n']} items. Δ: "
-        "difference from the first run, 95% paired-bootstrap interval, p-value; * marks "
-        f"p &lt; {SIGNIFICANCE}.</p>"
+        f"<code>{html.escape(str(result['dataset']))}</code>, {result['n']} items. "
+        f"{_e(_explanation(result))}</p>"
         + _html_table(_columns(result), _rows(result))
         + f"<div class='plots'>{charts}</div>"
     )

@@ -118,7 +118,7 @@ def bars(values: Mapping[str, float], title: str, *, intervals: Mapping | None =
         parts.append(
             f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" fill="{_BLUE}"/>'
         )
-        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 13}">{values[name]:.3g}</text>')
+        end = left + w  # the value goes right of the bar, or of its whisker
         interval = (intervals or {}).get(name)
         if interval:
             a, b = (left + max(0.0, v) / high * (right - left) for v in interval)
@@ -126,6 +126,8 @@ def bars(values: Mapping[str, float], title: str, *, intervals: Mapping | None =
                 f'<line x1="{a:.1f}" y1="{y + row / 2}" x2="{b:.1f}" '
                 f'y2="{y + row / 2}" stroke="#222" stroke-width="1.5"/>'
             )
+            end = max(end, b)
+        parts.append(f'<text x="{end + 4:.1f}" y="{y + 13}">{values[name]:.3g}</text>')
     return _frame("".join(parts), title, height=height)
 
 
