@@ -8,8 +8,11 @@ would otherwise retry for a long time).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from core import hub
@@ -37,24 +40,38 @@ def local_path(spec: str) -> Path:
 
 
 def materialize(spec: str) -> Path:
-    """The local JSONL of a hub dataset split, downloading it first if needed."""
+    """The local JSONL of a hub dataset split, downloading it first if needed.
+
+    Offline, the ``datasets`` library's own cache is tried (in its offline mode, which
+    answers at once); without the hub or a cached copy this fails at once with what to do.
+    """
     target = local_path(spec)
     if target.is_file():
         return target
     name, config, split = parse(spec)
-    if not hub.hub_reachable():
-        raise OfflineError(
-            f"dataset {spec!r} is not in {target.parent} and the hub cannot be reached: "
-            "evaluate a local file instead (data/ holds shipped sets; JSONL, CSV, TSV and "
-            "SQuAD JSON are read)"
-        )
+    online = hub.hub_reachable()
     try:
         import datasets
     except ImportError:
+        if not online:
+            raise _offline(spec, target) from None
         raise QuintetError(
             "hf: datasets need the `datasets` package: pip install 'quintet[hf]'"
         ) from None
-    rows = datasets.load_dataset(name, config, split=split)
+    try:
+        if online:
+            rows = datasets.load_dataset(name, config, split=split)
+        else:
+            with _datasets_offline(datasets):
+                rows = datasets.load_dataset(name, config, split=split)
+    except Exception as error:  # the library raises many kinds: each becomes one line
+        if not online:
+            raise _offline(spec, target) from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise QuintetError(
+            f"dataset {spec!r} could not be loaded ({first}); check the name, config and split "
+            "on the hub, e.g. hf:glue:sst2:validation"
+        ) from None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -62,3 +79,31 @@ def materialize(spec: str) -> Path:
             f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     tmp.replace(target)
     return target
+
+
+def _offline(spec: str, target: Path) -> OfflineError:
+    return OfflineError(
+        f"dataset {spec!r} is not in {target.parent} and the hub cannot be reached: "
+        "evaluate a local file instead (data/ holds shipped sets; JSONL, CSV, TSV and "
+        "SQuAD JSON are read)"
+    )
+
+
+@contextlib.contextmanager
+def _datasets_offline(datasets_module: object) -> Iterator[None]:
+    """Run ``load_dataset`` from its cache only: no network retries when there is none."""
+    saved = os.environ.get("HF_DATASETS_OFFLINE")
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    config = getattr(datasets_module, "config", None)
+    before = getattr(config, "HF_DATASETS_OFFLINE", None)
+    if config is not None:
+        config.HF_DATASETS_OFFLINE = True  # read at import time; the module attribute rules
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HF_DATASETS_OFFLINE", None)
+        else:
+            os.environ["HF_DATASETS_OFFLINE"] = saved
+        if config is not None:
+            config.HF_DATASETS_OFFLINE = before
