@@ -173,3 +173,24 @@ def test_hf_data_uses_its_local_copy_without_the_hub(no_hub, tmp_home, tmp_path)
                           "--predictions", str(preds), "--out", str(tmp_path / "run"))  # fmt: skip
     assert report["n"] == 2 and report["metrics"]["accuracy"] == 50.0
     assert report["dataset"] == "hf:glue:sst2:validation"
+
+
+def test_a_real_generative_run_records_decoding_tokens_and_speed(real_store, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["eval", "summarization", "--model", "smollm2-135m-instruct", "--data",
+                 "data/summarization/samsum/val.csv", "--limit", "2", "--batch-size", "2",
+                 "--decode", "max_new_tokens=12", "--out", str(out),
+                 "--bootstrap", "20"])  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"] == "smollm2-135m-instruct" and report["decode"] == {"max_new_tokens": 12}
+    records = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    from core.models import load
+
+    tokenizer = load("smollm2-135m-instruct").tokenizer
+    for record in records:  # the decode option reached the model: short summaries
+        assert 0 < len(tokenizer(record["prediction"], add_special_tokens=False)["input_ids"]) <= 12
+    timing = report["timing"]
+    assert timing["generated_tokens"] == sum(r["extra"]["num_tokens"] for r in records)
+    assert timing["tokens_per_s"] > 0 and timing["total_s"] >= timing["predict_s"] > 0
+    assert "tokens/s" in capsys.readouterr().out
