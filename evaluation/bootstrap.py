@@ -29,11 +29,16 @@ Scorer = Callable[[Sequence[int]], dict[str, float]]
 MIN_RESAMPLES = 20
 
 
-def make_scorer(harness: Any, items: Sequence[Any], predictions: Sequence[Any]) -> Scorer:
+def make_scorer(
+    harness: Any, items: Sequence[Any], predictions: Sequence[Any], scores: Any = None
+) -> Scorer:
     """The fastest exact :data:`Scorer` the harness offers for these items.
 
-    Uses ``harness.resampler(items, predictions)`` when the harness defines it (and it does
-    not return None), else rescoring the resampled items with ``harness.score``.
+    In order: ``harness.resampler(items, predictions)`` when the harness defines it (and it
+    does not return None); else, when every metric is the mean of the per-item value of the
+    same name (SQuAD EM/F1, ROUGE), averaging those, after checking on two resamples that
+    this gives what rescoring gives; else rescoring the resampled items with
+    ``harness.score``. ``scores`` is the harness's score of all items, if already computed.
     """
     fast = getattr(harness, "resampler", None)
     scorer = fast(items, predictions) if callable(fast) else None
@@ -43,7 +48,29 @@ def make_scorer(harness: Any, items: Sequence[Any], predictions: Sequence[Any]) 
     def rescore(idx: Sequence[int]) -> dict[str, float]:
         return harness.score([items[i] for i in idx], [predictions[i] for i in idx]).metrics
 
-    return rescore
+    means = _means_if_exact(rescore, scores or harness.score(items, predictions), len(items))
+    return means or rescore
+
+
+def _means_if_exact(rescore: Scorer, scores: Any, n: int) -> Scorer | None:
+    """A :func:`mean_resampler` if every metric provably behaves as a per-item mean."""
+    per_item, metrics = scores.per_item, scores.metrics
+    names = [m for m in metrics if _finite(metrics[m])]
+    if n < 2 or len(per_item) != n or not names:
+        return None
+    if not all(all(_finite(row.get(m)) for row in per_item) for m in names):
+        return None
+    means = mean_resampler(per_item, names)
+    checks = [list(range(n)), *_resamples(n, 2, seed=12345).tolist()]
+    for idx in checks:
+        exact, quick = rescore(idx), means(idx)
+        if any(not _close(exact.get(m), quick[m]) for m in names):
+            return None
+    return means
+
+
+def _close(a: Any, b: float) -> bool:
+    return _finite(a) and abs(a - b) <= 1e-9 * max(1.0, abs(a))
 
 
 def sacrebleu_resampler(

@@ -30,7 +30,7 @@ from typing import Any
 from core.errors import QuintetError
 from evaluation.bootstrap import make_scorer, paired_bootstrap
 from evaluation.harness import EvaluationError
-from evaluation.protocol import DataOptions, EvalItem, Prediction
+from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
 from evaluation.registry import get_harness
 from evaluation.report import _e, _fmt, _html_table, _md_table
 from evaluation.svg import bars
@@ -109,8 +109,8 @@ def compare(
         by_id = {p.id: p for p in predictions}
         aligned = [by_id[item.id] for item in base_items]
         harness = _prepared_harness(task, report, folder)
-        _check_reproduced(harness, report, base_items, aligned, folder)
-        return make_scorer(harness, base_items, aligned)
+        scores = _check_reproduced(harness, report, base_items, aligned, folder)
+        return make_scorer(harness, base_items, aligned, scores)
 
     base_score = scorer(base_report, base_predictions, run_dirs[0])
     rows = []
@@ -202,9 +202,11 @@ def _options(saved: dict[str, Any]) -> DataOptions:
 
 def _check_reproduced(
     harness: Any, report: dict, items: list[EvalItem], predictions: list[Prediction], folder: Any
-) -> None:
-    """Refuse a run whose predictions no longer score to the metrics its report holds."""
-    again = harness.score(items, predictions).metrics
+) -> Scores:
+    """Refuse a run whose predictions no longer score to the metrics its report holds;
+    returns the scores."""
+    scores = harness.score(items, predictions)
+    again = scores.metrics
     for name, value in report.get("metrics", {}).items():
         mine = again.get(name)
         if not isinstance(value, int | float) or not math.isfinite(value):
@@ -215,6 +217,7 @@ def _check_reproduced(
                 f"{value}; its data file or options changed, or the {report['task']} harness "
                 "cannot restore how it scored this run: run both evaluations again"
             )
+    return scores
 
 
 def _check_same_items(

@@ -138,7 +138,7 @@ def evaluate(
     _check_scores(harness, scores, items)
     per_category = _per_category(harness, items, predictions)
     intervals, boot = bootstrap_intervals(
-        make_scorer(harness, items, predictions),
+        make_scorer(harness, items, predictions, scores),
         len(items),
         resamples=bootstrap,
         max_seconds=bootstrap_seconds,

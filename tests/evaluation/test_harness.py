@@ -204,6 +204,27 @@ def test_fast_resamplers_equal_rescoring():
     assert mean([0, 1, 1]) == {"f1": pytest.approx(110 / 3)}
 
 
+def test_per_item_means_are_resampled_without_rescoring_and_give_the_same_intervals():
+    items = QA.read(SQUAD, DataOptions())[:300]
+    predictions = [Prediction(i.id, i.references[0] if n % 4 else "no") for n, i in
+                   enumerate(items)]  # fmt: skip
+
+    def rescore(idx):
+        return QA.score([items[i] for i in idx], [predictions[i] for i in idx]).metrics
+
+    fast = boot.make_scorer(QA, items, predictions)
+    assert fast is not rescore and fast.__qualname__.startswith("mean_resampler")
+    slow_iv, _ = boot.bootstrap_intervals(rescore, len(items), resamples=60)
+    fast_iv, _ = boot.bootstrap_intervals(fast, len(items), resamples=60)
+    for name in ("exact_match", "f1"):
+        assert fast_iv[name] == pytest.approx(slow_iv[name], abs=1e-9)
+    # Classification's macro-F1 and ECE are not per-item means: it is rescored.
+    cls_items = CLASSIFICATION.read(SST2, DataOptions())[:50]
+    cls_preds = [Prediction(i.id, "1") for i in cls_items]
+    scorer = boot.make_scorer(CLASSIFICATION, cls_items, cls_preds)
+    assert scorer.__qualname__.startswith("make_scorer")
+
+
 def test_paired_bootstrap_skips_metrics_a_resample_cannot_compute():
     def a(idx):
         return {"x": 1.0, "y": float("nan")}
