@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from apps.translation import segment as seg
-from apps.translation.languages import Language, language
+from apps.translation.languages import Language, LanguageError, language
 from apps.translation.routing import Route, choose, style_for
 from core.config import DecodeConfig
 from core.decoding import Generator
@@ -48,6 +48,9 @@ class TranslationResult:
     pieces: int
     seconds: float
     num_tokens: int = 0
+    # True when a piece's translation stopped at max_new_tokens: raise it (nothing is cut
+    # silently; the CLI and pages say so).
+    truncated: bool = False
 
 
 class Translator:
@@ -74,6 +77,8 @@ class Translator:
         self.batch_size = batch_size
         self._generators: dict[str, Generator] = {}
         self._lock = threading.Lock()
+        # NLLB/M2M100 tokenizers carry the source language as state: one call at a time.
+        self._run_lock = threading.Lock()
 
     def route(self, src: str, tgt: str) -> Route:
         """The model that would translate ``src -> tgt``, and why (loads nothing)."""
@@ -83,6 +88,11 @@ class Translator:
         with self._lock:
             if name not in self._generators:
                 loaded = load(name, device=self.device)
+                if loaded.kind not in ("seq2seq", "causal"):
+                    raise LanguageError(
+                        f"{loaded.name} is a {loaded.kind} model: translation needs a seq2seq "
+                        "model (opus-mt, NLLB, M2M100, T5) or an instruct model"
+                    )
                 self._generators[name] = Generator(loaded, self.backend, batch_size=self.batch_size)
             return self._generators[name]
 
@@ -106,9 +116,9 @@ class Translator:
         generator = self._generator(route.model)
         style = style_for(generator.loaded, route, source, target)
         started = time.perf_counter()
-        budget = PROMPTED_PIECE_TOKENS if style == "prompted" else SEQ2SEQ_PIECE_TOKENS
-        window = generator.loaded.context_window or 512
-        budget = min(budget, window // 3)
+        budget = self._budget(generator, style)
+        # Fail on bad decoding options or a language the model lacks before any work.
+        self._config(generator, style, source, target, budget, decode)
         tokenizer = generator.loaded.tokenizer
 
         def fits(piece: str) -> bool:
@@ -133,6 +143,7 @@ class Translator:
             )
             translated = seg.reassemble([o[0] for o in outputs], shifted) if count else ""
             tokens = sum(outputs[i][1] for p in shifted.paragraphs for i in p)
+            truncated = any(outputs[i][2] for p in shifted.paragraphs for i in p)
             results.append(
                 TranslationResult(
                     translated,
@@ -143,9 +154,44 @@ class Translator:
                     count,
                     seconds,
                     tokens,
+                    truncated,
                 )
             )
         return results
+
+    def decode_config(self, src: str, tgt: str, **decode) -> DecodeConfig:
+        """The decoding settings a ``src -> tgt`` call uses (loads the routed model).
+
+        For NLLB/M2M100 this includes ``forced_bos_token_id``, the target language token.
+
+        Example::
+
+            >>> Translator("nllb-200-distilled-600m").decode_config("en", "de")  # doctest: +SKIP
+            DecodeConfig(..., forced_bos_token_id=256042)
+        """
+        source, target = language(src), language(tgt)
+        route = choose(source, target, self.model)
+        generator = self._generator(route.model)
+        style = style_for(generator.loaded, route, source, target)
+        budget = self._budget(generator, style)
+        return self._config(generator, style, source, target, budget, decode)
+
+    @staticmethod
+    def _budget(generator: Generator, style: str) -> int:
+        budget = PROMPTED_PIECE_TOKENS if style == "prompted" else SEQ2SEQ_PIECE_TOKENS
+        window = generator.loaded.context_window or 512
+        return min(budget, window // 3)
+
+    @staticmethod
+    def _config(generator, style, source: Language, target: Language, budget, decode):
+        # Room for a translation somewhat longer than its source (German runs ~1.3x).
+        defaults = {"max_new_tokens": int(budget * 2 + 16)}
+        config = DecodeConfig(**{**defaults, **decode})
+        if style == "multilingual":
+            language_token(generator.loaded.tokenizer, source, generator.loaded.name)  # known?
+            token = language_token(generator.loaded.tokenizer, target, generator.loaded.name)
+            config = replace(config, forced_bos_token_id=token)
+        return config
 
     def _run(
         self,
@@ -157,20 +203,10 @@ class Translator:
         budget: int,
         decode: dict,
         progress,
-    ) -> list[tuple[str, int]]:
+    ) -> list[tuple[str, int, bool]]:
         if not pieces:
             return []
-        # Room for a translation somewhat longer than its source (German runs ~1.3x).
-        defaults = {"max_new_tokens": int(budget * 2 + 16)}
-        config = DecodeConfig(**{**defaults, **decode})
-        if style == "multilingual":
-            tokenizer = generator.loaded.tokenizer
-            code = target.flores if "Nllb" in type(tokenizer).__name__ else target.iso
-            tokenizer.src_lang = source.flores if "Nllb" in type(tokenizer).__name__ else source.iso
-            token = tokenizer.convert_tokens_to_ids(
-                code if "Nllb" in type(tokenizer).__name__ else f"__{code}__"
-            )
-            config = replace(config, forced_bos_token_id=int(token))
+        config = self._config(generator, style, source, target, budget, decode)
         if style == "prompted":
             prompts = [
                 [{"role": "user", "content": translate_prompt(p, source.name, target.name)}]
@@ -179,9 +215,17 @@ class Translator:
         else:
             prefix = _t5_prefix(generator.loaded, source, target)
             prompts = [prefix + p for p in pieces]
-        results = generator.generate(prompts, config, progress=progress)
+        with self._run_lock:
+            if style == "multilingual":
+                tokenizer = generator.loaded.tokenizer
+                tokenizer.src_lang = _model_code(tokenizer, source)
+            results = generator.generate(prompts, config, progress=progress)
         return [
-            (_clean(r.text) if style == "prompted" else r.text.strip(), r.num_tokens)
+            (
+                _clean(r.text) if style == "prompted" else r.text.strip(),
+                r.num_tokens,
+                r.finish_reason == "length",
+            )
             for r in results
         ]
 
@@ -193,6 +237,32 @@ class Translator:
         from apps.translation.files import translate_file
 
         return translate_file(self, input_path, output_path, src, tgt, **options)
+
+
+def _is_nllb(tokenizer) -> bool:
+    return "Nllb" in type(tokenizer).__name__
+
+
+def _model_code(tokenizer, lang: Language) -> str:
+    """How the model spells a language: NLLB ``deu_Latn``, M2M100 ``de``."""
+    return lang.flores if _is_nllb(tokenizer) else lang.iso
+
+
+def language_token(tokenizer, lang: Language, model_name: str = "the model") -> int:
+    """The id of an NLLB/M2M100 language token (``deu_Latn`` / ``__de__``).
+
+    Raises:
+        LanguageError: the model has no token for the language.
+    """
+    code = _model_code(tokenizer, lang)
+    token = code if _is_nllb(tokenizer) else f"__{code}__"
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        raise LanguageError(
+            f"{model_name} does not know {lang.name} (no {token} token): "
+            "pick another language or another model"
+        )
+    return int(token_id)
 
 
 def _t5_prefix(loaded, source: Language, target: Language) -> str:
@@ -212,6 +282,10 @@ def _clean(text: str) -> str:
             break
     # A note after the translation ("\n\nNote: ...") is not part of it.
     text = text.split("\n\n")[0].strip()
-    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'“":
-        text = text[1:-1].strip()
+    # Quotes around the whole reply (not '"ja" und "nein"', where they are the text's own).
+    closing = {"“": "”", "„": "“"}
+    if len(text) > 1 and text[0] in "\"'“„" and text[-1] == closing.get(text[0], text[0]):
+        inner = text[1:-1]
+        if text[0] not in inner and text[-1] not in inner:
+            text = inner.strip()
     return text

@@ -17,15 +17,24 @@ from pathlib import Path
 from core.data import DataError
 
 
-def _complete_lines(path: Path) -> int:
-    """Complete lines in ``path``; a trailing partial line is removed from the file."""
+def _complete_lines(path: Path, block: int = 1 << 20) -> int:
+    """Complete lines in ``path``; a trailing partial line is cut from the file.
+
+    Reads in blocks, so resuming a large output costs no more memory than a small one.
+    """
     if not path.is_file():
         return 0
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-        path.write_bytes(data)
-    return data.count(b"\n")
+    lines = end_of_last_line = position = 0
+    with path.open("rb") as f:
+        while data := f.read(block):
+            count = data.count(b"\n")
+            if count:
+                lines += count
+                end_of_last_line = position + data.rfind(b"\n") + 1
+            position += len(data)
+    if end_of_last_line < position:
+        os.truncate(path, end_of_last_line)
+    return lines
 
 
 def translate_file(

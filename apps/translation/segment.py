@@ -12,10 +12,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# A sentence ends at . ! ? (or their CJK forms) followed by space and an upper-case letter,
-# digit or quote; abbreviations like "e.g. the" stay together because "the" is lower-case.
+# A sentence ends at . ! ? (or their CJK forms), up to two closing quotes or brackets, then
+# space and an upper-case letter, digit or quote; abbreviations like "e.g. the" stay together
+# because "the" is lower-case. The closing quotes stay with their sentence.
+_CLOSE = "[\"'”’)\\]]"
 _SENTENCE_END = re.compile(
-    r"(?<=[.!?。！？])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|(?<=[。！？])"
+    rf"(?:(?<=[.!?])|(?<=[.!?]{_CLOSE})|(?<=[.!?]{_CLOSE}{_CLOSE}))\s+"
+    r"(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|(?<=[。！？])"
 )
 _PARAGRAPH_BREAK = re.compile(r"(\n\s*\n|\n)")
 
