@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from core.errors import ConfigError
@@ -57,18 +58,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         who = Path(args.predictions).stem if args.predictions else args.model or "default"
         out = str(default_out_dir(args.task, who, args.data or args.source))
     print(f"writing to {out}", flush=True)
-    report = evaluate(
-        args.task,
-        args.model,
-        args.data,
-        limit=args.limit,
-        out=out,
-        decode=parse_pairs(args.decode, "--decode"),
-        options=options,
-        batch_size=args.batch_size,
-        bootstrap=args.bootstrap,
-        predictions_file=args.predictions,
-    )
+    try:
+        report = evaluate(
+            args.task,
+            args.model,
+            args.data,
+            limit=args.limit,
+            out=out,
+            decode=parse_pairs(args.decode, "--decode"),
+            options=options,
+            batch_size=args.batch_size,
+            bootstrap=args.bootstrap,
+            predictions_file=args.predictions,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the predictions written so far are kept in {out}; run the same "
+            f"command with --out {out} to resume",
+            file=sys.stderr,
+        )
+        return 130
     print(f"{report.task}: {report.model} on {report.dataset} ({report.n} examples)")
     for name, value in report.metrics.items():
         interval = report.intervals.get(name)

@@ -284,3 +284,43 @@ def test_timing_counts_generated_tokens_when_predictions_carry_them():
     assert timing == {"total_s": 3.0, "predict_s": 2.0, "examples_per_s": 2.0,
                       "generated_tokens": 40, "tokens_per_s": 20.0}  # fmt: skip
     assert "tokens_per_s" not in _timing([Prediction("1", "x")], 1.0, 1.0)
+
+
+def test_a_killed_quintet_eval_process_resumes_to_the_uninterrupted_result(real_store, tmp_path):
+    """SIGKILL a real ``quintet eval`` mid-run, then run the same command again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "apps.cli", "eval", "classification", "--model", "minilm-l6",
+               "--data", SST2, "--limit", "40", "--batch-size", "1", "--bootstrap", "50",
+               "--option", "label_map=0=negative,1=positive", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env)  # fmt: skip
+    log = out / "predictions.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.is_file() and len(log.read_bytes().splitlines()) >= 3:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    kept = len(log.read_bytes().splitlines())
+    assert 3 <= kept < 40 and not (out / "report.json").exists()
+
+    # Resumed with larger batches: the batch size is not part of a run's identity.
+    command[command.index("--batch-size") + 1] = "16"
+    resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    whole = evaluate("classification", "minilm-l6", SST2, limit=40, batch_size=16,
+                     out=tmp_path / "whole", progress=False, bootstrap=50,
+                     options=DataOptions(extra={"label_map": "0=negative,1=positive"}))  # fmt: skip
+    assert report["n"] == 40
+    assert report["metrics"] == pytest.approx(whole.metrics)
+    ids = [json.loads(line)["id"] for line in log.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 40
