@@ -10,7 +10,9 @@ returning a :data:`Scorer` that gives the same corpus metrics from statistics co
 :func:`sacrebleu_resampler` does this for BLEU/chrF/TER (sums of per-segment sufficient
 statistics, exactly what ``corpus_score`` sums), :func:`mean_resampler` for metrics that are
 means of per-item values (SQuAD EM/F1, ROUGE). :func:`make_scorer` picks the fast path when
-the harness has one.
+the harness has one; without one it finds these two cases itself (per-item means; sacreBLEU
+metrics rebuilt from their signatures) and uses them only after checking that they give
+exactly what rescoring gives.
 """
 
 from __future__ import annotations
@@ -48,8 +50,11 @@ def make_scorer(
     def rescore(idx: Sequence[int]) -> dict[str, float]:
         return harness.score([items[i] for i in idx], [predictions[i] for i in idx]).metrics
 
-    means = _means_if_exact(rescore, scores or harness.score(items, predictions), len(items))
-    return means or rescore
+    scores = scores or harness.score(items, predictions)
+    fast = _means_if_exact(rescore, scores, len(items)) or _sacrebleu_if_exact(
+        items, predictions, scores
+    )
+    return fast or rescore
 
 
 def _means_if_exact(rescore: Scorer, scores: Any, n: int) -> Scorer | None:
@@ -67,6 +72,83 @@ def _means_if_exact(rescore: Scorer, scores: Any, n: int) -> Scorer | None:
         if any(not _close(exact.get(m), quick[m]) for m in names):
             return None
     return means
+
+
+def _sacrebleu_if_exact(
+    items: Sequence[Any], predictions: Sequence[Any], scores: Any
+) -> Scorer | None:
+    """A :func:`sacrebleu_resampler` when every metric is a sacreBLEU metric.
+
+    The metric objects are rebuilt from the signatures the harness reported; they are used
+    only if they print the same signatures and give the same corpus scores on all items, so
+    a harness that prepared its inputs differently simply gets rescoring.
+    """
+    named = {}
+    for name, value in scores.metrics.items():
+        metric = _sacrebleu_metric(scores.signatures.get(name, ""))
+        if metric is None or not _finite(value):
+            return None
+        named[name] = metric
+    if len(items) < 2 or not named:
+        return None
+    refs = [[r] if isinstance(r, str) else list(r or []) for r in (i.references for i in items)]
+    if not all(refs) or not all(isinstance(r, str) for row in refs for r in row):
+        return None
+    width = max(len(row) for row in refs)
+    # Fewer references on a line: its first one repeated (as the translation harness does).
+    streams = [[row[min(k, len(row) - 1)] for row in refs] for k in range(width)]
+    hyps = [str(p.prediction) for p in predictions]
+    try:
+        scorer = sacrebleu_resampler(named, hyps, streams)
+        again = scorer(list(range(len(items))))
+        # The statistics set nrefs, so the signatures are complete now.
+        same = all(
+            metric.get_signature().format() == scores.signatures[name]
+            and _close(again[name], scores.metrics[name])
+            for name, metric in named.items()
+        )
+    except Exception:  # noqa: BLE001 - any trouble: rescoring is always exact
+        return None
+    return scorer if same else None
+
+
+def _sacrebleu_metric(signature: str) -> Any:
+    """A sacreBLEU BLEU / CHRF / TER object that prints ``signature``, or None."""
+    fields = dict(part.split(":", 1) for part in signature.split("|") if ":" in part)
+    if "version" not in fields or "nrefs" not in fields:
+        return None
+    try:
+        from sacrebleu.metrics import BLEU, CHRF, TER
+
+        if "smooth" in fields:
+            method, _, value = fields["smooth"].partition("[")
+            metric = BLEU(
+                lowercase=fields.get("case") == "lc",
+                effective_order=fields.get("eff") == "yes",
+                tokenize=fields.get("tok"),
+                smooth_method=method,
+                smooth_value=float(value.rstrip("]")) if value else None,
+            )
+        elif "nc" in fields:
+            metric = CHRF(
+                char_order=int(fields["nc"]),
+                word_order=int(fields["nw"]),
+                whitespace=fields.get("space") == "yes",
+                lowercase=fields.get("case") == "lc",
+                eps_smoothing=fields.get("eff") == "no",
+            )
+        elif "asian" in fields:
+            metric = TER(
+                case_sensitive=fields.get("case") == "mixed",
+                normalized=fields.get("norm") == "yes",
+                no_punct=fields.get("punct") == "no",
+                asian_support=fields.get("asian") == "yes",
+            )
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - an unknown tokenizer etc.: not rebuildable
+        return None
+    return metric
 
 
 def _close(a: Any, b: float) -> bool:

@@ -225,6 +225,28 @@ def test_per_item_means_are_resampled_without_rescoring_and_give_the_same_interv
     assert scorer.__qualname__.startswith("make_scorer")
 
 
+@pytest.mark.parametrize("pair", ["en-de", "en-zh"])
+def test_translation_resamples_come_from_sacrebleu_statistics_and_equal_rescoring(pair):
+    from evaluation.translation import HARNESS as MT
+
+    folder = Path("data/translation/wmt17_sample") / pair
+    refs = (folder / f"newstest2017.{pair[3:]}",)
+    items = MT.read("", DataOptions(source_file=str(folder / "newstest2017.en"),
+                                    reference_files=tuple(map(str, refs))))[:150]  # fmt: skip
+    predictions = [Prediction(i.id, " ".join(i.references[0].split()[::2]) if n % 2 else
+                              i.references[0][: len(i.references[0]) // 2])
+                   for n, i in enumerate(items)]  # fmt: skip
+    scores = MT.score(items, predictions)
+    fast = boot.make_scorer(MT, items, predictions, scores)
+    assert fast.__qualname__.startswith("sacrebleu_resampler")
+    for idx in np.random.default_rng(3).integers(0, len(items), size=(3, len(items))).tolist():
+        again = MT.score([items[i] for i in idx], [predictions[i] for i in idx]).metrics
+        assert fast(idx) == again  # exactly, BLEU, chrF and TER
+    # Signatures it cannot rebuild exactly: rescoring, never an approximation.
+    scores.signatures["bleu"] = scores.signatures["bleu"].replace("tok:", "tok:x")
+    assert boot.make_scorer(MT, items, predictions, scores).__qualname__.startswith("make_scorer")
+
+
 def test_paired_bootstrap_skips_metrics_a_resample_cannot_compute():
     def a(idx):
         return {"x": 1.0, "y": float("nan")}
