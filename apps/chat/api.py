@@ -1,51 +1,59 @@
 """Chat: ``ChatSession(model, system_prompt).send(message)`` / ``.stream(message)``.
 
-The history is OpenAI-style ``messages``, rendered with the model's own chat template (an
-instruct model without one gets ChatML, :data:`core.decoding.prompts.DEFAULT_CHAT_TEMPLATE`).
-Before each turn the rendered history plus ``max_new_tokens`` must fit the context window;
-when it does not, the oldest user/assistant turns are dropped (``context_strategy="drop"``)
-or replaced by a summary the same model writes (``"summarize"``). The system prompt and the
-newest message are always kept, and the reply says what happened (``context_notice``).
+The history is OpenAI-style ``messages``, rendered with the model's own chat template. An
+instruct model whose tokenizer has no template gets ChatML
+(:data:`core.decoding.prompts.DEFAULT_CHAT_TEMPLATE`: ``<|im_start|>role\\ncontent<|im_end|>``
+per message, then ``<|im_start|>assistant\\n``), the format SmolLM2 and Qwen2.5 were trained on.
+
+Before each turn the rendered chat plus ``max_new_tokens`` must fit the context window
+(the model's, or ``max_context_tokens``); when it does not, the oldest turns leave the
+model's view, dropped or summarized (:mod:`apps.chat.context`), and the reply says so in
+``context_notice``. The whole conversation stays in :attr:`ChatSession.messages` (and in the
+saved file); only what the model sees shrinks.
 
 Example::
 
     >>> chat = ChatSession(system_prompt="You are terse.")                # doctest: +SKIP
     >>> chat.send("What is the capital of France?").text
     'The capital of France is Paris.'
-    >>> for delta in chat.stream("And of Italy?"):
+    >>> stream = chat.stream("And of Italy?")
+    >>> for delta in stream:                       # or st.write_stream(stream)
     ...     print(delta, end="")
-    >>> chat.save("conversation.json")
+    >>> stream.result.tokens_per_s, stream.result.time_to_first_token_s
+    >>> chat.save("conversation.json")             # atomic; ChatSession.load() continues it
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
+from apps.chat import context
+from apps.chat.history import ChatError, read_conversation, to_json, write_atomic
 from core.config import DecodeConfig
 from core.decoding import Generator
 from core.decoding.generator import TextStream
-from core.decoding.prompts import InputTooLongError, encode
+from core.decoding.prompts import encode
 from core.decoding.types import GenerationResult, Message
 from core.defaults import default_model
-from core.errors import ConfigError, QuintetError
+from core.errors import ConfigError
 from core.models import Loaded, load
 
-STRATEGIES = ("drop", "summarize")
+STRATEGIES = context.STRATEGIES
 DEFAULT_MAX_NEW_TOKENS = 256
-
-
-class ChatError(QuintetError):
-    """A chat request or a saved conversation is not usable as it is."""
+FALLBACK_WINDOW = 2048  # for a model whose config states no context window
 
 
 @dataclass(frozen=True)
 class ChatReply:
-    """The assistant's reply with timings and what context management did."""
+    """The assistant's reply with timings and what context management did.
+
+    ``finish_reason``: ``stop`` (the model ended it or a stop string did), ``length``
+    (``max_new_tokens`` reached), ``cancelled`` (a stream stopped by :meth:`ChatStream.cancel`
+    or abandoned; ``text`` is what had been produced) or ``empty``.
+    """
 
     text: str
     finish_reason: str
@@ -56,42 +64,15 @@ class ChatReply:
     seconds: float
     context_notice: str = ""
 
-
-class ChatStream:
-    """Text deltas of a reply as they are generated (iterate it, or pass it to
-    ``st.write_stream``); :meth:`cancel` stops it. When it ends or is cancelled the reply
-    (the text so far) joins the history and :attr:`reply` is set."""
-
-    def __init__(self, session: ChatSession, stream: TextStream, notice: str) -> None:
-        self._session, self._stream, self._notice = session, stream, notice
-        self.reply: ChatReply | None = None
-
-    def __iter__(self) -> Iterator[str]:
-        try:
-            yield from self._stream
-        finally:
-            self._finish()
-
-    def cancel(self) -> None:
-        """Stop generating; what was generated so far is kept as the reply."""
-        self._stream.cancel()
-
-    def _finish(self) -> None:
-        if self.reply is not None:
-            return
-        result = self._stream.result
-        if result is None:  # cancelled before the worker reported: keep what was shown
-            text = self._stream.text
-            self.reply = ChatReply(text, "cancelled", 0, 0, None, 0.0, 0.0, self._notice)
-        else:
-            self.reply = _reply(result, self._notice)
-        self._session._add_reply(self.reply)
+    @property
+    def cancelled(self) -> bool:
+        return self.finish_reason == "cancelled"
 
 
-def _reply(result: GenerationResult, notice: str) -> ChatReply:
+def _reply(result: GenerationResult, notice: str, text: str | None = None) -> ChatReply:
     t = result.timings
     return ChatReply(
-        result.text,
+        result.text if text is None else text,
         result.finish_reason,
         result.num_tokens,
         result.prompt_tokens,
@@ -102,16 +83,109 @@ def _reply(result: GenerationResult, notice: str) -> ChatReply:
     )
 
 
+class ChatStream:
+    """Text deltas of a reply as they are generated.
+
+    Iterate it (or pass it to ``st.write_stream``); ``"".join(deltas) == stream.result.text``.
+    :meth:`cancel` (from any thread: the stop button) ends it after the current token. When
+    it ends, is cancelled, or the consumer stops iterating, the reply (the text shown so far,
+    ``finish_reason="cancelled"`` if cut) joins the history and :attr:`result` is set.
+    :attr:`context_notice` is known before the first token.
+    """
+
+    def __init__(self, session: ChatSession, stream: TextStream, notice: str) -> None:
+        self._session, self._stream = session, stream
+        self.context_notice = notice
+        self._shown: list[str] = []
+        self._ended = False  # the underlying stream has delivered its end
+        self._reply: ChatReply | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        if self._reply is not None:
+            return
+        try:
+            for delta in self._stream:
+                self._shown.append(delta)
+                yield delta
+            self._ended = True
+        except GeneratorExit:  # the consumer stopped reading: stop generating too
+            self._stream.cancel()
+            raise
+        except Exception:
+            self._ended = True
+            self._session._abandon_turn(self)
+            raise
+        finally:
+            if self._reply is None and self._session._streaming is self:
+                self._finish()
+
+    def cancel(self) -> None:
+        """Stop generating; what was produced so far is kept as the reply."""
+        self._stream.cancel()
+
+    @property
+    def result(self) -> ChatReply:
+        """The reply; reading it before the stream ended waits for the end."""
+        if self._reply is None:
+            for _ in self:
+                pass
+        assert self._reply is not None
+        return self._reply
+
+    @property
+    def text(self) -> str:
+        """The text shown so far."""
+        return "".join(self._shown)
+
+    def _finish(self) -> None:
+        if not self._ended:  # abandoned mid-way: wait for the worker to stop
+            self._stream.cancel()
+            try:
+                for _ in self._stream:
+                    pass
+            except Exception:  # noqa: BLE001 - the turn is abandoned anyway
+                pass
+            self._ended = True
+        result = self._stream.result
+        shown = "".join(self._shown)
+        if result is None:
+            self._reply = ChatReply(shown, "cancelled", 0, 0, None, 0.0, 0.0, self.context_notice)
+        elif result.finish_reason == "cancelled" or self._stream.cancelled:
+            # What the user saw is what the history keeps (text held back for a possible stop
+            # string was never shown).
+            cut = _reply(result, self.context_notice, shown)
+            self._reply = replace(cut, finish_reason="cancelled")
+        else:
+            self._reply = _reply(result, self.context_notice)
+        self._session._add_reply(self, self._reply)
+
+
+def _check_causal(loaded: Loaded) -> None:
+    if loaded.kind != "causal":
+        raise ChatError(
+            f"{loaded.name} is a {loaded.kind} model: chat needs a decoder-only instruct model "
+            "(smollm2-135m-instruct, Qwen/Qwen2.5-0.5B-Instruct ...)"
+        )
+
+
 class ChatSession:
     """A conversation with an instruct model.
 
     Args:
-        model: name, hub id or directory of a causal instruct model; None: the chat default.
+        model: name, hub id or directory of a causal instruct model, a loaded model, or a
+            :class:`core.decoding.Generator` (shared weights); None: the chat default
+            (``core.defaults.default_model("chat")``, offline SmolLM2-135M-Instruct).
         system_prompt: kept first in every request, never dropped.
+        backend: ``"transformers"`` or ``"ctranslate2"``.
         context_strategy: ``"drop"`` the oldest turns or ``"summarize"`` them when the
             history outgrows the window.
-        max_context_tokens: treat the window as this many tokens (default: the model's).
-        decode: default :class:`core.config.DecodeConfig` fields for every turn.
+        max_context_tokens: treat the window as this many tokens (at most the model's).
+        decode: default :class:`core.config.DecodeConfig` fields for every turn
+            (``max_new_tokens`` defaults to 256: that much room is kept for each reply).
+
+    Raises:
+        ChatError: the model is not a decoder-only model.
+        ConfigError: an unknown strategy or decoding option.
     """
 
     def __init__(
@@ -126,29 +200,32 @@ class ChatSession:
         **decode,
     ) -> None:
         if context_strategy not in STRATEGIES:
-            raise ConfigError(f"context_strategy must be one of {STRATEGIES}")
+            raise ConfigError(
+                f"context_strategy {context_strategy!r}: choose one of {', '.join(STRATEGIES)}"
+            )
+        self.decode = {"max_new_tokens": DEFAULT_MAX_NEW_TOKENS, **decode}
+        DecodeConfig.from_overrides(None, **self.decode)  # fail now, not at the first message
         if isinstance(model, Generator):
             self.generator = model
         else:
             if model is None:
                 model = default_model("chat").name
             loaded = model if isinstance(model, Loaded) else load(model, device=device)
-            if loaded.kind != "causal":
-                raise ChatError(
-                    f"{loaded.name} is a {loaded.kind} model: chat needs a decoder-only "
-                    "instruct model (smollm2-135m-instruct, Qwen/Qwen2.5-0.5B-Instruct ...)"
-                )
+            _check_causal(loaded)
             self.generator = Generator(loaded, backend, batch_size=1)
         self.loaded = self.generator.loaded
-        self.system_prompt = system_prompt
+        _check_causal(self.loaded)
+        self.system_prompt = system_prompt or None
         self.context_strategy = context_strategy
-        window = self.loaded.context_window or 2048
+        window = self.loaded.context_window or FALLBACK_WINDOW
+        if max_context_tokens is not None and max_context_tokens < 1:
+            raise ConfigError(f"max_context_tokens must be positive (got {max_context_tokens})")
         self.max_context_tokens = min(max_context_tokens or window, window)
-        self.decode = {"max_new_tokens": DEFAULT_MAX_NEW_TOKENS, **decode}
-        DecodeConfig(**self.decode)  # validate now, not at the first message
         self._turns: list[Message] = []  # user/assistant messages, oldest first
-        self.summary: str = ""  # summary of dropped turns ("summarize" strategy)
-        self._lock = threading.Lock()
+        self._start = 0  # the first turn the model still sees
+        self.summary = ""  # summary of the turns before _start ("summarize")
+        self._streaming: ChatStream | None = None
+        self._lock = threading.RLock()
 
     @property
     def model_name(self) -> str:
@@ -158,161 +235,187 @@ class ChatSession:
 
     @property
     def messages(self) -> list[Message]:
-        """The conversation as OpenAI-style messages (system prompt first, if any)."""
+        """The whole conversation as OpenAI-style messages (system prompt first, if any)."""
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return system + [dict(m) for m in self._turns]
 
+    @property
+    def context_messages(self) -> list[Message]:
+        """What the model sees next turn: system prompt (+ summary note) and the recent turns."""
+        return self._request(self._turns[self._start :], self.summary)
+
+    @property
+    def hidden_messages(self) -> int:
+        """How many of the oldest messages the model no longer sees (dropped or summarized)."""
+        return self._start
+
     def reset(self) -> None:
         """Forget the conversation (the system prompt stays)."""
-        self._turns.clear()
-        self.summary = ""
+        with self._lock:
+            self._check_idle()
+            self._turns.clear()
+            self._start, self.summary = 0, ""
+
+    def set_system_prompt(self, text: str | None) -> None:
+        """Change the system prompt (None or "" removes it); the turns stay."""
+        self.system_prompt = text or None
 
     def edit(self, index: int, content: str) -> None:
-        """Change the text of turn ``index`` (0 = first user message; system excluded)."""
-        if not 0 <= index < len(self._turns):
-            raise ChatError(f"no turn {index}: the conversation has {len(self._turns)} turns")
-        self._turns[index] = {"role": self._turns[index]["role"], "content": content}
+        """Change the text of message ``index`` of :attr:`messages` (0 is the system prompt
+        when there is one). Later messages stay as they are; :meth:`retry` regenerates the
+        last reply."""
+        if not isinstance(content, str):
+            raise ChatError(f"message content must be text, got {type(content).__name__}")
+        with self._lock:
+            self._check_idle()
+            offset = 1 if self.system_prompt else 0
+            if not 0 <= index < len(self._turns) + offset:
+                raise ChatError(
+                    f"no message {index}: the conversation has {len(self._turns) + offset}"
+                )
+            if index < offset:
+                self.system_prompt = content or None
+                return
+            turn = self._turns[index - offset]
+            self._turns[index - offset] = {"role": turn["role"], "content": content}
 
-    def undo(self) -> None:
-        """Remove the last user message and the reply to it."""
-        while self._turns:
-            removed = self._turns.pop()
-            if removed["role"] == "user":
-                break
+    def undo(self) -> str | None:
+        """Remove the last user message and the reply to it; returns that user message."""
+        with self._lock:
+            self._check_idle()
+            while self._turns:
+                removed = self._turns.pop()
+                if removed["role"] == "user":
+                    self._start = min(self._start, len(self._turns))
+                    return removed["content"]
+            return None
+
+    def retry(self, **decode) -> ChatReply:
+        """Regenerate the reply to the last user message (e.g. with sampling on)."""
+        message = self.undo()
+        if message is None:
+            raise ChatError("nothing to retry: the conversation has no user message")
+        return self.send(message, **decode)
 
     def to_json(self) -> str:
-        """The conversation as JSON: ``{"model", "messages": [...]}``."""
-        return json.dumps(
-            {"model": self.model_name, "messages": self.messages}, indent=2, ensure_ascii=False
-        )
+        """The conversation as JSON: ``{"model", "messages": [...]}`` (+ ``"summary"``)."""
+        return to_json(self.model_name, self.messages, self.summary, self._start)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the conversation to ``path`` atomically (the old file survives a crash)."""
-        target = Path(path)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, target)
+        """Write the conversation to ``path`` atomically (a crash keeps the previous file)."""
+        write_atomic(path, self.to_json())
 
     @classmethod
     def load(
-        cls, source: str | os.PathLike, model: str | Loaded | None = None, **options
+        cls,
+        source: str | os.PathLike,
+        model: str | Loaded | Generator | None = None,
+        **options,
     ) -> ChatSession:
         """A session continuing a saved conversation (a path, or the JSON text itself).
 
-        The saved model is used unless ``model`` is given."""
-        text = str(source)
-        path = Path(text) if not text.lstrip().startswith(("{", "[")) else None
-        if path is not None:
-            if not path.is_file():
-                raise ChatError(f"{path}: no such conversation file")
-            text = path.read_text(encoding="utf-8")
-        where = str(path) if path else "conversation"
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ChatError(f"{where}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        messages = data.get("messages") if isinstance(data, dict) else data
-        if not isinstance(messages, list):
-            raise ChatError(f'{where}: expected {{"messages": [...]}} or a list of messages')
-        for i, m in enumerate(messages):
-            if not (
-                isinstance(m, dict)
-                and m.get("role") in ("system", "user", "assistant")
-                and isinstance(m.get("content"), str)
-            ):
-                raise ChatError(
-                    f"{where}: message {i} must be {{'role': system|user|assistant, "
-                    f"'content': text}}, got {str(m)[:80]}"
-                )
-            if m["role"] == "system" and i != 0:
-                raise ChatError(f"{where}: message {i} is a system message; only the first may be")
+        The saved model is used unless ``model`` is given.
+
+        Raises:
+            ChatError: no such file, not JSON, or a message with a bad role or content
+                (the error names the file, the message number and the problem).
+        """
+        saved = read_conversation(source)
+        messages = saved.messages
         system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
-        saved_model = data.get("model") if isinstance(data, dict) else None
-        session = cls(model or saved_model, system, **options)
-        session._turns = [dict(m) for m in messages if m["role"] != "system"]
+        session = cls(model or saved.model, system, **options)
+        session._turns = [m for m in messages if m["role"] != "system"]
+        session.summary = saved.summary
+        session._start = min(saved.context_start, len(session._turns))
         return session
 
     # Turns --------------------------------------------------------------------------------
 
     def send(self, message: str, **decode) -> ChatReply:
-        """Send a user message and wait for the whole reply."""
+        """Send a user message and wait for the whole reply.
+
+        Raises:
+            ChatError: an empty message, or a reply still streaming.
+            InputTooLongError: the message alone does not fit the window.
+        """
         with self._lock:
+            self._check_idle()
             config, notice = self._prepare(message, decode)
-            result = self.generator.complete(self._request(), config)
+            try:
+                result = self.generator.complete(self.context_messages, config)
+            except BaseException:
+                self._turns.pop()  # the user message had no reply: leave no dangling turn
+                raise
             reply = _reply(result, notice)
-            self._add_reply(reply)
+            self._turns.append({"role": "assistant", "content": reply.text})
             return reply
 
     def stream(self, message: str, **decode) -> ChatStream:
         """Send a user message and stream the reply (see :class:`ChatStream`)."""
         with self._lock:
-            config, notice = self._prepare(message, decode)
-            return ChatStream(self, self.generator.stream(self._request(), config), notice)
+            self._check_idle()
+            config, notice = self._prepare(message, decode, streaming=True)
+            try:
+                text_stream = self.generator.stream(self.context_messages, config)
+            except BaseException:
+                self._turns.pop()
+                raise
+            self._streaming = ChatStream(self, text_stream, notice)
+            return self._streaming
 
-    def _add_reply(self, reply: ChatReply) -> None:
-        self._turns.append({"role": "assistant", "content": reply.text})
+    def _check_idle(self) -> None:
+        if self._streaming is not None:
+            raise ChatError("a reply is still streaming: read it to the end or cancel it first")
 
-    def _request(self) -> list[Message]:
-        messages = self.messages
-        if self.summary:
-            note = f"Summary of the earlier conversation: {self.summary}"
-            if messages and messages[0]["role"] == "system":
-                messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{note}"}
-            else:
-                messages.insert(0, {"role": "system", "content": note})
-        return messages
+    def _add_reply(self, stream: ChatStream, reply: ChatReply) -> None:
+        with self._lock:
+            if self._streaming is stream:
+                self._turns.append({"role": "assistant", "content": reply.text})
+                self._streaming = None
 
-    def _prepare(self, message: str, decode: dict) -> tuple[DecodeConfig, str]:
+    def _abandon_turn(self, stream: ChatStream) -> None:
+        """A stream failed: drop its user message so the history has no unanswered turn."""
+        with self._lock:
+            if self._streaming is stream:
+                self._turns.pop()
+                self._streaming = None
+
+    def _request(self, turns: list[Message], summary: str) -> list[Message]:
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return context.with_summary(system + [dict(m) for m in turns], summary)
+
+    def _count(self, turns, summary: str) -> int:
+        return len(encode(self.loaded, self._request(list(turns), summary)))
+
+    def _prepare(
+        self, message: str, decode: dict, streaming: bool = False
+    ) -> tuple[DecodeConfig, str]:
+        """Check the message and options, fit the window, add the user message."""
         if not isinstance(message, str) or not message.strip():
             raise ChatError("empty message: type something to send")
-        if self._turns and self._turns[-1]["role"] == "user":
-            self._turns.pop()  # a turn whose reply failed: replace it, do not stack users
-        config = DecodeConfig(**{**self.decode, **decode})
+        config = DecodeConfig.from_overrides(None, **{**self.decode, **decode})
+        if streaming:
+            config.check_streamable()
+        visible = self._turns[self._start :] + [{"role": "user", "content": message}]
+        budget = self.max_context_tokens - config.max_new_tokens
+        decision = context.fit(
+            visible,
+            count=self._count,
+            budget=budget,
+            window=self.max_context_tokens,
+            max_new_tokens=config.max_new_tokens,
+            strategy=self.context_strategy,
+            summary=self.summary,
+            summarize=self._summarize,
+        )  # raises InputTooLongError before the history changes
         self._turns.append({"role": "user", "content": message})
-        try:
-            notice = self._fit(config.max_new_tokens)
-        except InputTooLongError:
-            self._turns.pop()
-            raise
-        return config, notice
+        self._start += decision.dropped
+        self.summary = decision.summary
+        return config, decision.notice
 
-    def _tokens(self) -> int:
-        return len(encode(self.loaded, self._request()))
-
-    def _fit(self, max_new_tokens: int) -> str:
-        """Drop or summarize the oldest turns until the request fits; say what was done."""
-        budget = self.max_context_tokens - max_new_tokens
-        if self._tokens() <= budget:
-            return ""
-        dropped: list[Message] = []
-        while self._tokens() > budget and len(self._turns) > 1:
-            dropped += self._turns[:2] if self._turns[1]["role"] == "assistant" else self._turns[:1]
-            del self._turns[: 2 if self._turns[1]["role"] == "assistant" else 1]
-        if self._tokens() > budget:
-            tokens = self._tokens()
-            self._turns = dropped + self._turns  # refuse the message, keep the history
-            raise InputTooLongError(
-                f"the message is {tokens} tokens with the system prompt, more than the "
-                f"{budget} that fit ({self.max_context_tokens}-token window minus "
-                f"max_new_tokens {max_new_tokens}): shorten it or lower max_new_tokens"
-            )
-        turns = len(dropped)
-        if self.context_strategy == "summarize" and dropped:
-            self.summary = self._summarize(dropped)
-            if self._tokens() > budget:  # the summary itself does not fit: drop it too
-                self.summary = ""
-                return f"dropped the {turns} oldest messages to fit the context window"
-            return f"summarized the {turns} oldest messages to fit the context window"
-        return f"dropped the {turns} oldest messages to fit the context window"
-
-    def _summarize(self, dropped: list[Message]) -> str:
-        transcript = "\n".join(f"{m['role']}: {m['content']}" for m in dropped)
-        if self.summary:
-            transcript = f"(earlier: {self.summary})\n{transcript}"
-        prompt = [
-            {
-                "role": "user",
-                "content": f"Summarize this conversation in two sentences.\n\n{transcript[-4000:]}",
-            }
-        ]
-        return self.generator.complete(prompt, max_new_tokens=80).text.strip()
+    def _summarize(self, dropped, previous: str) -> str:
+        prompt = context.summary_prompt(dropped, previous)
+        result = self.generator.complete(
+            prompt, max_new_tokens=context.SUMMARY_MAX_NEW_TOKENS, stop_strings=("\n\n",)
+        )
+        return result.text.strip()
