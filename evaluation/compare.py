@@ -108,8 +108,15 @@ def compare(
         # Every run is scored against the first run's items (same ids and references).
         by_id = {p.id: p for p in predictions}
         aligned = [by_id[item.id] for item in base_items]
-        harness = _prepared_harness(task, report, folder)
-        scores = _check_reproduced(harness, report, base_items, aligned, folder)
+        harness, run, options = _prepared_harness(task, report, folder)
+        try:
+            scores = _check_reproduced(harness, report, base_items, aligned, folder)
+        except EvaluationError:
+            # Scoring state that only open() sets (a classifier's own label names) and no
+            # restore(): open the run's model again, where it is at hand, and retry once.
+            if not _reopened(harness, run, options):
+                raise
+            scores = _check_reproduced(harness, report, base_items, aligned, folder)
         return make_scorer(harness, base_items, aligned, scores)
 
     base_score = scorer(base_report, base_predictions, run_dirs[0])
@@ -156,8 +163,9 @@ def compare(
     return result
 
 
-def _prepared_harness(task: str, report: dict, folder: Any) -> Any:
-    """A private copy of the task harness in the state it scored the run in.
+def _prepared_harness(task: str, report: dict, folder: Any) -> tuple[Any, dict, DataOptions]:
+    """A private copy of the task harness in the state it scored the run in, with the run's
+    identity (``run.json``) and data options.
 
     Harnesses keep state from ``read`` (translation: the target language's tokenizer;
     classification: label maps) and ``open`` (a classifier's own label names); a copy per run
@@ -180,7 +188,20 @@ def _prepared_harness(task: str, report: dict, folder: Any) -> Any:
     restore = getattr(harness, "restore", None)
     if callable(restore):
         restore(report.get("settings") or {})
-    return harness
+    return harness, run, options
+
+
+def _reopened(harness: Any, run: dict, options: DataOptions) -> bool:
+    """Open the run's model on ``harness`` (for the state ``open`` sets); False if it cannot
+    be: a scored predictions file, or a model that is not available here."""
+    model = run.get("model")
+    if not model or str(model).startswith("predictions:"):
+        return False
+    try:
+        harness.open(model, run.get("decode") or {}, options)
+    except (QuintetError, OSError):
+        return False
+    return True
 
 
 def _local_dataset(dataset: str) -> str | None:

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from apps.cli import main
+from core.testing import tiny_model_dir
+from evaluation import registry
+from evaluation.classification import ClassificationHarness
 from evaluation.compare import compare
 from evaluation.harness import EvaluationError, evaluate
-from evaluation.protocol import DataOptions
+from evaluation.protocol import DataOptions, Prediction
 from evaluation.qa import HARNESS as QA
 
 SST2 = "data/classification/sst2/dev.tsv"
@@ -103,3 +106,43 @@ def test_a_run_that_cannot_be_rescored_as_reported_is_refused(tmp_path):
     (b / "report.json").write_text(json.dumps(report))
     with pytest.raises(EvaluationError, match="rescoring its predictions gives accuracy 50.0"):
         compare([a, b], tmp_path / "cmp")
+
+
+class NamedLabels(ClassificationHarness):
+    """The real classification harness, with label names that only ``open`` knows (as a
+    fine-tuned classifier's own id2label): rescoring needs the model opened again."""
+
+    task = "named-classification"
+
+    def open(self, model, decode, options):
+        predictor = super().open(model, decode, options)
+        self._gold_map = {"0": "negative", "1": "positive"}
+        real_predict = predictor.predict
+
+        def predict(items):
+            return [Prediction(p.id, self._gold_map[p.prediction], p.extra)
+                    for p in real_predict(items)]  # fmt: skip
+
+        predictor.predict = predict
+        return predictor
+
+
+def test_state_only_open_sets_is_restored_by_opening_the_model_again(tmp_path):
+    registry.register("named-classification", NamedLabels())
+    try:
+        model = str(tiny_model_dir("bert", kind="sequence-classification", labels=["0", "1"]))
+        runs = [
+            evaluate("named-classification", model, SST2, limit=60, out=tmp_path / name,
+                     progress=False, bootstrap=0, decode=decode).out_dir
+            for name, decode in (("a", {}), ("b", {"seed": 1}))
+        ]  # fmt: skip
+        fresh = NamedLabels()  # what compare starts from: no gold map yet
+        items = fresh.read(SST2, DataOptions())[:60]
+        preds = [Prediction(i.id, "negative") for i in items]
+        assert fresh.score(items, preds).metrics["accuracy"] == 0.0  # unmapped gold labels
+        result = compare(runs, tmp_path / "cmp", resamples=50)
+        report = json.loads((Path(runs[0]) / "report.json").read_text())
+        assert result["runs"][0]["metrics"] == report["metrics"] and report["metrics"]["accuracy"]
+        assert result["runs"][1]["versus_first"]["accuracy"]["p_value"] == 1.0
+    finally:
+        registry.unregister("named-classification")
