@@ -151,8 +151,9 @@ class Summarizer:
                     )
                     continue
                 pieces = partial[i]
+                # Tokens generated in all: the map outputs plus the reduce rounds' outputs.
                 summary, tokens = (
-                    pieces[0]
+                    (pieces[0][0], 0)
                     if len(pieces) == 1
                     else self._reduce(pieces, dialogue[i], style, config)
                 )
