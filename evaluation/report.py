@@ -68,9 +68,12 @@ def _readable(value: Any) -> str:
             return _readable(next(iter(value.values())))
         if set(value) >= {"role", "content"}:
             return f"{value['role']}: {_readable(value['content'])}"
-        return "\n".join(f"{key}: {_readable(v)}" for key, v in value.items())
+        # Several fields (question and context): each kept short, so one long field (the
+        # context) does not push the others out of the table.
+        return "\n".join(f"{key}: {_short(_readable(v), 240)}" for key, v in value.items())
     if isinstance(value, list | tuple) and all(isinstance(v, str | dict) for v in value):
-        return "\n".join(_readable(v) for v in value)
+        # SQuAD lists the same gold answer once per annotator: show each answer once.
+        return "\n".join(dict.fromkeys(_readable(v) for v in value))
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
@@ -381,3 +384,34 @@ def render_html(data: dict[str, Any], items: Sequence[EvalItem], scores: Scores)
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}"
         f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n"
     )
+
+
+def rerender(run_dir: str | os.PathLike) -> None:
+    """Write ``report.md`` and ``report.html`` of a finished run again from its
+    ``report.json`` and ``predictions.jsonl`` (after a change to this renderer; no model
+    runs and nothing is rescored).
+
+    Example::
+
+        >>> rerender("evaluation/reports/qa-minilm-l6-squad-squad-heldout")  # doctest: +SKIP
+    """
+    folder = Path(run_dir)
+    data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    records = [
+        json.loads(line)
+        for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    items = [
+        EvalItem(r["id"], r.get("inputs") or {}, r.get("references"), r.get("category", ""))
+        for r in records
+    ]
+    scores = Scores(
+        data["metrics"],
+        [r.get("scores") or {} for r in records],
+        data.get("signatures", {}),
+        data.get("sections", {}),
+    )
+    data.setdefault("device", "")
+    _atomic_write(folder / "report.md", render_markdown(data))
+    _atomic_write(folder / "report.html", render_html(data, items, scores))

@@ -123,3 +123,17 @@ def test_inputs_and_references_read_as_text():
     assert _readable({"question": "Who?", "context": "Ann."}) == "question: Who?\ncontext: Ann."
     assert _readable({"messages": [{"role": "user", "content": "hi"}]}) == "user: hi"
     assert _readable(["a", "b"]) == "a\nb" and _readable(3) == "3"
+
+
+def test_rerender_rebuilds_the_same_pages_from_the_run_files(run, tmp_path):
+    import shutil
+
+    from evaluation.report import rerender
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "report.html").unlink()
+    (copy / "report.md").write_text("stale")
+    rerender(copy)
+    assert (copy / "report.html").read_text() == (run / "report.html").read_text()
+    assert (copy / "report.md").read_text() == (run / "report.md").read_text()
