@@ -142,7 +142,9 @@ def page_problems(driver) -> list[str]:
     from selenium.webdriver.common.by import By
 
     found = driver.find_elements(
-        By.CSS_SELECTOR, '[data-testid="stException"], [data-testid="stAlertContentError"]'
+        By.CSS_SELECTOR,
+        '[data-testid="stException"], [data-testid="stAlertContentError"], '
+        '[data-testid="stDialog"]',  # e.g. Streamlit's "Page not found"
     )
     return [element.text for element in found]
 
@@ -166,10 +168,15 @@ def set_number(driver, label: str, value: int) -> bool:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    inputs = driver.find_elements(By.CSS_SELECTOR, f'input[aria-label="{label}"]')
+    inputs = [
+        box
+        for box in driver.find_elements(By.CSS_SELECTOR, f'input[aria-label="{label}"]')
+        if box.is_displayed() and box.is_enabled()
+    ]
     if not inputs:
-        return False
+        return False  # none, or folded in a closed expander: keep the page's default
     box = inputs[0]
+    box.click()
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(str(value), Keys.ENTER)
     settle(driver)
