@@ -91,12 +91,24 @@ def evaluate(
             plain source/reference files (translation).
         limit: evaluate only the first ``limit`` items.
         out: the run folder (default ``$QUINTET_HOME/eval/<task>-<model>-<data>-<time>``).
-            A folder that already holds some predictions of the same run is resumed.
+            A folder that already holds some predictions of the same run is resumed (only
+            the missing items run); one holding another evaluation is refused.
         decode: decoding options for generative tasks (``DecodeConfig`` fields).
+        options: field names and task options for reading the data.
+        batch_size: items per call of the app; each finished batch is written at once, so
+            a killed run loses at most the batch in flight.
         bootstrap: resamples for the 95% intervals (0: none); capped at
-            ``bootstrap_seconds`` of scoring.
-        predictions_file: score these predictions (text, one per line, or JSONL with
-            ``id``/``prediction``) instead of running a model.
+            ``bootstrap_seconds`` of resampling (at least 20 are always drawn).
+        progress: a tqdm bar (True), nothing (False), or ``callback(done, total)`` called
+            after every batch.
+        predictions_file: score these predictions instead of running a model: plain text,
+            one per line (read as the sacrebleu command line reads a system output), JSONL
+            with ``id``/``prediction``, or SQuAD's ``{id: answer}`` JSON.
+
+    Raises:
+        DataError: a bad data or predictions file (``file:line`` and what was expected),
+            before any model is loaded.
+        EvaluationError: an ``out`` folder of another evaluation, a bad limit, no items.
     """
     started = time.perf_counter()  # total time: reading, predicting and scoring
     options = options or DataOptions()
