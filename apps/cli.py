@@ -281,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cli.register(commands)
     __import__("apps.qa.cli", fromlist=["register"]).register(commands)
     __import__("apps.classification.cli", fromlist=["register"]).register(commands)
+    __import__("apps.chat.cli", fromlist=["register"]).register(commands)
 
     ui = commands.add_parser("ui", help="open the Streamlit suite")
     ui.add_argument("--port", type=int, default=8501)
