@@ -282,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("apps.qa.cli", fromlist=["register"]).register(commands)
     __import__("apps.classification.cli", fromlist=["register"]).register(commands)
     __import__("apps.chat.cli", fromlist=["register"]).register(commands)
+    __import__("apps.translation.cli", fromlist=["register"]).register(commands)
+    __import__("apps.summarization.cli", fromlist=["register"]).register(commands)
 
     ui = commands.add_parser("ui", help="open the Streamlit suite")
     ui.add_argument("--port", type=int, default=8501)

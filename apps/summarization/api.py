@@ -132,7 +132,7 @@ class Summarizer:
         if self.mode == "seq2seq":
             options.setdefault("num_beams", 4)
             options["no_repeat_ngram_size"] = 3
-        config = DecodeConfig(**{**options, **decode})
+        config = DecodeConfig.from_overrides(None, **{**options, **decode})
         started = time.perf_counter()
         results: list[SummaryResult | None] = [None] * len(texts)
         with self._lock:

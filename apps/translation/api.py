@@ -186,7 +186,7 @@ class Translator:
     def _config(generator, style, source: Language, target: Language, budget, decode):
         # Room for a translation somewhat longer than its source (German runs ~1.3x).
         defaults = {"max_new_tokens": int(budget * 2 + 16)}
-        config = DecodeConfig(**{**defaults, **decode})
+        config = DecodeConfig.from_overrides(None, **{**defaults, **decode})
         if style == "multilingual":
             language_token(generator.loaded.tokenizer, source, generator.loaded.name)  # known?
             token = language_token(generator.loaded.tokenizer, target, generator.loaded.name)

@@ -78,6 +78,8 @@ def test_t5_gets_its_prefix_from_the_config() -> None:
 def test_bad_inputs_are_clear_errors(bart: Summarizer) -> None:
     with pytest.raises(ConfigError, match="unknown style 'haiku'"):
         bart.summarize("Text.", style="haiku")
+    with pytest.raises(ConfigError, match="unknown decoding option.*beams"):
+        bart.summarize("Text.", beams=2)
     with pytest.raises(SummarizationError, match="needs a seq2seq summarizer"):
         Summarizer(str(tiny_model_dir("bert", kind="encoder")))
 

@@ -1,0 +1,85 @@
+"""``quintet summarize``: summarize text, standard input or a file.
+
+quintet summarize "A long article ..."
+quintet summarize --input meeting.txt --style bullets --max-length 120
+cat chat.txt | quintet summarize --model smollm2-135m-samsum
+
+The model, its mode and how the input was chunked go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from apps.eval_cli import parse_pairs
+from core.errors import ConfigError
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from apps.summarization import STYLES, Summarizer
+
+    if args.style not in STYLES:  # before a model loads
+        raise ConfigError(f"unknown style {args.style!r}: choose one of {', '.join(STYLES)}")
+    if args.text and args.input:
+        raise ConfigError("give TEXT or --input FILE, not both")
+    decode = parse_pairs(args.decode, "--decode")  # before waiting on standard input
+    if args.input:
+        path = Path(args.input)
+        if not path.is_file():
+            raise ConfigError(f"--input {path}: no such file; give a UTF-8 text file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"--input {path}: not UTF-8 text") from None
+    else:
+        text = " ".join(args.text) if args.text else sys.stdin.read()
+    summarizer = Summarizer(args.model, device=args.device)
+    result = summarizer.summarize(
+        text,
+        min_length=args.min_length,
+        max_length=args.max_length,
+        style=args.style,
+        **decode,
+    )[0]
+    if args.output:
+        Path(args.output).write_text(result.text + "\n", encoding="utf-8")
+    else:
+        print(result.text)
+    chunks = result.chunks
+    how = (
+        f"{chunks.count} chunks, {chunks.rounds} reduce round(s)"
+        if chunks.count > 1
+        else "one chunk"
+    )
+    kind = "dialogue" if result.dialogue else "text"
+    print(
+        f"model: {result.model} ({result.mode}); {kind}, {how}; {result.seconds:.1f}s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``summarize`` to the ``quintet`` parser."""
+    p = commands.add_parser(
+        "summarize",
+        help="summarize text, standard input or a file",
+        description="quintet summarize [--model M] [TEXT | --input FILE] [--output FILE]",
+    )
+    p.add_argument("text", nargs="*", help="the text (default: standard input)")
+    p.add_argument("--model", "-m", help="model name, hub id or folder (default: task default)")
+    p.add_argument("--input", "-i", help="a UTF-8 text file to summarize (one document)")
+    p.add_argument("--output", "-o", help="write the summary here")
+    p.add_argument("--min-length", type=int, help="fewest summary tokens")
+    p.add_argument("--max-length", type=int, help="most summary tokens (default 96)")
+    # Not imported from the API: building the parser must not import torch.
+    p.add_argument(
+        "--style",
+        default="default",
+        help="default (one or two sentences), one_sentence, bullets, detailed",
+    )
+    p.add_argument("--decode", nargs="*", metavar="KEY=VALUE", help="e.g. num_beams=4")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.set_defaults(func=cmd_summarize)

@@ -1,0 +1,58 @@
+"""``quintet summarize``: text, file, stdin, chunking on stderr, one-line errors."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from apps.cli import main
+from apps.summarization import STYLES
+from core.testing import CORPUS, tiny_model_dir
+
+
+@pytest.fixture(scope="module")
+def bart() -> str:
+    return str(tiny_model_dir("bart", kind="seq2seq"))
+
+
+def test_text_is_summarized_with_model_and_chunking_on_stderr(bart, capsys) -> None:
+    assert main(["summarize", "-m", bart, "--max-length", "4", "The cat sits on the mat."]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() and f"model: {bart} (seq2seq); text, one chunk" in err
+
+
+def test_long_file_is_map_reduced_and_written(bart, tmp_path, capsys) -> None:
+    source, target = tmp_path / "doc.txt", tmp_path / "summary.txt"
+    source.write_text(" ".join(CORPUS * 4), encoding="utf-8")
+    argv = ["summarize", "-m", bart, "--max-length", "3", "-i", str(source), "-o", str(target)]
+    assert main(argv) == 0
+    assert target.read_text().strip()
+    assert "chunks, 1 reduce round(s)" in capsys.readouterr().err
+
+
+def test_stdin_dialogue_is_read_as_dialogue(bart, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("Anna: coming tonight?\nTom: yes, at 8\n"))
+    assert main(["summarize", "-m", bart, "--max-length", "3"]) == 0
+    assert "; dialogue, one chunk" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--style", "haiku", "x"], "unknown style 'haiku'"),
+        (["--input", "/nope.txt"], "--input /nope.txt: no such file"),
+        (["--decode", "num_beams"], "expected key=value"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(bart, capsys, argv, message) -> None:
+    code = main(["summarize", "-m", bart, *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: ") and message in err[-1]
+
+
+def test_help_lists_every_style(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["summarize", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(style in help_text for style in STYLES)
