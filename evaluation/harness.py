@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -143,7 +144,16 @@ def evaluate(
             Path(out) if out is not None else default_out_dir(task, model or "default", dataset)
         )
         predictions, model_name, settings, seconds, earlier = _predict(
-            harness, items, model, decode, options, out_dir, dataset, batch_size, progress
+            harness,
+            items,
+            model,
+            decode,
+            options,
+            out_dir,
+            dataset,
+            batch_size,
+            progress,
+            _fingerprint(all_items),
         )
         device = _device(settings)
     scores = harness.score(items, predictions)
@@ -196,6 +206,7 @@ def _predict(
     dataset: str,
     batch_size: int,
     progress: bool | ProgressCallback,
+    fingerprint: str = "",
 ) -> tuple[list[Prediction], str, dict[str, Any], float, float]:
     """Run the app on every item not already predicted in ``out_dir``; returns predictions
     in item order, the model actually used, its settings, the seconds spent predicting (this
@@ -207,6 +218,11 @@ def _predict(
     done: dict[str, Prediction] = {}
     previous_seconds = 0.0
     if state is not None:
+        if state.get("data_fingerprint") not in (None, fingerprint):
+            raise EvaluationError(
+                f"{dataset} has changed since the run in {out_dir} began (other examples or "
+                "references): its predictions cannot be resumed; choose another --out folder"
+            )
         done = pred_io.read_log(log_path)
         previous_seconds = float(state.get("predict_seconds", 0.0))
     ids = {item.id for item in items}
@@ -221,7 +237,7 @@ def _predict(
             f"{out_dir} holds predictions of {state['model_name']}, but this run opened "
             f"{model_name}; pass --model {state['model_name']} to resume, or another --out"
         )
-    _write_state(state_path, run, model_name, settings, previous_seconds)
+    _write_state(state_path, run, model_name, settings, previous_seconds, fingerprint)
     report = _progress(progress, len(items))
     report(len(done), len(items))
     seconds = previous_seconds
@@ -240,7 +256,7 @@ def _predict(
                 output = Prediction(item.id, output.prediction, output.extra)
                 log.append(output)
                 done[item.id] = output
-            _write_state(state_path, run, model_name, settings, seconds)
+            _write_state(state_path, run, model_name, settings, seconds, fingerprint)
             report(len(done), len(items))
     return [done[item.id] for item in items], model_name, settings, seconds, previous_seconds
 
@@ -283,8 +299,12 @@ def _claim(out_dir: Path, run: dict[str, Any], *, resumable: bool) -> dict[str, 
     return state if resumable else None
 
 
-def _write_state(path: Path, run: dict, model: str, settings: dict, seconds: float) -> None:
+def _write_state(
+    path: Path, run: dict, model: str, settings: dict, seconds: float, fingerprint: str = ""
+) -> None:
     state = {"run": run, "model_name": model, "settings": settings, "predict_seconds": seconds}
+    if fingerprint:
+        state["data_fingerprint"] = fingerprint
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2, default=str))
     os.replace(tmp, path)
@@ -357,6 +377,16 @@ def _local_data(data: str | None) -> str | None:
 
         return str(materialize(data))
     return data
+
+
+def _fingerprint(items: Sequence[EvalItem]) -> str:
+    """A hash of every item's id, inputs and references: a resumed run must see the same data."""
+    digest = hashlib.sha256()
+    for item in items:
+        record = [item.id, item.inputs, item.references]
+        digest.update(json.dumps(record, sort_keys=True, default=str).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def _unique_ids(items: list[EvalItem]) -> list[EvalItem]:

@@ -137,6 +137,32 @@ def test_a_folder_of_another_evaluation_is_refused_not_mixed(tmp_path, tiny_clas
         evaluate("classification", tiny_classifier, SST2, out=stray, limit=8, progress=False)
 
 
+def test_data_edited_since_the_interrupted_run_is_not_resumed(tmp_path, tiny_classifier):
+    data = tmp_path / "dev.tsv"
+    rows = Path(SST2).read_text().splitlines()[:25]
+    data.write_text("\n".join(rows) + "\n")
+
+    def die(done: int, total: int) -> None:
+        if done >= 8:
+            raise Killed
+
+    with pytest.raises(Killed):
+        evaluate("classification", tiny_classifier, str(data), out=tmp_path / "run",
+                 batch_size=8, progress=die)  # fmt: skip
+    rows[3] = rows[3].rsplit("\t", 1)[0] + "\t" + str(1 - int(rows[3][-1]))  # a label fixed
+    data.write_text("\n".join(rows) + "\n")
+    with pytest.raises(EvaluationError, match="has changed since the run"):
+        evaluate("classification", tiny_classifier, str(data), out=tmp_path / "run",
+                 batch_size=8, progress=False)  # fmt: skip
+    # A larger --limit on the same data is a resume, not a change.
+    with pytest.raises(Killed):
+        evaluate("classification", tiny_classifier, str(data), out=tmp_path / "run2", limit=10,
+                 batch_size=8, progress=die)  # fmt: skip
+    report = evaluate("classification", tiny_classifier, str(data), out=tmp_path / "run2",
+                      batch_size=8, progress=False, bootstrap=0)  # fmt: skip
+    assert report.n == 24
+
+
 def test_a_bad_file_fails_before_any_model_work(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\ngood film\t1\nno label column here\n")
