@@ -4,7 +4,8 @@ Data, any of:
 
 - ``--source FILE --reference FILE [FILE ...]``: line-aligned plain text (WMT newstest,
   FLORES), several references allowed;
-- ``--data DIR`` holding FLORES-200 files (``eng_Latn.dev`` ...) with ``--src``/``--tgt``;
+- ``--data DIR`` holding FLORES-200 files (``eng_Latn.dev`` ...) with ``--src``/``--tgt``,
+  or a WMT pair folder (``en-de/newstest2017.en`` + ``.de``; languages from its name);
 - ``--data FILE`` (JSONL / CSV / TSV) with source and reference fields
   (``--text-field`` / ``--target-field``; defaults: source/src/text, reference/target/tgt).
 
@@ -26,17 +27,73 @@ from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
 _SACREBLEU_TOKENIZED_LANGS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 
 
+def _known(code: str) -> str | None:
+    from apps.translation.languages import LanguageError, language
+
+    try:
+        language(code)
+    except LanguageError:
+        return None
+    return code
+
+
 def _infer_code(path: str | None) -> str | None:
-    """``eng_Latn.dev`` -> ``eng_Latn``; ``newstest2017.de`` -> ``de``."""
+    """``eng_Latn.dev`` -> ``eng_Latn``; ``newstest2017.de`` -> ``de``; ``notes.txt`` -> None.
+
+    Only a suffix that is a language code Quintet knows counts.
+    """
     if not path:
         return None
-    name = Path(path).name
-    stem, _, suffix = name.rpartition(".")
+    stem, _, suffix = Path(path).name.rpartition(".")
     if suffix in ("dev", "devtest") and "_" in stem:
-        return stem
-    if len(suffix) in (2, 3) and suffix.isalpha():
-        return suffix
-    return None
+        return _known(stem)
+    return _known(suffix) if stem else None
+
+
+def _folder_files(folder: Path, src: str | None, tgt: str | None) -> tuple[Path, Path, str, str]:
+    """The source and reference files of a FLORES-200 or WMT folder, and the languages.
+
+    FLORES: ``<flores>.dev`` (or ``.devtest``) per language, with ``--src``/``--tgt``. WMT:
+    a pair folder (``en-de``) holding ``<set>.en`` and ``<set>.de``; the languages come from
+    its name when not given, and a folder with several sets asks for one.
+    """
+    from apps.translation import language
+
+    if not (src and tgt):
+        head, sep, tail = folder.name.partition("-")
+        if sep and _known(head) and _known(tail):
+            src, tgt = src or head, tgt or tail
+    if not (src and tgt):
+        raise DataError(str(folder), 0, "a FLORES or WMT folder needs --src and --tgt")
+    source, target = language(src), language(tgt)
+    for suffix in ("dev", "devtest"):
+        paths = [folder / f"{lang.flores}.{suffix}" for lang in (source, target)]
+        if all(p.is_file() for p in paths):
+            return paths[0], paths[1], src, tgt
+    stems = sorted(
+        p.stem
+        for p in folder.glob(f"*.{source.iso}")
+        if (folder / f"{p.stem}.{target.iso}").is_file()
+    )
+    if len(stems) == 1:
+        stem = stems[0]
+        return folder / f"{stem}.{source.iso}", folder / f"{stem}.{target.iso}", src, tgt
+    if stems:
+        raise DataError(
+            str(folder),
+            0,
+            f"holds several test sets ({', '.join(stems)}): pick one with "
+            f"--source {folder}/{stems[-1]}.{source.iso} --reference "
+            f"{folder}/{stems[-1]}.{target.iso}",
+        )
+    missing = [f"{lang.flores}.dev" for lang in (source, target)]
+    missing = [name for name in missing if not (folder / name).is_file()]
+    raise DataError(
+        str(folder),
+        0,
+        f"no {' or '.join(missing)} here (FLORES), nor a *.{source.iso} / *.{target.iso} "
+        "pair of files (WMT)",
+    )
 
 
 class _Predictor:
@@ -45,15 +102,14 @@ class _Predictor:
 
         self.translator = Translator(model)
         self.src, self.tgt, self.decode = src, tgt, decode
-        route = self.translator.route(src, tgt)
-        self.model_name = route.model
-        self.settings = {"src": src, "tgt": tgt, "route": route.reason}
+        plan = self.translator.describe(src, tgt)  # loads the model: fails before the run
+        self.model_name = plan.pop("model")
+        self.settings = {"src": src, "tgt": tgt, **plan}
 
     def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
         results = self.translator.translate(
             [i.inputs["text"] for i in items], self.src, self.tgt, progress=False, **self.decode
         )
-        self.settings["style"] = results[0].style if results else ""
         return [
             Prediction(item.id, r.text, {"num_tokens": r.num_tokens, "pieces": r.pieces})
             for item, r in zip(items, results, strict=True)
@@ -82,14 +138,8 @@ class TranslationHarness:
             src = src or _infer_code(options.source_file)
             tgt = tgt or _infer_code(refs[0])
         elif data and Path(data).is_dir():
-            if not (src and tgt):
-                raise DataError(data, 0, "a FLORES folder needs --src and --tgt")
-            folder = Path(data)
-            paths = [folder / f"{language(code).flores}.dev" for code in (src, tgt)]
-            for path in paths:
-                if not path.is_file():
-                    raise DataError(str(path), 0, "no such FLORES file for this language")
-            examples = read_parallel(str(paths[0]), [str(paths[1])])
+            source_path, reference_path, src, tgt = _folder_files(Path(data), src, tgt)
+            examples = read_parallel(str(source_path), [str(reference_path)])
         else:
             examples = read_pairs(data, options.text_field, options.target_field)
         if not (src and tgt):

@@ -159,6 +159,25 @@ class Translator:
             )
         return results
 
+    def describe(self, src: str, tgt: str) -> dict:
+        """Model, route reason, style and piece budget for ``src -> tgt`` (loads the model).
+
+        Example::
+
+            >>> Translator().describe("en", "de")["style"]                    # doctest: +SKIP
+            'marian'
+        """
+        source, target = language(src), language(tgt)
+        route = choose(source, target, self.model)
+        generator = self._generator(route.model)
+        style = style_for(generator.loaded, route, source, target)
+        return {
+            "model": generator.loaded.name,
+            "route": route.reason,
+            "style": style,
+            "piece_tokens": self._budget(generator, style),
+        }
+
     def decode_config(self, src: str, tgt: str, **decode) -> DecodeConfig:
         """The decoding settings a ``src -> tgt`` call uses (loads the routed model).
 
