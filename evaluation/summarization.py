@@ -32,8 +32,8 @@ _PTB = [
     (re.compile(r"-rsb-", re.I), "]"),
     (re.compile(r"``\s*|\s*''"), '"'),
     (re.compile(r"\s+(n't|'s|'re|'ve|'m|'ll|'d)\b"), r"\1"),
-    (re.compile(r"\(\s+"), "("),
-    (re.compile(r"\s+\)"), ")"),
+    (re.compile(r"([(\[])\s+"), r"\1"),
+    (re.compile(r"\s+([)\]])"), r"\1"),
     (re.compile(r"\s+([.,;:!?%])"), r"\1"),
     (re.compile(r"\$\s+"), "$"),
 ]
