@@ -1,0 +1,66 @@
+"""The Translation page, headless with AppTest: typed text, route shown, batch, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core.testing import tiny_model_dir
+
+PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "translation" / "page.py")
+OTHER = "Other: a hub id or a local path…"
+
+
+def _page(model: str | None = None) -> AppTest:
+    app = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not app.exception
+    if model is not None:
+        app.selectbox(key="tr-model").set_value(OTHER).run()
+        app.text_input(key="tr-model-other").set_value(model).run()
+    return app
+
+
+def _output(app: AppTest) -> str:
+    return "\n".join(t.value for t in app.text)
+
+
+def test_tiny_marian_translates_and_says_which_model(tmp_path: Path) -> None:
+    marian = str(tiny_model_dir("marian"))
+    app = _page(marian)
+    app.number_input(key="tr-decode-max").set_value(4).run()
+    app.button(key="tr-run").click().run()
+    assert not app.exception and not app.error
+    lines = _output(app).split("\n")
+    assert len(lines) == 3 and lines[0] and lines[1] == "" and lines[2]  # paragraphs kept
+    captions = " ".join(c.value for c in app.caption)
+    assert f"Model **{marian}** (seq2seq): the model you chose" in captions
+    assert any("Max new tokens" in w.value for w in app.warning)  # 4 tokens cut it short
+
+
+def test_real_offline_default_by_prompt(real_store, no_hub) -> None:
+    app = _page()
+    app.text_area(key="tr-text").set_value("Good morning.").run()
+    app.number_input(key="tr-decode-max").set_value(8).run()
+    app.selectbox(key="tr-tgt").set_value("fr").run()
+    app.button(key="tr-run").click().run()
+    assert not app.exception and not app.error
+    assert _output(app).strip()
+    captions = " ".join(c.value for c in app.caption)
+    assert "Model **smollm2-135m-instruct** (prompted)" in captions and "last resort" in captions
+
+
+def test_same_languages_show_a_readable_error() -> None:
+    app = _page(str(tiny_model_dir("marian")))
+    app.selectbox(key="tr-tgt").set_value("en").run()
+    app.button(key="tr-run").click().run()
+    assert not app.exception
+    assert any("both English" in e.value for e in app.error)
+
+
+def test_empty_text_asks_for_one() -> None:
+    app = _page(str(tiny_model_dir("marian")))
+    app.text_area(key="tr-text").set_value("  ").run()
+    app.button(key="tr-run").click().run()
+    assert not app.exception and not app.error
+    assert any("Type or upload" in i.value for i in app.info)
