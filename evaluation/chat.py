@@ -1,0 +1,369 @@
+"""Chat harness: MT-Bench answers, or perplexity of held-out assistant turns.
+
+The data decides the mode:
+
+- **MT-Bench** ``question.jsonl`` (``turns``): each question gets two answers, the second
+  written after the model's own first answer (FastChat's protocol). The runner's batches are
+  decoded together: turn 1 of every question in the batch, then turn 2 of every one, greedy,
+  ``max_new_tokens`` 256 unless ``--decode max_new_tokens=N``. Metrics (rates in %):
+
+  - ``ref_chrf``: corpus chrF (sacreBLEU, 0-100) of both answers against the GPT-4 reference
+    answers, on the 30 math, reasoning and coding questions that have them (60 answers;
+    ``reference_answer/gpt-4.jsonl`` next to the questions). ``ref_rougeL``: mean ROUGE-L F
+    (x100, stemmed) on the same pairs. Surface overlap with one good answer: a rough signal,
+    not correctness.
+  - ``math_answer_match``: % of math answers whose last number equals the reference answer's
+    last number (:func:`evaluation.mt_bench.same_final_number`).
+  - ``mean_response_words`` / ``mean_response_tokens``; ``empty_rate``; ``refusal_rate``
+    (response opens with one of :data:`evaluation.mt_bench.REFUSAL_PHRASES`);
+    ``repetition_rate`` (20+ words and fewer than half of its word 4-grams distinct: looping);
+    ``length_cut_rate`` (ended by ``max_new_tokens``); all over every answer.
+  - ``first_token_s``: mean time to the first token (of the answer's batch: the prompt pass
+    of the batch); ``seconds_per_response``: predicting time / answers (batched throughput).
+    Tokens/s is the runner's ``timing.tokens_per_s``.
+  - with ``--option judge=MODEL`` (a name, hub id or path): ``judge_score``, the mean 1-10
+    ``[[rating]]`` of FastChat's single-answer judge prompts (``single-v1`` for turn 1,
+    ``single-v1-multi-turn`` for turn 2; ``single-math-v1`` variants with the reference answer
+    for math, reasoning and coding), per category in the report, and ``judge_parse_failures``
+    (% of judgments without a parsable rating, left out of the mean). The judge is named in
+    the report settings and in the metric signature. ``judge_max_new_tokens=N`` (default 512).
+
+- **Conversations** (``{"messages": [...]}`` JSONL, Alpaca JSON): ``perplexity`` of the
+  assistant turns given the conversation before them, corpus-level: exp(total NLL / total
+  assistant tokens), the assistant tokens chosen by the fine-tuning engine's own masking
+  (content + end-of-turn token); ``nll_per_token`` (natural log). ``--option split=heldout``
+  scores the last 10% of the file (Alpaca demo: 100 conversations the chat recipe does not
+  train on).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from core.data import DataError, read_chats
+from evaluation import metrics, mt_bench
+from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
+
+MT_BENCH_MAX_NEW_TOKENS = 256
+BATCH_SIZE = 16  # conversations decoded together (the runner's default batch)
+JUDGE_MAX_NEW_TOKENS = 512  # FastChat allows 2048; a rating comes at the end of the judgment
+HELDOUT_FRACTION = 0.1
+
+
+class _MTBenchPredictor:
+    def __init__(
+        self, model: str | None, decode: dict[str, Any], options: DataOptions, question_file: str
+    ) -> None:
+        from apps.chat import ChatSession
+        from core.config import DecodeConfig
+        from core.decoding import Generator
+
+        self.session = ChatSession(model)
+        # The session decodes one conversation at a time; the runner's batches are decoded
+        # together (turn 1 of every item, then turn 2), left-padded, by a batched generator.
+        self.generator = Generator(self.session.loaded, batch_size=BATCH_SIZE)
+        self.config = DecodeConfig(**{"max_new_tokens": MT_BENCH_MAX_NEW_TOKENS, **decode})
+        self.model_name = self.session.model_name
+        judge = options.extra.get("judge")
+        self.judge_name = None
+        self.judge = None
+        if judge:
+            judge_session = ChatSession(str(judge)) if str(judge) != model else self.session
+            self.judge = Generator(judge_session.loaded, batch_size=BATCH_SIZE)
+            self.judge_name = judge_session.model_name
+        judge_tokens = int(options.extra.get("judge_max_new_tokens", JUDGE_MAX_NEW_TOKENS))
+        self.judge_config = DecodeConfig(max_new_tokens=judge_tokens)
+        self.prompts = mt_bench.load_judge_prompts(question_file) if judge else {}
+        self.settings = {
+            "mode": "mt-bench",
+            "max_new_tokens": self.config.max_new_tokens,
+            "batch_size": BATCH_SIZE,
+            "judge": self.judge_name,
+            "judge_max_new_tokens": judge_tokens if judge else None,
+            "judge_prompts": "FastChat single-v1 / single-math-v1 (+ -multi-turn)"
+            if judge
+            else None,
+            "device": str(self.session.loaded.device),
+        }
+
+    def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
+        turns = [item.inputs["turns"] for item in items]
+        first_chats = [[{"role": "user", "content": t[0]}] for t in turns]
+        started = time.perf_counter()
+        first = self.generator.generate(first_chats, self.config, progress=False)
+        second_chats = [
+            chat + [{"role": "assistant", "content": r.text}, {"role": "user", "content": t[1]}]
+            for chat, r, t in zip(first_chats, first, turns, strict=True)
+        ]
+        second = self.generator.generate(second_chats, self.config, progress=False)
+        seconds = (time.perf_counter() - started) / max(1, 2 * len(items))
+        predictions = []
+        self._answers = [[a.text, b.text] for a, b in zip(first, second, strict=True)]
+        for item, a, b, answers in zip(items, first, second, self._answers, strict=True):
+            extra: dict[str, Any] = {
+                "num_tokens": a.num_tokens + b.num_tokens,
+                "response_tokens": [a.num_tokens, b.num_tokens],
+                "seconds_per_response": seconds,
+                "time_to_first_token_s": [
+                    a.timings.time_to_first_token_s,
+                    b.timings.time_to_first_token_s,
+                ],
+                "finish_reasons": [a.finish_reason, b.finish_reason],
+            }
+            predictions.append(Prediction(item.id, answers, extra))
+        if self.judge is not None:
+            for prediction, judged in zip(predictions, self._judge(items, turns), strict=True):
+                prediction.extra["judge"] = judged
+        return predictions
+
+    def _judge(self, items: Sequence[EvalItem], questions: list[list[str]]) -> list[dict]:
+        """Both answers of every item rated by the judge, FastChat's single-answer way."""
+        predictions_answers = self._answers
+        chats = [
+            mt_bench.judge_messages(
+                self.prompts, item.category, q, answers, item.references or None, turn
+            )
+            for item, q, answers in zip(items, questions, predictions_answers, strict=True)
+            for turn in (1, 2)
+        ]
+        outputs = self.judge.generate(chats, self.judge_config, progress=False)
+        return [
+            {
+                "model": self.judge_name,
+                "ratings": [mt_bench.parse_rating(o.text) for o in outputs[2 * i : 2 * i + 2]],
+                "judgments": [o.text for o in outputs[2 * i : 2 * i + 2]],
+            }
+            for i in range(len(items))
+        ]
+
+
+class _PerplexityPredictor:
+    """Negative log-likelihood of every assistant turn given the conversation before it."""
+
+    def __init__(self, model: str | None) -> None:
+        from apps.chat import ChatSession
+
+        self.session = ChatSession(model)
+        self.loaded = self.session.loaded
+        self.model_name = self.session.model_name
+        self.settings = {
+            "mode": "perplexity",
+            "device": str(self.loaded.device),
+            "tokens": "assistant turns and their end-of-turn token, under the chat template",
+        }
+
+    def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
+        import torch
+
+        from core.examples import ChatExample
+        from core.training.features import IGNORE_INDEX, causal_sft_features
+
+        window = self.loaded.context_window or 2048
+        results = []
+        for item in items:
+            # The fine-tuning engine's own masking: labels on assistant tokens only, so the
+            # perplexity is of exactly what supervised fine-tuning would learn.
+            chat = ChatExample(tuple(item.inputs["messages"]), item.source, item.id)
+            features, skipped = causal_sft_features(
+                self.loaded.tokenizer, [chat], max_length=window
+            )
+            if skipped or not features:
+                results.append(Prediction(item.id, {"nll": 0.0, "tokens": 0}, {"skipped": True}))
+                continue
+            ids = torch.tensor([features[0]["input_ids"]], device=self.loaded.device)
+            labels = torch.tensor(features[0]["labels"], device=self.loaded.device)
+            with torch.inference_mode():
+                logits = self.loaded.model(input_ids=ids).logits[0, :-1].float()
+            target = labels[1:]
+            mask = target != IGNORE_INDEX
+            logprobs = torch.log_softmax(logits[mask], dim=-1)
+            picked = logprobs.gather(1, target[mask].unsqueeze(1)).squeeze(1)
+            results.append(
+                Prediction(
+                    item.id,
+                    {"nll": float(-picked.sum()), "tokens": int(mask.sum())},
+                    {"prompt_tokens": int(ids.shape[1])},
+                )
+            )
+        return results
+
+
+class ChatHarness:
+    """Evaluates the chat app on MT-Bench or by perplexity of assistant turns."""
+
+    task = "chat"
+
+    def __init__(self) -> None:
+        self.mode = "mt-bench"
+        self._question_file = ""
+
+    @property
+    def primary_metric(self) -> str:
+        return "ref_chrf" if self.mode == "mt-bench" else "perplexity"
+
+    @property
+    def higher_is_better(self) -> dict[str, bool]:
+        return {
+            "ref_chrf": True,
+            "ref_rougeL": True,
+            "math_answer_match": True,
+            "judge_score": True,
+            "judge_parse_failures": False,
+            "mean_response_words": True,
+            "mean_response_tokens": True,
+            "empty_rate": False,
+            "refusal_rate": False,
+            "repetition_rate": False,
+            "length_cut_rate": False,
+            "first_token_s": False,
+            "seconds_per_response": False,
+            "perplexity": False,
+            "nll_per_token": False,
+        }
+
+    def read(self, data: str, options: DataOptions) -> list[EvalItem]:
+        examples = read_chats(data)
+        if examples and examples[0].extra.get("turns"):
+            self.mode, self._question_file = "mt-bench", data
+            references = mt_bench.load_references(data)
+            return [
+                EvalItem(
+                    ex.id,
+                    {"turns": list(ex.extra["turns"])},
+                    references.get(ex.id, []) if ex.category in mt_bench.NEED_REFERENCE else [],
+                    ex.category,
+                    ex.source,
+                )
+                for ex in examples
+            ]
+        self.mode = "perplexity"
+        split = options.extra.get("split")
+        if split not in (None, "", "all", "heldout"):
+            raise DataError(data, 0, f"split={split!r}: use split=heldout or split=all")
+        if split == "heldout":
+            examples = examples[int(len(examples) * (1 - HELDOUT_FRACTION)) :]
+        items = []
+        for ex in examples:
+            messages = [dict(m) for m in ex.messages]
+            if not any(m["role"] == "assistant" for m in messages[1:]):
+                continue  # no assistant turn after a prompt: nothing to score
+            last = next(m["content"] for m in reversed(messages) if m["role"] == "assistant")
+            items.append(EvalItem(ex.id, {"messages": messages}, last, ex.category, ex.source))
+        return items
+
+    def open(self, model: str | None, decode: dict[str, Any], options: DataOptions):
+        if self.mode == "mt-bench":
+            return _MTBenchPredictor(model, decode, options, self._question_file)
+        return _PerplexityPredictor(model)
+
+    def score(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
+        if self.mode == "perplexity":
+            return _score_perplexity(predictions)
+        return _score_mt_bench(items, predictions)
+
+
+def _score_perplexity(predictions: Sequence[Prediction]) -> Scores:
+    nll = sum(p.prediction["nll"] for p in predictions)
+    tokens = sum(p.prediction["tokens"] for p in predictions)
+    per_item = [
+        {"nll_per_token": p.prediction["nll"] / p.prediction["tokens"]}
+        if p.prediction["tokens"]
+        else {}
+        for p in predictions
+    ]
+    per_token = nll / max(1, tokens)
+    return Scores(
+        {"perplexity": math.exp(min(per_token, 50)), "nll_per_token": per_token},
+        per_item,
+        {
+            "perplexity": "exp(total NLL / total assistant tokens); assistant tokens = each "
+            "assistant turn's content and end-of-turn token under the model's chat template "
+            "(core.training.features.causal_sft_features), natural log"
+        },
+    )
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _score_mt_bench(items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
+    answers = [a for p in predictions for a in p.prediction]
+    n = max(1, len(answers))
+    tokens = [t for p in predictions for t in p.extra.get("response_tokens", [])]
+    reasons = [r for p in predictions for r in p.extra.get("finish_reasons", [])]
+    first = [
+        t for p in predictions for t in p.extra.get("time_to_first_token_s", []) if t is not None
+    ]
+    result = {
+        "mean_response_words": sum(len(a.split()) for a in answers) / n,
+        "empty_rate": 100.0 * sum(not a.strip() for a in answers) / n,
+        "refusal_rate": 100.0 * sum(mt_bench.is_refusal(a) for a in answers) / n,
+        "repetition_rate": 100.0 * sum(mt_bench.is_repetitive(a) for a in answers) / n,
+    }
+    if tokens:
+        result["mean_response_tokens"] = _mean(tokens)
+    if reasons:
+        result["length_cut_rate"] = 100.0 * reasons.count("length") / len(reasons)
+    if first:
+        result["first_token_s"] = _mean(first)
+    seconds = [
+        p.extra["seconds_per_response"] for p in predictions if "seconds_per_response" in p.extra
+    ]
+    if seconds:
+        result["seconds_per_response"] = _mean(seconds)
+    hyps, refs, per_item = [], [], []
+    ratings, failures, math_hits = [], 0, []
+    for item, p in zip(items, predictions, strict=True):
+        row: dict[str, float] = {"response_words": sum(len(a.split()) for a in p.prediction)}
+        if item.references:
+            pairs = list(zip(p.prediction, item.references, strict=False))
+            hyps += [h for h, _ in pairs]
+            refs += [r for _, r in pairs]
+            row["ref_chrf"] = _mean([metrics.chrf([h], [[r]])[0] for h, r in pairs])
+            if item.category == "math":
+                hits = [mt_bench.same_final_number(h, r) for h, r in pairs]
+                hits = [h for h in hits if h is not None]
+                math_hits += hits
+                if hits:
+                    row["math_answer_match"] = 100.0 * sum(hits) / len(hits)
+        judged = (p.extra.get("judge") or {}).get("ratings")
+        if judged:
+            valid = [r for r in judged if r is not None]
+            failures += len(judged) - len(valid)
+            ratings += valid
+            if valid:
+                row["judge_score"] = _mean(valid)
+        per_item.append(row)
+    signatures = {
+        "refusal_rate": "% of responses opening with a phrase of evaluation.mt_bench."
+        "REFUSAL_PHRASES",
+        "repetition_rate": f"% of responses of {mt_bench.REPETITION_MIN_WORDS}+ words whose "
+        f"distinct word 4-grams are < {mt_bench.REPETITION_DISTINCT_4GRAMS:.0%} of their 4-grams",
+    }
+    if hyps:
+        result["ref_chrf"], signatures["ref_chrf"] = metrics.chrf(hyps, [refs])
+        signatures["ref_chrf"] += " (corpus chrF of both turns vs the GPT-4 reference answers)"
+        result["ref_rougeL"] = metrics.rouge_scores(hyps, refs)["rougeL"]
+        signatures["ref_rougeL"] = metrics.rouge_signature()
+    if math_hits:
+        result["math_answer_match"] = 100.0 * sum(math_hits) / len(math_hits)
+        signatures["math_answer_match"] = (
+            "% of math answers whose last number equals the reference answer's last number"
+        )
+    if ratings or failures:
+        if ratings:  # no score at all (rather than NaN) when no judgment parsed
+            result["judge_score"] = _mean(ratings)
+        result["judge_parse_failures"] = 100.0 * failures / (failures + len(ratings))
+        judges = {(p.extra.get("judge") or {}).get("model") for p in predictions} - {None}
+        signatures["judge_score"] = (
+            f"judge: {', '.join(sorted(judges)) or 'unknown'}; FastChat single-answer prompts, "
+            "mean [[rating]] (1-10) over the answers whose rating parsed"
+        )
+    return Scores(result, per_item, signatures)
+
+
+HARNESS = ChatHarness()
