@@ -245,6 +245,11 @@ class ChatSession:
         return self._request(self._turns[self._start :], self.summary)
 
     @property
+    def streaming(self) -> ChatStream | None:
+        """The reply being streamed, if any (a page can cancel and finish it on a rerun)."""
+        return self._streaming
+
+    @property
     def hidden_messages(self) -> int:
         """How many of the oldest messages the model no longer sees (dropped or summarized)."""
         return self._start

@@ -1,0 +1,160 @@
+"""Streamlit page: chat with an instruct model, streamed, history per browser session.
+
+Widgets only: every reply comes from :class:`apps.chat.ChatSession`. The session (the
+history) lives in ``st.session_state``, so each browser tab has its own conversation; the
+model's weights are shared by every session through :func:`apps.ui.cached_generator`, and a
+reply streams under the model's lock (:func:`apps.ui.waiting_for`), so two sessions never
+decode on one model at once.
+
+Stop: pressing "Stop" reruns the page, which interrupts ``st.write_stream``; the abandoned
+stream cancels itself and the text written so far stays in the history, marked "stopped".
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from apps.chat import ChatReply, ChatSession
+from apps.chat.api import STRATEGIES
+from apps.ui import cached_generator, decode_controls, guarded, model_picker, waiting_for
+from core.defaults import default_model
+
+KEY = "chat-session"
+STATS = "chat-stats"  # {index of an assistant message in session.messages: caption}
+
+
+def caption(reply: ChatReply) -> str:
+    """One line under a reply: tokens, tokens/s, time to first token, how it ended."""
+    parts = [f"{reply.num_tokens} tokens", f"{reply.tokens_per_s:.1f} tokens/s"]
+    if reply.time_to_first_token_s is not None:
+        parts.append(f"first token after {reply.time_to_first_token_s:.2f} s")
+    if reply.cancelled:
+        parts.append("stopped")
+    elif reply.finish_reason == "length":
+        parts.append("cut at the max new tokens")
+    return " · ".join(parts)
+
+
+def _session(model: str, system: str, strategy: str, window: int) -> ChatSession:
+    """This browser session's ChatSession, rebuilt (keeping the history) when the model or
+    the context settings change."""
+    wanted = (model, strategy, window or None)
+    session: ChatSession | None = st.session_state.get(KEY)
+    if session is None or st.session_state.get(f"{KEY}-settings") != wanted:
+        generator = cached_generator(model)
+        options = {"context_strategy": strategy, "max_context_tokens": window or None}
+        session = (
+            ChatSession.load(session.to_json(), generator, **options)
+            if session is not None
+            else ChatSession(generator, system or None, **options)
+        )
+        st.session_state[KEY] = session
+        st.session_state[f"{KEY}-settings"] = wanted
+    session.set_system_prompt(system or None)
+    if session.streaming is not None:  # a reply the Stop button interrupted: keep its text
+        session.streaming.cancel()
+        reply = session.streaming.result
+        st.session_state.setdefault(STATS, {})[len(session.messages) - 1] = caption(reply)
+    return session
+
+
+def _load_upload(upload, model: str, strategy: str, window: int) -> None:
+    """Replace the conversation by an uploaded JSON file (once per upload)."""
+    if upload is None or st.session_state.get(f"{KEY}-upload") == upload.file_id:
+        return
+    st.session_state[f"{KEY}-upload"] = upload.file_id
+    session = ChatSession.load(
+        upload.getvalue().decode("utf-8", errors="replace"),
+        cached_generator(model),
+        context_strategy=strategy,
+        max_context_tokens=window or None,
+    )
+    st.session_state[KEY] = session
+    st.session_state[f"{KEY}-settings"] = (model, strategy, window or None)
+    st.session_state[STATS] = {}
+    st.session_state["chat-system"] = session.system_prompt or ""
+
+
+def render() -> None:
+    st.title("Chat")
+    st.caption("Streams from an instruct model with its own chat template; history per tab.")
+    with st.sidebar:
+        model = model_picker("chat", key="chat-model")
+        system = st.text_area(
+            "System prompt",
+            key="chat-system",
+            placeholder="e.g. You are a concise assistant.",
+            help="Sent first with every message; never dropped when the window fills up.",
+        )
+        decode = decode_controls(key="chat-decode", allow_beams=False, max_new_tokens=256)
+        with st.expander("Context window"):
+            strategy = st.radio(
+                "When the conversation no longer fits",
+                STRATEGIES,
+                key="chat-strategy",
+                format_func=lambda s: {
+                    "drop": "drop the oldest turns",
+                    "summarize": "summarize them",
+                }[s],  # fmt: skip
+            )
+            window = int(
+                st.number_input(
+                    "Window (tokens, 0 = the model's)", 0, 131072, 0, 256, key="chat-window"
+                )
+            )
+        upload = st.file_uploader("Load a conversation (JSON)", type=["json"], key="chat-upload")
+    with guarded("loading the chat model"):
+        model = model or default_model("chat").name
+        _load_upload(upload, model, strategy, window)
+        _session(model, system, strategy, window)
+    if KEY not in st.session_state:
+        return
+    session = st.session_state[KEY]
+    stats: dict[int, str] = st.session_state.setdefault(STATS, {})
+
+    left, middle, right = st.columns(3)
+    if left.button("Reset", key="chat-reset", icon=":material/restart_alt:"):
+        session.reset()
+        stats.clear()
+    middle.download_button(
+        "Save (JSON)",
+        session.to_json(),
+        file_name="conversation.json",
+        mime="application/json",
+        key="chat-save",
+        icon=":material/download:",
+    )
+    right.button("Stop", key="chat-stop", icon=":material/stop_circle:",
+                 help="Stop the reply being written; the text so far is kept.")  # fmt: skip
+    if session.hidden_messages:
+        what = "summarized" if session.summary else "dropped"
+        st.info(
+            f"The model no longer sees the {session.hidden_messages} oldest messages "
+            f"({what} to fit the context window); they stay here and in the saved file.",
+            icon=":material/info:",
+        )
+
+    for index, message in enumerate(session.messages):
+        if message["role"] == "system":
+            continue
+        with st.chat_message(message["role"]):
+            st.markdown(message["content"])
+            if index in stats:
+                st.caption(stats[index])
+
+    prompt = st.chat_input("Message", key="chat-input")
+    if prompt:
+        with st.chat_message("user"):
+            st.markdown(prompt)
+        with st.chat_message("assistant"), guarded("writing the reply"):
+            with waiting_for(session.model_name):
+                stream = session.stream(prompt, **decode)
+                if stream.context_notice:
+                    st.info(stream.context_notice, icon=":material/info:")
+                st.write_stream(stream)
+            reply = stream.result
+            stats[len(session.messages) - 1] = caption(reply)
+            st.caption(stats[len(session.messages) - 1])
+
+
+render()

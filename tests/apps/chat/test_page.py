@@ -1,0 +1,63 @@
+"""The Chat page, headless with AppTest, on the real SmolLM2 (a few tokens): a streamed reply
+with its timings, history kept across reruns, system prompt, reset, save."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "chat" / "page.py")
+
+
+def _page() -> AppTest:
+    app = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not app.exception, app.exception
+    app.number_input(key="chat-decode-max").set_value(8).run()
+    return app
+
+
+def test_chat_streams_keeps_history_and_resets(real_store) -> None:
+    app = _page()
+    app.text_area(key="chat-system").set_value("You are a geography teacher.").run()
+    app.chat_input(key="chat-input").set_value("What is the capital of France?").run()
+    assert not app.exception and not app.error, (app.exception, app.error)
+    messages = app.chat_message
+    assert [m.name for m in messages] == ["user", "assistant"]
+    assert messages[0].markdown[0].value == "What is the capital of France?"
+    session = app.session_state["chat-session"]
+    reply = session.messages[-1]["content"]
+    assert reply and session.messages[0] == {
+        "role": "system",
+        "content": "You are a geography teacher.",
+    }
+    captions = [c.value for c in messages[1].caption]
+    assert any("tokens/s" in c and "first token after" in c for c in captions)
+
+    # A second turn: the first one is still shown, from the session's history.
+    app.chat_input(key="chat-input").set_value("And of Italy?").run()
+    assert not app.exception
+    assert [m.name for m in app.chat_message] == ["user", "assistant"] * 2
+    assert app.chat_message[1].markdown[0].value == reply
+    saved = json.loads(app.session_state["chat-session"].to_json())
+    assert [m["role"] for m in saved["messages"]] == ["system", "user", "assistant"] * 1 + [
+        "user",
+        "assistant",
+    ]
+
+    app.button(key="chat-reset").click().run()
+    assert not app.exception
+    assert len(app.chat_message) == 0
+    assert app.session_state["chat-session"].messages[0]["role"] == "system"
+
+
+def test_empty_history_page_and_context_window_setting(real_store) -> None:
+    app = _page()
+    assert len(app.chat_message) == 0 and not app.error
+    # A tiny window: an over-long message is refused with a readable error, not a traceback.
+    app.number_input(key="chat-window").set_value(256).run()
+    app.chat_input(key="chat-input").set_value("word " * 400).run()
+    assert not app.exception
+    assert any("more than the" in e.value and "fit" in e.value for e in app.error)
+    assert app.session_state["chat-session"].messages == []
