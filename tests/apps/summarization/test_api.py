@@ -86,7 +86,8 @@ def test_bad_inputs_are_clear_errors(bart: Summarizer) -> None:
 
 def test_real_model_summarizes_a_dialogue_as_dialogue(real_store, dialogue: str) -> None:
     summarizer = Summarizer("smollm2-135m-instruct")
-    result = summarizer.summarize(dialogue, max_length=16)[0]
+    short = "\n".join(dialogue.splitlines()[:6])  # a whole SAMSum dialogue is slow on CPU
+    result = summarizer.summarize(short, max_length=16)[0]
     assert result.mode == "prompted" and result.dialogue and result.chunks.count == 1
     assert result.text and result.num_tokens <= 16
     assert result.model == "smollm2-135m-instruct"
