@@ -202,9 +202,18 @@ class Translator:
         return min(budget, window // 3)
 
     @staticmethod
-    def _config(generator, style, source: Language, target: Language, budget, decode):
-        # Room for a translation somewhat longer than its source (German runs ~1.3x).
-        defaults = {"max_new_tokens": int(budget * 2 + 16)}
+    def _config(generator, style, source: Language, target: Language, budget, decode, longest=None):
+        # Room for a translation somewhat longer than its source (German runs ~1.3x, other
+        # scripts take more tokens): 2.5x the longest piece + 16, at most 2x the budget + 16.
+        # A tighter cap matters: a small model stuck in a repetition loop runs to the limit.
+        limit = int(budget * 2 + 16)
+        if longest is not None:
+            limit = min(limit, int(longest * 2.5) + 16)
+        defaults: dict = {"max_new_tokens": limit}
+        if style == "prompted":
+            # Pieces hold no line breaks, so a blank line ends the translation (what follows
+            # is a note, which _clean would drop anyway).
+            defaults["stop_strings"] = ("\n\n",)
         config = DecodeConfig.from_overrides(None, **{**defaults, **decode})
         if style == "multilingual":
             language_token(generator.loaded.tokenizer, source, generator.loaded.name)  # known?
@@ -225,7 +234,11 @@ class Translator:
     ) -> list[tuple[str, int, bool]]:
         if not pieces:
             return []
-        config = self._config(generator, style, source, target, budget, decode)
+        tokenizer = generator.loaded.tokenizer
+        longest = max(
+            len(tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]) for p in pieces
+        )
+        config = self._config(generator, style, source, target, budget, decode, longest)
         if style == "prompted":
             prompts = [
                 [{"role": "user", "content": translate_prompt(p, source.name, target.name)}]

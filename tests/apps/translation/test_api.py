@@ -118,3 +118,13 @@ def test_real_offline_model_translates_by_prompt(real_store) -> None:
     assert results[0].text and results[1].text == ""
     assert not results[0].text.lower().startswith("translation")
     assert results[0].num_tokens <= 12
+
+
+def test_default_length_limit_follows_the_longest_piece(marian: Translator) -> None:
+    tokenizer = marian._generator(marian.model).loaded.tokenizer
+    text = "The cat sits on the mat."
+    n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    result = marian.translate(text, "en", "de")[0]  # a random model never stops by itself
+    assert result.truncated and result.num_tokens <= int(n * 2.5) + 16 < SEQ2SEQ_PIECE_TOKENS
+    config = marian.decode_config("en", "de")
+    assert config.max_new_tokens == 2 * marian._budget(marian._generator(marian.model), "x") + 16
