@@ -66,7 +66,8 @@ def load_judge_prompts(question_file: str | None = None) -> dict[str, dict]:
     )
     for path in candidates:
         if path.is_file():
-            return {p["name"]: p for p in map(json.loads, path.read_text().splitlines()) if p}
+            lines = path.read_text(encoding="utf-8").splitlines()
+            return {p["name"]: p for p in (json.loads(line) for line in lines if line.strip())}
     raise DataError(str(candidates[-1]), 0, "MT-Bench judge prompts not found")
 
 
