@@ -259,6 +259,12 @@ class ChatHarness:
             return _MTBenchPredictor(model, decode, options, self._question_file)
         return _PerplexityPredictor(model)
 
+    def resampler(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]):
+        """Fast exact bootstrap scorer (see :mod:`evaluation.bootstrap`)."""
+        if self.mode == "perplexity":
+            return None  # two sums: rescoring is already fast
+        return _mt_bench_resampler(items, predictions)
+
     def score(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
         if self.mode == "perplexity":
             return _score_perplexity(predictions)
@@ -290,80 +296,133 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _score_mt_bench(items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
-    answers = [a for p in predictions for a in p.prediction]
-    n = max(1, len(answers))
-    tokens = [t for p in predictions for t in p.extra.get("response_tokens", [])]
-    reasons = [r for p in predictions for r in p.extra.get("finish_reasons", [])]
-    first = [
-        t for p in predictions for t in p.extra.get("time_to_first_token_s", []) if t is not None
-    ]
-    result = {
-        "mean_response_words": sum(len(a.split()) for a in answers) / n,
-        "empty_rate": 100.0 * sum(not a.strip() for a in answers) / n,
-        "refusal_rate": 100.0 * sum(mt_bench.is_refusal(a) for a in answers) / n,
-        "repetition_rate": 100.0 * sum(mt_bench.is_repetitive(a) for a in answers) / n,
+# MT-Bench metrics are ratios of per-item sums (rates over answers, means over answers or
+# pairs, corpus chrF from summed sacreBLEU statistics). Scoring and the bootstrap resampler
+# both sum the same per-item statistics, so resampled scores are exactly what rescoring gives.
+RATIOS = (
+    "mean_response_words",
+    "mean_response_tokens",
+    "empty_rate",
+    "refusal_rate",
+    "repetition_rate",
+    "length_cut_rate",
+    "first_token_s",
+    "seconds_per_response",
+    "ref_rougeL",
+    "math_answer_match",
+    "judge_score",
+    "judge_parse_failures",
+)
+
+
+def _chrf_metric():
+    from sacrebleu.metrics import CHRF
+
+    return CHRF()  # the settings of evaluation.metrics.chrf
+
+
+def _item_stats(item: EvalItem, p: Prediction, chrf_metric) -> tuple[dict, Any, dict]:
+    """(ratio sums {metric: (numerator, denominator)}, summed chrF statistics or None,
+    the per-item row for the report)."""
+    answers = list(p.prediction)
+    n = len(answers)
+    sums: dict[str, tuple[float, float]] = {
+        "mean_response_words": (sum(len(a.split()) for a in answers), n),
+        "empty_rate": (100.0 * sum(not a.strip() for a in answers), n),
+        "refusal_rate": (100.0 * sum(mt_bench.is_refusal(a) for a in answers), n),
+        "repetition_rate": (100.0 * sum(mt_bench.is_repetitive(a) for a in answers), n),
     }
-    if tokens:
-        result["mean_response_tokens"] = _mean(tokens)
-    if reasons:
-        result["length_cut_rate"] = 100.0 * reasons.count("length") / len(reasons)
-    if first:
-        result["first_token_s"] = _mean(first)
-    seconds = [
-        p.extra["seconds_per_response"] for p in predictions if "seconds_per_response" in p.extra
-    ]
-    if seconds:
-        result["seconds_per_response"] = _mean(seconds)
-    hyps, refs, per_item = [], [], []
-    ratings, failures, math_hits = [], 0, []
-    for item, p in zip(items, predictions, strict=True):
-        row: dict[str, float] = {"response_words": sum(len(a.split()) for a in p.prediction)}
-        if item.references:
-            pairs = list(zip(p.prediction, item.references, strict=False))
-            hyps += [h for h, _ in pairs]
-            refs += [r for _, r in pairs]
-            row["ref_chrf"] = _mean([metrics.chrf([h], [[r]])[0] for h, r in pairs])
-            if item.category == "math":
-                hits = [mt_bench.same_final_number(h, r) for h, r in pairs]
-                hits = [h for h in hits if h is not None]
-                math_hits += hits
-                if hits:
-                    row["math_answer_match"] = 100.0 * sum(hits) / len(hits)
-        judged = (p.extra.get("judge") or {}).get("ratings")
-        if judged:
-            valid = [r for r in judged if r is not None]
-            failures += len(judged) - len(valid)
-            ratings += valid
-            if valid:
-                row["judge_score"] = _mean(valid)
-        per_item.append(row)
+    tokens = p.extra.get("response_tokens") or []
+    sums["mean_response_tokens"] = (sum(tokens), len(tokens))
+    reasons = p.extra.get("finish_reasons") or []
+    sums["length_cut_rate"] = (100.0 * reasons.count("length"), len(reasons))
+    first = [t for t in p.extra.get("time_to_first_token_s") or [] if t is not None]
+    sums["first_token_s"] = (sum(first), len(first))
+    if "seconds_per_response" in p.extra:
+        sums["seconds_per_response"] = (float(p.extra["seconds_per_response"]), 1)
+    row: dict[str, float] = {"response_words": sum(len(a.split()) for a in answers)}
+    chrf_stats = None
+    if item.references:
+        pairs = list(zip(answers, item.references, strict=False))
+        rouge = [metrics.rouge_scores([h], [r])["rougeL"] for h, r in pairs]
+        sums["ref_rougeL"] = (sum(rouge), len(rouge))
+        table = chrf_metric._extract_corpus_statistics([h for h, _ in pairs],
+                                                       [[r for _, r in pairs]])  # fmt: skip
+        chrf_stats = [sum(column) for column in zip(*table, strict=True)]
+        row["ref_chrf"] = _mean([metrics.chrf([h], [[r]])[0] for h, r in pairs])
+        if item.category == "math":
+            hits = [mt_bench.same_final_number(h, r) for h, r in pairs]
+            hits = [h for h in hits if h is not None]
+            sums["math_answer_match"] = (100.0 * sum(hits), len(hits))
+            if hits:
+                row["math_answer_match"] = 100.0 * sum(hits) / len(hits)
+    judged = (p.extra.get("judge") or {}).get("ratings")
+    if judged:
+        valid = [r for r in judged if r is not None]
+        sums["judge_score"] = (sum(valid), len(valid))
+        sums["judge_parse_failures"] = (100.0 * (len(judged) - len(valid)), len(judged))
+        if valid:
+            row["judge_score"] = _mean(valid)
+    return sums, chrf_stats, row
+
+
+def _combine(stats: Sequence[tuple[dict, Any, dict]], chrf_metric) -> dict[str, float]:
+    """The metrics of a set of items (repeats allowed) from their statistics."""
+    result: dict[str, float] = {}
+    for name in RATIOS:
+        num = sum(s[0][name][0] for s in stats if name in s[0])
+        den = sum(s[0][name][1] for s in stats if name in s[0])
+        if den:  # no denominator: the metric does not apply (no references, no judge)
+            result[name] = num / den
+    tables = [s[1] for s in stats if s[1] is not None]
+    if tables:
+        total = [sum(column) for column in zip(*tables, strict=True)]
+        result["ref_chrf"] = float(chrf_metric._compute_score_from_stats(total).score)
+    return result
+
+
+def _score_mt_bench(items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
+    chrf_metric = _chrf_metric()
+    stats = [_item_stats(i, p, chrf_metric) for i, p in zip(items, predictions, strict=True)]
+    result = _combine(stats, chrf_metric)
     signatures = {
         "refusal_rate": "% of responses opening with a phrase of evaluation.mt_bench."
         "REFUSAL_PHRASES",
         "repetition_rate": f"% of responses of {mt_bench.REPETITION_MIN_WORDS}+ words whose "
         f"distinct word 4-grams are < {mt_bench.REPETITION_DISTINCT_4GRAMS:.0%} of their 4-grams",
     }
-    if hyps:
-        result["ref_chrf"], signatures["ref_chrf"] = metrics.chrf(hyps, [refs])
+    pairs = [
+        (h, r)
+        for item, p in zip(items, predictions, strict=True)
+        if item.references
+        for h, r in zip(p.prediction, item.references, strict=False)
+    ]
+    if pairs:
+        chrf, signatures["ref_chrf"] = metrics.chrf([h for h, _ in pairs], [[r for _, r in pairs]])
+        result["ref_chrf"] = chrf  # the reference implementation's number (equal to the sums')
         signatures["ref_chrf"] += " (corpus chrF of both turns vs the GPT-4 reference answers)"
-        result["ref_rougeL"] = metrics.rouge_scores(hyps, refs)["rougeL"]
         signatures["ref_rougeL"] = metrics.rouge_signature()
-    if math_hits:
-        result["math_answer_match"] = 100.0 * sum(math_hits) / len(math_hits)
+    if "math_answer_match" in result:
         signatures["math_answer_match"] = (
             "% of math answers whose last number equals the reference answer's last number"
         )
-    if ratings or failures:
-        if ratings:  # no score at all (rather than NaN) when no judgment parsed
-            result["judge_score"] = _mean(ratings)
-        result["judge_parse_failures"] = 100.0 * failures / (failures + len(ratings))
+    if "judge_parse_failures" in result:
         judges = {(p.extra.get("judge") or {}).get("model") for p in predictions} - {None}
         signatures["judge_score"] = (
             f"judge: {', '.join(sorted(judges)) or 'unknown'}; FastChat single-answer prompts, "
             "mean [[rating]] (1-10) over the answers whose rating parsed"
         )
-    return Scores(result, per_item, signatures)
+    # Headline first: the reference scores and the judge, then the rates, then speed.
+    first = ("ref_chrf", "ref_rougeL", "math_answer_match", "judge_score", "judge_parse_failures")
+    ordered = {name: result[name] for name in first if name in result}
+    ordered.update({name: value for name, value in result.items() if name not in ordered})
+    return Scores(ordered, [s[2] for s in stats], signatures)
+
+
+def _mt_bench_resampler(items: Sequence[EvalItem], predictions: Sequence[Prediction]):
+    chrf_metric = _chrf_metric()
+    stats = [_item_stats(i, p, chrf_metric) for i, p in zip(items, predictions, strict=True)]
+    return lambda indices: _combine([stats[i] for i in indices], chrf_metric)
 
 
 HARNESS = ChatHarness()

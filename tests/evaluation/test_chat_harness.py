@@ -202,3 +202,26 @@ def test_tiny_perplexity_run_equals_the_models_own_loss(real_store, tmp_path: Pa
         n = int((labels[0, 1:] != -100).sum())
         total, count = total + float(out.loss) * n, count + n
     assert ppl == pytest.approx(math.exp(total / count), rel=1e-4)
+
+
+def test_bootstrap_resampler_equals_rescoring() -> None:
+    HARNESS.read(MT_BENCH, DataOptions())
+    items = [
+        _item("1", "math", ["So x = 38.", "Then 1,200 people."]),
+        _item("2", "writing", []),
+        _item("3", "coding", ["def f(): return 1", "It returns 1."]),
+        _item("4", "reasoning", ["Second place.", "Last place."]),
+    ]
+    judge = {"model": "j", "ratings": [7.0, None]}
+    predictions = [
+        Prediction("1", ["x is 38", "12"], {"response_tokens": [3, 1], "judge": judge}),
+        Prediction("2", ["I cannot.", ""], {"response_tokens": [3, 0], "judge": judge}),
+        Prediction("3", ["def f(): return 2", "ok"], {"finish_reasons": ["length", "stop"]}),
+        Prediction("4", ["Second.", "First place!"], {"time_to_first_token_s": [0.5, 1.5]}),
+    ]
+    scorer = HARNESS.resampler(items, predictions)
+    whole = HARNESS.score(items, predictions).metrics
+    assert scorer([0, 1, 2, 3]) == pytest.approx(whole)
+    for indices in ([0, 0, 2, 3], [1, 1, 1, 3], [2, 3, 3, 0]):
+        again = HARNESS.score([items[i] for i in indices], [predictions[i] for i in indices])
+        assert scorer(indices) == pytest.approx(again.metrics)
