@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from apps.chat.api import DEFAULT_MAX_NEW_TOKENS, STRATEGIES, ChatReply, ChatSession
+from apps.cli_io import read_stdin
 from core.errors import ConfigError, QuintetError
 
 HELP = """commands:
@@ -185,7 +186,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         session = repl(session, input, sys.stdout)
     else:
         # Surrounding blank lines and the final newline of piped text are not part of it.
-        message = (args.message if args.message is not None else sys.stdin.read()).strip()
+        message = (args.message if args.message is not None else read_stdin()).strip()
         if not message.strip():
             raise ConfigError("empty message: pass --message TEXT or pipe text into stdin")
         reply = _stream_reply(session, message, sys.stdout)

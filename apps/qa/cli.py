@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from apps.cli_io import read_text_file
 from core.errors import ConfigError
 
 
@@ -19,13 +20,7 @@ def _read_context(args: argparse.Namespace) -> str:
     if args.context is not None and args.context_file is not None:
         raise ConfigError("give --context TEXT or --context-file FILE, not both")
     if args.context_file is not None:
-        path = Path(args.context_file)
-        if not path.is_file():
-            raise ConfigError(f"--context-file {path}: no such file; give a UTF-8 text file")
-        try:
-            return path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(f"--context-file {path}: not UTF-8 text") from None
+        return read_text_file(args.context_file, "--context-file")
     if args.context is None:
         raise ConfigError("give the context: --context TEXT or --context-file FILE")
     return args.context

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from apps.cli_io import read_stdin, read_text_file
 from apps.eval_cli import parse_pairs
 from core.errors import ConfigError
 
@@ -26,15 +27,9 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         raise ConfigError("give TEXT or --input FILE, not both")
     decode = parse_pairs(args.decode, "--decode")  # before waiting on standard input
     if args.input:
-        path = Path(args.input)
-        if not path.is_file():
-            raise ConfigError(f"--input {path}: no such file; give a UTF-8 text file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(f"--input {path}: not UTF-8 text") from None
+        text = read_text_file(args.input, "--input")
     else:
-        text = " ".join(args.text) if args.text else sys.stdin.read()
+        text = " ".join(args.text) if args.text else read_stdin()
     summarizer = Summarizer(args.model, device=args.device)
     result = summarizer.summarize(
         text,

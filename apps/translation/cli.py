@@ -17,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from apps.cli_io import read_stdin
 from apps.eval_cli import parse_pairs
 from core.errors import ConfigError
 
@@ -39,11 +40,14 @@ def _route_line(translator, src: str, tgt: str) -> str:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from apps.translation import Translator, language
+    from apps.translation.files import count_text_lines
 
     if args.text and args.input:
         raise ConfigError("give TEXT arguments or --input FILE, not both")
     if args.input and not Path(args.input).is_file():
         raise ConfigError(f"--input {args.input}: no such file; give a UTF-8 text file")
+    if args.input:
+        count_text_lines(Path(args.input))  # a file that is not UTF-8 fails before a model loads
     language(args.src), language(args.tgt)  # a bad code fails before any model loads
     decode = _decode(args)
     translator = Translator(args.model, device=args.device, batch_size=args.batch_size)
@@ -69,7 +73,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.input:
         return _lines_to_stdout(translator, args, decode)
 
-    texts = args.text or [sys.stdin.read()]
+    texts = args.text or [read_stdin()]
     results = translator.translate(texts, args.src, args.tgt, **decode)
     output = "\n".join(r.text for r in results)
     output += "" if output.endswith("\n") else "\n"  # stdin's own final newline is kept

@@ -37,6 +37,24 @@ def _complete_lines(path: Path, block: int = 1 << 20) -> int:
     return lines
 
 
+def count_text_lines(path: Path) -> int:
+    """Lines in ``path``, checking each is UTF-8 so a bad byte fails before any model work.
+
+    Raises:
+        DataError: naming the first line that is not UTF-8.
+    """
+    lines = 0
+    with path.open("rb") as f:
+        for lines, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    str(path), lines, f"not UTF-8 text (byte {e.start + 1} of the line)"
+                ) from None
+    return lines
+
+
 def translate_file(
     translator,
     input_path: str,
@@ -58,8 +76,7 @@ def translate_file(
     if not source.is_file():
         raise DataError(input_path, 0, "input file not found")
     target = Path(output_path)
-    with source.open("rb") as f:
-        total = sum(1 for _ in f)
+    total = count_text_lines(source)
     done = _complete_lines(target) if resume else 0
     if done > total:
         raise DataError(

@@ -56,3 +56,11 @@ def test_help_lists_every_style(capsys) -> None:
         main(["summarize", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert all(style in help_text for style in STYLES)
+
+
+def test_a_file_that_is_not_utf8_is_one_line(bart, tmp_path, capsys) -> None:
+    source = tmp_path / "latin1.txt"
+    source.write_bytes("Grüße aus Köln".encode("latin-1"))
+    code = main(["summarize", "-m", bart, "--input", str(source)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--input {source}: not UTF-8 text (byte 3)" in err

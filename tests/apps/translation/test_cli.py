@@ -74,3 +74,28 @@ def test_unsupported_pair_of_a_named_marian_is_exit_2(tmp_path: Path, capsys) ->
     shutil.copytree(tiny_model_dir("marian"), named)
     code = main(["translate", "--src", "en", "--tgt", "fr", "-m", str(named), "Hi"])
     assert code == 2 and "translates en->de, not en->fr" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_utf8_fails_before_any_work(marian, tmp_path, capsys) -> None:
+    source = tmp_path / "latin1.txt"
+    source.write_bytes("first line\nGrüße aus Köln\n".encode("latin-1"))
+    out = tmp_path / "out.txt"
+    for extra in (["--output", str(out)], []):
+        code = main(["translate", "--src", "de", "--tgt", "en", "-m", marian,
+                     "--input", str(source), *extra])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and f"{source}:2: not UTF-8 text" in err and "Traceback" not in err
+    assert not out.exists()  # refused before an output was opened
+
+
+def test_stdin_that_is_not_utf8_is_one_line(marian, capsys, monkeypatch) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO("Grüße".encode("latin-1")), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", stdin)
+    code = main(["translate", "--src", "de", "--tgt", "en", "-m", marian])
+    assert code == 2 and "standard input is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_unknown_model_is_one_line(capsys) -> None:
+    code = main(["translate", "--src", "en", "--tgt", "de", "-m", "no-such-model", "Hi"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown model 'no-such-model'" in err and "Traceback" not in err
