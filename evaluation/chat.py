@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.data import DataError, read_chats
+from core.errors import ConfigError
 from evaluation import metrics, mt_bench
 from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
 
@@ -51,6 +52,16 @@ MT_BENCH_MAX_NEW_TOKENS = 256
 BATCH_SIZE = 16  # conversations decoded together (the runner's default batch)
 JUDGE_MAX_NEW_TOKENS = 512  # FastChat allows 2048; a rating comes at the end of the judgment
 HELDOUT_FRACTION = 0.1
+
+
+def _positive_int(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ConfigError(f"--option {name}={value!r}: expected a positive whole number")
+    return number
 
 
 class _MTBenchPredictor:
@@ -65,7 +76,10 @@ class _MTBenchPredictor:
         # The session decodes one conversation at a time; the runner's batches are decoded
         # together (turn 1 of every item, then turn 2), left-padded, by a batched generator.
         self.generator = Generator(self.session.loaded, batch_size=BATCH_SIZE)
-        self.config = DecodeConfig(**{"max_new_tokens": MT_BENCH_MAX_NEW_TOKENS, **decode})
+        # Unknown or invalid --decode options are one-line ConfigErrors, before any decoding.
+        self.config = DecodeConfig.from_overrides(
+            None, **{"max_new_tokens": MT_BENCH_MAX_NEW_TOKENS, **decode}
+        )
         self.model_name = self.session.model_name
         judge = options.extra.get("judge")
         self.judge_name = None
@@ -74,7 +88,9 @@ class _MTBenchPredictor:
             judge_session = ChatSession(str(judge)) if str(judge) != model else self.session
             self.judge = Generator(judge_session.loaded, batch_size=BATCH_SIZE)
             self.judge_name = judge_session.model_name
-        judge_tokens = int(options.extra.get("judge_max_new_tokens", JUDGE_MAX_NEW_TOKENS))
+        judge_tokens = _positive_int(
+            options.extra.get("judge_max_new_tokens", JUDGE_MAX_NEW_TOKENS), "judge_max_new_tokens"
+        )
         self.judge_config = DecodeConfig(max_new_tokens=judge_tokens)
         self.prompts = mt_bench.load_judge_prompts(question_file) if judge else {}
         self.settings = {
@@ -281,8 +297,14 @@ def _score_perplexity(predictions: Sequence[Prediction]) -> Scores:
         for p in predictions
     ]
     per_token = nll / max(1, tokens)
+    result = {"perplexity": math.exp(min(per_token, 50)), "nll_per_token": per_token}
+    # Conversations longer than the context window cannot be scored; say how many, so a
+    # perplexity over fewer conversations than asked is never mistaken for the full set.
+    skipped = sum(bool(p.extra.get("skipped")) for p in predictions)
+    if skipped:
+        result["skipped_too_long"] = float(skipped)
     return Scores(
-        {"perplexity": math.exp(min(per_token, 50)), "nll_per_token": per_token},
+        result,
         per_item,
         {
             "perplexity": "exp(total NLL / total assistant tokens); assistant tokens = each "

@@ -101,6 +101,52 @@ def test_mt_bench_scores_are_the_reference_tools_and_documented_rates() -> None:
     assert "judge_score" not in m
 
 
+def test_judge_scores_overall_and_per_category_from_given_predictions(tmp_path: Path) -> None:
+    """A run scored from a predictions file with judge ratings: the mean rating overall and
+    per category, unparsed ratings counted as failures, the judge named."""
+    items = HARNESS.read(MT_BENCH, DataOptions())[:12]  # ten writing, two roleplay questions
+    ratings = [[float(1 + i % 10), None if i % 3 == 0 else 5.0] for i in range(12)]
+    path = tmp_path / "judged.jsonl"
+    with path.open("w") as f:
+        for item, pair in zip(items, ratings, strict=True):
+            judge = {"model": "some-judge", "ratings": pair, "judgments": ["..", ".."]}
+            row = {"id": item.id, "prediction": ["an answer", "another"], "extra": {"judge": judge}}
+            f.write(json.dumps(row) + "\n")
+    report = evaluate(
+        "chat", None, MT_BENCH, limit=12, predictions_file=str(path), out=tmp_path / "run",
+        bootstrap=0, progress=False,
+    )  # fmt: skip
+    parsed = [x for pair in ratings for x in pair if x is not None]
+    assert report.metrics["judge_score"] == pytest.approx(sum(parsed) / len(parsed))
+    assert report.metrics["judge_parse_failures"] == pytest.approx(100 * 4 / 24)
+    assert "judge: some-judge" in report.signatures["judge_score"]
+    assert set(report.per_category) == {"writing", "roleplay"}
+    roleplay = [x for pair in ratings[10:] for x in pair if x is not None]
+    assert report.per_category["roleplay"]["judge_score"] == pytest.approx(
+        sum(roleplay) / len(roleplay)
+    )
+    assert report.per_category["roleplay"]["n"] == 2
+
+
+@pytest.mark.parametrize(
+    ("decode", "options", "message"),
+    [
+        ({"beams": 2}, {}, "unknown decoding option"),
+        ({}, {"judge": "smollm2-135m-instruct", "judge_max_new_tokens": "lots"}, "positive whole"),
+    ],
+)
+def test_bad_decode_and_judge_options_are_config_errors(
+    real_store, tmp_path: Path, decode, options, message
+) -> None:
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        evaluate(
+            "chat", "smollm2-135m-instruct", MT_BENCH, limit=1, out=tmp_path / "run",
+            decode=decode, options=DataOptions(extra=options), bootstrap=0, progress=False,
+        )  # fmt: skip
+
+
 def test_refusal_and_repetition_rules() -> None:
     assert mt_bench.is_refusal("  I'm sorry, but I can't do that.")
     assert mt_bench.is_refusal("As an AI language model, I have no feelings.")
@@ -164,7 +210,17 @@ def test_tiny_mt_bench_run_with_a_self_judge(real_store, tmp_path: Path) -> None
         assert row["extra"]["response_tokens"] == [6, 6] or "stop" in row["extra"]["finish_reasons"]
         judged = row["extra"]["judge"]
         assert judged["model"] == "smollm2-135m-instruct" and len(judged["judgments"]) == 2
-    assert 0 <= report.metrics["judge_parse_failures"] <= 100
+    # The report's judge figures are the ratings parsed from the judgments it kept.
+    ratings = [mt_bench.parse_rating(j) for r in rows for j in r["extra"]["judge"]["judgments"]]
+    assert ratings == [x for r in rows for x in r["extra"]["judge"]["ratings"]]
+    parsed = [x for x in ratings if x is not None]
+    failures = 100.0 * (len(ratings) - len(parsed)) / len(ratings)
+    assert report.metrics["judge_parse_failures"] == pytest.approx(failures)
+    if parsed:
+        assert report.metrics["judge_score"] == pytest.approx(sum(parsed) / len(parsed))
+    else:
+        assert "judge_score" not in report.metrics
+    assert "judge: smollm2-135m-instruct" in report.signatures["judge_score"]
     assert report.metrics["mean_response_tokens"] <= 6
     assert report.timing["tokens_per_s"] > 0
     assert report.metrics["first_token_s"] > 0
