@@ -91,7 +91,7 @@ def language(code: str) -> Language:
     """
     if not isinstance(code, str) or not code.strip():
         raise LanguageError("no language code given: use e.g. en, de, fra_Latn")
-    found = _BY_KEY.get(code.strip().lower())
+    found = _BY_KEY.get(code.strip().lower()) or _other_flores_language(code.strip())
     if found is None:
         close = difflib.get_close_matches(code.lower(), list(_BY_KEY), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -99,6 +99,23 @@ def language(code: str) -> Language:
             f"unknown language code {code!r}: use ISO 639-1 (de) or FLORES-200 (deu_Latn).{hint}"
         )
     return found
+
+
+def _other_flores_language(code: str) -> Language | None:
+    """Any other FLORES-200 code NLLB-200 knows (``yor_Latn``), spelled as FLORES spells it.
+
+    These have no ISO 639-1 code or English name here: the ISO field holds the ISO 639-3
+    part, so routing finds no opus-mt model and goes to NLLB, which is what serves them.
+    """
+    if "_" not in code:
+        return None
+    try:  # NLLB's own list of its 202 language tokens, read only for codes not in the table
+        from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
+    except ImportError:  # pragma: no cover - an older or newer transformers layout
+        return None
+    by_lower = {c.lower(): c for c in FAIRSEQ_LANGUAGE_CODES}
+    flores = by_lower.get(code.lower())
+    return Language(flores.split("_")[0], flores, flores) if flores else None
 
 
 def all_languages() -> list[Language]:

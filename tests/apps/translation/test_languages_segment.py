@@ -14,6 +14,14 @@ def test_iso_flores_and_names_resolve_to_one_language() -> None:
     assert len({lang.flores for lang in all_languages()}) == len(all_languages())
 
 
+def test_every_nllb_flores_code_is_accepted_as_flores_spells_it() -> None:
+    yoruba = language("yor_latn")
+    assert (yoruba.flores, yoruba.iso) == ("yor_Latn", "yor")
+    assert language("ace_Arab").flores == "ace_Arab" and language("ace_Latn").flores == "ace_Latn"
+    with pytest.raises(LanguageError, match="unknown language code 'yor_Xxxx'"):
+        language("yor_Xxxx")  # not a script NLLB has for it
+
+
 @pytest.mark.parametrize(
     ("code", "suggestion"), [("deu_Latm", "deu_latn"), ("germn", "german"), ("fra_latin", "fra")]
 )

@@ -44,6 +44,12 @@ def test_pair_without_opus_mt_goes_to_cached_nllb(cached_hub: Path, tiny_nllb: P
     assert result.model == "nllb-200-distilled-600m" and result.style == "multilingual"
 
 
+def test_a_flores_only_language_goes_to_nllb(cached_hub: Path, tiny_nllb: Path) -> None:
+    put_in_hf_cache(cached_hub, "facebook/nllb-200-distilled-600M", tiny_nllb)
+    route = choose(language("en"), language("yor_Latn"))
+    assert route.style == "multilingual" and "no opus-mt model" in route.reason
+
+
 def test_pair_without_opus_mt_and_no_nllb_falls_back_to_prompting(no_hub: Path, real_store):
     put_in_hf_cache(no_hub, "Helsinki-NLP/opus-mt-en-de", tiny_model_dir("marian"))
     assert choose(language("en"), language("de")).style == "marian"
