@@ -73,6 +73,9 @@ def test_decoding_options_pass_through(marian: Translator) -> None:
         for s in range(4)
     ]
     assert greedy.text and beams.text
+    again = marian.translate("The cat sits on the mat.", "en", "de", max_new_tokens=4)[0]
+    assert again.text == greedy.text  # greedy is deterministic
+    assert marian.decode_config("en", "de", num_beams=3).num_beams == 3  # beams reach decoding
     assert len(set(sampled)) > 1  # sampling with different seeds varies
     with pytest.raises(ConfigError):
         marian.translate("The cat.", "en", "de", num_beams=0)
