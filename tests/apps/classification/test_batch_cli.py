@@ -12,9 +12,7 @@ import pytest
 
 from apps.classification import Classifier
 from apps.cli import main
-from core.config import TrainConfig
 from core.testing import CORPUS, tiny_model_dir
-from core.training.trainer import finetune
 
 
 @pytest.fixture(scope="module")
@@ -98,17 +96,19 @@ def test_zero_shot_cli_on_real_minilm(real_store, capsys) -> None:
 def test_train_from_a_labelled_csv_then_use_it_by_name(tmp_path: Path, tmp_home, capsys) -> None:
     """`quintet finetune classification` -> Classifier("<name>") and `quintet classify`."""
     rng = random.Random(0)
-    data = tmp_path / "train.csv"
-    with data.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        for i in range(128):
-            writer.writerow([f"{rng.choice(CORPUS)} {'good' if i % 2 else 'bad'}",
-                             "pos" if i % 2 else "neg"])  # fmt: skip
-    config = TrainConfig(max_steps=60, learning_rate=5e-3, batch_size=8, eval_every=30,
-                         validation_fraction=0.25)  # fmt: skip
-    finetune("classification", str(tiny_model_dir("bert")), data, "my-sentiment", config,
-             progress=False)  # fmt: skip
+    files = {"train": (tmp_path / "train.csv", 128), "dev": (tmp_path / "dev.csv", 32)}
+    for path, rows in files.values():
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            for i in range(rows):
+                writer.writerow([f"{rng.choice(CORPUS)} {'good' if i % 2 else 'bad'}",
+                                 "pos" if i % 2 else "neg"])  # fmt: skip
+    code = main(["finetune", "classification", "--model", str(tiny_model_dir("bert")),
+                 "--data", str(files["train"][0]), "--validation", str(files["dev"][0]),
+                 "--output", "my-sentiment", "--max-steps", "60", "--lr", "5e-3",
+                 "--batch-size", "8", "--eval-every", "30"])  # fmt: skip
+    assert code == 0
     clf = Classifier("my-sentiment")
     assert clf.mode == "classifier" and sorted(clf.label_set()) == ["neg", "pos"]
     texts = [f"{rng.choice(CORPUS)} good" for _ in range(5)] + [
