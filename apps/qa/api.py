@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +54,9 @@ class Answer:
 
     ``score``: span models, start + end logit (no answer: the CLS score); generative mode,
     the mean log-probability of the generated tokens. ``probability``: softmax of the score
-    over the candidate spans (span models), 1.0 for a grounded generated answer.
+    over the candidate spans (span models); generative mode, exp(score), the geometric mean
+    of the generated tokens' probabilities (how sure the model was of what it said, not
+    whether the grounded span is right).
     ``window``: which context window (0-based) the span came from, -1 for no answer.
     """
 
@@ -240,7 +243,8 @@ class QuestionAnswerer:
                 results[i] = [Answer("", 0, 0, score, 0.0, -1, 0, False, output.text)]
             else:
                 start, end = span
-                results[i] = [
-                    Answer(context[start:end], start, end, score, 1.0, 0, 1, True, output.text)
-                ]
+                answer = Answer(
+                    context[start:end], start, end, score, math.exp(score), 0, 1, True, output.text
+                )
+                results[i] = [answer]
         return results

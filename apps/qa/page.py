@@ -106,7 +106,10 @@ def _show(answers, context: str) -> None:
         why = "" if best.grounded else f" (the model said {best.generated!r}, not in the text)"
         st.warning(f"No answer in the context{why}.")
     else:
-        st.success(f"**{best.text}**  ·  probability {best.probability:.2f}")
+        # A generated answer's number is the model's confidence in its own words, not a
+        # probability over spans: label it so.
+        kind = "model confidence" if best.generated else "probability"
+        st.success(f"**{best.text}**  ·  {kind} {best.probability:.2f}")
         st.markdown(highlight(context, best.start, best.end), unsafe_allow_html=True)
     if len(answers) > 1:
         st.dataframe(

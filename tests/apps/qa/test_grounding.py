@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from apps.qa import QuestionAnswerer
@@ -57,4 +59,6 @@ def test_real_smollm_answers_are_grounded_spans(real_store) -> None:
     )
     assert city.grounded and city.generated
     assert "Paris" in city.text and context[city.start : city.end] == city.text
+    assert 0 < city.probability < 1  # the model's own token confidence, not a constant
+    assert city.probability == pytest.approx(math.exp(city.score))
     assert empty.is_no_answer

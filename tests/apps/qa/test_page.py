@@ -39,3 +39,22 @@ def test_empty_question_shows_a_readable_error() -> None:
     app.button(key="qa-run").click().run()
     assert not app.exception
     assert any("question 0 is empty" in e.value for e in app.error)
+
+
+def test_real_offline_model_answers_the_prefilled_example_grounded(real_store) -> None:
+    """The page on SmolLM2 (generative, grounded): an answer is a highlighted span of the
+    context or an explicit "no answer", never text the context lacks."""
+    app = AppTest.from_file(PAGE, default_timeout=300).run()
+    app.selectbox(key="qa-model").set_value(OTHER).run()
+    app.text_input(key="qa-model-other").set_value("smollm2-135m-instruct").run()
+    app.button(key="qa-run").click().run()
+    assert not app.exception and not app.error
+    context = app.text_area(key="qa-context").value
+    marked = [m.value for m in app.markdown if "<mark" in m.value]
+    if marked:
+        answer = marked[0].split('">', 1)[1].split("</mark>", 1)[0]
+        assert answer and answer in context
+        shown = [s.value for s in app.success if s.value.startswith(f"**{answer}**")]
+        assert shown and "model confidence" in shown[0]  # not a span probability
+    else:
+        assert any(w.value.startswith("No answer in the context") for w in app.warning)
