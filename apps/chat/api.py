@@ -225,6 +225,9 @@ class ChatSession:
         self._start = 0  # the first turn the model still sees
         self.summary = ""  # summary of the turns before _start ("summarize")
         self._streaming: ChatStream | None = None
+        # The latest reply (its timings and how it ended), for a page that shows them after
+        # a rerun; None when the history no longer ends with it.
+        self.last_reply: ChatReply | None = None
         self._lock = threading.RLock()
 
     @property
@@ -260,6 +263,7 @@ class ChatSession:
             self._check_idle()
             self._turns.clear()
             self._start, self.summary = 0, ""
+            self.last_reply = None
 
     def set_system_prompt(self, text: str | None) -> None:
         """Change the system prompt (None or "" removes it); the turns stay."""
@@ -283,11 +287,13 @@ class ChatSession:
                 return
             turn = self._turns[index - offset]
             self._turns[index - offset] = {"role": turn["role"], "content": content}
+            self.last_reply = None
 
     def undo(self) -> str | None:
         """Remove the last user message and the reply to it; returns that user message."""
         with self._lock:
             self._check_idle()
+            self.last_reply = None
             while self._turns:
                 removed = self._turns.pop()
                 if removed["role"] == "user":
@@ -353,6 +359,7 @@ class ChatSession:
                 raise
             reply = _reply(result, notice)
             self._turns.append({"role": "assistant", "content": reply.text})
+            self.last_reply = reply
             return reply
 
     def stream(self, message: str, **decode) -> ChatStream:
@@ -377,6 +384,7 @@ class ChatSession:
             if self._streaming is stream:
                 self._turns.append({"role": "assistant", "content": reply.text})
                 self._streaming = None
+                self.last_reply = reply
 
     def _abandon_turn(self, stream: ChatStream) -> None:
         """A stream failed: drop its user message so the history has no unanswered turn."""

@@ -20,6 +20,7 @@ from apps.ui import cached_generator, decode_controls, guarded, model_picker, wa
 from core.defaults import default_model
 
 KEY = "chat-session"
+PENDING_SYSTEM = "chat-system-loaded"  # a loaded conversation's system prompt, for the box
 STATS = "chat-stats"  # {index of an assistant message in session.messages: caption}
 
 
@@ -53,8 +54,13 @@ def _session(model: str, system: str, strategy: str, window: int) -> ChatSession
     session.set_system_prompt(system or None)
     if session.streaming is not None:  # a reply the Stop button interrupted: keep its text
         session.streaming.cancel()
-        reply = session.streaming.result
-        st.session_state.setdefault(STATS, {})[len(session.messages) - 1] = caption(reply)
+        session.streaming.result  # noqa: B018 - waits for the end; the reply joins the history
+    # An interrupted run never reached the caption line of its reply (Stop reruns the page
+    # mid-stream): give the last reply its caption ("stopped" included) from the session.
+    stats = st.session_state.setdefault(STATS, {})
+    last = len(session.messages) - 1
+    if session.last_reply is not None and last not in stats:
+        stats[last] = caption(session.last_reply)
     return session
 
 
@@ -72,12 +78,18 @@ def _load_upload(upload, model: str, strategy: str, window: int) -> None:
     st.session_state[KEY] = session
     st.session_state[f"{KEY}-settings"] = (model, strategy, window or None)
     st.session_state[STATS] = {}
-    st.session_state["chat-system"] = session.system_prompt or ""
+    # The system prompt box already exists in this run and cannot be changed now: keep the
+    # loaded prompt aside and rerun; the next run puts it in the box before drawing it (else
+    # the old box text would overwrite the loaded prompt).
+    st.session_state[PENDING_SYSTEM] = session.system_prompt or ""
+    st.rerun()
 
 
 def render() -> None:
     st.title("Chat")
     st.caption("Streams from an instruct model with its own chat template; history per tab.")
+    if PENDING_SYSTEM in st.session_state:
+        st.session_state["chat-system"] = st.session_state.pop(PENDING_SYSTEM)
     with st.sidebar:
         model = model_picker("chat", key="chat-model")
         system = st.text_area(

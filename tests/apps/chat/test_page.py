@@ -61,3 +61,49 @@ def test_empty_history_page_and_context_window_setting(real_store) -> None:
     assert not app.exception
     assert any("more than the" in e.value and "fit" in e.value for e in app.error)
     assert app.session_state["chat-session"].messages == []
+
+
+def test_load_an_uploaded_conversation_and_continue_it(real_store) -> None:
+    saved = {
+        "model": "smollm2-135m-instruct",
+        "messages": [
+            {"role": "system", "content": "You answer in one word."},
+            {"role": "user", "content": "Capital of France?"},
+            {"role": "assistant", "content": "Paris."},
+        ],
+    }
+    app = _page()
+    app.file_uploader(key="chat-upload").upload(
+        "conversation.json", json.dumps(saved).encode(), "application/json"
+    ).run()
+    assert not app.exception and not app.error, (app.exception, app.error)
+    assert [m.name for m in app.chat_message] == ["user", "assistant"]
+    assert app.chat_message[1].markdown[0].value == "Paris."
+    assert app.text_area(key="chat-system").value == "You answer in one word."
+    app.chat_input(key="chat-input").set_value("And of Italy?").run()  # it continues
+    messages = app.session_state["chat-session"].messages
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant"]
+    assert messages[2]["content"] == "Paris."  # a rerun does not load the same upload again
+
+
+def test_a_broken_upload_is_a_readable_error(real_store) -> None:
+    app = _page()
+    app.file_uploader(key="chat-upload").upload("c.json", b"{not json", "application/json").run()
+    assert not app.exception
+    assert app.error and "JSON" in app.error[0].value
+
+
+def test_stop_keeps_the_text_written_so_far(real_store) -> None:
+    """Stop reruns the page while a reply streams; the page cancels the abandoned stream and
+    keeps its partial text, marked stopped."""
+    app = _page()
+    session = app.session_state["chat-session"]
+    stream = session.stream("Tell me a long story about a dragon.", max_new_tokens=64)
+    shown = "".join(delta for _, delta in zip(range(3), stream, strict=False))
+    assert shown
+    app.button(key="chat-stop").click().run()
+    assert not app.exception and not app.error
+    assert session.streaming is None and session.messages[-1]["role"] == "assistant"
+    kept = session.messages[-1]["content"]
+    assert kept.startswith(shown.strip()) and len(kept.split()) < 64
+    assert any("stopped" in c.value for c in app.chat_message[-1].caption)
