@@ -14,6 +14,7 @@ token, and a note when old turns left the context window.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -183,6 +184,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
         session = ChatSession(args.model, args.system, **options)
     interactive = args.message is None and sys.stdin.isatty()
     if interactive:
+        # Ctrl-C stops a reply: make sure it raises KeyboardInterrupt even when this process
+        # inherited an ignored SIGINT (started from a background job of a script).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         session = repl(session, input, sys.stdout)
     else:
         # Surrounding blank lines and the final newline of piped text are not part of it.

@@ -145,7 +145,7 @@ class Classifier:
         if kind in ("encoder", "causal"):
             if not self.labels:
                 raise ClassificationError(
-                    f"{self.loaded.name} is a {kind} model without a classification head: "
+                    f"{self.loaded.name} ({kind} model) has no classification head: "
                     "give labels (labels=[...], --labels a,b,c) for zero-shot classification, "
                     "or fine-tune it (`quintet finetune classification`)"
                 )

@@ -18,6 +18,20 @@ from apps.ui import (
     run_in_batches,
     show_timings,
 )
+from core.defaults import default_model
+from core.errors import QuintetError
+
+EXAMPLE_LABELS = "positive, negative"  # for the example text below
+
+
+def _zero_shot_default(model: str | None) -> str:
+    """How the default model classifies when it is zero-shot ("" otherwise, or not the
+    default: a model the user picked is theirs to give labels to)."""
+    try:
+        choice = default_model("classification")
+    except QuintetError:  # no model at all: the picker already says so
+        return ""
+    return choice.mode if model == choice.name and choice.mode != "native" else ""
 
 
 def _labels(raw: str) -> list[str] | None:
@@ -34,8 +48,17 @@ def render() -> None:
     )
     with st.sidebar:
         model = model_picker("classification", key="cls-model")
-        raw_labels = st.text_input("Zero-shot labels (comma-separated)", key="cls-labels",
-                                   placeholder="sports, business, politics")  # fmt: skip
+        zero_shot = _zero_shot_default(model)
+        raw_labels = st.text_input(
+            "Zero-shot labels (comma-separated)",
+            # The offline default without a fine-tuned classifier is zero-shot: it needs
+            # labels, so the sentiment example comes with sentiment labels.
+            value=EXAMPLE_LABELS if zero_shot else "",
+            key="cls-labels",
+            placeholder="sports, business, politics",
+        )
+        if zero_shot:
+            st.caption(f"{model} classifies zero-shot ({zero_shot}): it needs labels.")
         multi = st.checkbox("Multi-label (independent probabilities)", key="cls-multi")
         threshold = st.slider("Multi-label threshold", 0.0, 1.0, 0.5, 0.05, key="cls-threshold",
                               disabled=not multi)  # fmt: skip

@@ -155,6 +155,9 @@ def _read_until(fd: int, marker: bytes, seen: bytearray, timeout: float = 240.0)
 def test_interactive_program_in_a_terminal_with_ctrl_c(real_store, tmp_path: Path) -> None:
     pid, fd = pty.fork()
     if pid == 0:  # the child: the real command, its stdin a terminal
+        # A test run started in the background (`make test &`) ignores SIGINT, and an
+        # ignored signal stays ignored across exec: give the program a terminal's default.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.chdir(ROOT)
         os.execv(sys.executable, [*CLI, "--max-new-tokens", "300"])
     seen = bytearray()

@@ -27,6 +27,17 @@ def test_zero_shot_with_a_probability_chart(real_store) -> None:
 def test_encoder_without_labels_explains_what_to_do(real_store) -> None:
     app = AppTest.from_file(PAGE, default_timeout=120).run()
     app.selectbox(key="cls-model").set_value("minilm-l6").run()
+    app.text_input(key="cls-labels").set_value("").run()
     app.button(key="cls-run").click().run()
     assert not app.exception
-    assert any("labels" in e.value for e in app.error)
+    assert any("no classification head: give labels" in e.value for e in app.error)
+
+
+def test_the_page_as_it_opens_classifies_its_example(real_store) -> None:
+    """Whatever the default is here (the SST-2 recipe, or zero-shot minilm-l6 with the
+    example's labels prefilled), the prefilled example classifies without typing anything."""
+    app = AppTest.from_file(PAGE, default_timeout=120).run()
+    app.button(key="cls-run").click().run()
+    assert not app.exception and not app.error and not app.warning
+    lines = [m.value for m in app.markdown if m.value.startswith("**")]
+    assert len(lines) == 1 and lines[0].lower().startswith("**positive**")
