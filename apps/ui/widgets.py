@@ -420,10 +420,26 @@ def batch_upload(
         st.warning(f"{upload.name} has {len(rows):,} rows: using the first {max_rows:,}.")
         rows = rows[:max_rows]
     columns = list(rows[0])
-    index = next((columns.index(c) for c in preferred if c in columns), 0)
+    index = _text_column_index(rows, columns, preferred)
     column = st.selectbox(column_label, columns, index=index, key=f"{key}-column")
     st.caption(f"{upload.name}: {len(rows):,} rows")
     return BatchInput(upload.name, rows, column, columns)
+
+
+def _text_column_index(
+    rows: Sequence[dict[str, Any]], columns: list[str], preferred: Sequence[str]
+) -> int:
+    """The column to offer first: a known text column name, else the column with the longest
+    values on average (a ``review`` column rather than an ``id``)."""
+    for name in preferred:
+        if name in columns:
+            return columns.index(name)
+    sample = rows[:200]
+
+    def mean_length(column: str) -> float:
+        return sum(len(str(row.get(column) or "")) for row in sample) / len(sample)
+
+    return max(range(len(columns)), key=lambda i: mean_length(columns[i]))
 
 
 def download_results(

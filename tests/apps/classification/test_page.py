@@ -41,3 +41,22 @@ def test_the_page_as_it_opens_classifies_its_example(real_store) -> None:
     assert not app.exception and not app.error and not app.warning
     lines = [m.value for m in app.markdown if m.value.startswith("**")]
     assert len(lines) == 1 and lines[0].lower().startswith("**positive**")
+
+
+def test_batch_csv_column_is_classified_with_label_counts_and_downloads(real_store) -> None:
+    app = AppTest.from_file(PAGE, default_timeout=120).run()
+    app.selectbox(key="cls-model").set_value("minilm-l6").run()
+    app.text_input(key="cls-labels").set_value("sports, business").run()
+    csv_text = (
+        "id,review\n1,Tennis star wins Wimbledon final in five sets\n2,\n"
+        "3,Shares jump after record profit\n"
+    )
+    app.file_uploader(key="cls-batch").upload("news.csv", csv_text.encode(), "text/csv").run()
+    assert app.selectbox(key="cls-batch-column").value == "review"
+    app.button(key="cls-batch-run").click().run()
+    assert not app.exception and not app.error
+    rows = app.dataframe[0].value
+    assert list(rows["predicted_label"]) == ["sports", "", "business"]  # the empty row kept
+    assert {"p_sports", "p_business"} <= set(rows.columns)
+    keys = {b.key for b in app.get("download_button")}
+    assert {"cls-download-csv", "cls-download-jsonl"} <= keys

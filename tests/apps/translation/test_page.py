@@ -64,3 +64,29 @@ def test_empty_text_asks_for_one() -> None:
     app.button(key="tr-run").click().run()
     assert not app.exception and not app.error
     assert any("Type or upload" in i.value for i in app.info)
+
+
+def test_batch_file_is_translated_row_by_row_with_downloads() -> None:
+    app = _page(str(tiny_model_dir("marian")))
+    app.number_input(key="tr-decode-max").set_value(3).run()
+    csv_text = "id,source\n1,The cat sits.\n2,\n3,Where is the station?\n"
+    app.file_uploader(key="tr-batch").upload("texts.csv", csv_text.encode(), "text/csv").run()
+    assert not app.exception and not app.error
+    assert app.selectbox(key="tr-batch-column").value == "source"  # found by name
+    app.button(key="tr-batch-run").click().run()
+    assert not app.exception and not app.error
+    [table] = app.dataframe
+    rows = table.value
+    assert list(rows["id"].astype(str)) == ["1", "2", "3"]
+    translations = list(rows["translation_de"])
+    assert translations[0] and translations[1] == "" and translations[2]  # empty in, empty out
+    keys = {b.key for b in app.get("download_button")}
+    assert {"tr-batch-download-csv", "tr-batch-download-jsonl"} <= keys
+
+
+def test_a_malformed_batch_file_is_a_readable_error() -> None:
+    app = _page(str(tiny_model_dir("marian")))
+    app.file_uploader(key="tr-batch").upload("bad.jsonl", b'{"source": "ok"}\n{oops\n').run()
+    assert not app.exception
+    assert app.error and "bad.jsonl" in app.error[0].value
+    assert all(b.key != "tr-batch-run" for b in app.button)  # nothing to run
