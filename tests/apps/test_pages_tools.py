@@ -124,6 +124,28 @@ def test_finetune_page_follows_a_run_to_the_model_picker(tmp_home: Path, tmp_pat
     assert "page-run" in [c.name for c in model_choices("classification")]
 
 
+def test_finetune_page_form_starts_a_run_on_an_uploaded_file(tmp_home: Path, tmp_path: Path):
+    """The whole form: task, base model by path, an uploaded training file, options, Start;
+    the run goes on in the background and its model lands in the store."""
+    app = open_page("finetune/page.py")
+    app.selectbox(key="ft-task").set_value("classification").run()
+    app.selectbox(key="ft-base-classification").set_value("Other: a hub id or a local path…").run()
+    bert = str(tiny_model_dir("bert"))
+    app.text_input(key="ft-base-classification-other").set_value(bert).run()
+    app.radio(key="ft-src").set_value("Upload").run()
+    data = _tiny_csv(tmp_path / "upload.csv").read_bytes()
+    app.file_uploader(key="ft-upload-classification").upload("train.csv", data, "text/csv").run()
+    app.text_input(key=f"ft-name-classification-{bert}").set_value("form-run").run()
+    for key, value in (("ft-steps", 6), ("ft-batch", 4), ("ft-eval", 3), ("ft-save", 3)):
+        app.number_input(key=key).set_value(value).run()
+    app.button(key="ft-start").click().run()
+    assert not app.exception and not app.error, app.error
+    assert any(s.value.startswith("Started form-run") for s in app.success)
+    wait_for(lambda: runs.status("form-run").state != "running")
+    assert runs.status("form-run").state == "finished"
+    assert ModelStore().has("form-run")
+
+
 def test_finetune_page_shows_a_failed_run_readably(tmp_home: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nhello,\n")
