@@ -58,3 +58,27 @@ def test_real_offline_model_answers_the_prefilled_example_grounded(real_store) -
         assert shown and "model confidence" in shown[0]  # not a span probability
     else:
         assert any(w.value.startswith("No answer in the context") for w in app.warning)
+
+
+def test_batch_csv_answers_each_question_from_its_context() -> None:
+    app = _page_on_tiny_model()
+    csv_text = (
+        "question,context\n"
+        "Who won?,The Denver Broncos won Super Bowl 50.\n"
+        "Where was it?,The game was played in Santa Clara.\n"
+        "Anything?,\n"
+    )
+    app.file_uploader(key="qa-batch").upload("qs.csv", csv_text.encode(), "text/csv").run()
+    assert app.selectbox(key="qa-batch-column").value == "question"
+    assert app.selectbox(key="qa-ctx-col").value == "context"
+    app.button(key="qa-batch-run").click().run()
+    assert not app.exception and not app.error
+    rows = app.dataframe[0].value
+    contexts = list(rows["context"].fillna(""))
+    for context, answer, start, end in zip(
+        contexts, rows["answer"].fillna(""), rows["answer_start"], rows["answer_end"], strict=True
+    ):
+        assert context[int(start) : int(end)] == answer  # offsets index the row's own context
+    assert rows["answer"].fillna("").iloc[2] == ""  # an empty context: no answer
+    keys = {b.key for b in app.get("download_button")}
+    assert {"qa-download-csv", "qa-download-jsonl"} <= keys

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -50,3 +51,22 @@ def test_min_above_max_and_empty_text_are_explained() -> None:
     app.text_area(key="sum-text").set_value("").run()
     app.button(key="sum-run").click().run()
     assert any("Type or upload" in i.value for i in app.info)
+
+
+def test_batch_jsonl_is_summarized_row_by_row_with_downloads() -> None:
+    app = _page(str(tiny_model_dir("bart", kind="seq2seq")))
+    app.number_input(key="sum-max").set_value(8).run()
+    lines = [
+        {"id": "a", "article": "The council approved the new park after a long debate."},
+        {"id": "b", "article": "Heavy rain closed roads across the region on Monday."},
+    ]
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    app.file_uploader(key="sum-batch").upload("news.jsonl", data).run()
+    assert app.selectbox(key="sum-batch-column").value == "article"
+    app.button(key="sum-batch-run").click().run()
+    assert not app.exception and not app.error
+    rows = app.dataframe[0].value
+    assert list(rows["id"]) == ["a", "b"] and all(rows["summary"])
+    assert list(rows["chunks"]) == [1, 1]
+    keys = {b.key for b in app.get("download_button")}
+    assert {"sum-batch-download-csv", "sum-batch-download-jsonl"} <= keys
