@@ -7,7 +7,7 @@ not deep inside torch.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, get_args
 
 from core.errors import ConfigError
@@ -128,9 +128,26 @@ class DecodeConfig:
         # Lists are accepted for convenience and frozen into tuples so the config hashes.
         object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
         object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids))
-        problems = list(self._problems())
+        # Wrong types first: the range checks below would fail on them with a TypeError
+        # (``--decode max_new_tokens=lots`` reaches here as a string).
+        problems = list(self._type_problems()) or list(self._problems())
         if problems:
             raise ConfigError("invalid decoding settings: " + "; ".join(problems))
+
+    def _type_problems(self) -> Iterator[str]:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = f.type.removesuffix(" | None")  # annotations are strings here
+            if value is None and f.type.endswith("| None"):
+                continue
+            if expected == "bool" and not isinstance(value, bool):
+                yield f"{f.name} must be true or false (got {value!r})"
+            elif expected in ("int", "float") and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                yield f"{f.name} must be a number (got {value!r})"
+            elif expected == "int" and isinstance(value, float) and not value.is_integer():
+                yield f"{f.name} must be a whole number (got {value!r})"
 
     def _problems(self) -> Iterator[str]:
         if self.max_new_tokens < 1:
@@ -194,7 +211,7 @@ class DecodeConfig:
     @classmethod
     def from_overrides(cls, base: DecodeConfig | None = None, **overrides) -> DecodeConfig:
         """A config from ``base`` with ``overrides``; unknown names are a clear error."""
-        from dataclasses import fields, replace
+        from dataclasses import replace
 
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)

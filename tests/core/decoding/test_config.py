@@ -27,6 +27,10 @@ from core.errors import ConfigError
         ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size must be >= 0"),
         ({"stop_strings": [""]}, "stop_strings must be non-empty"),
         ({"stop_token_ids": [-3]}, "stop_token_ids must be non-negative"),
+        ({"max_new_tokens": "lots"}, r"max_new_tokens must be a number \(got 'lots'\)"),
+        ({"num_beams": 2.5}, r"num_beams must be a whole number \(got 2.5\)"),
+        ({"do_sample": "yes"}, "do_sample must be true or false"),
+        ({"seed": "x"}, "seed must be a number"),
     ],
 )
 def test_invalid_settings(kwargs: dict, message: str) -> None:
