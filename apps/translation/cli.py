@@ -40,14 +40,11 @@ def _route_line(translator, src: str, tgt: str) -> str:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from apps.translation import Translator, language
-    from apps.translation.files import count_text_lines
 
     if args.text and args.input:
         raise ConfigError("give TEXT arguments or --input FILE, not both")
     if args.input and not Path(args.input).is_file():
         raise ConfigError(f"--input {args.input}: no such file; give a UTF-8 text file")
-    if args.input:
-        count_text_lines(Path(args.input))  # a file that is not UTF-8 fails before a model loads
     language(args.src), language(args.tgt)  # a bad code fails before any model loads
     decode = _decode(args)
     translator = Translator(args.model, device=args.device, batch_size=args.batch_size)
@@ -89,6 +86,11 @@ def _lines_to_stdout(translator, args: argparse.Namespace, decode: dict) -> int:
     """Translate ``--input`` line by line to stdout, a chunk at a time (bounded memory)."""
     import itertools
 
+    from apps.translation.files import count_text_lines
+
+    # Output starts at once: check the whole file is UTF-8 first, not at a bad line midway
+    # (--output runs check it in translate_file, before any model loads).
+    count_text_lines(Path(args.input))
     results = []
     with open(args.input, encoding="utf-8") as f:
         while chunk := list(itertools.islice(f, STDOUT_CHUNK_LINES)):

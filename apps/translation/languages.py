@@ -7,6 +7,7 @@ codes; users may type either. :func:`language` accepts both and a few common nam
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 
 from core.errors import QuintetError
@@ -109,13 +110,19 @@ def _other_flores_language(code: str) -> Language | None:
     """
     if "_" not in code:
         return None
-    try:  # NLLB's own list of its 202 language tokens, read only for codes not in the table
+    flores = _nllb_codes().get(code.lower())
+    return Language(flores.split("_")[0], flores, flores) if flores else None
+
+
+@functools.cache
+def _nllb_codes() -> dict[str, str]:
+    """NLLB's own 202 language tokens by lower case; imported only when a code is not in
+    the table, once."""
+    try:
         from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
     except ImportError:  # pragma: no cover - an older or newer transformers layout
-        return None
-    by_lower = {c.lower(): c for c in FAIRSEQ_LANGUAGE_CODES}
-    flores = by_lower.get(code.lower())
-    return Language(flores.split("_")[0], flores, flores) if flores else None
+        return {}
+    return {c.lower(): c for c in FAIRSEQ_LANGUAGE_CODES}
 
 
 def all_languages() -> list[Language]:
