@@ -71,6 +71,33 @@ def packaged_wheel(real_store: ModelStore, tmp_path: Path):
     return copy
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "default_backend: run on the default engine choice (backend='auto') instead of the "
+        "transformers reference that other tests pin",
+    )
+    # Set for the whole session too: module- and session-scoped fixtures that build a
+    # generator run before any function-scoped fixture could pin it.
+    os.environ["QUINTET_BACKEND"] = "transformers"
+    # Tests must never wait on the real hub.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(autouse=True)
+def _reference_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Pin the transformers reference engine, unless the test is about the default choice.
+
+    Most tests assert exact outputs of tiny random models against transformers; int8/int4
+    engines change those. The default path (backend="auto") has its own tests, marked
+    ``default_backend``, on the real packaged models and on tiny ones.
+    """
+    if request.node.get_closest_marker("default_backend") is None:
+        monkeypatch.setenv("QUINTET_BACKEND", "transformers")
+    else:
+        monkeypatch.delenv("QUINTET_BACKEND", raising=False)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_model_cache():
     """Each test starts with an empty per-process model cache."""
@@ -78,7 +105,3 @@ def _fresh_model_cache():
     yield
     clear_cache()
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Tests must never wait on the real hub.
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

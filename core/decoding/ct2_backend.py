@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import json
 import logging
-import re
 import shutil
 import threading
 import time
@@ -31,9 +29,9 @@ import torch
 from ctranslate2.converters import TransformersConverter
 from transformers.utils import logging as hf_logging
 
-from core import hub
 from core.config import DecodeConfig
 from core.decoding.backend import StopCheck, TokenSink
+from core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
 from core.decoding.types import RawSequence
 from core.errors import ConfigError, ModelLoadError
 from core.models import Loaded
@@ -46,77 +44,15 @@ SMALL_WORK_ROWS = 16
 QUANTIZATIONS: tuple[str, ...] = ("int8", "int8_float16", "float16", "float32")
 GENERATING_KINDS: tuple[str, ...] = ("causal", "seq2seq")
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
-
 
 # --------------------------------------------------------------------------------------------
 # Conversion
 # --------------------------------------------------------------------------------------------
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
-
-
-def _sha1(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def base_name(loaded: Loaded) -> str:
-    """The store-safe name of the model ``loaded`` came from.
-
-    Store and catalog models keep their name; a directory is named by the hash of its path
-    (``dir-<sha1[:10]>``); a hub id outside the catalog by its slug and a hash of id and
-    revision, so two revisions never share a conversion.
-    """
-    resolved = loaded.resolved
-    if resolved.origin == "store":
-        return resolved.name
-    if resolved.origin == "directory":
-        return "dir-" + _sha1(resolved.location)[:10]
-    entry = resolved.entry
-    if entry is not None and resolved.revision in (None, entry.revision):
-        return entry.name
-    key = f"{resolved.location}@{resolved.revision or 'main'}"
-    return f"hub-{_slug(resolved.location)[:60]}-{_sha1(key)[:8]}"
-
-
 def store_name(loaded: Loaded, quantization: str) -> str:
     """The store name of ``loaded``'s CTranslate2 conversion: ``<base>-ct2-<quantization>``."""
     return f"{base_name(loaded)}-ct2-{quantization}"
-
-
-def _fingerprint(folder: Path) -> str | None:
-    """Names, sizes and mtimes of a local model's weight and config files.
-
-    A directory model that is retrained in place keeps its path (and so its store name);
-    the fingerprint tells that the cached conversion no longer matches it.
-    """
-    if not folder.is_dir():
-        return None
-    parts = [
-        f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
-        for f in sorted(folder.iterdir())
-        if f.is_file() and f.name.endswith(_WEIGHT_SUFFIXES)
-    ]
-    return _sha1("\n".join(parts))
-
-
-def _source(loaded: Loaded) -> str:
-    """What to hand the converter: the model's folder, or its snapshot in the HF cache."""
-    resolved = loaded.resolved
-    if resolved.is_local:
-        return resolved.location
-    if hub.is_cached(resolved.location, resolved.revision):
-        # The converter calls from_pretrained without local_files_only: a cached snapshot
-        # folder keeps it off the network (offline, the hub would be retried for ~30 s).
-        from huggingface_hub import snapshot_download
-
-        with contextlib.suppress(Exception):
-            return snapshot_download(
-                resolved.location, revision=resolved.revision, local_files_only=True
-            )
-    return resolved.location
 
 
 class _Converter(TransformersConverter):
@@ -132,8 +68,8 @@ class _Converter(TransformersConverter):
         return model
 
 
-_convert_locks: dict[str, threading.Lock] = {}
-_convert_locks_guard = threading.Lock()
+# One cache per process: it only holds the per-conversion locks.
+_conversions = ConversionCache()
 
 
 def _check_quantization(quantization: str) -> None:
@@ -153,10 +89,8 @@ def _check_kind(loaded: Loaded) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    line = text.splitlines()[0]
     # "No conversion is registered for X (supported configurations are: <80 names>)"
-    return line.split(" (supported configurations are:")[0][:300]
+    return first_line(exc).split(" (supported configurations are:")[0]
 
 
 def convert_to_ctranslate2(
@@ -187,39 +121,15 @@ def convert_to_ctranslate2(
     """
     _check_quantization(quantization)
     _check_kind(loaded)
-    store = store or ModelStore()
-    name = store_name(loaded, quantization)
-    fingerprint = _fingerprint(Path(loaded.resolved.location)) if loaded.resolved.is_local else None
-    with _convert_locks_guard:
-        lock = _convert_locks.setdefault(name, threading.Lock())
-    # One conversion per name at a time in this process; others wait and reuse it.
-    with lock:
-        stored = store.get(name)
-        if (
-            stored is not None
-            and stored.manifest.get("backend") == "ctranslate2"
-            and stored.manifest.get("base_fingerprint") == fingerprint
-            and (stored.path / "model.bin").is_file()
-        ):
-            return stored.path
-        source = _source(loaded)
-        log.info("converting %s to CTranslate2 (%s) as %s", loaded.name, quantization, name)
-        started = time.perf_counter()
-        with store.staging(name) as tmp:
-            _convert_into(loaded, source, quantization, tmp)
-            manifest = {
-                "kind": loaded.kind,
-                "backend": "ctranslate2",
-                "base": loaded.name,
-                "base_location": loaded.resolved.location,
-                "base_revision": loaded.resolved.revision,
-                "base_fingerprint": fingerprint,
-                "quantization": quantization,
-                "ctranslate2_version": ctranslate2.__version__,
-            }
-            stored = store.commit(tmp, name, manifest)
-        log.info("converted %s in %.1f s", name, time.perf_counter() - started)
-        return stored.path
+    return _conversions.get_or_build(
+        loaded,
+        store_name(loaded, quantization),
+        "ctranslate2",
+        {"quantization": quantization, "ctranslate2_version": ctranslate2.__version__},
+        lambda folder: _convert_into(loaded, source_folder(loaded), quantization, folder),
+        required_file="model.bin",
+        store=store,
+    )
 
 
 def _convert_into(loaded: Loaded, source: str, quantization: str, folder: Path) -> None:

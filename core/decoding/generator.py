@@ -19,17 +19,19 @@ import torch
 from tqdm.auto import tqdm
 
 from core.config import DecodeConfig
+from core.decoding import engines
 from core.decoding.backend import DecodingBackend
+from core.decoding.engines import BackendChoice
 from core.decoding.prompts import check_fits, encode, is_empty, validate_prompt
 from core.decoding.stops import StopStrings
 from core.decoding.types import GenerationResult, Prompt, RawSequence, Timings
-from core.errors import ConfigError, QuintetError
+from core.errors import ConfigError, ModelLoadError, QuintetError
 from core.models import Loaded, load
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
-BACKENDS = ("transformers", "ctranslate2")
+BACKENDS = engines.BACKENDS
 
 
 class OutOfMemoryError(QuintetError):
@@ -43,20 +45,25 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def make_backend(loaded: Loaded, backend: str, **options) -> DecodingBackend:
-    """The named backend over ``loaded``; CTranslate2 converts the model on first use."""
-    if backend == "transformers":
+    """The named backend over ``loaded``; fast engines convert the model on first use."""
+    if backend == engines.TRANSFORMERS:
         from core.decoding.hf_backend import TransformersBackend
 
+        if options:
+            raise ConfigError(f"the transformers backend takes no options (got {sorted(options)})")
         return TransformersBackend(loaded)
-    if backend == "ctranslate2":
-        try:
-            from core.decoding.ct2_backend import CTranslate2Backend
-        except ImportError:
-            raise ConfigError(
-                "the ctranslate2 backend needs the ctranslate2 package: pip install 'quintet[fast]'"
-            ) from None
+    if backend in (engines.CTRANSLATE2, engines.ONNX_GENAI) and not engines.is_installed(backend):
+        raise ConfigError(engines.install_hint(backend))
+    if backend == engines.CTRANSLATE2:
+        from core.decoding.ct2_backend import CTranslate2Backend
+
         return CTranslate2Backend(loaded, **options)
-    raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == engines.ONNX_GENAI:
+        from core.decoding.ort_backend import OnnxGenAIBackend
+
+        return OnnxGenAIBackend(loaded, **options)
+    named = ", ".join(b for b in BACKENDS if b != engines.AUTO)
+    raise ConfigError(f"unknown backend {backend!r}: choose one of {named} or auto")
 
 
 class TextStream:
@@ -98,17 +105,27 @@ class TextStream:
 
 
 class Generator:
-    """Generate text with any causal or seq2seq model, on either backend.
+    """Generate text with any causal or seq2seq model, on the fastest engine that fits.
 
     Args:
         model: a loaded model, or anything :func:`core.models.load` accepts.
-        backend: ``"transformers"`` (reference, every option) or ``"ctranslate2"`` (faster
-            on CPU; converts the model into the store once, int8 by default on CPU).
+        backend: ``"auto"`` (default: the fastest installed engine for the model's kind and
+            device, see :mod:`core.decoding.engines`), ``"transformers"`` (reference, every
+            option), ``"ctranslate2"`` or ``"onnxruntime-genai"``. Fast engines convert the
+            model into the store once.
         batch_size: inputs per batch; halved automatically if memory runs out.
-        backend_options: passed to the backend (e.g. ``quantization="float32"`` for ct2).
+        backend_options: passed to a named backend (e.g. ``quantization="float32"`` for
+            ctranslate2, ``precision="fp32"`` or ``threads=1`` for onnxruntime-genai).
+
+    With ``auto``, a request the engine cannot honour (beam search on onnxruntime-genai,
+    say) runs on transformers instead, with one logged line; ``backend_choice`` says which
+    engine runs and why, and every result's ``backend`` which engine produced it. A named
+    backend refuses such a request instead.
 
     Example:
         >>> gen = Generator("smollm2-135m-instruct")                      # doctest: +SKIP
+        >>> gen.backend_choice.name
+        'onnxruntime-genai'
         >>> gen.complete([{"role": "user", "content": "Capital of France?"}]).text
         'The capital of France is Paris.'
         >>> for delta in gen.stream("Once upon a time", max_new_tokens=20):
@@ -118,7 +135,7 @@ class Generator:
     def __init__(
         self,
         model: Loaded | str,
-        backend: str = "transformers",
+        backend: str = engines.AUTO,
         *,
         batch_size: int = 16,
         **backend_options,
@@ -126,7 +143,20 @@ class Generator:
         self.loaded = model if isinstance(model, Loaded) else load(model)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
-        self.backend = make_backend(self.loaded, backend, **backend_options)
+        self.backend_choice = engines.choose(self.loaded, backend)
+        # auto may fall back to the reference engine; a named engine must work as asked.
+        self.is_auto = backend == engines.AUTO and not backend_options
+        try:
+            self.backend = make_backend(self.loaded, self.backend_choice.name, **backend_options)
+        except (ModelLoadError, ConfigError) as exc:
+            if not self.is_auto or self.backend_choice.name == engines.TRANSFORMERS:
+                raise
+            log.warning("%s: decoding %s with transformers", exc, self.loaded.name)
+            self.backend_choice = BackendChoice(engines.TRANSFORMERS, f"fallback: {exc}")
+            self.backend = make_backend(self.loaded, engines.TRANSFORMERS)
+        self._reference: DecodingBackend | None = None
+        self._reference_lock = threading.Lock()
+        self._fallbacks_logged: set[str] = set()
         self.batch_size = batch_size
         # The batch size the last generate() ended with (lower after out-of-memory back-off).
         self.last_batch_size = batch_size
@@ -230,13 +260,30 @@ class Generator:
     def _config(self, config: DecodeConfig | None, overrides: dict) -> DecodeConfig:
         config = DecodeConfig.from_overrides(config, **overrides) if overrides else config
         config = config or DecodeConfig()
+        self._backend_for(config)  # refuse now what no engine here can do
+        return config
+
+    def _backend_for(self, config: DecodeConfig) -> DecodingBackend:
+        """The engine that runs ``config``: the chosen one, or for auto the reference one
+        when the chosen engine cannot honour it (logged once per reason)."""
         missing = self.backend.unsupported(config)
-        if missing:
+        if not missing:
+            return self.backend
+        if not self.is_auto:
             raise ConfigError(
                 f"the {self.backend.name} backend cannot do {', '.join(missing)}: "
-                "use backend='transformers' or drop those options"
+                "use backend='transformers' (or auto) or drop those options"
             )
-        return config
+        reason = ", ".join(missing)
+        if reason not in self._fallbacks_logged:
+            self._fallbacks_logged.add(reason)
+            log.warning(
+                "%s cannot do %s: those requests run on transformers", self.backend.name, reason
+            )
+        with self._reference_lock:
+            if self._reference is None:
+                self._reference = make_backend(self.loaded, engines.TRANSFORMERS)
+            return self._reference
 
     def _progress(self, progress: bool | ProgressCallback | None, total: int) -> ProgressCallback:
         if callable(progress):
@@ -276,11 +323,15 @@ class Generator:
         self, prompts: list[list[int]], config: DecodeConfig
     ) -> list[list[GenerationResult]]:
         stops = StopStrings(config.stop_strings)
+        backend = self._backend_for(config)
         started = time.perf_counter()
-        raw = self.backend.generate(prompts, config, self._stop_check(stops) if stops else None)
+        raw = backend.generate(prompts, config, self._stop_check(stops) if stops else None)
         ended = time.perf_counter()
         return [
-            [self._finish(seq, config, stops, started, ended, len(prompt)) for seq in outputs]
+            [
+                self._finish(seq, config, stops, started, ended, len(prompt), backend.name)
+                for seq in outputs
+            ]
             for prompt, outputs in zip(prompts, raw, strict=True)
         ]
 
@@ -292,6 +343,7 @@ class Generator:
         started: float,
         ended: float,
         prompt_tokens: int,
+        backend: str,
     ) -> GenerationResult:
         text = self._decode(seq.token_ids)
         found = stops.find(text) if stops else None
@@ -319,6 +371,7 @@ class Generator:
             token_logprobs=seq.token_logprobs,
             score=seq.score,
             stop_string=found[1] if found else None,
+            backend=backend,
         )
 
     def _stream_worker(self, ids: list[int], config: DecodeConfig, stream: TextStream) -> None:
@@ -355,9 +408,11 @@ class Generator:
 
         started = time.perf_counter()
         try:
-            raw = self.backend.stream(ids, config, on_token, check)
+            backend = self._backend_for(config)
+            raw = backend.stream(ids, config, on_token, check)
             raw.cancelled = stream.cancelled and not state["stopped"]
-            result = self._finish(raw, config, stops, started, time.perf_counter(), len(ids))
+            ended = time.perf_counter()
+            result = self._finish(raw, config, stops, started, ended, len(ids), backend.name)
             final = result.text
             if len(final) > emitted and not raw.cancelled:
                 stream._queue.put(final[emitted:])

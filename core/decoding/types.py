@@ -47,6 +47,7 @@ class GenerationResult:
         prompt_tokens: length of the tokenized prompt.
         stop_string: the stop string that ended the output, if any.
         alternatives: the other outputs for the same prompt (``num_return_sequences > 1``).
+        backend: the engine that produced it (``transformers``, ``onnxruntime-genai``, ...).
     """
 
     text: str
@@ -58,6 +59,7 @@ class GenerationResult:
     score: float | None = None
     stop_string: str | None = None
     alternatives: tuple[GenerationResult, ...] = ()
+    backend: str | None = None
 
     @property
     def num_tokens(self) -> int:

@@ -1,0 +1,155 @@
+"""Engine conversions cached in the store like any model.
+
+A fast engine (CTranslate2, ONNX Runtime GenAI) decodes a converted copy of a Hugging Face
+model. The copy is built once, in a staging folder committed atomically with a manifest
+(sha256 per file, see :class:`core.store.ModelStore`), and reused until the base model
+changes: store and catalog models are named, a directory is fingerprinted by its weight
+files' names, sizes and modification times, so retraining in place converts again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core import hub
+from core.models import Loaded
+from core.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def base_name(loaded: Loaded) -> str:
+    """The store-safe name of the model ``loaded`` came from.
+
+    Store and catalog models keep their name; a directory is named by the hash of its path
+    (``dir-<sha1[:10]>``); a hub id outside the catalog by its slug and a hash of id and
+    revision, so two revisions never share a conversion.
+    """
+    resolved = loaded.resolved
+    if resolved.origin == "store":
+        return resolved.name
+    if resolved.origin == "directory":
+        return "dir-" + _sha1(resolved.location)[:10]
+    entry = resolved.entry
+    if entry is not None and resolved.revision in (None, entry.revision):
+        return entry.name
+    key = f"{resolved.location}@{resolved.revision or 'main'}"
+    return f"hub-{_slug(resolved.location)[:60]}-{_sha1(key)[:8]}"
+
+
+def fingerprint(folder: Path) -> str | None:
+    """Names, sizes and mtimes of a local model's weight and config files.
+
+    A directory model that is retrained in place keeps its path (and so its store name);
+    the fingerprint tells that the cached conversion no longer matches it.
+    """
+    if not folder.is_dir():
+        return None
+    parts = [
+        f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+        for f in sorted(folder.iterdir())
+        if f.is_file() and f.name.endswith(_WEIGHT_SUFFIXES)
+    ]
+    return _sha1("\n".join(parts))
+
+
+def source_folder(loaded: Loaded) -> str:
+    """What to hand a converter: the model's folder, or its snapshot in the HF cache."""
+    resolved = loaded.resolved
+    if resolved.is_local:
+        return resolved.location
+    if hub.is_cached(resolved.location, resolved.revision):
+        # Converters call from_pretrained without local_files_only: a cached snapshot
+        # folder keeps them off the network (offline, the hub would be retried for ~30 s).
+        from huggingface_hub import snapshot_download
+
+        with contextlib.suppress(Exception):
+            return snapshot_download(
+                resolved.location, revision=resolved.revision, local_files_only=True
+            )
+    return resolved.location
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, for one-line errors."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:limit]
+
+
+class ConversionCache:
+    """Builds each conversion once per store and reuses it while its base is unchanged.
+
+    One lock per conversion name: two threads asking for the same conversion build it
+    once; two processes each build in their own staging folder and the last commit wins,
+    complete either way.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def get_or_build(
+        self,
+        loaded: Loaded,
+        name: str,
+        engine: str,
+        manifest: dict[str, Any],
+        build: Callable[[Path], None],
+        required_file: str,
+        store: ModelStore | None = None,
+    ) -> Path:
+        """The folder of store model ``name``, building it with ``build(folder)`` if needed.
+
+        ``manifest`` (engine settings and versions) is recorded with the base model's
+        identity; a stored copy is reused only when its engine, settings and base
+        fingerprint match and ``required_file`` exists in it.
+        """
+        store = store or ModelStore()
+        local = loaded.resolved.is_local
+        base_print = fingerprint(Path(loaded.resolved.location)) if local else None
+        full = {
+            "kind": loaded.kind,
+            "backend": engine,
+            "base": loaded.name,
+            "base_location": loaded.resolved.location,
+            "base_revision": loaded.resolved.revision,
+            "base_fingerprint": base_print,
+            **manifest,
+        }
+        with self._lock(name):
+            stored = store.get(name)
+            if (
+                stored is not None
+                and all(stored.manifest.get(k) == v for k, v in full.items())
+                and (stored.path / required_file).is_file()
+            ):
+                return stored.path
+            log.info("converting %s for %s as %s", loaded.name, engine, name)
+            started = time.perf_counter()
+            with store.staging(name) as tmp:
+                build(tmp)
+                stored = store.commit(tmp, name, full)
+            log.info("converted %s in %.1f s", name, time.perf_counter() - started)
+            return stored.path
