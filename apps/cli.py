@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -292,9 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_core_notes() -> None:
+    """Print the core's warnings (an engine fallback, a conversion) as one ``note:`` line
+    each on stderr; a program that configured logging itself keeps its own setup."""
+    core_log = logging.getLogger("core")
+    if core_log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("note: %(message)s"))
+    core_log.addHandler(handler)
+    core_log.setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``quintet`` console script."""
     args = build_parser().parse_args(argv)
+    _show_core_notes()
     try:
         return args.func(args)
     except QuintetError as exc:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
+from core.config import BACKENDS
 from core.errors import ConfigError
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--backend``, the same for every generating command."""
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="decoding engine (default auto: the fastest installed one for the model; "
+        "the engine and why go to stderr)",
+    )
 
 
 def read_text_file(path: str | Path, option: str) -> str:

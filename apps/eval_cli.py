@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
+from apps.cli_io import add_backend_option
 from core.errors import ConfigError
 
 TASKS = ("translation", "summarization", "qa", "classification", "chat")
@@ -58,6 +60,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         who = Path(args.predictions).stem if args.predictions else args.model or "default"
         out = str(default_out_dir(args.task, who, args.data or args.source))
     print(f"writing to {out}", flush=True)
+    if args.backend != "auto":
+        # Every model of the run (the judge's too) resolves "auto" to this engine.
+        os.environ["QUINTET_BACKEND"] = args.backend
     try:
         report = evaluate(
             args.task,
@@ -127,6 +132,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples (0: none)")
     parser.add_argument("--predictions", help="score this file instead of running a model")
+    add_backend_option(parser)
     for field in ("text", "target", "label", "question", "context", "answers", "id", "category"):
         parser.add_argument(f"--{field}-field")
     parser.add_argument("--src", help="translation: source language code")

@@ -7,9 +7,13 @@ plain transformers ``generate``, one input at a time, float32, default settings.
    speed does not depend on them; the output length is fixed so every path does the same
    work), FLORES-200 dev English sentences, beam 4.
 2. Chat decode speed: SmolLM2-135M-Instruct, batch 1, greedy, 128 new tokens (fixed), with
-   time to first token.
-3. Output agreement of the faster paths with the float32 reference: SmolLM2 on 100 real
+   time to first token; the default path is ``ChatSession().send`` (backend auto).
+3. Batch chat generation: 16 instructions at once on the default path, against the
+   one-at-a-time fp32 baseline of section 2.
+4. Output agreement of the faster paths with the float32 reference: SmolLM2 on 100 real
    instructions, greedy.
+
+Every row also reports the peak resident memory of its process (``peak_rss_mb``).
 
 Each path runs in its own process: PyTorch and CTranslate2 bring separate OpenMP thread
 pools whose idle spinning slows whichever runs next in a shared process, which would
@@ -25,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -120,20 +125,31 @@ def instructions(n: int) -> list[str]:
 
 
 def _generator(model: str, path: str, store: str | None, **kwargs):
-    """The Quintet generator for a path name: hf-fp32, hf-int8, ct2-int8[-tN], ct2-float32."""
+    """The Quintet generator for a path name: default (backend auto), hf-fp32, hf-int8,
+    ct2-int8[-tN], ct2-float32, ort-int4[-tN], ort-int8, ort-fp32."""
     from core.decoding import Generator
     from core.models import load
     from core.store import ModelStore
 
+    if path == "default":
+        return Generator(load(model), **kwargs)
     if path == "hf-fp32":
+        return Generator(load(model), "transformers", **kwargs)
         return Generator(load(model), **kwargs)
     if path == "hf-int8":
         return Generator(load(model, quantize="int8"), **kwargs)
     backend, quantization, *rest = path.split("-")
-    options = {"quantization": quantization, "store": ModelStore(store) if store else None}
+    engine = {"ct2": "ctranslate2", "ort": "onnxruntime-genai"}[backend]
+    setting = "quantization" if backend == "ct2" else "precision"
+    options = {setting: quantization, "store": ModelStore(store) if store else None}
     if rest:
         options["threads"] = int(rest[0].removeprefix("t"))
-    return Generator(load(model), "ctranslate2", **options, **kwargs)
+    return Generator(load(model), engine, **options, **kwargs)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def worker_translation(job: dict) -> dict:
@@ -175,7 +191,7 @@ def worker_translation(job: dict) -> dict:
     produced = run()
     seconds = time.perf_counter() - started
     return {"tokens": produced, "seconds": seconds, "tokens_per_s": produced / seconds,
-            "sentences": len(sentences)}  # fmt: skip
+            "sentences": len(sentences), "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 def worker_chat(job: dict) -> dict:
@@ -204,6 +220,20 @@ def worker_chat(job: dict) -> dict:
                 started = time.perf_counter()
                 loaded.model.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens)
                 rates.append(tokens / (time.perf_counter() - started))
+    elif job["path"] == "default":
+        # What a user runs: a ChatSession on the default model choice and engine.
+        from apps.chat import ChatSession
+
+        engine = None
+        for chat in [chats[0], *chats]:  # the first one warms up (and converts)
+            session = ChatSession(job["model"])
+            reply = session.send(chat[0]["content"], max_new_tokens=tokens, min_new_tokens=tokens)
+            engine = reply.backend
+            rates.append(reply.tokens_per_s)
+            ttfts.append(reply.time_to_first_token_s)
+        rates, ttfts = rates[1:], ttfts[1:]
+        return {"tokens_per_s": statistics.mean(rates), "ttft_s": statistics.mean(ttfts),
+                "engine": engine, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
     else:
         config = DecodeConfig(max_new_tokens=tokens, min_new_tokens=tokens)
         generator = _generator(job["model"], job["path"], job["store"], batch_size=1)
@@ -212,7 +242,24 @@ def worker_chat(job: dict) -> dict:
             result = generator.complete(chat, config)
             rates.append(result.timings.tokens_per_s)
             ttfts.append(result.timings.time_to_first_token_s)
-    return {"tokens_per_s": statistics.mean(rates), "ttft_s": statistics.mean(ttfts)}
+    return {"tokens_per_s": statistics.mean(rates), "ttft_s": statistics.mean(ttfts),
+            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def worker_batch_chat(job: dict) -> dict:
+    """Many instructions at once on one generator (natural lengths, up to the limit)."""
+    from core.config import DecodeConfig
+
+    chats = [[{"role": "user", "content": p}] for p in instructions(job["prompts"])]
+    config = DecodeConfig(max_new_tokens=job["new_tokens"])
+    generator = _generator(job["model"], job["path"], job["store"], batch_size=len(chats))
+    generator.complete(chats[0], max_new_tokens=8)  # warm-up, conversion
+    started = time.perf_counter()
+    results = generator.generate(chats, config, progress=False)
+    seconds = time.perf_counter() - started
+    tokens = sum(r.num_tokens for r in results)
+    return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
+            "engine": results[0].backend, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 def worker_agreement(job: dict) -> dict:
@@ -230,13 +277,19 @@ def worker_agreement(job: dict) -> dict:
     }
 
 
-WORKERS = {"translation": worker_translation, "chat": worker_chat, "agreement": worker_agreement}
+WORKERS = {
+    "translation": worker_translation,
+    "chat": worker_chat,
+    "batch_chat": worker_batch_chat,
+    "agreement": worker_agreement,
+}
 
 
 def run_worker(job: dict) -> dict:
     """Run one path in a fresh Python process and return its result."""
     command = [sys.executable, "-m", "benchmarks.decoding", "--worker", json.dumps(job)]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("QUINTET_BACKEND", None)  # "default" means the default choice
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
@@ -251,12 +304,36 @@ def ct2_paths(*paths: str) -> list[str]:
     return list(paths) if has_ctranslate2() else []
 
 
+def ort_paths(*paths: str) -> list[str]:
+    import importlib.util
+
+    return list(paths) if importlib.util.find_spec("onnxruntime_genai") else []
+
+
+def section_batch_chat(args: argparse.Namespace, tmp: Path, baseline_rate: float) -> dict:
+    base = {"section": "batch_chat", "model": args.model, "store": None,
+            "prompts": args.batch_prompts, "new_tokens": args.chat_tokens}  # fmt: skip
+    rows = [{"path": LABELS["baseline"].format(batch=1), "tokens_per_s": baseline_rate}]
+    for path in ["default", *ort_paths("ort-int4-t1")]:
+        result = run_worker({**base, "path": path})
+        rows.append({"path": LABELS[path].format(batch=args.batch_prompts), **result})
+        print(f"  {rows[-1]['path']}: {result['tokens_per_s']:.1f} tokens/s", flush=True)
+    for row in rows:
+        row["speedup"] = row["tokens_per_s"] / baseline_rate
+    return {
+        "model": args.model,
+        "decode": f"{args.batch_prompts} Alpaca instructions in one call, greedy, up to "
+        f"{args.chat_tokens} new tokens each (baseline: section 2's, 1 at a time, fp32)",
+        "rows": rows,
+    }
+
+
 def section_translation(args: argparse.Namespace, tmp: Path) -> dict:
     folder = build_opus_shaped_marian(tmp / "marian")
     base = {"section": "translation", "model": str(folder), "store": str(tmp / "store"),
             "sentences": args.translation_sentences, "new_tokens": args.translation_tokens,
             "baseline_sentences": args.baseline_sentences, "batch": args.batch_size}  # fmt: skip
-    paths = ["baseline", "hf-fp32", "hf-int8", *ct2_paths("ct2-int8", "ct2-int8-t1")]
+    paths = ["baseline", "default", "hf-fp32", "hf-int8", *ct2_paths("ct2-int8", "ct2-int8-t1")]
     rows = []
     for path in paths:
         result = run_worker({**base, "path": path})
@@ -277,7 +354,14 @@ def section_translation(args: argparse.Namespace, tmp: Path) -> dict:
 def section_chat(args: argparse.Namespace, tmp: Path) -> dict:
     base = {"section": "chat", "model": args.model, "store": None,
             "prompts": args.chat_prompts, "new_tokens": args.chat_tokens}  # fmt: skip
-    paths = ["baseline", "hf-fp32", "hf-int8", *ct2_paths("ct2-int8", "ct2-int8-t2", "ct2-float32")]
+    paths = [
+        "baseline",
+        "default",
+        "hf-fp32",
+        "hf-int8",
+        *ct2_paths("ct2-int8", "ct2-float32"),
+        *ort_paths("ort-int4", "ort-int4-t2", "ort-int8"),
+    ]
     rows = []
     for path in paths:
         result = run_worker({**base, "path": path})
@@ -298,7 +382,8 @@ def section_agreement(args: argparse.Namespace, tmp: Path) -> dict:
             "prompts": args.agreement_prompts, "new_tokens": args.agreement_tokens}  # fmt: skip
     reference = run_worker({**base, "path": "hf-fp32"})
     rows = [{"path": "quintet transformers fp32 (reference)", "seconds": reference["seconds"]}]
-    for path in ["hf-int8", *ct2_paths("ct2-int8", "ct2-float32")]:
+    paths = ["default", "hf-int8", *ct2_paths("ct2-int8"), *ort_paths("ort-int4", "ort-int8")]
+    for path in paths:
         result = run_worker({**base, "path": path})
         pairs = list(zip(reference["outputs"], result["outputs"], strict=True))
         rows.append(
@@ -328,6 +413,11 @@ LABELS = {
     "ct2-int8-t1": "quintet ctranslate2 int8, forced 1 thread, batch {batch}",
     "ct2-int8-t2": "quintet ctranslate2 int8, forced 2 threads, batch {batch}",
     "ct2-float32": "quintet ctranslate2 fp32, batch {batch}",
+    "default": "quintet DEFAULT path (backend auto), batch {batch}",
+    "ort-int4": "quintet onnxruntime-genai int4, batch {batch}",
+    "ort-int4-t1": "quintet onnxruntime-genai int4, 1 thread, batch {batch}",
+    "ort-int4-t2": "quintet onnxruntime-genai int4, 2 threads, batch {batch}",
+    "ort-int8": "quintet onnxruntime-genai int8, batch {batch}",
 }
 
 
@@ -364,11 +454,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--chat-prompts", type=int, default=3)
     parser.add_argument("--chat-tokens", type=int, default=128)
+    parser.add_argument("--batch-prompts", type=int, default=16)
     parser.add_argument("--agreement-prompts", type=int, default=100)
     parser.add_argument("--agreement-tokens", type=int, default=48)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["translation", "chat", "agreement"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["translation", "chat", "batch_chat", "agreement"],
     )
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -393,13 +487,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if "translation" not in args.skip:
             results["translation"] = section_translation(args, Path(tmp))
-            columns = [("tokens/s", "tokens_per_s", "{:.1f}"), ("x baseline", "speedup", "{:.2f}x")]
+            columns = [("tokens/s", "tokens_per_s", "{:.1f}"), ("x baseline", "speedup", "{:.2f}x"),
+                       ("peak MB", "peak_rss_mb", "{:.0f}")]  # fmt: skip
             print_section("Batch translation throughput", results["translation"], columns)
         if "chat" not in args.skip:
             results["chat"] = section_chat(args, Path(tmp))
             print_section("Chat decode speed", results["chat"], [
                 ("tokens/s", "tokens_per_s", "{:.1f}"), ("TTFT s", "ttft_s", "{:.3f}"),
-                ("x baseline", "speedup", "{:.2f}x")])  # fmt: skip
+                ("x baseline", "speedup", "{:.2f}x"),
+                ("peak MB", "peak_rss_mb", "{:.0f}")])  # fmt: skip
+            if "batch_chat" not in args.skip:
+                baseline = results["chat"]["rows"][0]["tokens_per_s"]
+                results["batch_chat"] = section_batch_chat(args, Path(tmp), baseline)
+                print_section("Batch chat generation", results["batch_chat"], [
+                    ("tokens/s", "tokens_per_s", "{:.1f}"), ("x baseline", "speedup", "{:.2f}x"),
+                    ("peak MB", "peak_rss_mb", "{:.0f}")])  # fmt: skip
         if "agreement" not in args.skip:
             results["agreement"] = section_agreement(args, Path(tmp))
             print_section("Output agreement with the fp32 reference", results["agreement"], [

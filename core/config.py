@@ -23,6 +23,10 @@ DTYPES: tuple[str, ...] = get_args(DtypeName)
 
 QUANTIZATIONS: tuple[str, ...] = ("int8",)
 
+# Decoding engines (core.decoding.engines chooses among them): here so that building the
+# command line needs no torch import.
+BACKENDS: tuple[str, ...] = ("auto", "transformers", "ctranslate2", "onnxruntime-genai")
+
 
 @dataclass(frozen=True)
 class ModelSpec:

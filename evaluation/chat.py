@@ -103,6 +103,7 @@ class _MTBenchPredictor:
             if judge
             else None,
             "device": str(self.session.loaded.device),
+            "backend": self.generator.backend_choice.describe(),
         }
 
     def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:

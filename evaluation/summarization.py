@@ -63,6 +63,7 @@ class _Predictor:
             "mode": self.summarizer.mode,
             "chunk_tokens": self.summarizer.chunk_tokens,
             "device": str(self.summarizer.loaded.device),
+            "backend": self.summarizer.generator.backend_choice.describe(),
             **{k: v for k, v in self.kwargs.items() if v is not None},
         }
 

@@ -63,6 +63,7 @@ class ChatReply:
     tokens_per_s: float
     seconds: float
     context_notice: str = ""
+    backend: str | None = None  # the engine that wrote it
 
     @property
     def cancelled(self) -> bool:
@@ -80,6 +81,7 @@ def _reply(result: GenerationResult, notice: str, text: str | None = None) -> Ch
         t.tokens_per_s,
         t.total_s,
         notice,
+        result.backend,
     )
 
 
@@ -176,7 +178,9 @@ class ChatSession:
             :class:`core.decoding.Generator` (shared weights); None: the chat default
             (``core.defaults.default_model("chat")``, offline SmolLM2-135M-Instruct).
         system_prompt: kept first in every request, never dropped.
-        backend: ``"transformers"`` or ``"ctranslate2"``.
+        backend: ``"auto"`` (the fastest installed engine, see
+            :mod:`core.decoding.engines`), ``"transformers"``, ``"ctranslate2"`` or
+            ``"onnxruntime-genai"``.
         context_strategy: ``"drop"`` the oldest turns or ``"summarize"`` them when the
             history outgrows the window.
         max_context_tokens: treat the window as this many tokens (at most the model's).
@@ -193,7 +197,7 @@ class ChatSession:
         model: str | Loaded | Generator | None = None,
         system_prompt: str | None = None,
         *,
-        backend: str = "transformers",
+        backend: str = "auto",
         context_strategy: str = "drop",
         max_context_tokens: int | None = None,
         device: str = "auto",

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from apps.chat.api import DEFAULT_MAX_NEW_TOKENS, STRATEGIES, ChatReply, ChatSession
-from apps.cli_io import read_stdin
+from apps.cli_io import add_backend_option, read_stdin
 from core.errors import ConfigError, QuintetError
 
 HELP = """commands:
@@ -196,7 +196,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
         reply = _stream_reply(session, message, sys.stdout)
         if reply.context_notice:
             print(f"note: {reply.context_notice}", file=sys.stderr)
-        print(f"{session.model_name} {stats_line(reply)}", file=sys.stderr)
+        engine = session.generator.backend_choice
+        used = reply.backend or engine.name
+        why = engine.reason if used == engine.name else "fallback for these settings"
+        print(f"{session.model_name} on {used} ({why}) {stats_line(reply)}", file=sys.stderr)
     if args.save:
         session.save(args.save)
     return 0
@@ -232,6 +235,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="when the window is full: drop or summarize the oldest turns",
     )
     chat.add_argument("--max-context-tokens", type=int, help="a smaller window than the model's")
-    chat.add_argument("--backend", default="transformers", choices=("transformers", "ctranslate2"))
+    add_backend_option(chat)
     chat.add_argument("--device", default="auto")
     chat.set_defaults(func=cmd_chat)

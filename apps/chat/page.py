@@ -29,6 +29,8 @@ def caption(reply: ChatReply) -> str:
     parts = [f"{reply.num_tokens} tokens", f"{reply.tokens_per_s:.1f} tokens/s"]
     if reply.time_to_first_token_s is not None:
         parts.append(f"first token after {reply.time_to_first_token_s:.2f} s")
+    if reply.backend:
+        parts.append(f"on {reply.backend}")
     if reply.cancelled:
         parts.append("stopped")
     elif reply.finish_reason == "length":

@@ -66,6 +66,7 @@ class SummaryResult:
     seconds: float
     num_tokens: int = 0
     extra: dict = field(default_factory=dict)
+    backend: str | None = None  # the decoding engine that wrote it
 
 
 class Summarizer:
@@ -73,6 +74,8 @@ class Summarizer:
 
     Args:
         model: name, hub id or directory; None: the task default.
+        backend: decoding engine, ``auto`` (default: the fastest installed one, see
+            :mod:`core.decoding.engines`) or a name from ``core.config.BACKENDS``.
         chunk_tokens: tokens per chunk for long inputs (default: what the window allows).
         overlap_tokens: tokens shared by neighbouring chunks.
     """
@@ -82,7 +85,7 @@ class Summarizer:
         model: str | Loaded | None = None,
         *,
         device: str = "auto",
-        backend: str = "transformers",
+        backend: str = "auto",
         batch_size: int = 8,
         chunk_tokens: int | None = None,
         overlap_tokens: int = 64,
@@ -167,6 +170,7 @@ class Summarizer:
                     info,
                     time.perf_counter() - started,
                     tokens + sum(t for _, t in pieces),
+                    backend=self.generator.engine_for(config),
                 )
         return [r for r in results if r is not None]
 

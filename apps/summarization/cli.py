@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from apps.cli_io import read_stdin, read_text_file
+from apps.cli_io import add_backend_option, read_stdin, read_text_file
 from apps.eval_cli import parse_pairs
 from core.errors import ConfigError
 
@@ -30,7 +30,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         text = read_text_file(args.input, "--input")
     else:
         text = " ".join(args.text) if args.text else read_stdin()
-    summarizer = Summarizer(args.model, device=args.device)
+    summarizer = Summarizer(args.model, device=args.device, backend=args.backend)
     result = summarizer.summarize(
         text,
         min_length=args.min_length,
@@ -50,7 +50,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     )
     kind = "dialogue" if result.dialogue else "text"
     print(
-        f"model: {result.model} ({result.mode}); {kind}, {how}; {result.seconds:.1f}s",
+        f"model: {result.model} ({result.mode}); {kind}, {how}; {result.seconds:.1f}s; "
+        f"engine: {summarizer.generator.backend_choice.describe()}",
         file=sys.stderr,
     )
     return 0
@@ -77,4 +78,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--decode", nargs="*", metavar="KEY=VALUE", help="e.g. num_beams=4")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    add_backend_option(p)
     p.set_defaults(func=cmd_summarize)

@@ -98,7 +98,8 @@ def render() -> None:
                 result = results[0]
                 with st.container(border=True, key="sum-output"):
                     st.text(result.text)
-                st.caption(f"Model **{result.model}** ({result.mode})")
+                engine = f" on {result.backend}" if result.backend else ""
+                st.caption(f"Model **{result.model}** ({result.mode}){engine}")
                 _chunk_details(result, text)
                 show_timings(seconds, items=1, tokens=result.num_tokens)
 

@@ -51,6 +51,7 @@ class TranslationResult:
     # True when a piece's translation stopped at max_new_tokens: raise it (nothing is cut
     # silently; the CLI and pages say so).
     truncated: bool = False
+    backend: str | None = None  # the decoding engine that wrote it
 
 
 class Translator:
@@ -59,7 +60,9 @@ class Translator:
     Args:
         model: a model name, hub id or directory; None: route each pair (opus-mt, NLLB,
             then the offline prompted model).
-        backend: ``transformers`` or ``ctranslate2`` (not for NLLB/M2M100).
+        backend: ``auto`` (the fastest installed engine for each routed model, see
+            :mod:`core.decoding.engines`), ``transformers``, ``ctranslate2`` or
+            ``onnxruntime-genai``.
         batch_size: pieces per generation batch.
     """
 
@@ -68,7 +71,7 @@ class Translator:
         model: str | None = None,
         *,
         device: str = "auto",
-        backend: str = "transformers",
+        backend: str = "auto",
         batch_size: int = 16,
     ) -> None:
         self.model = model
@@ -118,7 +121,8 @@ class Translator:
         started = time.perf_counter()
         budget = self._budget(generator, style)
         # Fail on bad decoding options or a language the model lacks before any work.
-        self._config(generator, style, source, target, budget, decode)
+        config = self._config(generator, style, source, target, budget, decode)
+        engine = generator.engine_for(config)
         tokenizer = generator.loaded.tokenizer
 
         def fits(piece: str) -> bool:
@@ -155,6 +159,7 @@ class Translator:
                     seconds,
                     tokens,
                     truncated,
+                    backend=engine,
                 )
             )
         return results
@@ -176,6 +181,7 @@ class Translator:
             "route": route.reason,
             "style": style,
             "piece_tokens": self._budget(generator, style),
+            "backend": generator.backend_choice.describe(),
         }
 
     def decode_config(self, src: str, tgt: str, **decode) -> DecodeConfig:

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from apps.cli_io import read_stdin
+from apps.cli_io import add_backend_option, read_stdin
 from apps.eval_cli import parse_pairs
 from core.errors import ConfigError
 
@@ -47,8 +47,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--input {args.input}: no such file; give a UTF-8 text file")
     language(args.src), language(args.tgt)  # a bad code fails before any model loads
     decode = _decode(args)
-    translator = Translator(args.model, device=args.device, batch_size=args.batch_size)
+    translator = Translator(
+        args.model, device=args.device, batch_size=args.batch_size, backend=args.backend
+    )
     print(_route_line(translator, args.src, args.tgt), file=sys.stderr)
+    engine = translator.describe(args.src, args.tgt)["backend"]  # loads the model once
+    print(f"engine: {engine}", file=sys.stderr)
 
     if args.input and args.output:
         info = translator.translate_file(
@@ -131,5 +135,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--decode", nargs="*", metavar="KEY=VALUE", help="e.g. do_sample=true")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--batch-size", type=int, default=16)
+    add_backend_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_translate)

@@ -39,7 +39,8 @@ def _language_picker(label: str, default: str, key: str) -> str:
 
 def _route_caption(result) -> None:
     pieces = f" · split into {result.pieces} pieces" if result.pieces > 1 else ""
-    st.caption(f"Model **{result.model}** ({result.style}): {result.route}{pieces}")
+    engine = f" · on {result.backend}" if result.backend else ""
+    st.caption(f"Model **{result.model}** ({result.style}): {result.route}{pieces}{engine}")
     if result.truncated:
         st.warning("Part of the output stopped at *Max new tokens*: raise it in the sidebar.")
 

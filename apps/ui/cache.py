@@ -152,7 +152,7 @@ def _generator(model: str, backend: str) -> Generator:
     return Generator(model, backend)
 
 
-def cached_generator(model: str, backend: str = "transformers") -> Generator:
+def cached_generator(model: str, backend: str = "auto") -> Generator:
     """The shared :class:`core.decoding.Generator` of ``model`` (built once per process).
 
     Use it under ``model_lock(model)``; e.g. ``ChatSession(cached_generator(name))`` in

@@ -26,9 +26,13 @@ import importlib.util
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from core.config import BACKENDS
 from core.errors import ConfigError
-from core.models import Loaded
+
+if TYPE_CHECKING:
+    from core.models import Loaded
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ AUTO = "auto"
 TRANSFORMERS = "transformers"
 CTRANSLATE2 = "ctranslate2"
 ONNX_GENAI = "onnxruntime-genai"
-BACKENDS: tuple[str, ...] = (AUTO, TRANSFORMERS, CTRANSLATE2, ONNX_GENAI)
+assert BACKENDS == (AUTO, TRANSFORMERS, CTRANSLATE2, ONNX_GENAI)
 ENV_BACKEND = "QUINTET_BACKEND"
 
 _PACKAGES = {CTRANSLATE2: "ctranslate2", ONNX_GENAI: "onnxruntime_genai"}

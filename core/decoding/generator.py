@@ -263,6 +263,11 @@ class Generator:
         self._backend_for(config)  # refuse now what no engine here can do
         return config
 
+    def engine_for(self, config: DecodeConfig) -> str:
+        """The name of the engine that would run ``config`` (auto may hand it to
+        transformers when the chosen engine cannot honour it)."""
+        return self._backend_for(config).name
+
     def _backend_for(self, config: DecodeConfig) -> DecodingBackend:
         """The engine that runs ``config``: the chosen one, or for auto the reference one
         when the chosen engine cannot honour it (logged once per reason)."""

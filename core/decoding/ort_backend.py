@@ -179,7 +179,7 @@ class OnnxGenAIBackend:
     Honours greedy search and sampling (temperature, top_k, top_p, seed, several samples
     per prompt), stop tokens and stop strings, streaming and cancellation. What it would do
     differently from transformers it refuses in :meth:`unsupported` (beam search, min_p,
-    log-probabilities, repetition penalties, minimum lengths), so ``backend="auto"`` can
+    log-probabilities, repetition penalties), so ``backend="auto"`` can
     hand those requests to transformers instead.
 
     Args:
@@ -293,8 +293,8 @@ class OnnxGenAIBackend:
             missing.append("repetition_penalty (the engine's penalty differs from transformers')")
         if config.no_repeat_ngram_size:
             missing.append("no_repeat_ngram_size")
-        if config.min_new_tokens:
-            missing.append("min_new_tokens")
+        if config.min_new_tokens and config.stop_token_ids:
+            missing.append("min_new_tokens with stop_token_ids (only end tokens are held back)")
         if config.forced_bos_token_id is not None:
             missing.append("forced_bos_token_id")
         if self._suppresses:
@@ -307,6 +307,9 @@ class OnnxGenAIBackend:
             "max_length": longest + config.max_new_tokens,
             "do_sample": config.do_sample,
         }
+        if config.min_new_tokens:
+            # The engine's minimum counts the prompt: exact for one row (see generate).
+            options["min_length"] = longest + config.min_new_tokens
         if config.do_sample:
             options.update(
                 temperature=config.temperature,
@@ -337,9 +340,9 @@ class OnnxGenAIBackend:
         copies = config.num_return_sequences
         rows = [(index, copy) for index in range(len(prompts)) for copy in range(copies)]
         # Prompts that contain the pad id would be masked where they hold it: alone they
-        # need no padding.
-        alone = [r for r in rows if self.pad_id in prompts[r[0]]]
-        together = [r for r in rows if self.pad_id not in prompts[r[0]]]
+        # need no padding. A minimum length counts padding too: then every row goes alone.
+        alone = [r for r in rows if config.min_new_tokens or self.pad_id in prompts[r[0]]]
+        together = [r for r in rows if r not in alone]
         found: dict[tuple[int, int], RawSequence] = {}
         for group in ([together] if together else []) + [[r] for r in alone]:
             sequences = self._decode(
