@@ -84,6 +84,13 @@ class Loaded:
     spec: ModelSpec
     # Counted before any quantization: int8 Linear weights are no longer nn.Parameters.
     parameters: int = 0
+    # What runs the forward pass when not the torch model itself (an ONNX Runtime session
+    # from core.encoders); an app sets it on its own copy (dataclasses.replace).
+    encoder: Any = None
+
+    def forward(self, **batch: torch.Tensor) -> Any:
+        """The model's forward pass on its engine: ``loaded.forward(**tokenized)``."""
+        return (self.encoder or self.model)(**batch)
 
     @property
     def config(self) -> PretrainedConfig:

@@ -62,6 +62,7 @@ class _Predictor:
             "temperature": classifier.temperature,
             "multi_label": classifier.multi_label,
             "device": str(classifier.loaded.device),
+            "backend": classifier.backend_choice.describe(),
         }
 
     def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:

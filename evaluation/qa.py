@@ -43,6 +43,7 @@ class _Predictor:
             "doc_stride": self.qa.doc_stride,
             "device": str(self.qa.loaded.device),
             "allow_no_answer": self.allow_no_answer,
+            "backend": self.qa.backend_choice.describe() if self.qa.backend_choice else None,
         }
 
     def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:

@@ -32,14 +32,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from apps.classification import calibration, zero_shot
 from core.config import ModelSpec
+from core.decoding.engines import BackendChoice
 from core.defaults import default_model
+from core.encoders import encoder_engine
 from core.errors import ConfigError, QuintetError
 from core.models import Loaded, load
 
@@ -88,6 +90,9 @@ class Classifier:
         temperature: divide scores by this before the softmax; None: the temperature stored
             by :meth:`calibrate` for this model and labels, else 1.0.
         device, batch_size: where to run and how many texts per forward pass.
+        backend: ``auto`` (default: int8 ONNX Runtime on CPU for encoder models, see
+            :mod:`core.encoders`), ``transformers`` or ``onnxruntime``;
+            ``backend_choice`` says which runs and why.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class Classifier:
         device: str = "auto",
         batch_size: int = 32,
         temperature: float | None = None,
+        backend: str = "auto",
     ) -> None:
         if model is None:
             model = default_model("classification").name
@@ -109,6 +115,11 @@ class Classifier:
             raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
         self.batch_size = batch_size
         self.mode: Mode = self._pick_mode()
+        if self.mode == "zero-shot-likelihood":
+            self.backend_choice = BackendChoice("transformers", "label likelihood runs on torch")
+        else:
+            engine, self.backend_choice = encoder_engine(self.loaded, backend)
+            self.loaded = replace(self.loaded, encoder=engine)
         known = KNOWN_LABEL_NAMES.get(self.loaded.name, {}) if self.mode == "classifier" else {}
         self.label_names = {**known, **(label_names or {})}
         config_multi = getattr(self.loaded.config, "problem_type", None) == (
@@ -232,11 +243,18 @@ class Classifier:
         for index, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise ClassificationError(f"text {index} is empty: nothing to classify")
+        # Similar lengths share a batch: less padding, the same scores (results are put
+        # back in input order).
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         rows = []
         with self._lock, torch.inference_mode():
             for begin in range(0, len(texts), self.batch_size):
-                rows.append(self._logits(texts[begin : begin + self.batch_size], multi_label))
-        return np.concatenate(rows)
+                part = [texts[i] for i in order[begin : begin + self.batch_size]]
+                rows.append(self._logits(part, multi_label))
+        logits = np.concatenate(rows)
+        restored = np.empty_like(logits)
+        restored[order] = logits
+        return restored
 
     def _logits(self, texts: Sequence[str], multi: bool) -> np.ndarray:
         if self.mode == "classifier":

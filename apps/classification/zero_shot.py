@@ -90,7 +90,7 @@ def _mean_by_owner(rows: torch.Tensor, owner: Sequence[int], n: int) -> torch.Te
 def classifier_logits(loaded: Loaded, texts: Sequence[str]) -> np.ndarray:
     """A fine-tuned classifier's logits, averaged over the chunks of long texts."""
     batch, owner = encode_chunks(loaded, texts)
-    logits = loaded.model(**batch).logits.float()
+    logits = loaded.forward(**batch).logits.float()
     return _mean_by_owner(logits, owner, len(texts)).cpu().numpy()
 
 
@@ -103,7 +103,7 @@ def nli_logits(
     multi = np.zeros((len(texts), len(labels)))
     for row, text in enumerate(texts):
         batch, owner = encode_chunks(loaded, [text] * len(labels), hypotheses)
-        logits = _mean_by_owner(loaded.model(**batch).logits.float(), owner, len(labels))
+        logits = _mean_by_owner(loaded.forward(**batch).logits.float(), owner, len(labels))
         logits = logits.cpu().numpy()
         single[row] = logits[:, entail]
         multi[row] = logits[:, entail] - (logits[:, contra] if contra is not None else 0.0)
@@ -116,7 +116,7 @@ def embed(loaded: Loaded, texts: Sequence[str], batch_size: int = 32) -> torch.T
     for begin in range(0, len(texts), batch_size):
         part = texts[begin : begin + batch_size]
         batch, owner = encode_chunks(loaded, part)
-        hidden = loaded.model(**batch).last_hidden_state.float()
+        hidden = loaded.forward(**batch).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
         pooled = _mean_by_owner(pooled, owner, len(part))

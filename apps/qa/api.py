@@ -30,13 +30,15 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from apps.qa import spans
 from core.config import ModelSpec
+from core.decoding.engines import BackendChoice
 from core.defaults import default_model
+from core.encoders import encoder_engine
 from core.errors import ConfigError, QuintetError
 from core.examples import QAExample
 from core.models import Loaded, load
@@ -89,6 +91,9 @@ class QuestionAnswerer:
         max_length: tokens per window (span models); longer contexts are windowed.
         doc_stride: default tokens shared by neighbouring windows (:meth:`answer` can override).
         batch_size: windows per forward pass.
+        backend: ``auto`` (default: the fastest installed engine: int8 ONNX Runtime for a
+            span model on CPU, see :mod:`core.encoders`; the decoding default for an
+            instruct model) or a named engine; ``backend_choice`` says which and why.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class QuestionAnswerer:
         max_length: int = spans.DEFAULT_MAX_LENGTH,
         doc_stride: int = spans.DEFAULT_DOC_STRIDE,
         batch_size: int = 16,
+        backend: str = "auto",
     ) -> None:
         if model is None:
             model = default_model("qa").name
@@ -125,6 +131,11 @@ class QuestionAnswerer:
             spans.check_stride(self.loaded.tokenizer, self.max_length, doc_stride)
         self.doc_stride = doc_stride
         self.batch_size = batch_size
+        self.backend = backend
+        self.backend_choice: BackendChoice | None = None  # the generator's, once built
+        if self.mode == "extractive":
+            engine, self.backend_choice = encoder_engine(self.loaded, backend)
+            self.loaded = replace(self.loaded, encoder=engine)
         self._lock = threading.Lock()  # one forward pass at a time per answerer
         self._generator = None
 
@@ -230,7 +241,8 @@ class QuestionAnswerer:
         prompts = [answer_prompt(pairs[i][0], pairs[i][1]) for i in todo]
         with self._lock:
             if self._generator is None:
-                self._generator = Generator(self.loaded, batch_size=self.batch_size)
+                self._generator = Generator(self.loaded, self.backend, batch_size=self.batch_size)
+                self.backend_choice = self._generator.backend_choice
             outputs = self._generator.generate(
                 prompts, max_new_tokens=GENERATIVE_MAX_NEW_TOKENS, output_logprobs=True
             )

@@ -92,14 +92,26 @@ def extract_spans(
     )
     pad = loaded.tokenizer.pad_token_id
     pad = 0 if pad is None else pad
-    starts: list[np.ndarray] = []
-    ends: list[np.ndarray] = []
+    # Windows of similar length share a batch (less padding); logits go back in order.
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    starts: list[np.ndarray] = [np.empty(0)] * len(features)
+    ends: list[np.ndarray] = [np.empty(0)] * len(features)
     for begin in range(0, len(features), batch_size):
-        batch = feats.collate(features[begin : begin + batch_size], pad)
+        chosen = order[begin : begin + batch_size]
+        batch = feats.collate([features[i] for i in chosen], pad)
         batch = {k: v.to(loaded.device) for k, v in batch.items()}
-        out = loaded.model(**batch)
-        starts += list(out.start_logits.to(torch.float64).cpu().numpy())
-        ends += list(out.end_logits.to(torch.float64).cpu().numpy())
+        out = loaded.forward(**batch)
+        for row, (start, end) in enumerate(
+            zip(
+                out.start_logits.to(torch.float64).cpu().numpy(),
+                out.end_logits.to(torch.float64).cpu().numpy(),
+                strict=True,
+            )
+        ):
+            width = len(features[chosen[row]]["input_ids"])
+            # Padding was to this batch's longest window: keep each window's own length
+            # (the span search reads positions of its own window only).
+            starts[chosen[row]], ends[chosen[row]] = start[:width], end[:width]
     ranked = feats.best_spans(
         examples,
         features,

@@ -168,6 +168,8 @@ class _Row:
     """What one output gathered while decoding."""
 
     ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    end_logprob: float = 0.0
     ended: bool = False
     stopped: bool = False
     hit_length: bool = False
@@ -287,8 +289,8 @@ class OnnxGenAIBackend:
             missing.append("beam search (num_beams > 1)")
         if config.do_sample and config.min_p > 0:
             missing.append("min_p (no min-p sampling in onnxruntime-genai)")
-        if config.output_logprobs:
-            missing.append("output_logprobs (the engine does not return log-probabilities)")
+        if config.output_logprobs and config.do_sample:
+            missing.append("output_logprobs with sampling (log-probabilities are greedy-only here)")
         if config.repetition_penalty != 1.0:
             missing.append("repetition_penalty (the engine's penalty differs from transformers')")
         if config.no_repeat_ngram_size:
@@ -381,17 +383,23 @@ class OnnxGenAIBackend:
             active = set(range(len(prompts)))
             first_time: float | None = None
             while active and not generator.is_done():
+                # The logits the next token is chosen from are ready before it is chosen.
+                logits = generator.get_logits() if config.output_logprobs else None
                 generator.generate_next_token()
                 tokens = generator.get_next_tokens()
                 if first_time is None:
                     first_time = time.perf_counter()
+                logprobs = _chosen_logprobs(logits, tokens) if logits is not None else None
                 for index in sorted(active):
                     row, token = rows[index], int(tokens[index])
+                    logprob = float(logprobs[index]) if logprobs is not None else 0.0
                     if token in ends:
                         row.ended = True
+                        row.end_logprob = logprob
                         active.discard(index)
                         continue
                     row.ids.append(token)
+                    row.logprobs.append(logprob)
                     if on_token is not None:
                         on_token(token)
                     if stop_check is not None and stop_check(index, row.ids):
@@ -404,6 +412,9 @@ class OnnxGenAIBackend:
             RawSequence(
                 token_ids=row.ids,
                 ended_by_eos=row.ended,
+                token_logprobs=row.logprobs if config.output_logprobs else None,
+                # The sum of the log-probabilities, end token included, as transformers says.
+                score=sum(row.logprobs) + row.end_logprob if config.output_logprobs else None,
                 first_token_time=first_time,
                 hit_length=row.hit_length,
                 extra={"stopped_by_check": True} if row.stopped else {},
@@ -428,6 +439,17 @@ class OnnxGenAIBackend:
             yield generator
         finally:
             del generator
+
+
+def _chosen_logprobs(logits: Any, tokens: Any) -> np.ndarray:
+    """Each row's log-probability of its chosen token under the model's own distribution
+    (the logits of the step that chose it, before any reshaping), as transformers reports."""
+    logits = np.asarray(logits, dtype=np.float64)
+    logits = logits.reshape(len(tokens), -1)
+    top = logits.max(axis=1, keepdims=True)
+    normaliser = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    chosen = logits[np.arange(len(tokens)), np.asarray(tokens, dtype=np.int64)]
+    return chosen - normaliser
 
 
 def _end_ids(loaded: Loaded) -> list[int]:

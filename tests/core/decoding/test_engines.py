@@ -130,7 +130,7 @@ def test_requests_the_engine_cannot_honour_run_on_transformers(
     assert beams.backend == again.backend == "transformers"
     notes = [r.getMessage() for r in caplog.records if "run on transformers" in r.getMessage()]
     assert len(notes) == 1 and "beam search" in notes[0]  # once per reason, not per call
-    assert generator.engine_for(DecodeConfig(output_logprobs=True)) == "transformers"
+    assert generator.engine_for(DecodeConfig(min_p=0.1, do_sample=True)) == "transformers"
     assert generator.engine_for(DecodeConfig()) == "onnxruntime-genai"
     named = Generator(smollm2, "onnxruntime-genai")
     with pytest.raises(ConfigError, match="cannot do beam search"):
@@ -161,6 +161,13 @@ def test_fp32_engine_reproduces_transformers_greedy_tokens(
     expected = reference.complete(CHATS[1], **forced)
     got_forced = fp32_engine.complete(CHATS[1], **forced)
     assert got_forced.token_ids == expected.token_ids and got_forced.num_tokens == 20
+    # Greedy log-probabilities are the model's own, as transformers reports them.
+    expected = reference.generate(CHATS, max_new_tokens=12, output_logprobs=True)
+    got = fp32_engine.generate(CHATS, max_new_tokens=12, output_logprobs=True)
+    for g, e in zip(got, expected, strict=True):
+        assert g.token_ids == e.token_ids
+        assert g.token_logprobs == pytest.approx(e.token_logprobs, abs=1e-3)
+        assert g.score == pytest.approx(e.score, abs=1e-2)
 
 
 def test_a_prompt_holding_the_pad_id_is_decoded_alone(fp32_engine: Generator) -> None:
