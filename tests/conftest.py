@@ -104,4 +104,3 @@ def _fresh_model_cache():
     clear_cache()
     yield
     clear_cache()
-
