@@ -40,6 +40,15 @@ class EvaluationError(QuintetError):
     """An evaluation cannot run as asked (mismatched resume, bad predictions file ...)."""
 
 
+def check_resamples(resamples: int) -> None:
+    """Refuse a negative ``--bootstrap`` count rather than silently drawing none."""
+    if resamples < 0:
+        raise EvaluationError(
+            f"--bootstrap must be 0 (no intervals) or a positive number of resamples "
+            f"(got {resamples})"
+        )
+
+
 @dataclass
 class Report:
     """Everything ``report.json`` holds (see README: the output contract)."""
@@ -119,6 +128,7 @@ def evaluate(
         raise EvaluationError(f"--limit must be at least 1 (got {limit})")
     if batch_size < 1:
         raise EvaluationError(f"--batch-size must be at least 1 (got {batch_size})")
+    check_resamples(bootstrap)
     # All reading (and its errors, with file:line) happens here, before any model work.
     data_path = _local_data(data)
     all_items = _unique_ids(harness.read(data_path or "", options))

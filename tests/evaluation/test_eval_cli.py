@@ -142,6 +142,9 @@ def test_decode_and_option_values_are_json_where_they_can_be():
         (["eval", "classification", "--data", "data/classification/nope.tsv"], "nope.tsv"),
         (["eval", "classification", "--data", "data/classification/sst2/dev.tsv", "--limit",
           "0", "--out", "unused"], "--limit must be at least 1"),
+        (["eval", "classification", "--data", "data/classification/sst2/dev.tsv", "--bootstrap",
+          "-5", "--out", "unused"], "--bootstrap must be 0 (no intervals) or a positive"),
+        (["eval", "compare", "run-a", "run-b", "--bootstrap", "-5"], "--bootstrap must be 0"),
     ],
 )  # fmt: skip
 def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):

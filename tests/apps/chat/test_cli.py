@@ -75,6 +75,30 @@ def test_message_option_with_system_prompt_and_user_errors(real_store, tmp_path:
     assert f"error: {bad}: message 0 has role 'robot'" in broken.stderr
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--temperature", "nan"], "temperature must be a finite number (got nan)"),
+        (["--temperature", "inf"], "temperature must be a finite number (got inf)"),
+        (["--max-new-tokens", "1000000000"], "lower max_new_tokens below 8192"),
+    ],
+)
+def test_impossible_decoding_options_are_one_line_errors(real_store, options, message) -> None:
+    run = subprocess.run(
+        [*CLI, "--message", "Hi", *options],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], run.stderr
+    assert "-99" not in run.stderr
+
+
 def _feeder(lines: list[str]):
     queue = list(lines)
 
