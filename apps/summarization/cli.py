@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from apps.cli_io import read_stdin, read_text_file
+from apps.cli_io import checked_arguments, read_stdin, read_text_file
 from apps.eval_cli import parse_pairs
 from core.errors import ConfigError
 
@@ -29,7 +29,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     if args.input:
         text = read_text_file(args.input, "--input")
     else:
-        text = " ".join(args.text) if args.text else read_stdin()
+        text = " ".join(checked_arguments(args.text, "TEXT")) if args.text else read_stdin()
     summarizer = Summarizer(args.model, device=args.device)
     result = summarizer.summarize(
         text,

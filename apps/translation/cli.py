@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from apps.cli_io import read_stdin
+from apps.cli_io import checked_arguments, read_stdin
 from apps.eval_cli import parse_pairs
 from core.errors import ConfigError
 
@@ -46,6 +46,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.input and not Path(args.input).is_file():
         raise ConfigError(f"--input {args.input}: no such file; give a UTF-8 text file")
     language(args.src), language(args.tgt)  # a bad code fails before any model loads
+    checked_arguments(args.text, "TEXT")
     decode = _decode(args)
     translator = Translator(args.model, device=args.device, batch_size=args.batch_size)
     print(_route_line(translator, args.src, args.tgt), file=sys.stderr)

@@ -102,3 +102,42 @@ def test_offline_hub_id_fails_fast(tmp_path: Path) -> None:
     )
     assert time.perf_counter() - started < 20  # imports included; no 30 s of retries
     assert_one_line_error(done, "Offline alternatives: smollm2-135m-instruct")
+
+
+BAD = b"bad \xff\xfe byte"  # not UTF-8: Python hands it on as lone surrogates
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "fragment"),
+    [
+        (("classify", "--model", "minilm-l6", "--labels", "a,b", BAD), b"",
+         "the TEXT argument is not UTF-8 text (a stray byte at character 5)"),
+        (("classify", "--model", "minilm-l6", "--labels", b"a,\xff", "fine"), b"",
+         "--labels is not UTF-8 text"),
+        (("translate", "--src", "en", "--tgt", "de", "fine", BAD), b"",
+         "TEXT argument 2 is not UTF-8 text"),
+        (("summarize", BAD), b"", "the TEXT argument is not UTF-8 text"),
+        (("chat", "--message", BAD), b"", "--message is not UTF-8 text"),
+        (("chat", "--system", BAD, "--message", "hi"), b"", "--system is not UTF-8 text"),
+        (("qa", "--question", BAD, "--context", "fine"), b"", "--question is not UTF-8 text"),
+        (("qa", "--question", "who?", "--context", BAD), b"", "--context is not UTF-8 text"),
+        (("summarize",), b"Hello \xff\xfe world\n", "standard input is not UTF-8 text"),
+        (("translate", "--src", "en", "--tgt", "de"), BAD, "standard input is not UTF-8 text"),
+        (("chat", "--max-new-tokens", "4"), BAD, "standard input is not UTF-8 text"),
+    ],
+)  # fmt: skip
+def test_non_utf8_bytes_in_argv_or_stdin_are_one_line(
+    real_store: ModelStore, args: tuple[str | bytes, ...], stdin: bytes, fragment: str
+) -> None:
+    raw = subprocess.run(
+        [str(QUINTET), *args],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, "QUINTET_HOME": str(real_store.home)},
+        timeout=300,
+    )
+    done = subprocess.CompletedProcess(
+        raw.args, raw.returncode, raw.stdout.decode(errors="replace"),
+        raw.stderr.decode(errors="replace"),
+    )  # fmt: skip
+    assert_one_line_error(done, fragment)

@@ -211,3 +211,17 @@ def test_interactive_program_in_a_terminal_with_ctrl_c(real_store, tmp_path: Pat
         except (ProcessLookupError, ChildProcessError):
             pass
         os.close(fd)
+
+
+def test_interactive_line_with_a_non_utf8_byte_is_an_error_and_chat_goes_on(generator) -> None:
+    session = ChatSession(generator, max_new_tokens=4)
+    out = io.StringIO()
+    # What input() returns for the byte 0xff under surrogateescape.
+    repl(session, _feeder(["bad \udcff byte", "/system \udcff", "Hi"]), out)
+    lines = out.getvalue().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == [
+        "error: the line typed is not UTF-8 text (a stray byte at character 5): give it as UTF-8",
+        "error: the line typed is not UTF-8 text (a stray byte at character 9): give it as UTF-8",
+    ]
+    assert [m["content"] for m in session.messages][:1] == ["Hi"]
