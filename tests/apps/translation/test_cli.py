@@ -58,6 +58,14 @@ def test_file_to_file_resumes_and_file_to_stdout_streams(marian, tmp_path, capsy
         (["--src", "en", "--tgt", "de", "--input", "/nope.txt"], "--input /nope.txt: no such"),
         (["--src", "en", "--tgt", "de", "--decode", "beams"], "--decode 'beams': expected"),
         (["x", "--src", "en", "--tgt", "de", "--decode", "beams=2"], "unknown decoding option"),
+        (
+            ["x", "--src", "en", "--tgt", "de", "--decode", "max_new_tokens=1e9"],
+            "max_new_tokens 1000000000 is more than",
+        ),
+        (
+            ["x", "--src", "en", "--tgt", "de", "--max-new-tokens", "513"],
+            "decoder holds at most 512 tokens; set max_new_tokens to 512 or less",
+        ),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(marian, capsys, argv, message) -> None:
