@@ -141,3 +141,17 @@ def test_non_utf8_bytes_in_argv_or_stdin_are_one_line(
         raw.stderr.decode(errors="replace"),
     )  # fmt: skip
     assert_one_line_error(done, fragment)
+
+
+def test_finetune_on_one_class_is_one_line_unless_labels_name_the_set(tmp_path: Path) -> None:
+    data = tmp_path / "ones.csv"
+    data.write_text("text,label\n" + "".join(f"sentence number {i},1\n" for i in range(20)))
+    env = {"QUINTET_HOME": str(tmp_path / "home")}
+    command = ("finetune", "classification", "--model", str(tiny_model_dir("bert")),
+               "--data", str(data), "--output", "ones", "--max-steps", "1")  # fmt: skip
+    assert_one_line_error(run(*command, env=env), "every training example has the label '1'")
+    assert_one_line_error(run(*command, "--labels", "1", env=env), "at least two labels")
+    done = run(*command, "--labels", "0,1", env=env)
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "home" / "models" / "ones" / "config.json").read_text())
+    assert config["id2label"] == {"0": "0", "1": "1"}
