@@ -87,17 +87,17 @@ def _lines_to_stdout(translator, args: argparse.Namespace, decode: dict) -> int:
     """Translate ``--input`` line by line to stdout, a chunk at a time (bounded memory)."""
     import itertools
 
-    from apps.translation.files import count_text_lines
+    from apps.translation.files import as_one_line, count_text_lines, line_text, open_lines
 
     # Output starts at once: check the whole file is UTF-8 first, not at a bad line midway
     # (--output runs check it in translate_file, before any model loads).
     count_text_lines(Path(args.input))
     results = []
-    with open(args.input, encoding="utf-8") as f:
+    with open_lines(Path(args.input)) as f:
         while chunk := list(itertools.islice(f, STDOUT_CHUNK_LINES)):
-            lines = [line.rstrip("\r\n") for line in chunk]
+            lines = [line_text(line) for line in chunk]
             results = translator.translate(lines, args.src, args.tgt, progress=False, **decode)
-            sys.stdout.write("".join(r.text.replace("\n", " ") + "\n" for r in results))
+            sys.stdout.write("".join(as_one_line(r.text) + "\n" for r in results))
             sys.stdout.flush()
             _warn_truncated(results)
     return 0

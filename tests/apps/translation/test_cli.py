@@ -96,6 +96,15 @@ def test_a_file_that_is_not_utf8_fails_before_any_work(marian, tmp_path, capsys)
     assert not out.exists()  # refused before an output was opened
 
 
+def test_file_to_stdout_splits_lines_at_newlines_only(marian, tmp_path, capsys) -> None:
+    source = tmp_path / "cr.txt"
+    source.write_bytes(b"the house\nis small\rand old\nwhere is\r\nthe station\n")
+    argv = ["translate", "--src", "en", "--tgt", "de", "-m", marian, "--max-new-tokens", "2",
+            "--input", str(source)]  # fmt: skip
+    assert main(argv) == 0
+    assert len(capsys.readouterr().out.split("\n")) == 4 + 1  # 4 lines, then the final ""
+
+
 def test_stdin_that_is_not_utf8_is_one_line(marian, capsys, monkeypatch) -> None:
     stdin = io.TextIOWrapper(io.BytesIO("Grüße".encode("latin-1")), encoding="utf-8")
     monkeypatch.setattr("sys.stdin", stdin)
