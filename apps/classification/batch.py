@@ -30,6 +30,7 @@ from pathlib import Path
 
 from apps.classification.api import Classifier
 from core.data import DataError, read_records
+from core.locks import exclusive_output
 
 ProgressCallback = Callable[[int, int], None]
 _OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
@@ -134,14 +135,36 @@ def classify_file(
 
     Raises:
         DataError: the input is not a readable CSV/TSV/JSONL, or has no such column.
+        OutputInUseError: another run is writing ``output_path`` now.
     """
+    output_path = Path(output_path)
+    if output_path.suffix.lower() not in _OUTPUT_FORMATS:
+        raise DataError(output_path, 0, "unknown output extension; expected .csv, .tsv or .jsonl")
+    # Held from the resume check to the last row: two writers would interleave their rows.
+    with exclusive_output(output_path):
+        return _classify_file(
+            classifier, Path(input_path), output_path, text_column,
+            top_k=top_k, threshold=threshold, batch_size=batch_size, resume=resume,
+            progress=progress,
+        )  # fmt: skip
+
+
+def _classify_file(
+    classifier: Classifier,
+    input_path: Path,
+    output_path: Path,
+    text_column: str | None,
+    *,
+    top_k: int | None,
+    threshold: float,
+    batch_size: int,
+    resume: bool,
+    progress: bool | ProgressCallback,
+) -> BatchResult:
     from core.data import TEXT_FIELDS
 
     started = time.perf_counter()
-    input_path, output_path = Path(input_path), Path(output_path)
-    fmt = _OUTPUT_FORMATS.get(output_path.suffix.lower())
-    if fmt is None:
-        raise DataError(output_path, 0, "unknown output extension; expected .csv, .tsv or .jsonl")
+    fmt = _OUTPUT_FORMATS[output_path.suffix.lower()]
     records = read_records(input_path)
     input_columns = list(records[0][1].keys()) if records else []
     if text_column is None:

@@ -141,3 +141,27 @@ def test_train_from_a_labelled_csv_then_use_it_by_name(tmp_path: Path, tmp_home,
     capsys.readouterr()  # the trainer's validation lines
     assert main(["classify", "--model", "my-sentiment", "the film was good"]) == 0
     assert capsys.readouterr().out.startswith("pos")
+
+
+def test_a_second_writer_of_the_same_output_is_one_line(tiny: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from core.locks import exclusive_output
+
+    source = _reviews(tmp_path / "in.csv", 5)
+    out = tmp_path / "out.csv"
+    out.write_text("what the first run wrote so far\n")
+    quintet = Path(sys.executable).with_name("quintet")
+    command = [str(quintet), "classify", "--model", tiny, "--input", str(source),
+               "--text-column", "review", "--output", str(out)]  # fmt: skip
+    with exclusive_output(out):  # a run writing out.csv now
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: {out} is being written by another quintet run (it holds {out}.lock): wait "
+        "for that run to finish, or write to another output"
+    ]
+    assert out.read_text() == "what the first run wrote so far\n"  # untouched
+    assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0
