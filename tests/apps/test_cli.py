@@ -155,3 +155,25 @@ def test_finetune_on_one_class_is_one_line_unless_labels_name_the_set(tmp_path: 
     assert done.returncode == 0, done.stderr
     config = json.loads((tmp_path / "home" / "models" / "ones" / "config.json").read_text())
     assert config["id2label"] == {"0": "0", "1": "1"}
+
+
+class _Runs:
+    """Unpickles by calling a function: what a malicious pickle does (here harmless)."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_info_on_a_malicious_pickle_says_torch_refused_it(tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+
+    folder = tmp_path / "evil"
+    shutil.copytree(tiny_model_dir("bert"), folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    torch.save({"weight": _Runs()}, folder / "pytorch_model.bin")
+    done = run("models", "info", str(folder), "--allow-pickle")
+    assert_one_line_error(done, f"torch refused to unpickle the weights of '{folder}'")
+    assert "this ran while loading" not in done.stdout + done.stderr
