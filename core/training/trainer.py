@@ -28,9 +28,9 @@ import torch
 from tqdm.auto import tqdm
 
 from core.config import ModelSpec, TrainConfig
-from core.errors import ConfigError, QuintetError
+from core.errors import ConfigError, QuintetError, StoreError
 from core.models import Loaded, load_fresh, read_config
-from core.store import ModelStore, StoredModel, validate_name
+from core.store import ModelStore, StoredModel, describe_os_error, validate_name
 from core.training import checkpoint as ckpt
 from core.training import features as feats
 from core.training.tasks import (
@@ -219,6 +219,19 @@ class _Run:
             self.on_log(record)
 
 
+def check_writable(store: ModelStore) -> None:
+    """Fail with one line unless a run can write its checkpoints and result into ``store``.
+
+    Raises:
+        StoreError: the store (or its ``runs`` folder) is read-only, not permitted or full.
+    """
+    store.ensure_writable()  # the models folder, where the result goes
+    try:
+        (store.home / "runs").mkdir(exist_ok=True)  # where checkpoints and logs go
+    except OSError as exc:
+        raise StoreError(describe_os_error(exc, store.home)) from None
+
+
 def label_names(
     data: str | Path,
     train_examples: Sequence[Any],
@@ -323,6 +336,7 @@ def finetune(
         run.id2label = dict(enumerate(names))
     if config.eval_max_examples and len(val_examples) > config.eval_max_examples:
         val_examples = random.Random(config.seed).sample(val_examples, config.eval_max_examples)
+    check_writable(store)  # before minutes of loading and training, not at the first save
 
     # 2. A private copy of the base model with the task's head.
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")

@@ -177,3 +177,49 @@ def test_info_on_a_malicious_pickle_says_torch_refused_it(tmp_path: Path) -> Non
     done = run("models", "info", str(folder), "--allow-pickle")
     assert_one_line_error(done, f"torch refused to unpickle the weights of '{folder}'")
     assert "this ran while loading" not in done.stdout + done.stderr
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A folder no one can write to: a read-only tmpfs as root (root ignores chmod), where
+    mounting is allowed; a chmod 0500 folder otherwise."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        yield folder
+        folder.chmod(0o700)
+        return
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("running as root without the right to mount a read-only tmpfs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def _labelled_csv(path: Path) -> Path:
+    path.write_text("text,label\n" + "".join(f"sentence {i},{i % 2}\n" for i in range(20)))
+    return path
+
+
+def test_finetune_into_a_read_only_store_is_one_line(read_only_dir: Path, tmp_path: Path) -> None:
+    data = _labelled_csv(tmp_path / "data.csv")
+    done = run("finetune", "classification", "--model", str(tiny_model_dir("bert")),
+               "--data", str(data), "--output", "x", "--max-steps", "1",
+               env={"QUINTET_HOME": str(read_only_dir)})  # fmt: skip
+    assert_one_line_error(done, f"cannot write to the model store at {read_only_dir}")
+    assert "set QUINTET_HOME to a writable folder" in done.stderr
+
+
+def test_finetune_into_a_store_that_cannot_exist_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"  # a store "inside" a regular file: refused even for root
+    blocker.write_text("not a folder")
+    data = _labelled_csv(tmp_path / "data.csv")
+    done = run("finetune", "classification", "--model", str(tiny_model_dir("bert")),
+               "--data", str(data), "--output", "x", "--max-steps", "1",
+               env={"QUINTET_HOME": str(blocker / "home")})  # fmt: skip
+    assert_one_line_error(done, f"model store at {blocker / 'home'}")
