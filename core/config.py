@@ -143,11 +143,20 @@ class DecodeConfig:
         object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids))
         # Wrong types first: the range checks below would fail on them with a TypeError
         # (``--decode max_new_tokens=lots`` reaches here as a string).
-        problems = (
-            list(self._type_problems()) or list(non_finite_problems(self)) or list(self._problems())
-        )
+        problems = list(self._type_problems()) or list(non_finite_problems(self))
+        if not problems:
+            self._whole_numbers_as_int()
+            problems = list(self._problems())
         if problems:
             raise ConfigError("invalid decoding settings: " + "; ".join(problems))
+
+    def _whole_numbers_as_int(self) -> None:
+        # JSON reads ``--decode num_beams=2.0`` or ``max_new_tokens=1e3`` as floats; torch
+        # wants ints for counts (repeat_interleave fails on a float beam count).
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type.removesuffix(" | None") == "int" and isinstance(value, float):
+                object.__setattr__(self, f.name, int(value))
 
     def _type_problems(self) -> Iterator[str]:
         for f in fields(self):

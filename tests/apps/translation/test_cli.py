@@ -116,3 +116,10 @@ def test_unknown_model_is_one_line(capsys) -> None:
     code = main(["translate", "--src", "en", "--tgt", "de", "-m", "no-such-model", "Hi"])
     err = capsys.readouterr().err
     assert code == 2 and "unknown model 'no-such-model'" in err and "Traceback" not in err
+
+
+def test_a_float_beam_count_from_decode_runs(marian, capsys) -> None:
+    code = main(["translate", "--src", "en", "--tgt", "de", "-m", marian, "--max-new-tokens",
+                 "3", "The cat.", "--decode", "num_beams=2.0"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0 and out.strip() and "Traceback" not in err

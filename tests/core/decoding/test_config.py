@@ -75,3 +75,12 @@ def test_nan_typed_on_the_command_line_is_refused() -> None:
     typed = parse_pairs(["temperature=NaN", "do_sample=true"], "--decode")  # JSON reads NaN
     with pytest.raises(ConfigError, match=r"temperature must be a finite number \(got nan\)"):
         DecodeConfig.from_overrides(None, **typed)
+
+
+def test_whole_number_floats_become_ints() -> None:
+    from apps.eval_cli import parse_pairs
+
+    typed = parse_pairs(["num_beams=2.0", "max_new_tokens=1e3", "seed=7.0"], "--decode")
+    config = DecodeConfig.from_overrides(None, **typed)
+    assert (config.num_beams, config.max_new_tokens, config.seed) == (2, 1000, 7)
+    assert all(type(v) is int for v in (config.num_beams, config.max_new_tokens, config.seed))
