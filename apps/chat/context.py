@@ -89,7 +89,8 @@ def fit(
     if budget < 1:  # max_new_tokens takes the whole window: no message could ever fit
         raise InputTooLongError(
             f"max_new_tokens {max_new_tokens} leaves no room for the message in the "
-            f"{window}-token context window: lower max_new_tokens below {window}"
+            f"{window}-token context window: lower max_new_tokens below {window}, or allow a "
+            "larger context window"
         )
     if count(turns, summary) <= budget:
         return Fit(0, summary, "")
