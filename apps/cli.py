@@ -147,9 +147,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     defaults = {"learning_rate": 2e-4} if args.lora and args.lr is None else {}
     config = TrainConfig(**{**defaults, **{k: v for k, v in options.items() if v is not None}})
     fields = FieldNames(text=args.text_field, target=args.target_field, label=args.label_field)
+    labels = None if args.labels is None else [name.strip() for name in args.labels.split(",")]
     result = finetune(
         args.task, args.model, args.data, args.output, config,
-        validation_data=args.validation, fields=fields, resume=args.resume,
+        validation_data=args.validation, fields=fields, resume=args.resume, labels=labels,
     )  # fmt: skip
     scores = ", ".join(f"{k} {v:.4f}" for k, v in result.validation.items() if k != "primary")
     print(f"{args.output}: {result.steps} steps in {result.seconds / 60:.1f} min; best: {scores}")
@@ -262,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--text-field")
     tune.add_argument("--target-field")
     tune.add_argument("--label-field")
+    tune.add_argument(
+        "--labels", help="classification: the full label set, comma-separated (default: the data's)"
+    )
     tune.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tune.set_defaults(func=cmd_finetune)
 

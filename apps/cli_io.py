@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.config import BACKENDS
@@ -38,6 +39,36 @@ def read_text_file(path: str | Path, option: str) -> str:
 def read_stdin() -> str:
     """All of standard input; bytes that are not UTF-8 are a ``ConfigError``."""
     try:
-        return sys.stdin.read()
+        text = sys.stdin.read()
     except UnicodeDecodeError:
         raise ConfigError("standard input is not UTF-8 text") from None
+    # Under a C/UTF-8 locale Python reads stdin with surrogateescape: no error above.
+    return checked_text(text, "standard input")
+
+
+def checked_text(text: str, source: str) -> str:
+    """``text`` unchanged, or a ``ConfigError`` naming ``source`` if it holds non-UTF-8 bytes.
+
+    Python decodes command-line arguments (and, under a C or UTF-8 locale, standard input)
+    with surrogateescape: a byte that is not UTF-8 arrives as a lone surrogate instead of an
+    error, and only fails later inside a tokenizer with a traceback.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ConfigError(
+            f"{source} is not UTF-8 text (a stray byte at character {e.start + 1}): "
+            "give it as UTF-8"
+        ) from None
+    return text
+
+
+def checked_arguments(texts: Sequence[str], name: str) -> list[str]:
+    """Each of ``texts`` (the TEXT arguments of a command) checked by :func:`checked_text`.
+
+    ``name`` is how the arguments are called in the usage line, e.g. ``"TEXT"``; a bad one
+    is named by its position when there are several.
+    """
+    if len(texts) == 1:
+        return [checked_text(texts[0], f"the {name} argument")]
+    return [checked_text(t, f"{name} argument {i}") for i, t in enumerate(texts, start=1)]

@@ -6,6 +6,7 @@ not deep inside torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Literal, get_args
@@ -26,6 +27,18 @@ QUANTIZATIONS: tuple[str, ...] = ("int8",)
 # Decoding engines (core.decoding.engines chooses among them): here so that building the
 # command line needs no torch import.
 BACKENDS: tuple[str, ...] = ("auto", "transformers", "ctranslate2", "onnxruntime-genai")
+
+
+def non_finite_problems(config: object) -> Iterator[str]:
+    """A problem for every ``float`` field of the dataclass ``config`` that is NaN or infinite.
+
+    Range checks cannot catch these: every comparison with NaN is false, so ``nan <= 0``
+    lets a NaN temperature through, and an infinite count of epochs never ends.
+    """
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.type.startswith("float") and isinstance(value, float) and not math.isfinite(value):
+            yield f"{f.name} must be a finite number (got {value})"
 
 
 @dataclass(frozen=True)
@@ -134,9 +147,20 @@ class DecodeConfig:
         object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids))
         # Wrong types first: the range checks below would fail on them with a TypeError
         # (``--decode max_new_tokens=lots`` reaches here as a string).
-        problems = list(self._type_problems()) or list(self._problems())
+        problems = list(self._type_problems()) or list(non_finite_problems(self))
+        if not problems:
+            self._whole_numbers_as_int()
+            problems = list(self._problems())
         if problems:
             raise ConfigError("invalid decoding settings: " + "; ".join(problems))
+
+    def _whole_numbers_as_int(self) -> None:
+        # JSON reads ``--decode num_beams=2.0`` or ``max_new_tokens=1e3`` as floats; torch
+        # wants ints for counts (repeat_interleave fails on a float beam count).
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type.removesuffix(" | None") == "int" and isinstance(value, float):
+                object.__setattr__(self, f.name, int(value))
 
     def _type_problems(self) -> Iterator[str]:
         for f in fields(self):
@@ -276,7 +300,9 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = list(non_finite_problems(self))
+        if problems:  # the range checks below would be meaningless on NaN
+            raise ConfigError("invalid training settings: " + "; ".join(problems))
         if self.epochs <= 0 and self.max_steps is None:
             problems.append(f"epochs must be > 0 (got {self.epochs})")
         if self.max_steps is not None and self.max_steps < 1:
@@ -294,6 +320,12 @@ class TrainConfig:
             )
         if not 0 <= self.warmup_ratio < 1:
             problems.append(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
+        if self.max_grad_norm <= 0:
+            problems.append(f"max_grad_norm must be > 0 (got {self.max_grad_norm})")
+        if not 0 <= self.lora_dropout < 1:
+            problems.append(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             problems.append("early_stopping_patience must be at least 1")
         if problems:

@@ -34,3 +34,7 @@ class ChecksumError(QuintetError):
 
 class ConfigError(QuintetError, ValueError):
     """A configuration value is invalid (bad dtype, impossible combination, ...)."""
+
+
+class OutputInUseError(QuintetError):
+    """Another run is writing the same output file or folder right now."""

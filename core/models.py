@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import difflib
 import logging
+import pickle
+import re
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -322,6 +324,8 @@ def _load_uncached(
             **source_kwargs,
             **(model_kwargs or {}),
         )
+    except pickle.UnpicklingError as exc:
+        raise refused_pickle_error(resolved.name, exc) from None
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(
             f"cannot load {resolved.name!r} as a {kind} model: {_first_line(exc)}"
@@ -371,6 +375,21 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     from torch.ao.quantization import quantize_dynamic
 
     return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def refused_pickle_error(name: str, exc: pickle.UnpicklingError) -> ModelLoadError:
+    """One line for pickle weights that torch's ``weights_only`` loader refused.
+
+    Even with ``--allow-pickle`` torch unpickles tensors only; a file that names any other
+    Python object (a function, a class) is refused because unpickling it could run code.
+    """
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    what = f" (it references {found.group(1)})" if found else ""
+    return ModelLoadError(
+        f"torch refused to unpickle the weights of {name!r}: the file holds more than plain "
+        f"tensors{what} and could run code when loaded. Do not use it; get safetensors "
+        "weights from a source you trust"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -88,8 +88,9 @@ def describe_os_error(exc: OSError, where: Path) -> str:
             "or set QUINTET_HOME to a folder on a larger disk"
         )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "read-only file system" if exc.errno == errno.EROFS else "permission denied"
         return (
-            f"cannot write to the model store at {where} (permission denied): "
+            f"cannot write to the model store at {where} ({why}): "
             "set QUINTET_HOME to a writable folder"
         )
     return f"model store at {where}: {exc.strerror or exc}"

@@ -29,7 +29,7 @@ from typing import Any
 
 from core.errors import QuintetError
 from evaluation.bootstrap import make_scorer, paired_bootstrap
-from evaluation.harness import EvaluationError
+from evaluation.harness import EvaluationError, check_resamples
 from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
 from evaluation.registry import get_harness
 from evaluation.report import _e, _fmt, _html_table, _md_table
@@ -95,6 +95,7 @@ def compare(
     """
     if len(run_dirs) < 2:
         raise EvaluationError("compare needs at least two run folders")
+    check_resamples(resamples)
     runs = [load_run(d) for d in run_dirs]
     base_report, base_items, base_predictions = runs[0]
     task = base_report["task"]

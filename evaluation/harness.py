@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import QuintetError
+from core.locks import exclusive_output
 from evaluation import predictions as pred_io
 from evaluation.bootstrap import bootstrap_intervals, make_scorer
 from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores, TaskHarness
@@ -38,6 +39,15 @@ ProgressCallback = Callable[[int, int], None]
 
 class EvaluationError(QuintetError):
     """An evaluation cannot run as asked (mismatched resume, bad predictions file ...)."""
+
+
+def check_resamples(resamples: int) -> None:
+    """Refuse a negative ``--bootstrap`` count rather than silently drawing none."""
+    if resamples < 0:
+        raise EvaluationError(
+            f"--bootstrap must be 0 (no intervals) or a positive number of resamples "
+            f"(got {resamples})"
+        )
 
 
 @dataclass
@@ -110,15 +120,45 @@ def evaluate(
         DataError: a bad data or predictions file (``file:line`` and what was expected),
             before any model is loaded.
         EvaluationError: an ``out`` folder of another evaluation, a bad limit, no items.
+        OutputInUseError: another run is writing ``out`` now.
     """
-    started = time.perf_counter()  # total time: reading, predicting and scoring
     options = options or DataOptions()
+    if out is None:
+        who = Path(predictions_file).stem if predictions_file is not None else model or "default"
+        out = default_out_dir(task, who, data or options.source_file or "")
+    # One writer per run folder: two would append to the same predictions.jsonl.
+    with exclusive_output(out):
+        return _evaluate(
+            task, model, data, limit=limit, out_dir=Path(out), decode=decode, options=options,
+            batch_size=batch_size, bootstrap=bootstrap, bootstrap_seconds=bootstrap_seconds,
+            progress=progress, predictions_file=predictions_file,
+        )  # fmt: skip
+
+
+def _evaluate(
+    task: str,
+    model: str | None,
+    data: str | None,
+    *,
+    limit: int | None,
+    out_dir: Path,
+    decode: dict[str, Any] | None,
+    options: DataOptions,
+    batch_size: int,
+    bootstrap: int,
+    bootstrap_seconds: float,
+    progress: bool | ProgressCallback,
+    predictions_file: str | None,
+) -> Report:
+    """:func:`evaluate` into the run folder ``out_dir``, whose lock the caller holds."""
+    started = time.perf_counter()  # total time: reading, predicting and scoring
     decode = dict(decode or {})
     harness = get_harness(task)
     if limit is not None and limit < 1:
         raise EvaluationError(f"--limit must be at least 1 (got {limit})")
     if batch_size < 1:
         raise EvaluationError(f"--batch-size must be at least 1 (got {batch_size})")
+    check_resamples(bootstrap)
     # All reading (and its errors, with file:line) happens here, before any model work.
     data_path = _local_data(data)
     all_items = _unique_ids(harness.read(data_path or "", options))
@@ -130,19 +170,11 @@ def evaluate(
     if predictions_file is not None:
         predictions = pred_io.read_given(predictions_file, items, total=len(all_items))
         model_name, settings, seconds = f"predictions:{Path(predictions_file).name}", {}, 0.0
-        out_dir = (
-            Path(out)
-            if out is not None
-            else default_out_dir(task, Path(predictions_file).stem, dataset)
-        )
         run = _run_key(task, model_name, dataset, {}, options)
         _claim(out_dir, run, resumable=False)
         _write_state(out_dir / "run.json", run, model_name, settings, 0.0)
         device, earlier = "", 0.0
     else:
-        out_dir = (
-            Path(out) if out is not None else default_out_dir(task, model or "default", dataset)
-        )
         predictions, model_name, settings, seconds, earlier = _predict(
             harness,
             items,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from apps.chat.api import DEFAULT_MAX_NEW_TOKENS, STRATEGIES, ChatReply, ChatSession
-from apps.cli_io import add_backend_option, read_stdin
+from apps.cli_io import add_backend_option, checked_text, read_stdin
 from core.errors import ConfigError, QuintetError
 
 HELP = """commands:
@@ -104,6 +104,7 @@ def repl(
         if not text:
             continue
         try:
+            checked_text(line, "the line typed")  # a terminal in another encoding
             if text.startswith("/"):
                 command, _, rest = text.partition(" ")
                 if command in ("/exit", "/quit"):
@@ -168,6 +169,9 @@ def _short(text: str, width: int = 70) -> str:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    for option, text in (("--message", args.message), ("--system", args.system)):
+        if text is not None:
+            checked_text(text, option)  # before a model loads
     decode = decode_options(args)
     options = {
         "backend": args.backend,

@@ -83,8 +83,15 @@ def fit(
     the model's view so that ``count(kept, summary) <= budget``.
 
     Raises:
-        InputTooLongError: the new message alone (with the system prompt) is over budget.
+        InputTooLongError: the new message alone (with the system prompt) is over budget,
+            or ``max_new_tokens`` leaves no budget at all.
     """
+    if budget < 1:  # max_new_tokens takes the whole window: no message could ever fit
+        raise InputTooLongError(
+            f"max_new_tokens {max_new_tokens} leaves no room for the message in the "
+            f"{window}-token context window: lower max_new_tokens below {window}, or allow a "
+            "larger context window"
+        )
     if count(turns, summary) <= budget:
         return Fit(0, summary, "")
     alone = count(turns[-1:], "")

@@ -4,7 +4,9 @@ The output has every input column plus ``predicted_label``, ``confidence`` and o
 ``p_<label>`` column per label (for multi-label, ``predicted_label`` joins the chosen labels
 with ``|``). Rows are written batch by batch; when the output already holds the first rows of
 the same job (same columns), they are kept and the job continues after them, so an
-interrupted run of a big file resumes instead of starting over.
+interrupted run of a big file resumes instead of starting over. A row a killed run left
+half-written at the end is cut off first and classified again (appending after it would glue
+the next row onto it).
 
 A row whose text is empty is kept with an empty prediction (so row counts match) rather than
 stopping a long job; the count of such rows is returned.
@@ -20,13 +22,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from apps.classification.api import Classifier
 from core.data import DataError, read_records
+from core.locks import exclusive_output
 
 ProgressCallback = Callable[[int, int], None]
 _OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
@@ -46,10 +50,60 @@ def _columns(classifier: Classifier, input_columns: list[str]) -> list[str]:
     return [*input_columns, *[c for c in extra if c not in input_columns]]
 
 
+def _complete_end(path: Path, fmt: str) -> int:
+    """The byte offset just past the last complete row of ``path`` (header included).
+
+    A row is complete when it ends with its newline and parses whole: a JSON object for
+    JSONL, as many fields as the header for CSV/TSV (a quoted CSV field cut after one of
+    its own newlines ends in a newline too, but is an unterminated quote).
+    """
+    end = 0
+    with path.open("rb") as handle:
+        if fmt == "jsonl":
+            for line in handle:
+                try:
+                    json.loads(line)
+                except ValueError:
+                    break
+                if not line.endswith(b"\n"):
+                    break
+                end += len(line)
+            return end
+        ends: list[int] = []  # byte offset after each line read so far
+        unfinished = []  # the last line of the file, when it has no newline
+
+        def lines() -> Iterator[str]:
+            for line in handle:
+                ends.append((ends[-1] if ends else 0) + len(line))
+                if not line.endswith(b"\n"):
+                    unfinished.append(line)
+                yield line.decode("utf-8", errors="replace")
+
+        options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
+        width = None
+        try:
+            # The reader pulls lines only as the current row needs them, so after each row
+            # ends[-1] is where that row stops.
+            for row in csv.reader(lines(), strict=True, **options):
+                width = width or len(row)
+                if len(row) != width or unfinished:
+                    break
+                end = ends[-1]
+        except csv.Error:
+            pass  # an unterminated quote at the end of the file: a cut row
+    return end
+
+
 def _existing_rows(path: Path, fmt: str, columns: list[str]) -> int:
-    """How many finished rows ``path`` already holds for this job (0 if it is another job)."""
+    """How many finished rows ``path`` already holds for this job (0 if it is another job).
+
+    A partial last row is cut from the file first.
+    """
     if not path.is_file() or path.stat().st_size == 0:
         return 0
+    end = _complete_end(path, fmt)
+    if end < path.stat().st_size:
+        os.truncate(path, end)
     try:
         records = read_records(path, fmt)
     except DataError:
@@ -81,14 +135,36 @@ def classify_file(
 
     Raises:
         DataError: the input is not a readable CSV/TSV/JSONL, or has no such column.
+        OutputInUseError: another run is writing ``output_path`` now.
     """
+    output_path = Path(output_path)
+    if output_path.suffix.lower() not in _OUTPUT_FORMATS:
+        raise DataError(output_path, 0, "unknown output extension; expected .csv, .tsv or .jsonl")
+    # Held from the resume check to the last row: two writers would interleave their rows.
+    with exclusive_output(output_path):
+        return _classify_file(
+            classifier, Path(input_path), output_path, text_column,
+            top_k=top_k, threshold=threshold, batch_size=batch_size, resume=resume,
+            progress=progress,
+        )  # fmt: skip
+
+
+def _classify_file(
+    classifier: Classifier,
+    input_path: Path,
+    output_path: Path,
+    text_column: str | None,
+    *,
+    top_k: int | None,
+    threshold: float,
+    batch_size: int,
+    resume: bool,
+    progress: bool | ProgressCallback,
+) -> BatchResult:
     from core.data import TEXT_FIELDS
 
     started = time.perf_counter()
-    input_path, output_path = Path(input_path), Path(output_path)
-    fmt = _OUTPUT_FORMATS.get(output_path.suffix.lower())
-    if fmt is None:
-        raise DataError(output_path, 0, "unknown output extension; expected .csv, .tsv or .jsonl")
+    fmt = _OUTPUT_FORMATS[output_path.suffix.lower()]
     records = read_records(input_path)
     input_columns = list(records[0][1].keys()) if records else []
     if text_column is None:

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from apps.cli_io import checked_arguments, checked_text
 from core.errors import ConfigError
 
 
@@ -26,6 +27,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         )
     if args.input is not None and not args.output:
         raise ConfigError("--input needs --output FILE (.csv, .tsv or .jsonl)")
+    checked_arguments(args.texts, "TEXT")  # before a model loads
+    if args.labels is not None:
+        checked_text(args.labels, "--labels")
     classifier = Classifier(
         args.model,
         labels=args.labels,

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from apps.cli_io import read_text_file
+from apps.cli_io import checked_text, read_text_file
 from core.errors import ConfigError
 
 
@@ -23,7 +23,7 @@ def _read_context(args: argparse.Namespace) -> str:
         return read_text_file(args.context_file, "--context-file")
     if args.context is None:
         raise ConfigError("give the context: --context TEXT or --context-file FILE")
-    return args.context
+    return checked_text(args.context, "--context")
 
 
 def cmd_qa(args: argparse.Namespace) -> int:
@@ -44,6 +44,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
     }
     if batch:
         return _batch(args, options)
+    checked_text(args.question, "--question")
     context = _read_context(args)
     qa = QuestionAnswerer(args.model, device=args.device)
     answers = qa.answer(args.question, context, doc_stride=args.doc_stride, **options)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from apps.summarization.chunking import chunk_text
@@ -39,6 +39,10 @@ _STYLE_PROMPTS = {
     "detailed": "Write a detailed summary of this {what} in one paragraph.",
 }
 MAX_REDUCE_ROUNDS = 4
+
+# progress(stage, done, total): chunks summarized so far in a stage ("chunks", then
+# "reduce round 1", ...); called at the start of a stage and after each batch.
+ChunkProgress = Callable[[str, int, int], None]
 
 
 class SummarizationError(QuintetError):
@@ -115,6 +119,7 @@ class Summarizer:
         min_length: int | None = None,
         max_length: int | None = None,
         style: str = "default",
+        progress: ChunkProgress | None = None,
         **decode,
     ) -> list[SummaryResult]:
         """Summarize each text; one result per text, in order.
@@ -124,6 +129,9 @@ class Summarizer:
                 ``max_new_tokens``; default 0 and 96).
             style: ``default`` (one or two sentences), ``one_sentence``, ``bullets``,
                 ``detailed`` (instruct models; seq2seq models summarize in their one style).
+            progress: ``progress(stage, done, total)`` for long inputs: the chunks of the
+                map step (stage ``"chunks"``), then of each reduce round; not called when
+                every text is one chunk.
             decode: other :class:`core.config.DecodeConfig` fields.
 
         An empty text gives an empty summary.
@@ -143,7 +151,10 @@ class Summarizer:
             chunked = [self._chunks(t) for t in texts]
             flat = [(i, c) for i, chunks in enumerate(chunked) for c, _ in chunks]
             dialogue = [looks_like_dialogue(t) for t in texts]
-            outputs = self._generate([self._prompt(c, dialogue[i], style) for i, c in flat], config)
+            if len(flat) <= len(texts):
+                progress = None  # one chunk a text: nothing long to report on
+            prompts = [self._prompt(c, dialogue[i], style) for i, c in flat]
+            outputs = self._generate(prompts, config, progress, "chunks")
             partial: dict[int, list[tuple[str, int]]] = {}
             for (i, _), out in zip(flat, outputs, strict=True):
                 partial.setdefault(i, []).append(out)
@@ -158,7 +169,7 @@ class Summarizer:
                 summary, tokens = (
                     (pieces[0][0], 0)
                     if len(pieces) == 1
-                    else self._reduce(pieces, dialogue[i], style, config)
+                    else self._reduce(pieces, style, config, progress)
                 )
                 rounds = 0 if len(pieces) == 1 else self._rounds
                 info = ChunkInfo(len(pieces), tuple(span for _, span in chunked[i]), rounds)
@@ -206,13 +217,27 @@ class Summarizer:
             }
         ]
 
-    def _generate(self, prompts, config: DecodeConfig) -> list[tuple[str, int]]:
+    def _generate(
+        self,
+        prompts,
+        config: DecodeConfig,
+        progress: ChunkProgress | None = None,
+        stage: str = "",
+    ) -> list[tuple[str, int]]:
         if not prompts:
             return []
-        results = self.generator.generate(prompts, config, progress=False)
+        if progress is None:
+            results = self.generator.generate(prompts, config, progress=False)
+        else:
+            progress(stage, 0, len(prompts))
+
+            def update(done: int, total: int) -> None:
+                progress(stage, done, total)
+
+            results = self.generator.generate(prompts, config, progress=update)
         return [(r.text.strip(), r.num_tokens) for r in results]
 
-    def _reduce(self, pieces, dialogue: bool, style: str, config: DecodeConfig):
+    def _reduce(self, pieces, style: str, config: DecodeConfig, progress: ChunkProgress | None):
         """Summarize the joined chunk summaries until one summary is left."""
         self._rounds = 0
         summaries = [text for text, _ in pieces]
@@ -222,7 +247,8 @@ class Summarizer:
             joined = "\n".join(summaries)
             # The chunk summaries are prose now, whatever the input was.
             chunks = [c for c, _ in chunk_text(joined, self._count, self.chunk_tokens, 0)]
-            outputs = self._generate([self._prompt(c, False, style) for c in chunks], config)
+            prompts = [self._prompt(c, False, style) for c in chunks]
+            outputs = self._generate(prompts, config, progress, f"reduce round {self._rounds}")
             summaries = [text for text, _ in outputs]
             tokens += sum(t for _, t in outputs)
         return " ".join(summaries), tokens

@@ -4,16 +4,18 @@ quintet summarize "A long article ..."
 quintet summarize --input meeting.txt --style bullets --max-length 120
 cat chat.txt | quintet summarize --model smollm2-135m-samsum
 
-The model, its mode and how the input was chunked go to stderr.
+The model, its mode and how the input was chunked go to stderr; a long input's chunk
+progress too (``--quiet`` for none).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from apps.cli_io import add_backend_option, read_stdin, read_text_file
+from apps.cli_io import add_backend_option, checked_arguments, read_stdin, read_text_file
 from apps.eval_cli import parse_pairs
 from core.errors import ConfigError
 
@@ -29,13 +31,14 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     if args.input:
         text = read_text_file(args.input, "--input")
     else:
-        text = " ".join(args.text) if args.text else read_stdin()
+        text = " ".join(checked_arguments(args.text, "TEXT")) if args.text else read_stdin()
     summarizer = Summarizer(args.model, device=args.device, backend=args.backend)
     result = summarizer.summarize(
         text,
         min_length=args.min_length,
         max_length=args.max_length,
         style=args.style,
+        progress=None if args.quiet else chunk_bars(),
         **decode,
     )[0]
     if args.output:
@@ -55,6 +58,24 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def chunk_bars() -> Callable[[str, int, int], None]:
+    """A ``progress(stage, done, total)`` drawing one bar per stage on stderr."""
+    from tqdm import tqdm
+
+    current: list[tqdm] = []  # the bar of the stage under way
+
+    def update(stage: str, done: int, total: int) -> None:
+        if done == 0:  # a stage starts
+            desc = f"summarizing {total} chunks" if stage == "chunks" else stage
+            current[:] = [tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr)]
+        bar = current[0]
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -78,5 +99,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--decode", nargs="*", metavar="KEY=VALUE", help="e.g. num_beams=4")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--quiet", "-q", action="store_true", help="no chunk progress")
     add_backend_option(p)
     p.set_defaults(func=cmd_summarize)

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from apps.cli_io import add_backend_option, read_stdin
+from apps.cli_io import add_backend_option, checked_arguments, read_stdin
 from apps.eval_cli import parse_pairs
 from core.errors import ConfigError
 
@@ -46,6 +46,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.input and not Path(args.input).is_file():
         raise ConfigError(f"--input {args.input}: no such file; give a UTF-8 text file")
     language(args.src), language(args.tgt)  # a bad code fails before any model loads
+    checked_arguments(args.text, "TEXT")
     decode = _decode(args)
     translator = Translator(
         args.model, device=args.device, batch_size=args.batch_size, backend=args.backend
@@ -90,17 +91,17 @@ def _lines_to_stdout(translator, args: argparse.Namespace, decode: dict) -> int:
     """Translate ``--input`` line by line to stdout, a chunk at a time (bounded memory)."""
     import itertools
 
-    from apps.translation.files import count_text_lines
+    from apps.translation.files import as_one_line, count_text_lines, line_text, open_lines
 
     # Output starts at once: check the whole file is UTF-8 first, not at a bad line midway
     # (--output runs check it in translate_file, before any model loads).
     count_text_lines(Path(args.input))
     results = []
-    with open(args.input, encoding="utf-8") as f:
+    with open_lines(Path(args.input)) as f:
         while chunk := list(itertools.islice(f, STDOUT_CHUNK_LINES)):
-            lines = [line.rstrip("\r\n") for line in chunk]
+            lines = [line_text(line) for line in chunk]
             results = translator.translate(lines, args.src, args.tgt, progress=False, **decode)
-            sys.stdout.write("".join(r.text.replace("\n", " ") + "\n" for r in results))
+            sys.stdout.write("".join(as_one_line(r.text) + "\n" for r in results))
             sys.stdout.flush()
             _warn_truncated(results)
     return 0

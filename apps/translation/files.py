@@ -5,6 +5,10 @@ output and flushed before the next is read, so memory does not grow with the fil
 stopped run keeps everything finished. Resuming counts the complete lines already in the
 output (a partial last line, from a kill mid-write, is cut off and redone) and skips that
 many input lines. Empty lines stay empty.
+
+A line ends at ``\n`` only, the same on read, write and resume (a ``\r\n`` ending is one
+line too): Python's default universal newlines would also split at a lone ``\r``, making
+the output longer than the input that the resume check counts.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from core.data import DataError
 
@@ -35,6 +40,22 @@ def _complete_lines(path: Path, block: int = 1 << 20) -> int:
     if end_of_last_line < position:
         os.truncate(path, end_of_last_line)
     return lines
+
+
+def open_lines(path: Path) -> TextIO:
+    """``path`` opened for reading UTF-8 lines that end at ``\n`` only (see the module doc)."""
+    return path.open(encoding="utf-8", errors="strict", newline="\n")
+
+
+def line_text(line: str) -> str:
+    """A line read by :func:`open_lines` without its ``\n`` or ``\r\n`` ending."""
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def as_one_line(text: str) -> str:
+    """A translation kept on its line: any line break inside it (``\n``, ``\r``) becomes a
+    space, so the output has exactly one line per input line."""
+    return " ".join(text.splitlines())
 
 
 def count_text_lines(path: Path) -> int:
@@ -91,16 +112,12 @@ def translate_file(
     report(done, total)
     model = route = ""
     translated = 0
-    with (
-        source.open(encoding="utf-8", errors="strict") as lines,
-        target.open("a", encoding="utf-8") as out,
-    ):
+    with open_lines(source) as lines, target.open("a", encoding="utf-8", newline="\n") as out:
         lines = itertools.islice(lines, done, None)
         while chunk := list(itertools.islice(lines, chunk_lines)):
-            texts = [line.rstrip("\n").rstrip("\r") for line in chunk]
+            texts = [line_text(line) for line in chunk]
             results = translator.translate(texts, src, tgt, progress=False, **decode)
-            # A translation must stay on its line: newlines inside it become spaces.
-            out.write("".join(r.text.replace("\n", " ") + "\n" for r in results))
+            out.write("".join(as_one_line(r.text) + "\n" for r in results))
             out.flush()
             os.fsync(out.fileno())
             translated += len(results)

@@ -22,7 +22,13 @@ from core.config import DecodeConfig
 from core.decoding import engines
 from core.decoding.backend import DecodingBackend
 from core.decoding.engines import BackendChoice
-from core.decoding.prompts import check_fits, encode, is_empty, validate_prompt
+from core.decoding.prompts import (
+    check_fits,
+    check_output_length,
+    encode,
+    is_empty,
+    validate_prompt,
+)
 from core.decoding.stops import StopStrings
 from core.decoding.types import GenerationResult, Prompt, RawSequence, Timings
 from core.errors import ConfigError, ModelLoadError, QuintetError
@@ -260,6 +266,7 @@ class Generator:
     def _config(self, config: DecodeConfig | None, overrides: dict) -> DecodeConfig:
         config = DecodeConfig.from_overrides(config, **overrides) if overrides else config
         config = config or DecodeConfig()
+        check_output_length(self.loaded, config.max_new_tokens)
         self._backend_for(config)  # refuse now what no engine here can do
         return config
 

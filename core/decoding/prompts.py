@@ -98,3 +98,20 @@ def check_fits(loaded: Loaded, index: int, prompt_ids: Sequence[int], max_new_to
             f"context window of {window} tokens: shorten or split it (the apps split long "
             "documents for you)"
         )
+
+
+def check_output_length(loaded: Loaded, max_new_tokens: int) -> None:
+    """Refuse ``max_new_tokens`` beyond what a seq2seq model's decoder can write.
+
+    Decoders with a fixed table of positions (Marian, BART, M2M100/NLLB, Pegasus: the
+    ``max_position_embeddings`` of their config) fail with an index error deep in torch once
+    an output outgrows the table; relative-position decoders (T5) state no such limit.
+    """
+    if loaded.kind != "seq2seq":
+        return
+    limit = getattr(loaded.model.config, "max_position_embeddings", None)
+    if isinstance(limit, int) and limit > 0 and max_new_tokens > limit:
+        raise ConfigError(
+            f"max_new_tokens {int(max_new_tokens)} is more than {loaded.name} can write: its "
+            f"decoder holds at most {limit} tokens; set max_new_tokens to {limit} or less"
+        )

@@ -28,9 +28,9 @@ import torch
 from tqdm.auto import tqdm
 
 from core.config import ModelSpec, TrainConfig
-from core.errors import QuintetError
+from core.errors import ConfigError, QuintetError, StoreError
 from core.models import Loaded, load_fresh, read_config
-from core.store import ModelStore, StoredModel, validate_name
+from core.store import ModelStore, StoredModel, describe_os_error, validate_name
 from core.training import checkpoint as ckpt
 from core.training import features as feats
 from core.training.tasks import (
@@ -219,6 +219,61 @@ class _Run:
             self.on_log(record)
 
 
+def check_writable(store: ModelStore) -> None:
+    """Fail with one line unless a run can write its checkpoints and result into ``store``.
+
+    Raises:
+        StoreError: the store (or its ``runs`` folder) is read-only, not permitted or full.
+    """
+    store.ensure_writable()  # the models folder, where the result goes
+    try:
+        (store.home / "runs").mkdir(exist_ok=True)  # where checkpoints and logs go
+    except OSError as exc:
+        raise StoreError(describe_os_error(exc, store.home)) from None
+
+
+def label_names(
+    data: str | Path,
+    train_examples: Sequence[Any],
+    val_examples: Sequence[Any],
+    labels: Sequence[str] | None = None,
+) -> list[str]:
+    """The classes of a classifier: ``labels`` when given, else those of the training data.
+
+    Raises:
+        DataError: a validation (or, with ``labels``, training) example has a label outside
+            the set.
+        QuintetError: fewer than two classes. With one, transformers builds a regression
+            head that scores every text 100% and labels everything with that one class.
+    """
+    from core.data import DataError
+
+    found = sorted({label for e in train_examples for label in e.labels})
+    names = list(labels) if labels is not None else found
+    if labels is not None and (len(set(names)) != len(names) or not all(names)):
+        raise ConfigError(f"--labels {','.join(names)}: give distinct, non-empty label names")
+    if labels is not None and len(names) < 2:
+        raise ConfigError(f"--labels {','.join(names)}: a classifier needs at least two labels")
+    if len(names) < 2:
+        only = names[0] if names else "none"
+        raise QuintetError(
+            f"{data}: every training example has the label {only!r}; a classifier needs at "
+            "least two classes: add examples of the other labels, or name the full label set "
+            f"with --labels (e.g. --labels {only},other)"
+        )
+    # With --labels the training data is checked too: it no longer defines the set.
+    checked = (*val_examples, *(train_examples if labels is not None else ()))
+    unknown = [e for e in checked if not set(e.labels) <= set(names)]
+    if unknown:
+        against = "the --labels given" if labels is not None else "the training data"
+        raise DataError.at(
+            unknown[0].source,
+            f"label {', '.join(unknown[0].labels)!r} does not occur in {against} "
+            f"(labels: {', '.join(names)})",
+        )
+    return names
+
+
 def finetune(
     task: str,
     base: str,
@@ -232,6 +287,7 @@ def finetune(
     store: ModelStore | None = None,
     progress: bool = True,
     on_log: LogCallback | None = None,
+    labels: Sequence[str] | None = None,
 ) -> TrainResult:
     """Fine-tune ``base`` for ``task`` on ``data`` and store the result as ``output``.
 
@@ -246,6 +302,9 @@ def finetune(
         fields: column names in the data, when not the defaults.
         resume: continue the run of the same ``output`` from its last checkpoint.
         on_log: called with each log record (loss, validation, checkpoint) for UIs.
+        labels: classification: the full label set, in the order of the model's classes
+            (default: the labels found in the training data, sorted). Needed when the data
+            holds fewer than two labels: one class would make a regression head.
 
     Example:
         >>> finetune("classification", "minilm-l6", "data/sst2/train.tsv",  # doctest: +SKIP
@@ -272,20 +331,12 @@ def finetune(
     if not train_examples or not val_examples:
         raise QuintetError(f"{data}: need training and validation examples, found too few")
     if task == "classification":
-        names = sorted({label for e in train_examples for label in e.labels})
-        unknown = [e for e in val_examples if not set(e.labels) <= set(names)]
-        if unknown:
-            from core.data import DataError
-
-            raise DataError.at(
-                unknown[0].source,
-                f"label {', '.join(unknown[0].labels)!r} does not occur in the training data "
-                f"(labels: {', '.join(names)})",
-            )
+        names = label_names(data, train_examples, val_examples, labels)
         run.label2id = {name: i for i, name in enumerate(names)}
         run.id2label = dict(enumerate(names))
     if config.eval_max_examples and len(val_examples) > config.eval_max_examples:
         val_examples = random.Random(config.seed).sample(val_examples, config.eval_max_examples)
+    check_writable(store)  # before minutes of loading and training, not at the first save
 
     # 2. A private copy of the base model with the task's head.
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")

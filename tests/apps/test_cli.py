@@ -102,3 +102,124 @@ def test_offline_hub_id_fails_fast(tmp_path: Path) -> None:
     )
     assert time.perf_counter() - started < 20  # imports included; no 30 s of retries
     assert_one_line_error(done, "Offline alternatives: smollm2-135m-instruct")
+
+
+BAD = b"bad \xff\xfe byte"  # not UTF-8: Python hands it on as lone surrogates
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "fragment"),
+    [
+        (("classify", "--model", "minilm-l6", "--labels", "a,b", BAD), b"",
+         "the TEXT argument is not UTF-8 text (a stray byte at character 5)"),
+        (("classify", "--model", "minilm-l6", "--labels", b"a,\xff", "fine"), b"",
+         "--labels is not UTF-8 text"),
+        (("translate", "--src", "en", "--tgt", "de", "fine", BAD), b"",
+         "TEXT argument 2 is not UTF-8 text"),
+        (("summarize", BAD), b"", "the TEXT argument is not UTF-8 text"),
+        (("chat", "--message", BAD), b"", "--message is not UTF-8 text"),
+        (("chat", "--system", BAD, "--message", "hi"), b"", "--system is not UTF-8 text"),
+        (("qa", "--question", BAD, "--context", "fine"), b"", "--question is not UTF-8 text"),
+        (("qa", "--question", "who?", "--context", BAD), b"", "--context is not UTF-8 text"),
+        (("summarize",), b"Hello \xff\xfe world\n", "standard input is not UTF-8 text"),
+        (("translate", "--src", "en", "--tgt", "de"), BAD, "standard input is not UTF-8 text"),
+        (("chat", "--max-new-tokens", "4"), BAD, "standard input is not UTF-8 text"),
+    ],
+)  # fmt: skip
+def test_non_utf8_bytes_in_argv_or_stdin_are_one_line(
+    real_store: ModelStore, args: tuple[str | bytes, ...], stdin: bytes, fragment: str
+) -> None:
+    raw = subprocess.run(
+        [str(QUINTET), *args],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, "QUINTET_HOME": str(real_store.home)},
+        timeout=300,
+    )
+    done = subprocess.CompletedProcess(
+        raw.args, raw.returncode, raw.stdout.decode(errors="replace"),
+        raw.stderr.decode(errors="replace"),
+    )  # fmt: skip
+    assert_one_line_error(done, fragment)
+
+
+def test_finetune_on_one_class_is_one_line_unless_labels_name_the_set(tmp_path: Path) -> None:
+    data = tmp_path / "ones.csv"
+    data.write_text("text,label\n" + "".join(f"sentence number {i},1\n" for i in range(20)))
+    env = {"QUINTET_HOME": str(tmp_path / "home")}
+    command = ("finetune", "classification", "--model", str(tiny_model_dir("bert")),
+               "--data", str(data), "--output", "ones", "--max-steps", "1")  # fmt: skip
+    assert_one_line_error(run(*command, env=env), "every training example has the label '1'")
+    assert_one_line_error(run(*command, "--labels", "1", env=env), "at least two labels")
+    done = run(*command, "--labels", "0,1", env=env)
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "home" / "models" / "ones" / "config.json").read_text())
+    assert config["id2label"] == {"0": "0", "1": "1"}
+
+
+class _Runs:
+    """Unpickles by calling a function: what a malicious pickle does (here harmless)."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_info_on_a_malicious_pickle_says_torch_refused_it(tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+
+    folder = tmp_path / "evil"
+    shutil.copytree(tiny_model_dir("bert"), folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    torch.save({"weight": _Runs()}, folder / "pytorch_model.bin")
+    done = run("models", "info", str(folder), "--allow-pickle")
+    assert_one_line_error(done, f"torch refused to unpickle the weights of '{folder}'")
+    assert "this ran while loading" not in done.stdout + done.stderr
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A folder no one can write to: a read-only tmpfs as root (root ignores chmod), where
+    mounting is allowed; a chmod 0500 folder otherwise."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        yield folder
+        folder.chmod(0o700)
+        return
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("running as root without the right to mount a read-only tmpfs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def _labelled_csv(path: Path) -> Path:
+    path.write_text("text,label\n" + "".join(f"sentence {i},{i % 2}\n" for i in range(20)))
+    return path
+
+
+def test_finetune_into_a_read_only_store_is_one_line(read_only_dir: Path, tmp_path: Path) -> None:
+    data = _labelled_csv(tmp_path / "data.csv")
+    done = run("finetune", "classification", "--model", str(tiny_model_dir("bert")),
+               "--data", str(data), "--output", "x", "--max-steps", "1",
+               env={"QUINTET_HOME": str(read_only_dir)})  # fmt: skip
+    assert_one_line_error(done, f"cannot write to the model store at {read_only_dir}")
+    assert "set QUINTET_HOME to a writable folder" in done.stderr
+
+
+def test_finetune_into_a_store_that_cannot_exist_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"  # a store "inside" a regular file: refused even for root
+    blocker.write_text("not a folder")
+    data = _labelled_csv(tmp_path / "data.csv")
+    done = run("finetune", "classification", "--model", str(tiny_model_dir("bert")),
+               "--data", str(data), "--output", "x", "--max-steps", "1",
+               env={"QUINTET_HOME": str(blocker / "home")})  # fmt: skip
+    assert_one_line_error(done, f"model store at {blocker / 'home'}")

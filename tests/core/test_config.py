@@ -1,10 +1,10 @@
-"""ModelSpec validation: bad values fail where they are written."""
+"""ModelSpec and TrainConfig validation: bad values fail where they are written."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.config import ModelSpec
+from core.config import ModelSpec, TrainConfig
 from core.errors import ConfigError
 
 
@@ -29,3 +29,24 @@ def test_defaults_are_safe() -> None:
 def test_bad_values_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         ModelSpec(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": float("nan")}, r"epochs must be a finite number \(got nan\)"),
+        ({"epochs": float("inf")}, r"epochs must be a finite number \(got inf\)"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
+        ({"weight_decay": float("nan")}, "weight_decay must be a finite number"),
+        ({"warmup_ratio": float("nan")}, "warmup_ratio must be a finite number"),
+        ({"max_grad_norm": float("inf")}, "max_grad_norm must be a finite number"),
+        ({"lora_dropout": float("nan")}, "lora_dropout must be a finite number"),
+        ({"validation_fraction": float("nan")}, "validation_fraction must be a finite number"),
+        ({"weight_decay": -0.1}, "weight_decay must be >= 0"),
+        ({"max_grad_norm": 0.0}, "max_grad_norm must be > 0"),
+        ({"lora_dropout": 1.0}, r"lora_dropout must be in \[0, 1\)"),
+    ],
+)
+def test_bad_training_values_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**kwargs)

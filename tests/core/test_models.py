@@ -171,6 +171,25 @@ def test_pickle_weights_are_refused_unless_allowed(tmp_path: Path) -> None:
     assert loaded.kind == "causal"
 
 
+class _Runs:
+    """Unpickles by calling a function: what a malicious pickle does (here harmless)."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_in_one_line(tmp_path: Path) -> None:
+    folder = _copy_model(tmp_path)
+    state = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save({**state, "extra": _Runs()}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError) as info:
+        load(str(folder), allow_pickle_weights=True)
+    message = str(info.value)
+    assert message.startswith(f"torch refused to unpickle the weights of '{folder}'")
+    assert "(it references print)" in message and "\n" not in message
+
+
 def test_unreadable_config_is_a_clear_error(tmp_path: Path) -> None:
     folder = _copy_model(tmp_path)
     (folder / "config.json").write_text("{ not json")

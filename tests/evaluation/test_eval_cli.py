@@ -142,6 +142,9 @@ def test_decode_and_option_values_are_json_where_they_can_be():
         (["eval", "classification", "--data", "data/classification/nope.tsv"], "nope.tsv"),
         (["eval", "classification", "--data", "data/classification/sst2/dev.tsv", "--limit",
           "0", "--out", "unused"], "--limit must be at least 1"),
+        (["eval", "classification", "--data", "data/classification/sst2/dev.tsv", "--bootstrap",
+          "-5", "--out", "unused"], "--bootstrap must be 0 (no intervals) or a positive"),
+        (["eval", "compare", "run-a", "run-b", "--bootstrap", "-5"], "--bootstrap must be 0"),
     ],
 )  # fmt: skip
 def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
@@ -194,3 +197,19 @@ def test_a_real_generative_run_records_decoding_tokens_and_speed(real_store, tmp
     assert timing["generated_tokens"] == sum(r["extra"]["num_tokens"] for r in records)
     assert timing["tokens_per_s"] > 0 and timing["total_s"] >= timing["predict_s"] > 0
     assert "tokens/s" in capsys.readouterr().out
+
+
+def test_a_second_run_into_the_same_out_folder_is_one_line(tmp_path, capsys):
+    from core.locks import exclusive_output
+
+    out = tmp_path / "run"
+    argv = ["eval", "classification", "--data", "data/classification/sst2/dev.tsv",
+            "--model", "tiny", "--limit", "2", "--out", str(out)]  # fmt: skip
+    with exclusive_output(out):  # a run writing there now
+        assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {out} is being written by another quintet run (it holds {out}.lock): wait "
+        "for that run to finish, or write to another output"
+    )
+    assert not out.exists()

@@ -4,6 +4,7 @@ context window (drop / summarize), edit / undo / retry, save and load."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -156,6 +157,17 @@ def test_message_too_long_alone_is_refused_not_truncated(generator) -> None:
     with pytest.raises(InputTooLongError, match=r"tokens .* more than the 112 that fit"):
         chat.send("word " * 200)
     assert chat.messages == before and chat.hidden_messages == 0
+
+
+def test_max_new_tokens_over_the_window_is_refused_without_a_negative_budget(generator) -> None:
+    chat = session(generator, max_new_tokens=10**9, max_context_tokens=120)
+    with pytest.raises(InputTooLongError) as info:
+        chat.send("Hi")
+    message = str(info.value)
+    assert "max_new_tokens 1000000000 leaves no room" in message
+    assert "lower max_new_tokens below 120" in message
+    assert not re.search(r"-\d", message)  # no negative budget
+    assert chat.messages == []
 
 
 def test_summarize_strategy_replaces_old_turns_with_a_summary(generator) -> None:

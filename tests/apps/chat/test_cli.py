@@ -75,6 +75,30 @@ def test_message_option_with_system_prompt_and_user_errors(real_store, tmp_path:
     assert f"error: {bad}: message 0 has role 'robot'" in broken.stderr
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--temperature", "nan"], "temperature must be a finite number (got nan)"),
+        (["--temperature", "inf"], "temperature must be a finite number (got inf)"),
+        (["--max-new-tokens", "1000000000"], "lower max_new_tokens below 8192"),
+    ],
+)
+def test_impossible_decoding_options_are_one_line_errors(real_store, options, message) -> None:
+    run = subprocess.run(
+        [*CLI, "--message", "Hi", *options],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], run.stderr
+    assert "-99" not in run.stderr
+
+
 def _feeder(lines: list[str]):
     queue = list(lines)
 
@@ -187,3 +211,17 @@ def test_interactive_program_in_a_terminal_with_ctrl_c(real_store, tmp_path: Pat
         except (ProcessLookupError, ChildProcessError):
             pass
         os.close(fd)
+
+
+def test_interactive_line_with_a_non_utf8_byte_is_an_error_and_chat_goes_on(generator) -> None:
+    session = ChatSession(generator, max_new_tokens=4)
+    out = io.StringIO()
+    # What input() returns for the byte 0xff under surrogateescape.
+    repl(session, _feeder(["bad \udcff byte", "/system \udcff", "Hi"]), out)
+    lines = out.getvalue().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == [
+        "error: the line typed is not UTF-8 text (a stray byte at character 5): give it as UTF-8",
+        "error: the line typed is not UTF-8 text (a stray byte at character 9): give it as UTF-8",
+    ]
+    assert [m["content"] for m in session.messages][:1] == ["Hi"]

@@ -52,6 +52,29 @@ def test_csv_batch_with_progress_and_resume(tiny: str, tmp_path: Path) -> None:
     assert out.read_text().splitlines() == "".join(lines).splitlines()
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+@pytest.mark.parametrize("cut", ["inside the last row", "after a newline inside a quoted field"])
+def test_resume_drops_a_row_cut_mid_write(tiny: str, tmp_path: Path, suffix: str, cut: str) -> None:
+    source = tmp_path / "in.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "review"])
+        writer.writerows([i, f"review {i}\nsecond line" if i == 7 else f"review {i}"]
+                         for i in range(30))  # fmt: skip
+    out = tmp_path / f"out{suffix}"
+    clf = Classifier(tiny)
+    clf.classify_csv(source, out, "review", batch_size=8, progress=False)
+    whole = out.read_bytes()
+    # The output of a run killed while writing row 7 (the one with a line break; only CSV
+    # keeps it raw, inside quotes: TSV writes a space and JSONL an escape, a plain cut there).
+    row_7 = whole.index(b"review 7")
+    cut_at = row_7 + (len(b"review 7\n") if cut.startswith("after") else 4)
+    out.write_bytes(whole[:cut_at])
+    again = clf.classify_csv(source, out, "review", batch_size=8, progress=False)
+    assert again.resumed == 7 and again.written == 23
+    assert out.read_bytes() == whole
+
+
 def test_jsonl_output_and_a_missing_column(tiny: str, tmp_path: Path) -> None:
     source = _reviews(tmp_path / "in.csv", 4)
     clf = Classifier(tiny)
@@ -118,3 +141,27 @@ def test_train_from_a_labelled_csv_then_use_it_by_name(tmp_path: Path, tmp_home,
     capsys.readouterr()  # the trainer's validation lines
     assert main(["classify", "--model", "my-sentiment", "the film was good"]) == 0
     assert capsys.readouterr().out.startswith("pos")
+
+
+def test_a_second_writer_of_the_same_output_is_one_line(tiny: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from core.locks import exclusive_output
+
+    source = _reviews(tmp_path / "in.csv", 5)
+    out = tmp_path / "out.csv"
+    out.write_text("what the first run wrote so far\n")
+    quintet = Path(sys.executable).with_name("quintet")
+    command = [str(quintet), "classify", "--model", tiny, "--input", str(source),
+               "--text-column", "review", "--output", str(out)]  # fmt: skip
+    with exclusive_output(out):  # a run writing out.csv now
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: {out} is being written by another quintet run (it holds {out}.lock): wait "
+        "for that run to finish, or write to another output"
+    ]
+    assert out.read_text() == "what the first run wrote so far\n"  # untouched
+    assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0

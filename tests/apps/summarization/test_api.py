@@ -48,6 +48,21 @@ def test_long_input_is_map_reduced_with_the_chunks_visible(bart: Summarizer) -> 
     assert result.text and result.num_tokens > 6  # the map and reduce outputs are counted
 
 
+def test_long_input_reports_its_chunk_progress(bart: Summarizer) -> None:
+    seen: list[tuple[str, int, int]] = []
+    result = bart.summarize(" ".join(CORPUS * 3), max_length=4,
+                            progress=lambda *call: seen.append(call))[0]  # fmt: skip
+    chunks = result.chunks.count
+    mapped = [call for call in seen if call[0] == "chunks"]
+    assert mapped[0] == ("chunks", 0, chunks) and mapped[-1] == ("chunks", chunks, chunks)
+    assert [done for _, done, _ in mapped] == sorted(done for _, done, _ in mapped)
+    assert seen[len(mapped)][:2] == ("reduce round 1", 0)  # then each reduce round
+    assert seen[-1][1] == seen[-1][2]
+    short: list[tuple] = []
+    bart.summarize("The cat sits on the mat.", max_length=4, progress=lambda *c: short.append(c))
+    assert short == []  # one chunk: nothing to report
+
+
 def test_max_length_bounds_the_summary_in_tokens(bart: Summarizer) -> None:
     # BART's forced first token counts against max_new_tokens but is not returned.
     for limit in (4, 9):

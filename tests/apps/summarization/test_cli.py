@@ -31,6 +31,19 @@ def test_long_file_is_map_reduced_and_written(bart, tmp_path, capsys) -> None:
     assert "chunks, 1 reduce round(s)" in capsys.readouterr().err
 
 
+def test_long_file_shows_chunk_progress_on_stderr_unless_quiet(bart, tmp_path, capsys) -> None:
+    source = tmp_path / "doc.txt"
+    source.write_text(" ".join(CORPUS * 4), encoding="utf-8")
+    argv = ["summarize", "-m", bart, "--max-length", "3", "-i", str(source)]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    chunks = int(err.split("; text, ")[1].split(" chunks")[0])
+    assert f"summarizing {chunks} chunks:" in err and f"{chunks}/{chunks}" in err
+    assert "reduce round 1:" in err and "summarizing" not in out
+    assert main([*argv, "--quiet"]) == 0
+    assert "summarizing" not in capsys.readouterr().err
+
+
 def test_stdin_dialogue_is_read_as_dialogue(bart, capsys, monkeypatch) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("Anna: coming tonight?\nTom: yes, at 8\n"))
     assert main(["summarize", "-m", bart, "--max-length", "3"]) == 0

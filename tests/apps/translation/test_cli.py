@@ -58,6 +58,14 @@ def test_file_to_file_resumes_and_file_to_stdout_streams(marian, tmp_path, capsy
         (["--src", "en", "--tgt", "de", "--input", "/nope.txt"], "--input /nope.txt: no such"),
         (["--src", "en", "--tgt", "de", "--decode", "beams"], "--decode 'beams': expected"),
         (["x", "--src", "en", "--tgt", "de", "--decode", "beams=2"], "unknown decoding option"),
+        (
+            ["x", "--src", "en", "--tgt", "de", "--decode", "max_new_tokens=1e9"],
+            "max_new_tokens 1000000000 is more than",
+        ),
+        (
+            ["x", "--src", "en", "--tgt", "de", "--max-new-tokens", "513"],
+            "decoder holds at most 512 tokens; set max_new_tokens to 512 or less",
+        ),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(marian, capsys, argv, message) -> None:
@@ -88,6 +96,15 @@ def test_a_file_that_is_not_utf8_fails_before_any_work(marian, tmp_path, capsys)
     assert not out.exists()  # refused before an output was opened
 
 
+def test_file_to_stdout_splits_lines_at_newlines_only(marian, tmp_path, capsys) -> None:
+    source = tmp_path / "cr.txt"
+    source.write_bytes(b"the house\nis small\rand old\nwhere is\r\nthe station\n")
+    argv = ["translate", "--src", "en", "--tgt", "de", "-m", marian, "--max-new-tokens", "2",
+            "--input", str(source)]  # fmt: skip
+    assert main(argv) == 0
+    assert len(capsys.readouterr().out.split("\n")) == 4 + 1  # 4 lines, then the final ""
+
+
 def test_stdin_that_is_not_utf8_is_one_line(marian, capsys, monkeypatch) -> None:
     stdin = io.TextIOWrapper(io.BytesIO("Grüße".encode("latin-1")), encoding="utf-8")
     monkeypatch.setattr("sys.stdin", stdin)
@@ -99,3 +116,10 @@ def test_unknown_model_is_one_line(capsys) -> None:
     code = main(["translate", "--src", "en", "--tgt", "de", "-m", "no-such-model", "Hi"])
     err = capsys.readouterr().err
     assert code == 2 and "unknown model 'no-such-model'" in err and "Traceback" not in err
+
+
+def test_a_float_beam_count_from_decode_runs(marian, capsys) -> None:
+    code = main(["translate", "--src", "en", "--tgt", "de", "-m", marian, "--max-new-tokens",
+                 "3", "The cat.", "--decode", "num_beams=2.0"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0 and out.strip() and "Traceback" not in err

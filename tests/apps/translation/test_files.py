@@ -101,3 +101,18 @@ def test_complete_lines_cuts_the_partial_tail_across_read_blocks(tmp_path, block
     assert _complete_lines(path, block) == 3
     assert path.read_bytes() == "eins\n\nzwei ä\n".encode()
     assert _complete_lines(path, block) == 3 and _complete_lines(tmp_path / "none", block) == 0
+
+
+def test_a_lone_carriage_return_does_not_split_a_line(marian, tmp_path) -> None:
+    source = tmp_path / "cr.txt"
+    source.write_bytes(b"the house\nis small\rand old\nwhere is\r\nthe station\nhello\n")
+    out = tmp_path / "cr.de"
+    info = _run(marian, source, out, progress=False)
+    assert info["lines"] == info["translated"] == 5
+    assert out.read_bytes().count(b"\n") == 5 and b"\r" not in out.read_bytes()
+    # Resume counts the same lines: a complete output is not refused, a cut one is finished.
+    assert _run(marian, source, out, progress=False)["translated"] == 0
+    whole = out.read_bytes()
+    out.write_bytes(b"".join(whole.splitlines(keepends=True)[:2]))
+    resumed = _run(marian, source, out, progress=False)
+    assert resumed["resumed_from"] == 2 and out.read_bytes() == whole

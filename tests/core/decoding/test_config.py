@@ -31,6 +31,13 @@ from core.errors import ConfigError
         ({"num_beams": 2.5}, r"num_beams must be a whole number \(got 2.5\)"),
         ({"do_sample": "yes"}, "do_sample must be true or false"),
         ({"seed": "x"}, "seed must be a number"),
+        ({"do_sample": True, "temperature": float("nan")}, r"temperature must be a finite"),
+        ({"do_sample": True, "temperature": float("inf")}, r"temperature must be a finite"),
+        ({"do_sample": True, "top_p": float("nan")}, r"top_p must be a finite"),
+        ({"do_sample": True, "min_p": float("nan")}, r"min_p must be a finite"),
+        ({"num_beams": 2, "length_penalty": float("-inf")}, "length_penalty must be a finite"),
+        ({"repetition_penalty": float("nan")}, "repetition_penalty must be a finite"),
+        ({"max_new_tokens": float("inf")}, r"max_new_tokens must be a whole number \(got inf\)"),
     ],
 )
 def test_invalid_settings(kwargs: dict, message: str) -> None:
@@ -60,3 +67,20 @@ def test_overrides() -> None:
     with pytest.raises(ConfigError, match="unknown decoding option.*beams"):
         DecodeConfig.from_overrides(base, beams=3)
     assert DecodeConfig(stop_strings=["a"]).stop_strings == ("a",)
+
+
+def test_nan_typed_on_the_command_line_is_refused() -> None:
+    from apps.eval_cli import parse_pairs
+
+    typed = parse_pairs(["temperature=NaN", "do_sample=true"], "--decode")  # JSON reads NaN
+    with pytest.raises(ConfigError, match=r"temperature must be a finite number \(got nan\)"):
+        DecodeConfig.from_overrides(None, **typed)
+
+
+def test_whole_number_floats_become_ints() -> None:
+    from apps.eval_cli import parse_pairs
+
+    typed = parse_pairs(["num_beams=2.0", "max_new_tokens=1e3", "seed=7.0"], "--decode")
+    config = DecodeConfig.from_overrides(None, **typed)
+    assert (config.num_beams, config.max_new_tokens, config.seed) == (2, 1000, 7)
+    assert all(type(v) is int for v in (config.num_beams, config.max_new_tokens, config.seed))

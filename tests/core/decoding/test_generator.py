@@ -280,3 +280,15 @@ def test_stream_can_be_cancelled(tiny_llama: Generator) -> None:
 def test_stream_refuses_beams(tiny_llama: Generator) -> None:
     with pytest.raises(ConfigError, match="streaming cannot use beam search"):
         tiny_llama.stream("hello", num_beams=2)
+
+
+def test_max_new_tokens_beyond_a_seq2seq_decoder_is_refused_up_front() -> None:
+    marian = Generator(str(tiny_model_dir("marian")), batch_size=1)
+    window = marian.loaded.model.config.max_position_embeddings
+    with pytest.raises(ConfigError, match=f"decoder holds at most {window} tokens"):
+        marian.complete("the house is small", max_new_tokens=window + 1)
+    with pytest.raises(ConfigError, match="max_new_tokens 1000000000 is more than"):
+        marian.stream("the house is small", max_new_tokens=1e9)
+    # The whole table is usable: an output that fills it still runs.
+    full = marian.complete("the house is small", max_new_tokens=window, min_new_tokens=window)
+    assert len(full.token_ids) >= window - 1

@@ -200,3 +200,39 @@ def test_length_bucketed_batches_cover_every_row_once_with_little_padding() -> N
     assert batches != length_bucketed_batches(lengths, 16, seed=8)
     padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
     assert padded < 1.2 * sum(lengths)  # random batches would pad about 1.6x
+
+
+def _one_class_csv(path: Path, n: int = 32) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows([CORPUS[i % len(CORPUS)], "1"] for i in range(n))
+    return path
+
+
+def test_one_class_data_is_refused_without_the_full_label_set(
+    tmp_path: Path, store: ModelStore
+) -> None:
+    data = _one_class_csv(tmp_path / "ones.csv")
+    with pytest.raises(QuintetError, match="every training example has the label '1'.*--labels"):
+        finetune("classification", str(tiny_model_dir("bert")), data, "ones",
+                 TrainConfig(max_steps=2), store=store, progress=False)  # fmt: skip
+    assert not store.has("ones")
+    with pytest.raises(QuintetError, match="at least two labels"):
+        finetune("classification", str(tiny_model_dir("bert")), data, "ones",
+                 TrainConfig(max_steps=2), store=store, progress=False, labels=["1"])  # fmt: skip
+    with pytest.raises(DataError, match=r"ones\.csv:\d+: label '1' does not occur in the --labels"):
+        finetune("classification", str(tiny_model_dir("bert")), data, "ones",
+                 TrainConfig(max_steps=2), store=store, progress=False,
+                 labels=["a", "b"])  # fmt: skip
+
+
+def test_full_label_set_makes_a_real_classifier_from_one_class_data(
+    tmp_path: Path, store: ModelStore
+) -> None:
+    data = _one_class_csv(tmp_path / "ones.csv")
+    finetune("classification", str(tiny_model_dir("bert")), data, "ones",
+             TrainConfig(max_steps=2), store=store, progress=False, labels=["0", "1"])  # fmt: skip
+    config = load("ones", store=store).config
+    assert config.num_labels == 2 and config.id2label == {0: "0", 1: "1"}
+    assert config.problem_type != "regression"
