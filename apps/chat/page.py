@@ -16,7 +16,14 @@ import streamlit as st
 
 from apps.chat import ChatReply, ChatSession
 from apps.chat.api import STRATEGIES
-from apps.ui import cached_generator, decode_controls, guarded, model_picker, waiting_for
+from apps.ui import (
+    cached_generator,
+    decode_controls,
+    engine_picker,
+    guarded,
+    model_picker,
+    waiting_for,
+)
 from core.defaults import default_model
 
 KEY = "chat-session"
@@ -38,13 +45,15 @@ def caption(reply: ChatReply) -> str:
     return " · ".join(parts)
 
 
-def _session(model: str, system: str, strategy: str, window: int) -> ChatSession:
+def _session(
+    model: str, system: str, strategy: str, window: int, backend: str = "auto"
+) -> ChatSession:
     """This browser session's ChatSession, rebuilt (keeping the history) when the model or
     the context settings change."""
-    wanted = (model, strategy, window or None)
+    wanted = (model, strategy, window or None, backend)
     session: ChatSession | None = st.session_state.get(KEY)
     if session is None or st.session_state.get(f"{KEY}-settings") != wanted:
-        generator = cached_generator(model)
+        generator = cached_generator(model, backend)
         options = {"context_strategy": strategy, "max_context_tokens": window or None}
         session = (
             ChatSession.load(session.to_json(), generator, **options)
@@ -66,19 +75,19 @@ def _session(model: str, system: str, strategy: str, window: int) -> ChatSession
     return session
 
 
-def _load_upload(upload, model: str, strategy: str, window: int) -> None:
+def _load_upload(upload, model: str, strategy: str, window: int, backend: str = "auto") -> None:
     """Replace the conversation by an uploaded JSON file (once per upload)."""
     if upload is None or st.session_state.get(f"{KEY}-upload") == upload.file_id:
         return
     st.session_state[f"{KEY}-upload"] = upload.file_id
     session = ChatSession.load(
         upload.getvalue().decode("utf-8", errors="replace"),
-        cached_generator(model),
+        cached_generator(model, backend),
         context_strategy=strategy,
         max_context_tokens=window or None,
     )
     st.session_state[KEY] = session
-    st.session_state[f"{KEY}-settings"] = (model, strategy, window or None)
+    st.session_state[f"{KEY}-settings"] = (model, strategy, window or None, backend)
     st.session_state[STATS] = {}
     # The system prompt box already exists in this run and cannot be changed now: keep the
     # loaded prompt aside and rerun; the next run puts it in the box before drawing it (else
@@ -101,6 +110,7 @@ def render() -> None:
             help="Sent first with every message; never dropped when the window fills up.",
         )
         decode = decode_controls(key="chat-decode", allow_beams=False, max_new_tokens=256)
+        backend = engine_picker("chat-engine")
         with st.expander("Context window"):
             strategy = st.radio(
                 "When the conversation no longer fits",
@@ -119,8 +129,8 @@ def render() -> None:
         upload = st.file_uploader("Load a conversation (JSON)", type=["json"], key="chat-upload")
     with guarded("loading the chat model"):
         model = model or default_model("chat").name
-        _load_upload(upload, model, strategy, window)
-        _session(model, system, strategy, window)
+        _load_upload(upload, model, strategy, window, backend)
+        _session(model, system, strategy, window, backend)
     if KEY not in st.session_state:
         return
     session = st.session_state[KEY]

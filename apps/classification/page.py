@@ -13,6 +13,7 @@ from apps.ui import (
     batch_upload,
     cached_app,
     download_results,
+    engine_picker,
     guarded,
     model_picker,
     run_in_batches,
@@ -62,6 +63,7 @@ def render() -> None:
         multi = st.checkbox("Multi-label (independent probabilities)", key="cls-multi")
         threshold = st.slider("Multi-label threshold", 0.0, 1.0, 0.5, 0.05, key="cls-threshold",
                               disabled=not multi)  # fmt: skip
+        backend = engine_picker("cls-engine", generative=False)
     labels = _labels(raw_labels)
     texts_raw = st.text_area("Texts, one per line", "a joy to watch, moving and funny",
                              key="cls-texts", height=140)  # fmt: skip
@@ -71,7 +73,9 @@ def render() -> None:
             st.warning("Type at least one text.")
         with guarded("classifying"):
             if texts:
-                app = cached_app(Classifier, model, labels=labels, multi_label=multi or None)
+                app = cached_app(
+                    Classifier, model, labels=labels, multi_label=multi or None, backend=backend
+                )
                 results, seconds = run_in_batches(
                     lambda chunk: app.classify(chunk, threshold=threshold), texts,
                     batch_size=32, label="Classifying",
@@ -90,7 +94,9 @@ def render() -> None:
     batch = batch_upload("File to classify (CSV / TSV / JSONL / text)", key="cls-batch")
     if batch is not None and st.button("Classify all", key="cls-batch-run"):
         with guarded("classifying the batch"):
-            app = cached_app(Classifier, model, labels=labels, multi_label=multi or None)
+            app = cached_app(
+                Classifier, model, labels=labels, multi_label=multi or None, backend=backend
+            )
             present = [i for i, t in enumerate(batch.texts) if t.strip()]
             results, seconds = run_in_batches(
                 lambda chunk: app.classify(chunk, threshold=threshold),

@@ -15,6 +15,7 @@ from apps.ui import (
     batch_upload,
     cached_app,
     download_results,
+    engine_picker,
     guarded,
     model_picker,
     run_in_batches,
@@ -54,11 +55,12 @@ def render() -> None:
         threshold = st.slider("No-answer margin", -10.0, 10.0, 0.0, 0.5, key="qa-threshold",
                               disabled=not allow_none,
                               help="Higher: answer 'no answer' less often.")  # fmt: skip
+        backend = engine_picker("qa-engine", generative=False)
     context = text_or_file_input("Context", key="qa-context", value=EXAMPLE_CONTEXT)
     question = st.text_input("Question", "Which team won Super Bowl 50?", key="qa-question")
     if st.button("Answer", type="primary", key="qa-run"):
         with guarded("answering"):
-            app = cached_app(QuestionAnswerer, model)
+            app = cached_app(QuestionAnswerer, model, backend=backend)
             answers, seconds = run_in_batches(
                 lambda pairs: app.answer_many(
                     pairs, int(top_k), int(max_len), allow_none, float(threshold)
@@ -80,7 +82,7 @@ def render() -> None:
         context_column = st.selectbox("Context column", others, index=index, key="qa-ctx-col")
         if st.button("Answer all", key="qa-batch-run"):
             with guarded("answering the batch"):
-                app = cached_app(QuestionAnswerer, model)
+                app = cached_app(QuestionAnswerer, model, backend=backend)
                 pairs = [(str(r.get(batch.column, "")), str(r.get(context_column, "")))
                          for r in batch.rows]  # fmt: skip
                 results, seconds = run_in_batches(

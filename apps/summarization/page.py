@@ -15,6 +15,7 @@ from apps.ui import (
     cached_app,
     decode_controls,
     download_results,
+    engine_picker,
     guarded,
     model_picker,
     run_in_batches,
@@ -76,6 +77,7 @@ def render() -> None:
         max_length = st.number_input("Max length (tokens)", 4, 1024, 96, 8, key="sum-max")
         min_length = st.number_input("Min length (tokens)", 0, 1024, 0, 8, key="sum-min")
         decode = decode_controls(key="sum-decode", show_max_tokens=False)
+        backend = engine_picker("sum-engine")
     text = text_or_file_input("Text to summarize", key="sum-text", value=EXAMPLE, height=240)
     options = {
         "style": style,
@@ -91,7 +93,7 @@ def render() -> None:
             st.error("Min length is above max length: lower it.")
         else:
             with guarded("summarizing"):
-                app = cached_app(Summarizer, model)
+                app = cached_app(Summarizer, model, backend=backend)
                 results, seconds = run_in_batches(
                     lambda texts: app.summarize(texts, **options), [text], label="Summarizing"
                 )
@@ -112,7 +114,7 @@ def render() -> None:
     )
     if batch is not None and st.button("Summarize all", key="sum-batch-run"):
         with guarded("summarizing the batch"):
-            app = cached_app(Summarizer, model)
+            app = cached_app(Summarizer, model, backend=backend)
             results, seconds = run_in_batches(
                 lambda texts: app.summarize(texts, **options),
                 batch.texts,

@@ -17,6 +17,7 @@ from apps.ui import (
     cached_app,
     decode_controls,
     download_results,
+    engine_picker,
     guarded,
     model_picker,
     run_with_progress,
@@ -56,6 +57,7 @@ def render() -> None:
     with st.sidebar:
         model = model_picker("translation", key="tr-model", auto_label=AUTO)
         decode = decode_controls(key="tr-decode", max_new_tokens=128, max_tokens_limit=1024)
+        backend = engine_picker("tr-engine")
     left, right = st.columns(2)
     with left:
         src = _language_picker("From", "en", "tr-src")
@@ -68,7 +70,7 @@ def render() -> None:
             st.info("Type or upload a text first.")
         else:
             with guarded("translating"):
-                app = cached_app(Translator, model)
+                app = cached_app(Translator, model, backend=backend)
                 results, seconds = run_with_progress(
                     lambda progress: app.translate(text, src, tgt, progress=progress, **decode),
                     label="Translating",
@@ -95,7 +97,7 @@ def render() -> None:
     )
     if batch is not None and st.button("Translate all", key="tr-batch-run"):
         with guarded("translating the batch"):
-            app = cached_app(Translator, model)
+            app = cached_app(Translator, model, backend=backend)
             results, seconds = run_with_progress(
                 lambda progress: app.translate(batch.texts, src, tgt, progress=progress, **decode),
                 label="Translating",

@@ -76,7 +76,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from core import catalog
-from core.config import DecodeConfig
+from core.config import BACKENDS, DecodeConfig
 from core.errors import QuintetError
 from core.inventory import model_status
 from core.store import ModelStore
@@ -212,6 +212,23 @@ def model_picker(
 
 
 # Decoding --------------------------------------------------------------------------------
+
+
+ENGINE_HELP = (
+    "auto: the fastest installed engine for the model (int4/int8 ONNX Runtime GenAI for "
+    "instruct models and int8 ONNX Runtime for encoders on CPU, CTranslate2 for seq2seq); "
+    "transformers: the reference, every option. The caption under a result says which ran."
+)
+
+
+def engine_picker(key: str, *, generative: bool = True) -> str:
+    """The decoding engine, ``auto`` unless the user picks one (a sidebar select box).
+
+    ``generative=False`` (classification, extractive QA) offers auto and transformers,
+    the choices every model of those pages accepts.
+    """
+    options = list(BACKENDS) if generative else ["auto", "transformers"]
+    return st.selectbox("Engine", options, index=0, key=key, help=ENGINE_HELP)
 
 
 def decode_controls(

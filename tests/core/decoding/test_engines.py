@@ -68,16 +68,16 @@ def _module_home(engine_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # The choice --------------------------------------------------------------------------------
 
 
-def test_auto_runs_causal_models_on_onnx_genai_int4(smollm2: Loaded, engine_home: Path) -> None:
+def test_auto_runs_causal_models_on_onnx_genai_int8(smollm2: Loaded, engine_home: Path) -> None:
     generator = Generator(smollm2)
     assert generator.backend_choice.name == "onnxruntime-genai"
-    assert "int4" in generator.backend_choice.reason
+    assert "int8" in generator.backend_choice.reason
     result = generator.complete(CHATS[0], max_new_tokens=24)
     assert result.backend == "onnxruntime-genai" and result.num_tokens > 0 and result.text
     # The conversion is a store model like any other: staged, with sha256 per file.
-    stored = ModelStore(engine_home).get(ort.store_name(smollm2, "int4"))
+    stored = ModelStore(engine_home).get(ort.store_name(smollm2, "int8"))
     assert stored is not None and stored.manifest["backend"] == "onnxruntime-genai"
-    assert stored.manifest["precision"] == "int4"
+    assert stored.manifest["precision"] == "int8"
     assert {"model.onnx", "model.onnx.data", "genai_config.json"} <= set(stored.manifest["files"])
     assert ModelStore(engine_home).verify(stored.name) == []
 
@@ -261,5 +261,5 @@ def test_cli_says_which_engine_ran(engine_home: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert "on onnxruntime-genai (int4" in done.stderr
+    assert "on onnxruntime-genai (int8" in done.stderr
     assert engines.ONNX_GENAI in engines.BACKENDS
