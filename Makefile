@@ -50,10 +50,11 @@ test: setup lint browser
 test-all: setup lint browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Speed and memory targets: ratios against a baseline measured in the same run (about 20
-# minutes here).
+# Speed and memory targets: ratios against a baseline measured in the same run (about 40
+# minutes here; run it alone on the machine). Results go to benchmarks/results/.
 bench: setup
 	$(BIN)/python -m benchmarks.decoding --out bench-decoding.json
+	$(BIN)/python -m benchmarks.encoders --out bench-encoders.json
 	$(BIN)/python -m benchmarks.file_translation --out bench-file-translation.json
 
 clean-venv:
