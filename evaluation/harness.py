@@ -269,6 +269,13 @@ def _predict(
             f"{out_dir} holds predictions of {state['model_name']}, but this run opened "
             f"{model_name}; pass --model {state['model_name']} to resume, or another --out"
         )
+    earlier_engine = ((state or {}).get("settings") or {}).get("backend")
+    if done and earlier_engine not in (None, settings.get("backend")):
+        # Int8 and fp32 engines give different outputs: one report must not mix them.
+        raise EvaluationError(
+            f"{out_dir} holds predictions decoded on {earlier_engine}, but this run opened "
+            f"{settings.get('backend')}; resume with the same --backend, or use another --out"
+        )
     _write_state(state_path, run, model_name, settings, previous_seconds, fingerprint)
     report = _progress(progress, len(items))
     report(len(done), len(items))

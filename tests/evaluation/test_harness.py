@@ -163,6 +163,31 @@ def test_data_edited_since_the_interrupted_run_is_not_resumed(tmp_path, tiny_cla
     assert report.n == 24
 
 
+@pytest.mark.default_backend
+def test_a_run_is_not_resumed_on_another_engine(tmp_path, tmp_home, tiny_classifier, monkeypatch):
+    """Half a run on the reference engine, the rest on the int8 default: refused, since
+    one report must not mix two engines' outputs; the same engine resumes."""
+    data = tmp_path / "dev.tsv"
+    data.write_text("\n".join(Path(SST2).read_text().splitlines()[:17]) + "\n")
+
+    def die(done: int, total: int) -> None:
+        if done >= 8:
+            raise Killed
+
+    monkeypatch.setenv("QUINTET_BACKEND", "transformers")
+    with pytest.raises(Killed):
+        evaluate("classification", tiny_classifier, str(data), out=tmp_path / "run",
+                 batch_size=8, progress=die)  # fmt: skip
+    monkeypatch.delenv("QUINTET_BACKEND")
+    with pytest.raises(EvaluationError, match="decoded on transformers"):
+        evaluate("classification", tiny_classifier, str(data), out=tmp_path / "run",
+                 batch_size=8, progress=False)  # fmt: skip
+    monkeypatch.setenv("QUINTET_BACKEND", "transformers")
+    report = evaluate("classification", tiny_classifier, str(data), out=tmp_path / "run",
+                      batch_size=8, progress=False, bootstrap=0)  # fmt: skip
+    assert report.n == 16 and report.settings["backend"].startswith("transformers")
+
+
 def test_a_bad_file_fails_before_any_model_work(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\ngood film\t1\nno label column here\n")
