@@ -53,7 +53,12 @@ def store_only_rows(store: ModelStore) -> list[dict[str, Any]]:
             "location": str(model.path),
             "tasks": model.manifest.get("tasks", []),
             "present": True,
-            "status": f"in store ({model.size_bytes / 1e6:.0f} MB)",
+            "status": f"in store ({model.size_bytes / 1e6:.0f} MB)"
+            + (
+                f", {model.manifest['backend']} copy of {model.converted_from}"
+                if model.converted_from
+                else ""
+            ),
             "license": model.manifest.get("license", ""),
             "description": model.manifest.get("description", ""),
         }

@@ -140,6 +140,11 @@ def resolve(name: str, revision: str | None = None, store: ModelStore | None = N
     if path.exists():
         return Resolved(name=name, location=str(path.resolve()), origin="directory")
     stored = store.get(name)
+    if stored is not None and stored.converted_from is not None:
+        raise ModelLoadError(
+            f"{name} is the {stored.manifest['backend']} copy of {stored.converted_from}: "
+            f"load {stored.converted_from} (the engine is chosen with backend=, auto by default)"
+        )
     if stored is not None:
         entry = catalog.get(name)
         return Resolved(name=name, location=str(stored.path), origin="store", entry=entry)

@@ -66,6 +66,12 @@ class StoredModel:
         return self.manifest.get("kind")
 
     @property
+    def converted_from(self) -> str | None:
+        """The base model's name when this is an engine's converted copy (ONNX, CTranslate2),
+        which the apps reach through the base model, never by its own name."""
+        return self.manifest.get("base") if self.manifest.get("backend") else None
+
+    @property
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
 

@@ -123,7 +123,7 @@ def model_choices(task: str, store: ModelStore | None = None) -> list[ModelChoic
         choices.append(ModelChoice(entry.name, present, status))
     known = {c.name for c in choices}
     for model in store.list():
-        if model.name in known:
+        if model.name in known or model.converted_from is not None:
             continue
         tasks = model.manifest.get("tasks") or []
         fits = task in tasks if tasks else model.kind in TASK_KINDS.get(task, ())

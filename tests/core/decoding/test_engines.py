@@ -80,6 +80,12 @@ def test_auto_runs_causal_models_on_onnx_genai_int8(smollm2: Loaded, engine_home
     assert stored.manifest["precision"] == "int8"
     assert {"model.onnx", "model.onnx.data", "genai_config.json"} <= set(stored.manifest["files"])
     assert ModelStore(engine_home).verify(stored.name) == []
+    # A conversion is reached through its base model, never picked or loaded by name.
+    from apps.ui.widgets import model_choices
+
+    assert stored.name not in {c.name for c in model_choices("chat", ModelStore(engine_home))}
+    with pytest.raises(ModelLoadError, match="copy of"):
+        load(stored.name)
 
 
 def test_env_pins_the_engine_and_names_are_checked(
