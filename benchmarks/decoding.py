@@ -137,7 +137,7 @@ def _generator(model: str, path: str, store: str | None, **kwargs):
         return Generator(load(model), "transformers", **kwargs)
         return Generator(load(model), **kwargs)
     if path == "hf-int8":
-        return Generator(load(model, quantize="int8"), **kwargs)
+        return Generator(load(model, quantize="int8"), "transformers", **kwargs)
     backend, quantization, *rest = path.split("-")
     engine = {"ct2": "ctranslate2", "ort": "onnxruntime-genai"}[backend]
     setting = "quantization" if backend == "ct2" else "precision"

@@ -79,6 +79,9 @@ def install_hint(backend: str) -> str:
 def preferred(loaded: Loaded) -> BackendChoice:
     """The engine ``auto`` would like for ``loaded``, before checking it is installed."""
     device, kind = loaded.device.type, loaded.kind
+    if loaded.spec.quantize is not None:
+        # The caller asked for this torch quantization (load(..., quantize="int8")): run it.
+        return BackendChoice(TRANSFORMERS, f"the model was loaded {loaded.spec.quantize}")
     if kind == "causal":
         if device == "cpu":
             # int8, not int4: on SmolLM2-135M int4 lost 4.6 ROUGE-L on SAMSum against fp32,
