@@ -39,7 +39,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.executor = ThreadPoolExecutor(config.threads, thread_name_prefix="quintet-model")
-        app.state.batcher = Batcher(config, app.state.executor)
+        app.state.batcher = Batcher(config, app.state.executor, app.state.metrics)
         loader = threading.Thread(
             target=app.state.registry.load_all, name="quintet-load", daemon=True
         )

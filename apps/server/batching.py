@@ -1,10 +1,11 @@
 """Generation calls for chat and completions, batched when requests arrive close together.
 
 Requests for the same model with the same decoding settings that arrive within
-``batch_window_ms`` of the first run as one :meth:`Generator.generate` call (up to
-``max_batch`` prompts). Seeded requests run alone: a seed reproduces one request's output
-only when nothing else shares its batch. A batch that fails on one request's input (a
-prompt too long) is rerun request by request, so only that request gets the error.
+``batch_window_ms`` of the first, or while the model is busy, run as one
+:meth:`Generator.generate` call (up to ``max_batch`` prompts). Seeded requests run
+alone: a seed reproduces one request's output only when nothing else shares its batch.
+A batch that fails on one request's input (a prompt too long) is rerun request by
+request, so only that request gets the error.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apps.server.config import ServerConfig
+from apps.server.metrics import Metrics
 from apps.server.models import ServedModel, timed_out
 from core.config import DecodeConfig
 from core.decoding.types import GenerationResult
@@ -31,9 +33,10 @@ class _Batch:
 class Batcher:
     """Collects generation requests per (model, settings) and runs them in batches."""
 
-    def __init__(self, config: ServerConfig, executor: Executor) -> None:
+    def __init__(self, config: ServerConfig, executor: Executor, metrics: Metrics) -> None:
         self.config = config
         self.executor = executor
+        self.metrics = metrics
         self._open: dict[tuple[str, DecodeConfig], _Batch] = {}
 
     async def generate(
@@ -80,17 +83,29 @@ class Batcher:
         decode: DecodeConfig,
         window: float,
     ) -> None:
-        await asyncio.sleep(window)
+        timeout = self.config.request_timeout_s
+        try:
+            await asyncio.sleep(window)
+            # The batch stays open while the model is busy: requests arriving meanwhile
+            # join it instead of each waiting for a turn of their own.
+            await model.acquire(timeout, admit=False)
+        except BaseException as exc:  # noqa: BLE001 - handed to every request
+            if self._open.get(key) is batch:
+                del self._open[key]
+            for _, future in batch.requests:
+                _fail(future, exc)
+            return
         if self._open.get(key) is batch:
             del self._open[key]
         prompts = [p for request, _ in batch.requests for p in request]
-        timeout = self.config.request_timeout_s
+        self.metrics.observe_batch(model.name, len(batch.requests))
         try:
             results = await model.run(
                 lambda: model.generator.generate(prompts, decode, progress=False),
                 self.executor,
                 timeout,
                 admit=False,
+                locked=True,
             )
         except QuintetError as exc:
             if len(batch.requests) == 1:

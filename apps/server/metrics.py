@@ -36,6 +36,8 @@ class Metrics:
         self.latency_count: dict[str, int] = defaultdict(int)
         self.tokens: dict[str, int] = defaultdict(int)
         self.generation_seconds: dict[str, float] = defaultdict(float)
+        self.batches: dict[str, int] = defaultdict(int)
+        self.batched_requests: dict[str, int] = defaultdict(int)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request and its latency."""
@@ -53,6 +55,12 @@ class Metrics:
         with self._lock:
             self.tokens[model] += tokens
             self.generation_seconds[model] += seconds
+
+    def observe_batch(self, model: str, requests: int) -> None:
+        """Count one dynamic batch of ``requests`` requests run on ``model``."""
+        with self._lock:
+            self.batches[model] += 1
+            self.batched_requests[model] += requests
 
     def render(self, queue_depths: dict[str, int]) -> str:
         """Everything in Prometheus' text format (version 0.0.4)."""
@@ -94,6 +102,19 @@ class Metrics:
             ]
             for model, seconds in sorted(self.generation_seconds.items()):
                 lines.append(f"quintet_generation_seconds_total{_labels(model=model)} {seconds}")
+            lines += [
+                "# HELP quintet_batches_total Dynamic batches run, by model (requests per "
+                "batch = batched_requests_total / batches_total).",
+                "# TYPE quintet_batches_total counter",
+            ]
+            for model, count in sorted(self.batches.items()):
+                lines.append(f"quintet_batches_total{_labels(model=model)} {count}")
+            lines += [
+                "# HELP quintet_batched_requests_total Requests run in dynamic batches, by model.",
+                "# TYPE quintet_batched_requests_total counter",
+            ]
+            for model, count in sorted(self.batched_requests.items()):
+                lines.append(f"quintet_batched_requests_total{_labels(model=model)} {count}")
         lines += [
             "# HELP quintet_queue_depth Requests waiting for or running on each model.",
             "# TYPE quintet_queue_depth gauge",

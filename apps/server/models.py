@@ -154,16 +154,24 @@ class ServedModel:
             loop.call_soon_threadsafe(self.release)
 
     async def run(
-        self, fn: Callable[[], T], executor: Executor, timeout: float, admit: bool = True
+        self,
+        fn: Callable[[], T],
+        executor: Executor,
+        timeout: float,
+        admit: bool = True,
+        locked: bool = False,
     ) -> T:
         """Run ``fn`` on this model in the thread pool, holding the model's lock.
 
-        On timeout (504) or cancellation the call cannot be interrupted: the lock is then
-        released when it really ends, so the next request never overlaps it.
+        ``locked``: the caller already holds the lock (taken with ``acquire(admit=False)``);
+        it is released here all the same. On timeout (504) or cancellation the call cannot
+        be interrupted: the lock is then released when it really ends, so the next request
+        never overlaps it.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        await self.acquire(timeout, admit)
+        if not locked:
+            await self.acquire(timeout, admit)
         try:
             future = loop.run_in_executor(executor, fn)
         except BaseException:

@@ -3,6 +3,8 @@ completions, models and embeddings."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import numpy as np
 import openai
@@ -111,3 +113,50 @@ def test_embeddings_base64_and_float_agree(client: openai.OpenAI, server: Server
     ).json()  # fmt: skip
     assert np.allclose(np.array([d["embedding"] for d in plain["data"]]), vectors, atol=1e-6)
     assert plain["usage"]["prompt_tokens"] > 4
+
+
+def test_concurrent_chat_requests_are_batched(server: Server) -> None:
+    """Requests with the same settings arriving together run as one generate() call."""
+
+    def batches() -> tuple[int, int]:
+        text = httpx.get(f"{server.url}/metrics").text
+        counts = []
+        for name in ("quintet_batches_total", "quintet_batched_requests_total"):
+            line = next((ln for ln in text.splitlines() if ln.startswith(f"{name}{{")), "")
+            counts.append(int(line.rsplit(" ", 1)[1]) if line else 0)
+        return counts[0], counts[1]
+
+    before = batches()
+    questions = [f"What is {a} plus {a}?" for a in range(1, 7)]
+    body = {"model": CHAT_MODEL, "max_tokens": 6, "temperature": 0}
+    with ThreadPoolExecutor(len(questions)) as pool:
+        replies = list(pool.map(
+            lambda q: httpx.post(
+                f"{server.url}/v1/chat/completions", headers=server.headers(), timeout=120,
+                json={**body, "messages": [{"role": "user", "content": q}]},
+            ),
+            questions,
+        ))  # fmt: skip
+    assert all(
+        r.status_code == 200 and r.json()["choices"][0]["message"]["content"] for r in replies
+    )
+    after = batches()
+    batch_count, requests = after[0] - before[0], after[1] - before[1]
+    assert requests == len(questions)
+    assert batch_count < len(questions)  # at least one batch held several requests
+
+
+def test_a_bad_request_in_a_batch_fails_alone(server: Server) -> None:
+    """A prompt over the context window fails with 400; its batch-mates still answer."""
+    body = {"model": CHAT_MODEL, "max_tokens": 4, "temperature": 0}
+    contents = ["Say hi.", "word " * 9000, "Say bye.", "Count to three."]  # 9000 > 8192 tokens
+    with ThreadPoolExecutor(len(contents)) as pool:
+        replies = list(pool.map(
+            lambda c: httpx.post(
+                f"{server.url}/v1/chat/completions", headers=server.headers(), timeout=120,
+                json={**body, "messages": [{"role": "user", "content": c}]},
+            ),
+            contents,
+        ))  # fmt: skip
+    assert [r.status_code for r in replies] == [200, 400, 200, 200]
+    assert "token" in replies[1].json()["error"]["message"]
