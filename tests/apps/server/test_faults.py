@@ -119,3 +119,20 @@ def test_sigterm_finishes_in_flight_requests_and_exits(fresh_server) -> None:
     # New connections are refused once it has gone.
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/health", timeout=5)
+
+
+def test_allow_any_model_loads_a_named_model_on_first_use(fresh_server) -> None:
+    server = fresh_server("--models", CHAT_MODEL, "--allow-any-model")
+    listed = httpx.get(f"{server.url}/v1/models", headers=server.headers()).json()["data"]
+    assert [m["id"] for m in listed] == [CHAT_MODEL]
+    body = {"model": "minilm-l6", "input": "loaded on demand"}
+    reply = httpx.post(
+        f"{server.url}/v1/embeddings", json=body, headers=server.headers(), timeout=120
+    )
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()["data"][0]["embedding"]) == 384
+    missing = httpx.post(
+        f"{server.url}/v1/embeddings", headers=server.headers(), timeout=120,
+        json={**body, "model": "/no/such/model/dir"},
+    )  # fmt: skip
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
