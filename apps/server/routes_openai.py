@@ -64,6 +64,16 @@ async def list_models(request: Request) -> ModelList:
     return ModelList(data=cards)
 
 
+@router.get("/models/{model_id:path}", response_model=ModelCard)
+async def retrieve_model(model_id: str, request: Request) -> ModelCard:
+    """One served model (404 when it is not served)."""
+    model = request.app.state.registry.models.get(model_id)
+    if model is None:
+        raise errors.model_not_found(model_id)
+    created = request.app.state.started
+    return ModelCard(id=model_id, created=created, kind=model.kind, endpoints=model.endpoints())
+
+
 @router.post("/chat/completions", response_model=ChatCompletion)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     """OpenAI chat completions, streamed as server-sent events with ``stream: true``."""

@@ -25,6 +25,9 @@ def test_models_lists_the_served_models(client: openai.OpenAI) -> None:
     models = {m.id: m for m in client.models.list()}
     assert set(models) == {CHAT_MODEL, EMBED_MODEL}
     assert models[CHAT_MODEL].owned_by == "quintet"
+    assert client.models.retrieve(EMBED_MODEL).id == EMBED_MODEL
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
 
 
 def test_chat_completion(client: openai.OpenAI) -> None:
