@@ -136,3 +136,16 @@ def test_allow_any_model_loads_a_named_model_on_first_use(fresh_server) -> None:
         json={**body, "model": "/no/such/model/dir"},
     )  # fmt: skip
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_a_stream_past_the_timeout_ends_with_an_error_event(fresh_server) -> None:
+    server = fresh_server("--models", CHAT_MODEL, "--timeout", "2")
+    with httpx.stream(
+        "POST", f"{server.url}/v1/chat/completions", json=_stream_body(1000),
+        headers=server.headers(), timeout=60,
+    ) as streaming:  # fmt: skip
+        events = [line for line in streaming.iter_lines() if line]
+    assert events[-1] == "data: [DONE]"
+    assert json.loads(events[-2][len("data: ") :])["error"]["code"] == "timeout"
+    # The generation was cancelled with the stream: the model is free again at once.
+    assert _wait_for(lambda: _queue_depth(server) == 0, 10)
