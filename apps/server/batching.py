@@ -38,6 +38,7 @@ class Batcher:
         self.executor = executor
         self.metrics = metrics
         self._open: dict[tuple[str, DecodeConfig], _Batch] = {}
+        self._tasks: set[asyncio.Task] = set()
 
     async def generate(
         self, model: ServedModel, prompt: Any, decode: DecodeConfig
@@ -67,7 +68,10 @@ class Batcher:
         if batch is None or batch.size + len(prompts) > self.config.max_batch:
             batch = _Batch()
             self._open[key] = batch
-            loop.create_task(self._dispatch(key, batch, model, decode, window))
+            task = loop.create_task(self._dispatch(key, batch, model, decode, window))
+            # The loop keeps only weak references to tasks: hold it until it is done.
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         batch.requests.append((prompts, future))
         batch.size += len(prompts)
         try:
