@@ -109,6 +109,13 @@ def _stream_error(exc: BaseException) -> errors.APIError:
     return errors.APIError(500, "internal server error", "server_error")
 
 
+def _abandon(started: asyncio.Future, model: ServedModel) -> None:
+    """A stream started for a request that is gone: cancel it, free the model."""
+    if not started.cancelled() and started.exception() is None:
+        started.result().cancel()
+    model.release()
+
+
 def sse(data: dict[str, Any] | str) -> str:
     """One server-sent event: ``data: ...`` and a blank line."""
     payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
@@ -141,12 +148,14 @@ async def stream_response(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     await model.acquire(timeout)
+    started = loop.run_in_executor(executor, lambda: model.generator.stream(prompt, decode))
     try:
-        text_stream = await loop.run_in_executor(
-            executor, lambda: model.generator.stream(prompt, decode)
-        )
+        text_stream = await asyncio.shield(started)
     except BaseException:
-        model.release()
+        if started.done():
+            model.release()
+        else:  # cancelled while the stream starts: stop it as soon as it exists
+            started.add_done_callback(lambda done: _abandon(done, model))
         raise
     events: asyncio.Queue = asyncio.Queue()
 
