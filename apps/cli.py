@@ -289,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("apps.chat.cli", fromlist=["register"]).register(commands)
     __import__("apps.translation.cli", fromlist=["register"]).register(commands)
     __import__("apps.summarization.cli", fromlist=["register"]).register(commands)
+    __import__("apps.server.cli", fromlist=["register"]).register(commands)
 
     ui = commands.add_parser("ui", help="open the Streamlit suite")
     ui.add_argument("--port", type=int, default=8501)

@@ -1,0 +1,69 @@
+"""The server's settings, fixed when it starts (``quintet serve`` flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import ConfigError
+
+# Served out of the box: both come from `make models` / `quintet models pull`, offline.
+DEFAULT_MODELS: tuple[str, ...] = ("smollm2-135m-instruct", "minilm-l6")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How one server runs.
+
+    Args:
+        host, port: where to listen; loopback unless told otherwise.
+        models: the names served (catalog or store names); requests may name only these.
+        api_keys: accepted keys; empty means no authentication.
+        allow_any_model: let a request name any model (hub id, path), loaded on first use.
+        backend: decoding engine for generative models (``auto`` or a name from
+            ``core.config.BACKENDS``); encoders follow it (``transformers`` pins torch).
+        device: where models run.
+        max_body_bytes: larger request bodies get 413.
+        max_tokens_limit: the most ``max_tokens`` a request may ask for (400 above it).
+        default_max_tokens: ``max_tokens`` when a request gives none.
+        max_queue: requests waiting or running per model before 429.
+        request_timeout_s: a request still waiting or generating after this gets 504.
+        batch_window_ms: chat/completion requests for one model arriving this close together
+            run as one batch (0 turns batching off).
+        max_batch: the most requests in one batch.
+        threads: worker threads for model calls (the event loop never runs a model).
+        graceful_timeout_s: on SIGTERM, how long in-flight requests may take to finish.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    models: tuple[str, ...] = DEFAULT_MODELS
+    api_keys: tuple[str, ...] = ()
+    allow_any_model: bool = False
+    backend: str = "auto"
+    device: str = "auto"
+    max_body_bytes: int = 1_000_000
+    max_tokens_limit: int = 1024
+    default_max_tokens: int = 256
+    max_queue: int = 64
+    request_timeout_s: float = 300.0
+    batch_window_ms: float = 10.0
+    max_batch: int = 16
+    threads: int = 8
+    graceful_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.models and not self.allow_any_model:
+            problems.append("no models to serve: name at least one with --models")
+        if not 0 < self.port < 65536:
+            problems.append(f"port must be in 1..65535 (got {self.port})")
+        for name in ("max_body_bytes", "max_tokens_limit", "default_max_tokens", "max_queue",
+                     "max_batch", "threads"):  # fmt: skip
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if self.request_timeout_s <= 0 or self.graceful_timeout_s < 0:
+            problems.append("timeouts must be positive")
+        if self.batch_window_ms < 0:
+            problems.append(f"batch_window_ms must be >= 0 (got {self.batch_window_ms})")
+        if problems:
+            raise ConfigError("invalid server settings: " + "; ".join(problems))

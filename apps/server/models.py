@@ -1,0 +1,291 @@
+"""The served models: each loaded once, with one lock and a bounded queue.
+
+A request takes a slot on its model (429 when ``max_queue`` requests already wait or run),
+waits for the model's lock without holding a thread (an :class:`asyncio.Lock`), then runs
+the model in the server's thread pool; the event loop never runs a model. The lock is
+released only when the model call has really ended, even when the client timed out or went
+away, so two calls never share one model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from apps.server import errors
+from apps.server.config import ServerConfig
+from core.errors import QuintetError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Which model kinds serve each endpoint, in order of preference for the default choice.
+TASK_KINDS: dict[str, tuple[str, ...]] = {
+    "chat": ("causal",),
+    "completions": ("causal", "seq2seq"),
+    "embeddings": ("encoder",),
+    "translate": ("seq2seq", "causal"),
+    "summarize": ("seq2seq", "causal"),
+    "qa": ("span", "causal"),
+    "classify": ("sequence-classification", "encoder", "causal"),
+}
+LOADING, READY, FAILED = "loading", "ready", "failed"
+CLASSIFIER_CACHE = 16  # zero-shot classifiers kept per model, by label set
+
+
+def encoder_backend(backend: str) -> str:
+    """The encoder engine matching a decoding backend choice (encoders have their own)."""
+    return "transformers" if backend == "transformers" else "auto"
+
+
+class ServedModel:
+    """One served model: the loaded weights, its generator and task objects, a lock, a queue.
+
+    Loading happens in a worker thread (:meth:`load`); everything else on the event loop.
+    """
+
+    def __init__(self, name: str, config: ServerConfig) -> None:
+        self.name = name
+        self.config = config
+        self.state = LOADING
+        self.error = ""
+        self.loaded: Any = None
+        self.generator: Any = None
+        self.lock = asyncio.Lock()
+        self.queued = 0  # requests admitted and not finished (waiting, batched or running)
+        self._tools: dict[str, Any] = {}
+        self._classifiers: OrderedDict[tuple, Any] = OrderedDict()
+        self._tools_lock = threading.Lock()
+
+    @property
+    def kind(self) -> str | None:
+        return self.loaded.kind if self.loaded is not None else None
+
+    def endpoints(self) -> list[str]:
+        """The endpoints (keys of :data:`TASK_KINDS`) this model can serve."""
+        return [task for task, kinds in TASK_KINDS.items() if self.kind in kinds]
+
+    def load(self) -> None:
+        """Load the weights and build the generator or encoder engine (blocking)."""
+        from core.models import load
+
+        try:
+            loaded = load(self.name, device=self.config.device)
+            if loaded.kind in ("causal", "seq2seq"):
+                from core.decoding import Generator
+
+                # One request's n outputs or one dynamic batch per call.
+                self.generator = Generator(
+                    loaded, self.config.backend, batch_size=self.config.max_batch
+                )
+            elif loaded.kind == "encoder":
+                from core.encoders import encoder_engine
+
+                engine, _ = encoder_engine(loaded, encoder_backend(self.config.backend))
+                loaded = replace(loaded, encoder=engine)
+            self.loaded = loaded
+            self.state = READY
+        except Exception as exc:  # noqa: BLE001 - reported by /ready and on each request
+            self.error = str(exc) if isinstance(exc, QuintetError) else repr(exc)
+            self.state = FAILED
+            log.error("could not load %s: %s", self.name, self.error)
+
+    def tool(self, key: str, build: Callable[[], T]) -> T:
+        """The task object ``key`` (a Summarizer, a QuestionAnswerer ...), built once."""
+        with self._tools_lock:
+            if key not in self._tools:
+                self._tools[key] = build()
+            return self._tools[key]
+
+    def classifier(self, key: tuple, build: Callable[[], T]) -> T:
+        """A classifier for one label set, kept in a small LRU (building one embeds labels)."""
+        with self._tools_lock:
+            if key in self._classifiers:
+                self._classifiers.move_to_end(key)
+                return self._classifiers[key]
+            built = build()
+            self._classifiers[key] = built
+            if len(self._classifiers) > CLASSIFIER_CACHE:
+                self._classifiers.popitem(last=False)
+            return built
+
+    # Slots ------------------------------------------------------------------------------
+
+    def admit(self) -> None:
+        """Count a request into this model's queue (429 when ``max_queue`` are in it)."""
+        if self.queued >= self.config.max_queue:
+            raise errors.queue_full(self.name)
+        self.queued += 1
+
+    def leave(self) -> None:
+        """A request admitted by :meth:`admit` has finished (event-loop thread only)."""
+        self.queued -= 1
+
+    async def acquire(self, timeout: float, admit: bool = True) -> None:
+        """Join the queue (unless already admitted, as a batch's requests are) and wait for
+        the lock, without holding a thread."""
+        if admit:
+            self.admit()
+        try:
+            await asyncio.wait_for(self.lock.acquire(), timeout)
+        except BaseException as exc:
+            if admit:
+                self.leave()
+            if isinstance(exc, TimeoutError):
+                raise timed_out(self.name) from None
+            raise
+
+    def release(self, admitted: bool = True) -> None:
+        """Give the lock back, and the queue place taken by :meth:`acquire` (event loop only)."""
+        self.lock.release()
+        if admitted:
+            self.leave()
+
+    def release_threadsafe(self, loop: asyncio.AbstractEventLoop) -> None:
+        """:meth:`release` from a worker thread."""
+        with contextlib.suppress(RuntimeError):  # a closed loop: the server is gone anyway
+            loop.call_soon_threadsafe(self.release)
+
+    async def run(
+        self,
+        fn: Callable[[], T],
+        executor: Executor,
+        timeout: float,
+        admit: bool = True,
+        locked: bool = False,
+    ) -> T:
+        """Run ``fn`` on this model in the thread pool, holding the model's lock.
+
+        ``locked``: the caller already holds the lock (taken with ``acquire(admit=False)``);
+        it is released here all the same. On timeout (504) or cancellation the call cannot
+        be interrupted: the lock is then released when it really ends, so the next request
+        never overlaps it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if not locked:
+            await self.acquire(timeout, admit)
+        try:
+            future = loop.run_in_executor(executor, fn)
+        except BaseException:
+            self.release(admit)
+            raise
+
+        def release_after(done: asyncio.Future) -> None:
+            if not done.cancelled():
+                done.exception()  # retrieved: no "exception was never retrieved" noise
+            self.release(admit)
+
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            raise timed_out(self.name) from None
+        finally:
+            if future.done():
+                self.release(admit)
+            else:
+                future.add_done_callback(release_after)
+
+
+def timed_out(model: str) -> errors.APIError:
+    return errors.APIError(
+        504, f"the request to {model} timed out", "timeout_error", None, "timeout"
+    )
+
+
+class ModelRegistry:
+    """The models one server serves, by name (state on the app, not in this module)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.models: dict[str, ServedModel] = {
+            name: ServedModel(name, config) for name in config.models
+        }
+        self._add_lock = asyncio.Lock()
+        # Set on SIGTERM: new requests get 503 while the ones in flight finish.
+        self.closing = False
+
+    def load_all(self) -> None:
+        """Load every served model, one after the other (run in a background thread)."""
+        for model in list(self.models.values()):
+            if model.state == LOADING:
+                model.load()
+
+    @property
+    def ready(self) -> bool:
+        return all(m.state == READY for m in self.models.values())
+
+    def status(self) -> dict[str, str]:
+        """Each model's state, with the error for a failed one."""
+        return {
+            name: m.state if m.state != FAILED else f"failed: {m.error}"
+            for name, m in self.models.items()
+        }
+
+    def queue_depths(self) -> dict[str, int]:
+        return {name: m.queued for name, m in self.models.items()}
+
+    def _usable(self, model: ServedModel) -> ServedModel:
+        if model.state == LOADING:
+            raise errors.unavailable(f"{model.name} is still loading: retry shortly", "loading")
+        if model.state == FAILED:
+            raise errors.unavailable(f"{model.name} failed to load: {model.error}", "load_failed")
+        return model
+
+    async def get(self, name: str, executor: Executor) -> ServedModel:
+        """The served model ``name``: 404 unless served (or any model is allowed), 503 while
+        it loads or the server shuts down."""
+        if self.closing:
+            raise errors.unavailable("the server is shutting down", "shutting_down")
+        if name in self.models:
+            return self._usable(self.models[name])
+        if not self.config.allow_any_model:
+            raise errors.model_not_found(name)
+        async with self._add_lock:  # one load per new name, however many ask at once
+            if name not in self.models:
+                model = ServedModel(name, self.config)
+                await asyncio.get_running_loop().run_in_executor(executor, model.load)
+                if model.state == FAILED:
+                    raise errors.APIError(
+                        404, model.error, "invalid_request_error", "model", "model_not_found"
+                    )
+                self.models[name] = model
+        return self._usable(self.models[name])
+
+    async def for_task(self, task: str, name: str | None, executor: Executor) -> ServedModel:
+        """The model for ``task``: the one named (checked to fit), else the first served
+        model of the task's preferred kinds."""
+        kinds = TASK_KINDS[task]
+        if self.closing:
+            raise errors.unavailable("the server is shutting down", "shutting_down")
+        if name:
+            model = await self.get(name, executor)
+            if model.kind not in kinds:
+                wanted = " or ".join(kinds)
+                raise errors.bad_request(
+                    f"{name} is a {model.kind} model: /v1/{task} needs a {wanted} model",
+                    "model",
+                    "model_not_supported",
+                )
+            return model
+        for kind in kinds:
+            for model in self.models.values():
+                if model.state == READY and model.kind == kind:
+                    return model
+        if any(m.state == LOADING for m in self.models.values()):
+            raise errors.unavailable("the models are still loading: retry shortly", "loading")
+        raise errors.APIError(
+            404,
+            f"no served model can do {task}: it needs a {' or '.join(kinds)} model "
+            "(start the server with --models NAME)",
+            "invalid_request_error",
+            "model",
+            "model_not_found",
+        )

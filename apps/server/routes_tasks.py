@@ -1,0 +1,158 @@
+"""The task routes: what the apps' Python APIs return, over HTTP.
+
+Each runs on a served model (the one named, else the first served model of a kind that fits
+the task) and holds that model's lock, so tasks and chat never run one model at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+
+from apps.server import errors
+from apps.server.auth import require_key
+from apps.server.models import ServedModel, encoder_backend
+from apps.server.schemas import (
+    ClassifyRequest,
+    QARequest,
+    SummarizeRequest,
+    TaskResponse,
+    TranslateRequest,
+)
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], tags=["tasks"])
+
+
+def jsonable(value: Any) -> Any:
+    """A result dataclass (or list of them) as plain JSON values (numpy scalars included)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _texts(texts: str | list[str]) -> list[str]:
+    return [texts] if isinstance(texts, str) else list(texts)
+
+
+def _check_length(request: Request, value: int | None, param: str) -> None:
+    limit = request.app.state.config.max_tokens_limit
+    if value is not None and value > limit:
+        raise errors.bad_request(f"{param} is {value}, over this server's limit of {limit}", param)
+
+
+async def _run(request: Request, model: ServedModel, work) -> Any:
+    state = request.app.state
+    return await model.run(work, state.executor, state.config.request_timeout_s)
+
+
+def _backend_for(request: Request, model: ServedModel) -> str:
+    """Decoding backend for generative models, the matching encoder engine otherwise."""
+    backend = request.app.state.config.backend
+    return backend if model.kind in ("causal", "seq2seq") else encoder_backend(backend)
+
+
+@router.post("/translate", response_model=TaskResponse)
+async def translate(body: TranslateRequest, request: Request) -> TaskResponse:
+    """``Translator(model).translate(texts, src, tgt)``: text, model, route, style, pieces..."""
+    state = request.app.state
+    model = await state.registry.for_task("translate", body.model, state.executor)
+    _check_length(request, body.max_tokens, "max_tokens")
+    decode: dict[str, Any] = {}
+    if body.max_tokens is not None:
+        decode["max_new_tokens"] = body.max_tokens
+    if body.num_beams is not None:
+        decode["num_beams"] = body.num_beams
+
+    def work() -> list[Any]:
+        from apps.translation.api import Translator
+
+        translator = model.tool(
+            "translator",
+            lambda: Translator(
+                model.name, device=state.config.device, backend=state.config.backend
+            ),
+        )
+        return translator.translate(
+            _texts(body.texts), body.src, body.tgt, progress=False, **decode
+        )
+
+    results = await _run(request, model, work)
+    return TaskResponse(object="translation", model=model.name, results=jsonable(results))
+
+
+@router.post("/summarize", response_model=TaskResponse)
+async def summarize(body: SummarizeRequest, request: Request) -> TaskResponse:
+    """``Summarizer(model).summarize(texts, ...)``: text, mode, chunks, timings..."""
+    state = request.app.state
+    model = await state.registry.for_task("summarize", body.model, state.executor)
+    _check_length(request, body.max_length, "max_length")
+
+    def work() -> list[Any]:
+        from apps.summarization.api import Summarizer
+
+        summarizer = model.tool(
+            "summarizer", lambda: Summarizer(model.loaded, backend=state.config.backend)
+        )
+        return summarizer.summarize(
+            _texts(body.texts), body.min_length, body.max_length, body.style
+        )
+
+    results = await _run(request, model, work)
+    return TaskResponse(object="summary", model=model.name, results=jsonable(results))
+
+
+@router.post("/qa", response_model=TaskResponse)
+async def qa(body: QARequest, request: Request) -> TaskResponse:
+    """``QuestionAnswerer(model).answer(question, context)``: spans with offsets and
+    probabilities, best first."""
+    state = request.app.state
+    model = await state.registry.for_task("qa", body.model, state.executor)
+
+    def work() -> list[Any]:
+        from apps.qa.api import QuestionAnswerer
+
+        answerer = model.tool(
+            "qa", lambda: QuestionAnswerer(model.loaded, backend=_backend_for(request, model))
+        )
+        return answerer.answer(
+            body.question,
+            body.context,
+            top_k=body.top_k,
+            max_answer_len=body.max_answer_len,
+            allow_no_answer=body.allow_no_answer,
+        )
+
+    results = await _run(request, model, work)
+    return TaskResponse(object="qa", model=model.name, results=jsonable(results))
+
+
+@router.post("/classify", response_model=TaskResponse)
+async def classify(body: ClassifyRequest, request: Request) -> TaskResponse:
+    """``Classifier(model, labels).classify(texts)``: label, score, every label's probability."""
+    state = request.app.state
+    model = await state.registry.for_task("classify", body.model, state.executor)
+    labels = tuple(body.labels) if body.labels is not None else None
+
+    def work() -> list[Any]:
+        from apps.classification.api import Classifier
+
+        classifier = model.classifier(
+            (labels,),
+            lambda: Classifier(model.loaded, labels, backend=_backend_for(request, model)),
+        )
+        return classifier.classify(
+            _texts(body.texts), top_k=body.top_k, multi_label=body.multi_label,
+            threshold=body.threshold,
+        )  # fmt: skip
+
+    results = await _run(request, model, work)
+    return TaskResponse(object="classification", model=model.name, results=jsonable(results))
