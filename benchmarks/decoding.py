@@ -362,7 +362,7 @@ def section_chat(args: argparse.Namespace, tmp: Path) -> dict:
         "hf-fp32",
         "hf-int8",
         *ct2_paths("ct2-int8", "ct2-float32"),
-        *ort_paths("ort-int4", "ort-int4-t2", "ort-int8"),
+        *ort_paths("ort-int8-t1", "ort-int4", "ort-int4-t1"),
     ]
     rows = []
     for path in paths:
@@ -420,6 +420,8 @@ LABELS = {
     "ort-int4-t1": "quintet onnxruntime-genai int4, 1 thread, batch {batch}",
     "ort-int4-t2": "quintet onnxruntime-genai int4, 2 threads, batch {batch}",
     "ort-int8": "quintet onnxruntime-genai int8, batch {batch}",
+    "ort-int8-t1": "quintet onnxruntime-genai int8, 1 thread, batch {batch}",
+    "ort-int8-t2": "quintet onnxruntime-genai int8, 2 threads, batch {batch}",
 }
 
 
