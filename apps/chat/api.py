@@ -14,8 +14,8 @@ saved file); only what the model sees shrinks.
 Example::
 
     >>> chat = ChatSession(system_prompt="You are terse.")                # doctest: +SKIP
-    >>> chat.send("What is the capital of France?").text
-    'The capital of France is Paris.'
+    >>> chat.send("What is 2 + 2?").text
+    'The answer to this classic math problem is 4.'
     >>> stream = chat.stream("And of Italy?")
     >>> for delta in stream:                       # or st.write_stream(stream)
     ...     print(delta, end="")

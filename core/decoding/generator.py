@@ -132,8 +132,8 @@ class Generator:
         >>> gen = Generator("smollm2-135m-instruct")                      # doctest: +SKIP
         >>> gen.backend_choice.name
         'onnxruntime-genai'
-        >>> gen.complete([{"role": "user", "content": "Capital of France?"}]).text
-        'The capital of France is Paris.'
+        >>> gen.complete([{"role": "user", "content": "What is 2 + 2?"}]).text
+        'The answer to this classic math problem is 4.'
         >>> for delta in gen.stream("Once upon a time", max_new_tokens=20):
         ...     print(delta, end="")
     """
