@@ -56,6 +56,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.decoding --out bench-decoding.json
 	$(BIN)/python -m benchmarks.encoders --out bench-encoders.json
 	$(BIN)/python -m benchmarks.file_translation --out bench-file-translation.json
+	$(BIN)/python -m benchmarks.server_load --out bench-server-load.json
 
 clean-venv:
 	rm -rf $(VENV)
