@@ -18,6 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+def _per_model(name: str, kind: str, help_text: str, values: dict[str, float]) -> list[str]:
+    """One metric family with a value per model, in Prometheus text."""
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    return lines + [f"{name}{_labels(model=m)} {v}" for m, v in sorted(values.items())]
+
+
 def _labels(**labels: str) -> str:
     def escape(value: str) -> str:
         return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -89,38 +95,30 @@ class Metrics:
                     f"quintet_request_duration_seconds_sum{plain} {self.latency_sum[route]}"
                 )
                 lines.append(f"quintet_request_duration_seconds_count{plain} {total}")
-            lines += [
-                "# HELP quintet_generated_tokens_total Tokens generated, by model.",
-                "# TYPE quintet_generated_tokens_total counter",
-            ]
-            for model, tokens in sorted(self.tokens.items()):
-                lines.append(f"quintet_generated_tokens_total{_labels(model=model)} {tokens}")
-            lines += [
-                "# HELP quintet_generation_seconds_total Seconds spent generating, by model "
+            lines += _per_model(
+                "quintet_generated_tokens_total", "counter",
+                "Tokens generated, by model.", self.tokens,
+            )  # fmt: skip
+            lines += _per_model(
+                "quintet_generation_seconds_total", "counter",
+                "Seconds spent generating, by model "
                 "(tokens/s = generated_tokens_total / generation_seconds_total).",
-                "# TYPE quintet_generation_seconds_total counter",
-            ]
-            for model, seconds in sorted(self.generation_seconds.items()):
-                lines.append(f"quintet_generation_seconds_total{_labels(model=model)} {seconds}")
-            lines += [
-                "# HELP quintet_batches_total Dynamic batches run, by model (requests per "
+                self.generation_seconds,
+            )  # fmt: skip
+            lines += _per_model(
+                "quintet_batches_total", "counter",
+                "Dynamic batches run, by model (requests per "
                 "batch = batched_requests_total / batches_total).",
-                "# TYPE quintet_batches_total counter",
-            ]
-            for model, count in sorted(self.batches.items()):
-                lines.append(f"quintet_batches_total{_labels(model=model)} {count}")
-            lines += [
-                "# HELP quintet_batched_requests_total Requests run in dynamic batches, by model.",
-                "# TYPE quintet_batched_requests_total counter",
-            ]
-            for model, count in sorted(self.batched_requests.items()):
-                lines.append(f"quintet_batched_requests_total{_labels(model=model)} {count}")
-        lines += [
-            "# HELP quintet_queue_depth Requests waiting for or running on each model.",
-            "# TYPE quintet_queue_depth gauge",
-        ]
-        for model, depth in sorted(queue_depths.items()):
-            lines.append(f"quintet_queue_depth{_labels(model=model)} {depth}")
+                self.batches,
+            )  # fmt: skip
+            lines += _per_model(
+                "quintet_batched_requests_total", "counter",
+                "Requests run in dynamic batches, by model.", self.batched_requests,
+            )  # fmt: skip
+        lines += _per_model(
+            "quintet_queue_depth", "gauge",
+            "Requests waiting for or running on each model.", queue_depths,
+        )  # fmt: skip
         return "\n".join(lines) + "\n"
 
 

@@ -20,7 +20,6 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from transformers.utils import logging as hf_logging
 from core.config import DecodeConfig
 from core.decoding.backend import StopCheck, TokenSink
 from core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
+from core.decoding.rows import Row, eos_ids
 from core.decoding.types import RawSequence
 from core.errors import ConfigError, ModelLoadError
 from core.models import Loaded
@@ -180,18 +180,6 @@ def clear_cache() -> None:
     """Drop the CTranslate2 engines loaded in this process."""
     with _models_lock:
         _models.clear()
-
-
-@dataclass
-class _Row:
-    """What the step callback gathered for one output."""
-
-    ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    end_logprob: float = 0.0
-    ended: bool = False
-    stopped: bool = False
-    hit_length: bool = False
 
 
 class CTranslate2Backend:
@@ -355,11 +343,7 @@ class CTranslate2Backend:
         return missing
 
     def _end_ids(self, config: DecodeConfig) -> list[int]:
-        found = self.loaded.model.generation_config.eos_token_id
-        if found is None:
-            found = self.loaded.tokenizer.eos_token_id
-        ids = [found] if isinstance(found, int) else list(found or [])
-        return list(dict.fromkeys([*ids, *config.stop_token_ids]))
+        return eos_ids(self.loaded, config)
 
     def _limits(self, config: DecodeConfig) -> tuple[int, int]:
         """(max, min) new tokens to ask CTranslate2 for.
@@ -481,7 +465,7 @@ class CTranslate2Backend:
     ) -> list[list[RawSequence]]:
         """Greedy search and sampling: every token comes through the step callback."""
         ends = set(self._end_ids(config))
-        rows: dict[tuple[int, int], _Row] = {}
+        rows: dict[tuple[int, int], Row] = {}
         first: list[float] = []
         errors: list[BaseException] = []
 
@@ -490,7 +474,7 @@ class CTranslate2Backend:
             try:
                 if not first:
                     first.append(time.perf_counter())
-                row = rows.setdefault((step.batch_id, step.hypothesis_id), _Row())
+                row = rows.setdefault((step.batch_id, step.hypothesis_id), Row())
                 if step.token_id in ends:
                     row.ended = True
                     row.end_logprob = step.log_prob or 0.0
@@ -515,7 +499,7 @@ class CTranslate2Backend:
         for b in range(len(prompts)):
             outputs = []
             for h in range(config.num_return_sequences):
-                outputs.append(_sequence(rows.get((b, h), _Row()), config, first_time))
+                outputs.append(rows.get((b, h), Row()).sequence(config, first_time))
             results.append(outputs)
         return results
 
@@ -585,7 +569,7 @@ class CTranslate2Backend:
         for name in ("beam_size", "num_hypotheses", "length_penalty", "return_scores"):
             options.pop(name)
         options["return_log_prob"] = True
-        row = _Row()
+        row = Row()
         first_time: float | None = None
         with self._engine_for(config, 1) as engine:
             if self.is_causal:
@@ -618,21 +602,7 @@ class CTranslate2Backend:
                         break
                     if step.is_last:
                         row.hit_length = True
-        return _sequence(row, config, first_time)
-
-
-def _sequence(row: _Row, config: DecodeConfig, first_time: float | None) -> RawSequence:
-    """The RawSequence for what the step callback gathered for one output."""
-    return RawSequence(
-        token_ids=row.ids,
-        ended_by_eos=row.ended,
-        token_logprobs=row.logprobs if config.output_logprobs else None,
-        # The sum of the log-probabilities, end token included, as transformers reports.
-        score=sum(row.logprobs) + row.end_logprob,
-        first_token_time=first_time,
-        hit_length=row.hit_length and not row.stopped,
-        extra={"stopped_by_check": True} if row.stopped else {},
-    )
+        return row.sequence(config, first_time)
 
 
 def _forced_empty(config: DecodeConfig) -> RawSequence:

@@ -12,6 +12,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from core.config import DecodeConfig
 from core.decoding.backend import StopCheck, TokenSink
+from core.decoding.rows import eos_ids
 from core.decoding.types import RawSequence
 from core.errors import ModelLoadError
 from core.models import Loaded
@@ -66,15 +67,6 @@ class _TokenStreamer(BaseStreamer):
 
     def end(self) -> None:
         pass
-
-
-def eos_ids(loaded: Loaded, config: DecodeConfig) -> list[int]:
-    """The model's end token(s) plus the config's stop token ids."""
-    found = loaded.model.generation_config.eos_token_id
-    if found is None:
-        found = loaded.tokenizer.eos_token_id
-    ids = [found] if isinstance(found, int) else list(found or [])
-    return list(dict.fromkeys([*ids, *config.stop_token_ids]))
 
 
 class TransformersBackend:

@@ -29,7 +29,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ import torch
 from core.config import DecodeConfig
 from core.decoding.backend import StopCheck, TokenSink
 from core.decoding.conversions import ConversionCache, base_name, source_folder
+from core.decoding.rows import Row, eos_ids
 from core.decoding.types import RawSequence
 from core.errors import ConfigError, ModelLoadError
 from core.models import Loaded
@@ -162,18 +162,6 @@ def clear_cache() -> None:
         _engines.clear()
 
 
-@dataclass
-class _Row:
-    """What one output gathered while decoding."""
-
-    ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    end_logprob: float = 0.0
-    ended: bool = False
-    stopped: bool = False
-    hit_length: bool = False
-
-
 class OnnxGenAIBackend:
     """Decodes causal models with ONNX Runtime GenAI (int8 on CPU by default).
 
@@ -221,7 +209,7 @@ class OnnxGenAIBackend:
         self.vocab_size = int(genai["model"]["vocab_size"])
         # The vocabulary's last id pads batches (see the module docstring).
         self.pad_id = self.vocab_size - 1
-        self._end_ids = _end_ids(loaded)
+        self._end_ids = eos_ids(loaded, DecodeConfig())
         generation = loaded.model.generation_config
         self._suppresses = any(
             getattr(generation, name, None) for name in ("bad_words_ids", "suppress_tokens")
@@ -381,9 +369,9 @@ class OnnxGenAIBackend:
     ) -> list[RawSequence]:
         """One engine run over ``prompts`` (right-padded), token by token."""
         longest = max(len(p) for p in prompts)
-        ends = set(self._end_ids) | set(config.stop_token_ids)
+        ends = set(eos_ids(self.loaded, config))
         with self._generator(config, prompts, longest) as generator:
-            rows = [_Row() for _ in prompts]
+            rows = [Row() for _ in prompts]
             active = set(range(len(prompts)))
             first_time: float | None = None
             while active and not generator.is_done():
@@ -412,19 +400,7 @@ class OnnxGenAIBackend:
                     elif len(row.ids) >= config.max_new_tokens:
                         row.hit_length = True
                         active.discard(index)
-        return [
-            RawSequence(
-                token_ids=row.ids,
-                ended_by_eos=row.ended,
-                token_logprobs=row.logprobs if config.output_logprobs else None,
-                # The sum of the log-probabilities, end token included, as transformers says.
-                score=sum(row.logprobs) + row.end_logprob if config.output_logprobs else None,
-                first_token_time=first_time,
-                hit_length=row.hit_length,
-                extra={"stopped_by_check": True} if row.stopped else {},
-            )
-            for row in rows
-        ]
+        return [row.sequence(config, first_time, scored=config.output_logprobs) for row in rows]
 
     @contextlib.contextmanager
     def _generator(
@@ -454,10 +430,3 @@ def _chosen_logprobs(logits: Any, tokens: Any) -> np.ndarray:
     normaliser = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
     chosen = logits[np.arange(len(tokens)), np.asarray(tokens, dtype=np.int64)]
     return chosen - normaliser
-
-
-def _end_ids(loaded: Loaded) -> list[int]:
-    found = loaded.model.generation_config.eos_token_id
-    if found is None:
-        found = loaded.tokenizer.eos_token_id
-    return [found] if isinstance(found, int) else list(found or [])
