@@ -27,7 +27,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from core import metrics
 from core.config import ModelSpec, TrainConfig
+from core.data import DataError, split_for_task
 from core.errors import ConfigError, QuintetError, StoreError
 from core.models import Loaded, load_fresh, read_config
 from core.store import ModelStore, StoredModel, describe_os_error, validate_name
@@ -88,16 +90,9 @@ class _Run:
     # Data --------------------------------------------------------------------------------
 
     def split(self, train: list, validation: list | None) -> tuple[list, list]:
-        from core.data import split_by_group, split_items
-
         if validation is not None:
             return train, validation
-        fraction = self.config.validation_fraction
-        if self.task == "qa":
-            # Never split an article between train and validation: questions on one
-            # paragraph share answers, which would leak.
-            return split_by_group(train, lambda e: e.title, fraction, self.config.seed)
-        return split_items(train, fraction, self.config.seed)
+        return split_for_task(self.task, train, self.config.validation_fraction, self.config.seed)
 
     def featurize(self, loaded: Loaded, examples: list, training: bool) -> list[dict]:
         tokenizer, kind = loaded.tokenizer, self.kind
@@ -131,8 +126,6 @@ class _Run:
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, loaded: Loaded, examples: list, rows: list) -> dict:
         """The task's validation metrics; ``primary`` is higher-is-better."""
-        from evaluation import metrics
-
         model.eval()
         outputs: list[Any] = []
         total_loss, total_tokens = 0.0, 0
@@ -246,8 +239,6 @@ def label_names(
         QuintetError: fewer than two classes. With one, transformers builds a regression
             head that scores every text 100% and labels everything with that one class.
     """
-    from core.data import DataError
-
     found = sorted({label for e in train_examples for label in e.labels})
     names = list(labels) if labels is not None else found
     if labels is not None and (len(set(names)) != len(names) or not all(names)):
