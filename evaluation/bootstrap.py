@@ -5,9 +5,9 @@ own corpus metric (so BLEU stays corpus BLEU). Resampling stops early at a time 
 the report says how many resamples were used.
 
 Rescoring a resample with :meth:`TaskHarness.score` is exact but can be slow (sacreBLEU
-re-tokenizes every segment). A harness may therefore offer
-``resampler(run, items, predictions)``
-returning a :data:`Scorer` that gives the same corpus metrics from statistics computed once:
+re-tokenizes every segment). A harness may therefore offer ``resampler(run, items,
+predictions)`` returning a :data:`Scorer` that gives the same corpus metrics from statistics
+computed once:
 :func:`sacrebleu_resampler` does this for BLEU/chrF/TER (sums of per-segment sufficient
 statistics, exactly what ``corpus_score`` sums), :func:`mean_resampler` for metrics that are
 means of per-item values (SQuAD EM/F1, ROUGE). :func:`make_scorer` picks the fast path when

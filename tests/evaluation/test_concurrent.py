@@ -69,8 +69,7 @@ def test_two_evaluations_in_threads_give_the_reports_they_give_one_after_the_oth
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {
-            name: pool.submit(run, name, tmp_path / "together", first_report_waits)
-            for name in JOBS
+            name: pool.submit(run, name, tmp_path / "together", first_report_waits) for name in JOBS
         }
         together = {name: comparable(future.result()) for name, future in futures.items()}
     assert together == alone

@@ -32,6 +32,9 @@ def test_samsum_csv_and_the_recipe_heldout_split() -> None:
     assert len(held) == 123 and {i.id for i in held} < {i.id for i in items}
     again = HARNESS.read(SAMSUM, DataOptions(extra={"split": "heldout"})).items
     assert [i.id for i in again] == [i.id for i in held]
+    # An unknown split is refused, not silently read as the whole file.
+    with pytest.raises(DataError, match="unknown split='test'"):
+        HARNESS.read(SAMSUM, DataOptions(extra={"split": "test"}))
 
 
 def test_xsum_jsonl_and_chosen_fields(tmp_path: Path) -> None:
