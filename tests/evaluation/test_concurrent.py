@@ -11,6 +11,7 @@ model, and must give exactly the reports they give one after the other.
 from __future__ import annotations
 
 import json
+import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,10 +20,8 @@ import pytest
 
 from core.store import ModelStore
 from evaluation.harness import Report, evaluate
-
-pytestmark = pytest.mark.skipif(
-    not ModelStore().has("minilm-l6"), reason="needs the packaged minilm-l6 (make models)"
-)
+from evaluation.protocol import DataOptions
+from evaluation.registry import get_harness
 
 JOBS = {
     "trec": "data/classification/trec/heldout_500.label",
@@ -52,6 +51,9 @@ def comparable(report: Report) -> dict:
     }
 
 
+@pytest.mark.skipif(
+    not ModelStore().has("minilm-l6"), reason="needs the packaged minilm-l6 (make models)"
+)
 def test_two_evaluations_in_threads_give_the_reports_they_give_one_after_the_other(tmp_path):
     alone = {name: comparable(run(name, tmp_path / "alone")) for name in JOBS}
     # Not the same question: TREC is scored against descriptive names, AG News its own.
@@ -73,3 +75,18 @@ def test_two_evaluations_in_threads_give_the_reports_they_give_one_after_the_oth
         }
         together = {name: comparable(future.result()) for name, future in futures.items()}
     assert together == alone
+
+
+@pytest.mark.parametrize(
+    ("task", "data", "options"),
+    [
+        ("classification", JOBS["trec"], DataOptions()),
+        ("chat", "data/chat/mt_bench/question.jsonl", DataOptions()),
+        ("translation", "data/translation/wmt17_sample/en-de", DataOptions()),
+    ],
+)
+def test_a_runs_state_survives_pickling(task, data, options):
+    """Ray actors receive the run by value: it must pickle and come back equal."""
+    run = get_harness(task).read(data, options)
+    again = pickle.loads(pickle.dumps(run))
+    assert again == run and type(again) is type(run) and again.items == run.items
