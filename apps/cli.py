@@ -161,7 +161,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes_list(args: argparse.Namespace) -> int:
-    from core.training.recipes import RECIPES
+    from apps.finetune.recipes import RECIPES
 
     store = ModelStore()
     for recipe in RECIPES.values():
@@ -171,7 +171,7 @@ def cmd_recipes_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes_run(args: argparse.Namespace) -> int:
-    from core.training.recipes import get_recipe, run_recipe
+    from apps.finetune.recipes import get_recipe, run_recipe
 
     get_recipe(args.name)
     overrides = {"max_steps": args.max_steps} if args.max_steps else None

@@ -441,7 +441,7 @@ def _read_trec(
     return examples
 
 
-def _headerless_ag_news(path: PathLike) -> bool:
+def is_headerless_ag_news(path: PathLike) -> bool:
     """True for the original AG News CSV: no header, rows ``"3","title","description"``."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
@@ -487,7 +487,7 @@ def read_classification(
     if (format or Path(path).suffix).lower().lstrip(".") == "label":
         return _read_trec(path, label_field, labels_allowed)
     fmt = _format_of(path, format)
-    if fmt == "csv" and fieldnames is None and _headerless_ag_news(path):
+    if fmt == "csv" and fieldnames is None and is_headerless_ag_news(path):
         fieldnames = AG_NEWS_FIELDS
     records = read_records(path, fmt, fieldnames=fieldnames)
     if not records:
@@ -1020,3 +1020,18 @@ def split_items(
     train = [item for i, item in enumerate(items) if i not in picked]
     validation = [item for i, item in enumerate(items) if i in picked]
     return train, validation
+
+
+def split_for_task(
+    task: str, items: Sequence[T], validation_fraction: float, seed: int = 0
+) -> tuple[list[T], list[T]]:
+    """The fine-tuning engine's (train, held out) split of a task's examples.
+
+    Extractive QA is split by article title (:func:`split_by_group`): questions on one
+    paragraph share answers, which would leak. Every other task is split at random
+    (:func:`split_items`). The evaluation harnesses' ``split=heldout`` calls this with a
+    recipe's fraction and seed, so they score exactly what that recipe held back.
+    """
+    if task == "qa":
+        return split_by_group(items, lambda e: e.title, validation_fraction, seed)
+    return split_items(items, validation_fraction, seed)

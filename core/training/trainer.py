@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from core.config import ModelSpec, TrainConfig
+from core.data import DataError, split_for_task
 from core.errors import ConfigError, QuintetError, StoreError
 from core.models import Loaded, load_fresh, read_config
 from core.store import ModelStore, StoredModel, describe_os_error, validate_name
@@ -182,8 +183,6 @@ class FinetuneRecipe:
 
     def setup_data(self) -> None:
         """Read, validate and split the data; decide a classifier's labels."""
-        from core.data import split_by_group, split_items
-
         config = self.config
         self.train_examples = read_task_data(self.task, self.data, self.fields, config.multi_label)
         validation = (
@@ -193,15 +192,9 @@ class FinetuneRecipe:
         )
         if validation is not None:
             self.val_examples = validation
-        elif self.task == "qa":
-            # Never split an article between train and validation: questions on one
-            # paragraph share answers, which would leak.
-            self.train_examples, self.val_examples = split_by_group(
-                self.train_examples, lambda e: e.title, config.validation_fraction, config.seed
-            )
-        else:
-            self.train_examples, self.val_examples = split_items(
-                self.train_examples, config.validation_fraction, config.seed
+        else:  # QA by article (questions on one paragraph share answers), the rest at random
+            self.train_examples, self.val_examples = split_for_task(
+                self.task, self.train_examples, config.validation_fraction, config.seed
             )
         if not self.train_examples or not self.val_examples:
             raise QuintetError(f"{self.data}: need training and validation examples, found too few")
@@ -609,8 +602,6 @@ def label_names(
         QuintetError: fewer than two classes. With one, transformers builds a regression
             head that scores every text 100% and labels everything with that one class.
     """
-    from core.data import DataError
-
     found = sorted({label for e in train_examples for label in e.labels})
     names = list(labels) if labels is not None else found
     if labels is not None and (len(set(names)) != len(names) or not all(names)):

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
+from core import metrics
 from core.training import features as feats
-from evaluation import metrics
 
 
 @torch.no_grad()
