@@ -164,8 +164,17 @@ def _quantize_blockwise(source: Path, target: Path) -> None:
     """int8 weights in blocks of 32 along the input dimension (MatMulNBits), symmetric, with
     int8 compute on activations quantized per block (accuracy level 4)."""
     import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    # The module calls logging.basicConfig(level=INFO) on import, which would print every
+    # library's INFO lines for the rest of the process; with a handler on the root logger
+    # basicConfig does nothing.
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    finally:
+        root.removeHandler(guard)
     quantizer = MatMulNBitsQuantizer(
         onnx.load(str(source)), bits=8, block_size=32, is_symmetric=True, accuracy_level=4
     )
