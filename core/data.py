@@ -271,12 +271,24 @@ def read_records(
         (2, {'sentence': "it 's a charming and often affecting journey . ", 'label': '1'})
     """
     fmt = _format_of(path, format)
-    text = _read_text(path, fmt.upper())
+    return parse_records(path, _read_text(path, fmt.upper()), fmt, fieldnames=fieldnames)
+
+
+def parse_records(
+    name: PathLike,
+    text: str,
+    format: str | None = None,
+    *,
+    fieldnames: Sequence[str] | None = None,
+) -> list[tuple[int, dict]]:
+    """:func:`read_records` on text already in memory (an upload); ``name`` gives the format
+    (unless ``format`` does) and is what errors cite."""
+    fmt = _format_of(name, format)
     if fmt == "jsonl":
-        return _parse_jsonl(path, text)
+        return _parse_jsonl(name, text)
     if fmt == "json":
-        return _parse_json_list(path, text)
-    return _parse_delimited(path, text, fmt, fieldnames)
+        return _parse_json_list(name, text)
+    return _parse_delimited(name, text, fmt, fieldnames)
 
 
 # ------------------------------------------------------------------------------ helpers
