@@ -53,6 +53,7 @@ from typing import Any
 import torch
 
 from core.config import DecodeConfig
+from core.decoding import engines
 from core.decoding.backend import StopCheck, TokenSink
 from core.decoding.conversions import first_line, source_folder
 from core.decoding.rows import eos_ids
@@ -91,7 +92,7 @@ _MODEL_SETTINGS: dict[str, Any] = {
 
 # One engine per model folder and settings in a process: a second one would reserve the GPU
 # memory again.
-_engines: dict[tuple, Any] = {}
+_engines: dict[tuple, tuple[Any, threading.Lock]] = {}
 _engines_lock = threading.Lock()
 
 
@@ -158,6 +159,8 @@ def request_differences(
         missing.append(
             "min_new_tokens with stop_strings (vLLM looks for stop strings only after the minimum)"
         )
+    if config.seed is not None and config.seed < 0:
+        missing.append("a negative seed (vLLM reads -1 as no seed)")
     if config.min_new_tokens and tokenizer_eos is not None and tokenizer_eos not in end_ids:
         missing.append(
             "min_new_tokens on a model whose tokenizer end token is not one of its end tokens "
@@ -221,11 +224,9 @@ class VllmBackend:
                 f"{loaded.name} is a {loaded.kind} model: the {NAME} backend decodes causal "
                 "(decoder-only) models here; use ctranslate2 or transformers"
             )
-        if loaded.device.type != "cuda":
-            raise ConfigError(
-                f"the vllm backend runs on CUDA GPUs only and {loaded.name} is on "
-                f"{loaded.device.type}: install vllm on a CUDA machine, or use the auto backend"
-            )
+        problem = engines.unavailable(NAME, loaded)  # no GPU, or no vllm package
+        if problem:
+            raise ConfigError(problem)
         if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
             raise ConfigError(
                 f"gpu_memory_utilization must be in (0, 1] (got {gpu_memory_utilization})"
@@ -242,22 +243,28 @@ class VllmBackend:
         self.loaded = loaded
         self.tokenizer_eos = loaded.tokenizer.eos_token_id
         self.dtype = _DTYPES.get(loaded.dtype, "auto")
-        self._engine = self._build(gpu_memory_utilization, enforce_eager, max_model_len)
+        self._engine, self._engine_lock = self._build(
+            gpu_memory_utilization, enforce_eager, max_model_len
+        )
 
     def _build(
         self, utilization: float | None, enforce_eager: bool, max_model_len: int | None
-    ) -> Any:
+    ) -> tuple[Any, threading.Lock]:
+        """The engine for these settings, built once per process, with the lock that keeps
+        its calls one at a time (``LLM.generate`` is not thread-safe)."""
         import vllm
 
-        if utilization is None:
-            free, total = torch.cuda.mem_get_info(self.loaded.device)
-            utilization = memory_share(free, total)
         folder = source_folder(self.loaded)
+        # Keyed by the setting as asked: the default share depends on the free memory,
+        # which the first engine itself reduces.
         key = (folder, self.dtype, utilization, enforce_eager, max_model_len)
         with _engines_lock:
-            engine = _engines.get(key)
-            if engine is not None:
-                return engine
+            found = _engines.get(key)
+            if found is not None:
+                return found
+            if utilization is None:
+                free, total = torch.cuda.mem_get_info(self.loaded.device)
+                utilization = memory_share(free, total)
             options: dict[str, Any] = {"max_model_len": max_model_len} if max_model_len else {}
             try:
                 engine = vllm.LLM(
@@ -281,8 +288,8 @@ class VllmBackend:
                 raise ModelLoadError(
                     f"{NAME} cannot run {self.loaded.name}: {first_line(exc)}"
                 ) from None
-            _engines[key] = engine
-            return engine
+            found = _engines[key] = (engine, threading.Lock())
+            return found
 
     # Options -----------------------------------------------------------------------------
 
@@ -319,7 +326,8 @@ class VllmBackend:
         try:
             params = SamplingParams(**sampling_kwargs(config, ends, self.tokenizer_eos))
             requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
-            outputs = self._engine.generate(requests, params, use_tqdm=False)
+            with self._engine_lock:
+                outputs = self._engine.generate(requests, params, use_tqdm=False)
         except refused as exc:
             raise ConfigError(f"{NAME} rejected the request: {first_line(exc)}") from None
         return [

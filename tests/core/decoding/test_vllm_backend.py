@@ -212,6 +212,7 @@ def test_a_tokenizer_end_token_transformers_does_not_stop_on_is_ignored() -> Non
         ({"do_sample": True, "temperature": 2.5}, "temperature 2.5"),
         ({"do_sample": True, "temperature": 0.005}, "temperature 0.005"),
         ({"min_new_tokens": 4, "stop_strings": ("END",)}, "min_new_tokens with stop_strings"),
+        ({"seed": -1}, "a negative seed"),
     ],
 )
 def test_what_vllm_would_decode_differently_is_refused(options: dict, expected: str) -> None:
@@ -243,6 +244,8 @@ def test_memory_share_leaves_room_for_what_is_already_on_the_gpu() -> None:
 def test_backend_refuses_a_cpu_model_before_importing_vllm(smollm2: Loaded) -> None:
     with pytest.raises(ConfigError, match="runs on CUDA GPUs only"):
         vb.VllmBackend(smollm2)
+    with pytest.raises(ConfigError, match="needs the vllm package"):
+        vb.VllmBackend(on_cuda(smollm2))
     with pytest.raises(ModelLoadError, match="causal"):
         vb.VllmBackend(on_cuda(load(str(tiny_model_dir("marian")))))
 
