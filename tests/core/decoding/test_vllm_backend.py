@@ -314,3 +314,57 @@ def test_cuda_loads_in_bf16_with_sdpa_and_cpu_stays_float32(
     # transformers picks SDPA by default for the families that have it.
     llama = load(str(tiny_model_dir("llama")))
     assert llama.model.config._attn_implementation == "sdpa"
+
+
+# On a CUDA machine with vllm installed (skipped here) ------------------------------------
+
+CHATS = [
+    [{"role": "user", "content": "Name three colours."}],
+    [
+        {"role": "user", "content": "Hi!"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "What is 2+2?"},
+    ],
+    [{"role": "user", "content": "Tell me one fact about the moon, in one sentence."}],
+]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or importlib_missing("vllm"),
+    reason="needs a CUDA GPU with vllm installed (this machine has neither)",
+)
+def test_on_a_gpu_vllm_decodes_as_transformers(real_store: ModelStore) -> None:
+    """Never run in this project yet: the first GPU machine with vllm that runs it checks
+    the engine against the reference, in float32 so that the tokens can match exactly."""
+    loaded = load(str(real_store.path("smollm2-135m-instruct")), device="cuda", dtype="float32")
+    reference = Generator(loaded, "transformers", batch_size=4)
+    # Default settings: the auto generators below then share this one engine.
+    engine = Generator(loaded, "vllm", batch_size=4)
+    for options in (
+        {"max_new_tokens": 24},
+        {"max_new_tokens": 20, "min_new_tokens": 20},
+        {"max_new_tokens": 24, "stop_strings": ["."]},
+    ):
+        expected = reference.generate(CHATS, **options)
+        got = engine.generate(CHATS, **options)
+        assert [g.token_ids for g in got] == [e.token_ids for e in expected], options
+        assert [g.text for g in got] == [e.text for e in expected], options
+        assert [g.finish_reason for g in got] == [e.finish_reason for e in expected], options
+        assert {g.backend for g in got} == {"vllm"}
+    expected = reference.generate(CHATS, max_new_tokens=12, output_logprobs=True)
+    got = engine.generate(CHATS, max_new_tokens=12, output_logprobs=True)
+    for g, e in zip(got, expected, strict=True):
+        assert g.token_logprobs == pytest.approx(e.token_logprobs, abs=1e-3)
+        assert g.score == pytest.approx(e.score, abs=1e-2)
+    sampled = {"max_new_tokens": 16, "do_sample": True, "top_p": 0.95, "seed": 7}
+    one = engine.complete(CHATS[2], num_return_sequences=3, **sampled)
+    two = engine.complete(CHATS[2], num_return_sequences=3, **sampled)
+    assert [s.token_ids for s in [one, *one.alternatives]] == [
+        s.token_ids for s in [two, *two.alternatives]
+    ]
+    # auto: batch work on vllm, a batch-1 generator and every stream on transformers.
+    assert Generator(loaded, batch_size=16).backend_choice.name == "vllm"
+    assert Generator(loaded, batch_size=1).backend_choice.name == "transformers"
+    stream = Generator(loaded, batch_size=16).stream(CHATS[0], max_new_tokens=8)
+    assert stream.text and stream.result.backend == "transformers"
