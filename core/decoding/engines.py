@@ -10,8 +10,8 @@ causal       onnxruntime-genai int8                    vLLM bf16 for batch work 
 seq2seq      ctranslate2 int8                          ctranslate2 float16
 ===========  ========================================  =========================================
 
-Batch work is a generator built with ``batch_size > 1`` (the evaluation harnesses, batch
-files, the MT-Bench harness); an interactive chat (``ChatSession``: ``batch_size=1``) stays on
+Batch work is a generator built with ``batch_size > 1`` (the MT-Bench harness, the apps'
+batched paths, the server); an interactive chat (``ChatSession``: ``batch_size=1``) stays on
 transformers, which streams token by token and starts in seconds, where vLLM reserves most of
 the GPU's free memory and captures CUDA graphs first. vLLM is never picked on a CPU, and is
 untested here: the development machines have no GPU.
