@@ -19,6 +19,7 @@ from apps.ui import (
     run_in_batches,
     show_timings,
 )
+from apps.ui.recipes import recipe_build_notice
 from core.defaults import default_model
 from core.errors import QuintetError
 
@@ -47,6 +48,7 @@ def render() -> None:
         "(an encoder by embedding similarity, an instruct model by label likelihood, an NLI "
         "model by entailment)."
     )
+    recipe_build_notice("classification", key="classification-recipes")
     with st.sidebar:
         model = model_picker("classification", key="cls-model")
         zero_shot = _zero_shot_default(model)

@@ -22,6 +22,7 @@ from apps.ui import (
     show_timings,
     text_or_file_input,
 )
+from apps.ui.recipes import recipe_build_notice
 
 EXAMPLE_CONTEXT = (
     "Super Bowl 50 was an American football game to determine the champion of the National "
@@ -47,6 +48,7 @@ def highlight(context: str, start: int, end: int) -> str:
 def render() -> None:
     st.title("Question answering")
     st.caption("Extractive: the answer is a span of your text, found across windows of any length.")
+    recipe_build_notice("qa", key="qa-recipes")
     with st.sidebar:
         model = model_picker("qa", key="qa-model")
         top_k = st.number_input("Answers to show", 1, 10, 1, key="qa-top-k")

@@ -22,6 +22,7 @@ from apps.ui import (
     show_timings,
     text_or_file_input,
 )
+from apps.ui.recipes import recipe_build_notice
 
 STYLE_LABELS = {
     "default": "One or two sentences",
@@ -65,6 +66,7 @@ def render() -> None:
         "asked by prompt. Dialogues (one 'Name: ...' line per turn) are summarized as "
         "dialogues; long inputs are chunked and summarized map-reduce."
     )
+    recipe_build_notice("summarization", key="summarization-recipes")
     with st.sidebar:
         model = model_picker("summarization", key="sum-model")
         style = st.selectbox(

@@ -184,6 +184,12 @@ def model_picker(
         return f"{mark} {option}" + (" (default)" if option == default else "")
 
     index = 0 if auto_label or default is None else options.index(default)
+    # A new default (a task model the background build just stored) replaces the old one in
+    # a picker left on the default; a model the user chose stays chosen.
+    previous = st.session_state.get(f"{key}-default")
+    if previous not in (None, default) and st.session_state.get(key) == previous:
+        st.session_state[key] = default
+    st.session_state[f"{key}-default"] = default
     picked = st.selectbox(
         label,
         options,
