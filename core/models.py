@@ -146,6 +146,9 @@ def resolve(name: str, revision: str | None = None, store: ModelStore | None = N
             f"load {stored.converted_from} (the engine is chosen with backend=, auto by default)"
         )
     if stored is not None:
+        from core.integrity import check_files
+
+        check_files(store, stored)  # damaged weights load silently and answer NaN
         entry = catalog.get(name)
         return Resolved(name=name, location=str(stored.path), origin="store", entry=entry)
     entry = catalog.get(name)
