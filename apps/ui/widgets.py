@@ -63,6 +63,7 @@ never do.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import logging
@@ -77,7 +78,7 @@ import streamlit as st
 
 from core import catalog
 from core.config import BACKENDS, DecodeConfig
-from core.errors import QuintetError
+from core.errors import QuintetError, UnknownModelError
 from core.inventory import model_status
 from core.store import ModelStore
 
@@ -204,6 +205,10 @@ def model_picker(
             key=f"{key}-other",
             placeholder="owner/name or /path/to/model",
         ).strip()
+        if not typed:
+            # Say what runs meanwhile: an empty field falls back, it must not do so silently.
+            fallback = auto_label.lower() if auto_label else (default or "no model")
+            st.warning(f"No model typed: the page uses {fallback} until you type one.")
         return typed or None
     if picked == auto_label:
         return None
@@ -569,14 +574,35 @@ def show_timings(
 # Errors ----------------------------------------------------------------------------------
 
 
-def show_error(exc: BaseException, doing: str | None = None) -> None:
+def unknown_model_message(name: str, task: str) -> str:
+    """An unknown model name, with suggestions among the models that can do ``task`` (the
+    core's suggestions span every model: a sentence encoder for a translation page)."""
+    names = [c.name for c in model_choices(task)]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    present = [c.name for c in model_choices(task) if c.present][:4]
+    hint = (
+        f" Did you mean {', '.join(close)}?"
+        if close
+        else (f" Models for {task} here: {', '.join(present)}." if present else "")
+    )
+    return (
+        f"unknown model {name!r}: not a directory, a store model, a catalog name or a hub id "
+        f"(owner/name).{hint}"
+    )
+
+
+def show_error(exc: BaseException, doing: str | None = None, task: str | None = None) -> None:
     """Show ``exc`` readably: never a bare traceback.
 
     A :class:`QuintetError` (bad input, missing model, ...) is shown as its one-line
-    message. Anything else is a bug or an environment problem: a generic line, and the
-    details (type, message, traceback) in a closed expander for a bug report.
+    message; an unknown model name, with suggestions for ``task`` when given. Anything
+    else is a bug or an environment problem: a generic line, and the details (type,
+    message, traceback) in a closed expander for a bug report.
     """
     where = f" while {doing}" if doing else ""
+    if isinstance(exc, UnknownModelError) and task is not None:
+        st.error(unknown_model_message(exc.name, task), icon=":material/warning:")
+        return
     if isinstance(exc, QuintetError):
         st.error(f"{exc}", icon=":material/warning:")
         return
@@ -593,8 +619,9 @@ def show_error(exc: BaseException, doing: str | None = None) -> None:
 
 
 @contextmanager
-def guarded(doing: str | None = None) -> Iterator[None]:
-    """``with guarded("translating"): ...``: any exception inside is shown by :func:`show_error`.
+def guarded(doing: str | None = None, task: str | None = None) -> Iterator[None]:
+    """``with guarded("translating"): ...``: any exception inside is shown by :func:`show_error`
+    (``task``: the page's task, for suggestions when a typed model name is unknown).
 
     Streamlit's own control flow (``st.stop``, ``st.rerun``) passes through: it is not an
     ``Exception``.
@@ -602,4 +629,4 @@ def guarded(doing: str | None = None) -> Iterator[None]:
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - shown to the user, not swallowed silently
-        show_error(exc, doing)
+        show_error(exc, doing, task)
