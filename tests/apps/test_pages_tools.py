@@ -124,6 +124,32 @@ def test_finetune_page_follows_a_run_to_the_model_picker(tmp_home: Path, tmp_pat
     assert "page-run" in [c.name for c in model_choices("classification")]
 
 
+def test_finetune_page_after_the_model_is_deleted_offers_to_restore_it(
+    tmp_home: Path, tmp_path: Path
+) -> None:
+    runs.start_run(
+        "classification", str(tiny_model_dir("bert")), str(_tiny_csv(tmp_path / "t.csv")),
+        "gone-run", {"max_steps": 4, "batch_size": 4, "eval_every": 2, "save_every": 2},
+    )  # fmt: skip
+    wait_for(lambda: runs.status("gone-run").state != "running")
+    app = open_page("finetune/page.py")
+    # The run picker names runs only; the state is in the heading (no stale "(running)").
+    assert app.selectbox(key="ft-pick").options == ["gone-run"]
+    assert any("gone-run · finished" in m.value for m in app.markdown)
+    ModelStore().delete("gone-run")
+    app.run()
+    assert not app.exception
+    assert not any("model picker" in s.value for s in app.success)
+    assert [w.value for w in app.warning] == [
+        "This run stored **gone-run**, but it is no longer in the store (deleted since). "
+        "Resume stores it again from the run's last checkpoint."
+    ]
+    app.button(key="ft-resume-gone-run").click().run()
+    assert not app.exception and not app.error
+    wait_for(lambda: runs.status("gone-run").state != "running")
+    assert ModelStore().has("gone-run")
+
+
 def test_finetune_page_form_starts_a_run_on_an_uploaded_file(tmp_home: Path, tmp_path: Path):
     """The whole form: task, base model by path, an uploaded training file, options, Start;
     the run goes on in the background and its model lands in the store."""
