@@ -219,7 +219,10 @@ def run_tab() -> None:
     task = st.selectbox("Task", tasks, format_func=TASK_LABELS.get, key="eval-task")
     left, right = st.columns(2)
     with left:
-        model = model_picker(task, key=f"eval-model-{task}")
+        # Translation left on automatic routes by language pair, as the app does; the
+        # default's name would be recorded as "the model you chose".
+        auto = "Automatic (by language pair)" if task == "translation" else None
+        model = model_picker(task, key=f"eval-model-{task}", auto_label=auto)
         others = [c.name for c in model_choices(task) if c.present and c.name != model]
         more = st.multiselect(
             "More models on the same data (compared side by side)", others, key=f"eval-more-{task}"
@@ -316,7 +319,11 @@ def format_timing(timing: dict[str, Any]) -> str:
         if not isinstance(value, int | float):
             continue
         if key.endswith("_per_s"):
-            parts.append(f"{value:,.2f} {key.removesuffix('_per_s')}/s")
+            unit = key.removesuffix("_per_s")
+            if value >= 1:
+                parts.append(f"{value:,.2f} {unit}/s")
+            elif value > 0:  # slow runs: "360.0 s per example" reads better than "0.00/s"
+                parts.append(f"{1 / value:,.1f} s per {unit.removesuffix('s')}")
         elif key.endswith("_s"):
             parts.append(f"{value:,.1f} s {key.removesuffix('_s').replace('_', ' ')}")
         else:

@@ -47,9 +47,10 @@ Widgets
 * :func:`batch_upload`: a CSV / TSV / JSONL / text file -> :class:`BatchInput` (rows, the
   chosen column, its texts). :func:`download_results` offers the results as CSV and JSONL.
 * :func:`run_with_progress` (fn, label): calls ``fn(progress)`` with a ``(done, total)``
-  callback that moves a progress bar (the apps' ``progress=`` argument takes it); returns
-  ``(result, seconds)``. :func:`run_in_batches` does the same for an API without a progress
-  argument by calling it on slices of the input.
+  callback that moves a progress bar (the apps' ``progress=`` argument takes it) under a
+  spinner with the elapsed time (alone for a single item); returns ``(result, seconds)``.
+  :func:`run_in_batches` does the same for an API without a progress argument by calling it
+  on slices of the input.
 * :func:`show_timings`: one line of timings (seconds, items/s, tokens/s, first token).
 * :func:`show_error` (exc, doing): a readable ``st.error``; QuintetError messages are shown
   as they are, anything else gets a generic line and the details in a closed expander.
@@ -504,20 +505,31 @@ def run_with_progress(
     ``progress(done, total)`` may be called from the script thread (the apps' ``progress=``
     arguments are). The bar is removed when ``fn`` returns or raises; exceptions propagate.
     """
-    bar = st.progress(0.0, text=f"{label}…")
+    bar = st.empty()
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - started
-        fraction = min(done / total, 1.0) if total else 0.0
-        eta = f", about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
-        bar.progress(fraction, text=f"{label}: {done:,}/{total:,} ({elapsed:.0f} s{eta})")
+        text = progress_text(label, done, total, time.perf_counter() - started)
+        if text is not None:
+            bar.progress(min(done / total, 1.0), text=text)
 
     try:
-        result = fn(progress)
+        # The spinner's clock runs in the browser: a single item shows time passing instead
+        # of a bar frozen at 0/1; several items get the bar under it as well.
+        with st.spinner(f"{label}…", show_time=True):
+            result = fn(progress)
     finally:
         bar.empty()
     return result, time.perf_counter() - started
+
+
+def progress_text(label: str, done: int, total: int, elapsed: float) -> str | None:
+    """The progress bar's text, or None when a bar says nothing (one item or fewer: it would
+    sit at 0/1 until the end, so the spinner's elapsed time is shown alone)."""
+    if total <= 1:
+        return None
+    eta = f", about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
+    return f"{label}: {done:,}/{total:,} ({elapsed:.0f} s{eta})"
 
 
 def run_in_batches(

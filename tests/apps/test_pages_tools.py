@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from core.store import ModelStore
 from core.testing import CORPUS, tiny_model_dir
 
 HOME = str(Path(__file__).resolve().parents[2] / "apps" / "home.py")
+EVAL_PAGE = str(Path(HOME).parent / "evaluation" / "page.py")
 
 
 @pytest.fixture
@@ -197,3 +199,28 @@ def test_models_page_deletes_after_confirmation(tmp_home: Path) -> None:
     assert not app.exception
     assert not store.has("doomed")
     assert any("deleted doomed" in s.value for s in app.success)
+
+
+def test_evaluation_report_of_a_slow_run_shows_seconds_per_example(home: Path) -> None:
+    # A shipped report, as if its two examples had taken 12 minutes (0.003 examples/s).
+    shipped = next(Path(EVAL_PAGE).parents[2].glob("evaluation/reports/*/report.json"))
+    report = json.loads(shipped.read_text())
+    report["timing"] = {"total_s": 725.0, "predict_s": 720.0, "examples_per_s": 0.003}
+    run = home / "eval" / "slow-run"
+    run.mkdir(parents=True)
+    (run / "report.json").write_text(json.dumps(report))
+    app = open_page("evaluation/page.py")
+    assert app.selectbox(key="eval-pick").value == str(run)
+    [speed] = [c.value for c in app.caption if c.value.startswith(":material/timer:")]
+    assert "333.3 s per example" in speed and "0.00" not in speed
+
+
+def test_evaluation_of_translation_left_on_automatic_routes_by_pair(home: Path) -> None:
+    from apps.translation import Translator
+
+    app = open_page("evaluation/page.py")
+    app.selectbox(key="eval-task").set_value("translation").run()
+    assert not app.exception
+    assert app.selectbox(key="eval-model-translation").value == "Automatic (by language pair)"
+    # What the harness gets then (None) is routed by pair, not "the model you chose".
+    assert Translator(None).route("en", "de").reason != "the model you chose"

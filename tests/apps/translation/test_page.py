@@ -93,7 +93,7 @@ def test_a_malformed_batch_file_is_a_readable_error() -> None:
 
 
 def test_an_unknown_model_is_answered_with_translation_models(real_store, no_hub) -> None:
-    """"minilm" is closest to minilm-l6, a sentence encoder that cannot translate: the page
+    """The name "minilm" is closest to minilm-l6, a sentence encoder that cannot translate: the page
     suggests models that translate instead."""
     app = _page("minilm")
     app.button(key="tr-run").click().run()
