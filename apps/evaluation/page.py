@@ -98,6 +98,9 @@ FIELD_OPTIONS = (
 )
 
 
+BATCH_SIZE = 16  # examples per call of the app (the harness's default)
+
+
 def available_tasks() -> list[str]:
     """Tasks whose harness module exists (chat's may still be on its way)."""
     return [t for t in TASK_LABELS if importlib.util.find_spec(f"evaluation.{t}") is not None]
@@ -171,6 +174,7 @@ def run_job(
                 decode=decode or None,
                 options=data_options,
                 progress=job.progress,
+                batch_size=BATCH_SIZE,
             )
             folders.append(report.out_dir)
         if len(folders) > 1:
@@ -190,6 +194,10 @@ def show_job(job: Job) -> None:
     """Progress of an evaluation job; its reports once it is done."""
     if job.state == "running":
         counts = f"{job.done:,}/{job.total:,} examples" if job.total else "reading data, loading"
+        if job.total > 0 and job.done < job.total:
+            # The harness counts finished batches: say why the count can sit still.
+            batch = min(BATCH_SIZE, job.total - job.done)
+            counts += f", the next {batch} in one batch" if batch > 1 else ", the next one now"
         st.progress(job.fraction, text=f"{job.label}: {job.note} — {counts} ({job.seconds:.0f} s)")
     elif job.state == "failed":
         show_error(job.error or RuntimeError("unknown"), "evaluating")

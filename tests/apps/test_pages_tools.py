@@ -224,3 +224,27 @@ def test_evaluation_of_translation_left_on_automatic_routes_by_pair(home: Path) 
     assert app.selectbox(key="eval-model-translation").value == "Automatic (by language pair)"
     # What the harness gets then (None) is routed by pair, not "the model you chose".
     assert Translator(None).route("en", "de").reason != "the model you chose"
+
+
+def test_evaluation_progress_says_why_the_count_sits_still(home: Path) -> None:
+    """Two examples are one batch: "0/2" until both are done, so the bar says so."""
+    import threading
+
+    from apps.ui.jobs import start_job
+
+    release = threading.Event()
+
+    def work(job):
+        job.note = "model 1/1: task default"
+        job.progress(0, 2)
+        release.wait(60)
+        return []
+
+    job = start_job("eval-two-examples", "Translation evaluation", work)
+    try:
+        wait_for(lambda: job.total == 2, 10)
+        app = open_page("evaluation/page.py")
+        [bar] = app.get("progress")
+        assert "0/2 examples, the next 2 in one batch" in bar.proto.text
+    finally:
+        release.set()
