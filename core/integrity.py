@@ -54,8 +54,14 @@ def check_files(store: ModelStore, stored: StoredModel) -> None:
             _fail(stored.name, f"{rel} is missing")
         seen = [stat.st_size, stat.st_mtime_ns]
         if cache.get(rel) != [*seen, info.get("sha256")]:
-            if stat.st_size != info.get("bytes"):
-                _fail(stored.name, f"{rel} has {stat.st_size} bytes, expected {info.get('bytes')}")
+            expected = info.get("bytes")
+            if stat.st_size != expected:
+                how = (
+                    "truncated"
+                    if isinstance(expected, int) and stat.st_size < expected
+                    else "resized"
+                )
+                _fail(stored.name, f"{rel} is {how} ({stat.st_size} bytes, expected {expected})")
             if sha256_file(path) != info.get("sha256"):
                 _fail(stored.name, f"{rel} differs from its manifest (sha256)")
         checked[rel] = [*seen, info.get("sha256")]

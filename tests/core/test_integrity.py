@@ -74,3 +74,13 @@ def test_a_missing_or_resized_file_is_named(tmp_home: Path, real_store: ModelSto
     (store.models_dir / "minilm-l6" / "vocab.txt").unlink()
     with pytest.raises(ChecksumError, match=r"vocab.txt is missing; reinstall it"):
         resolve("minilm-l6", store=store)
+
+
+def test_a_truncated_file_is_named_as_such(tmp_home: Path, real_store: ModelStore) -> None:
+    store = ModelStore(tmp_home)
+    store.models_dir.mkdir(parents=True)
+    shutil.copytree(real_store.models_dir / "minilm-l6", store.models_dir / "minilm-l6")
+    weights = store.models_dir / "minilm-l6" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ChecksumError, match=r"model.safetensors is truncated \(1000 bytes, "):
+        resolve("minilm-l6", store=store)
