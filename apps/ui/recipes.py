@@ -52,7 +52,8 @@ def recipe_build_notice(task: str | None = None, *, key: str) -> None:
         landed = [name for name in waiting if store.has(name)]
         if landed:
             st.session_state[f"{key}-missing"] = [n for n in waiting if n not in landed]
-            st.toast(f"{', '.join(landed)} is ready: the page uses it now.", icon="✅")
+            where = "this page uses it now" if task else "its page uses it now"
+            st.toast(f"{', '.join(landed)} is ready: {where}.", icon="✅")
             st.rerun(scope="app")  # the picker's default is the new model from this run on
         status = background.builder_status(store)
         if status is not None:
