@@ -39,7 +39,7 @@ from typing import Any
 from core.errors import OutputInUseError
 from core.locks import exclusive_output, lock_path
 from core.store import ModelStore
-from core.training.recipes import RECIPES, get_recipe
+from core.training.recipes import DATA_ROOT, RECIPES, get_recipe
 
 # The order the builder takes: the task whose fallback is worst first (a prompted 135M model
 # answers extractive questions badly), then the summarizer, then the sentiment classifier
@@ -99,12 +99,16 @@ def failure(store: ModelStore, name: str) -> str | None:
 
 def pending(store: ModelStore, names: Sequence[str] = ORDER) -> list[str]:
     """The recipes of ``names`` the builder would build now: not in the store, their base
-    model present, and not given up on (a failed attempt is retried by hand only, with
-    ``quintet recipes run NAME --resume`` or after deleting its run folder)."""
+    model and training data present (an installed package without the checkout's ``data/``
+    builds nothing), and not given up on (a failed attempt is retried by hand only, with
+    ``quintet recipes run NAME`` after deleting its ``background-failed.txt``)."""
     return [
         name
         for name in names
-        if not store.has(name) and store.has(get_recipe(name).base) and failure(store, name) is None
+        if not store.has(name)
+        and store.has(get_recipe(name).base)
+        and (DATA_ROOT / get_recipe(name).train).is_file()
+        and failure(store, name) is None
     ]
 
 
