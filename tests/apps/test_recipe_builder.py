@@ -170,3 +170,17 @@ def test_home_and_the_qa_page_show_progress_then_switch_to_the_task_model(
     assert not app.exception
     assert app.selectbox(key="qa-model").value == "minilm-l6-squad"
     assert not any("being trained" in i.value for i in app.info)
+
+
+def test_a_failed_recipe_is_shown_on_its_page_and_not_retried(store: ModelStore) -> None:
+    assert background.build(store, ["minilm-l6-sst2"], overrides={"batch_size": 0}) == []
+    why = background.failure(store, "minilm-l6-sst2")
+    assert why is not None and "batch_size" in why
+    assert "minilm-l6-sst2" not in background.pending(store)
+    page = str(Path(HOME).parent / "classification" / "page.py")
+    app = AppTest.from_file(page, default_timeout=60).run()
+    assert not app.exception
+    assert any(
+        c.value.startswith("The task model minilm-l6-sst2 could not be built in the background")
+        for c in app.caption
+    )
