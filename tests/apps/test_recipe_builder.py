@@ -47,6 +47,7 @@ def builder_log(store: ModelStore) -> str:
     return (background.runs_dir(store) / f"{background.BUILDER}.log").read_text()
 
 
+@pytest.mark.slow  # two builder processes on SST-2 (about 40 s here)
 def test_builder_builds_resumes_and_its_log_gives_progress(store: ModelStore) -> None:
     assert background.pending(store) == list(background.ORDER)
     process = background.start_builder(store, names=["minilm-l6-sst2"], overrides=TINY)
@@ -165,7 +166,9 @@ def test_home_and_the_qa_page_show_progress_then_switch_to_the_task_model(
         assert app.selectbox(key="qa-model").value == "smollm2-135m-instruct"
         (run / LOG_FILE).unlink()
     # The QA model lands (a real, capped run of its recipe): the page switches to it.
-    background.build(store, ["minilm-l6-squad"], overrides=TINY)
+    assert background.build(store, ["minilm-l6-squad"], overrides=TINY) == ["minilm-l6-squad"]
+    landed = background.read_progress(store, "minilm-l6-squad")  # from the real run's log
+    assert (landed.step, landed.total, landed.phase, landed.percent) == (2, 2, "saved", 100)
     app.run()
     assert not app.exception
     assert app.selectbox(key="qa-model").value == "minilm-l6-squad"
