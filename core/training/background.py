@@ -259,7 +259,10 @@ def build(
             resume = ckpt.find_checkpoint(run / "checkpoint") is not None
             print(f"building {name}" + (" (resuming)" if resume else ""), flush=True)
             try:
-                run_recipe(name, store=store, resume=resume, overrides=overrides)
+                # The model is what the pages wait for: the recipe's extra report (ROUGE
+                # before/after) is left to `quintet recipes run`.
+                run_recipe(name, store=store, resume=resume, overrides=overrides,
+                           extra_report=False)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - recorded for the pages; next recipe
                 traceback.print_exc()
                 run.mkdir(parents=True, exist_ok=True)
