@@ -209,7 +209,11 @@ def _start_recipe_builder(flag: bool) -> subprocess.Popen[bytes] | None:
               "missing; build one with `quintet recipes run NAME`", file=sys.stderr)  # fmt: skip
         return None
     # The builder outlives this exec into Streamlit (same pid): it stops when the UI does.
-    process = background.start_builder(store, parent=os.getpid())
+    try:
+        process = background.start_builder(store, parent=os.getpid())
+    except OSError as exc:  # a read-only store: the suite still opens
+        print(f"note: cannot build the task models in the background: {exc}", file=sys.stderr)
+        return None
     log_file = background.runs_dir(store) / f"{background.BUILDER}.log"
     print(f"Building the task models in the background, one at a time ({', '.join(todo)}; "
           f"about half an hour on a 2-core CPU): the suite opens now on the packaged models "
