@@ -136,8 +136,7 @@ def _show(answers, context: str, *, asked: int, mode: str) -> None:
         why = (
             "a generative model gives one answer"
             if mode != "extractive"
-            else "the other candidate spans overlap these, or are longer than the longest "
-            "answer allowed"
+            else "the context has no more spans within the longest answer allowed"
         )
         st.caption(f"{len(answers)} of the {asked} answers asked for: {why}.")
     if len(answers) > 1:

@@ -61,7 +61,7 @@ def test_answers_to_show_says_why_fewer_came_back() -> None:
     assert not app.exception and not app.error
     shown = len(app.dataframe[0].value) if app.dataframe else 1
     assert shown < 10
-    assert any(c.value.startswith(f"{shown} of the 10 answers asked for: the other candidate")
+    assert any(c.value.startswith(f"{shown} of the 10 answers asked for: the context has no more")
                for c in app.caption)  # fmt: skip
 
 
