@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -188,10 +189,40 @@ def cmd_ui(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "streamlit", "run", str(home), "--server.port", str(args.port)]
     if args.headless:
         command += ["--server.headless", "true"]
+    _start_recipe_builder(args.no_recipes)
     # Streamlit asks for an e-mail on first run and phones home; neither helps offline.
     os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def _start_recipe_builder(flag: bool) -> subprocess.Popen[bytes] | None:
+    """Start the background build of the missing task models and say so on the terminal;
+    returns the builder process (None: nothing to build, or opted out)."""
+    from apps.finetune import background
+
+    store = ModelStore()
+    todo = background.pending(store)
+    if not todo:
+        return None
+    why_not = background.opted_out(flag)
+    if why_not is not None:
+        print(f"note: not building the task models ({why_not}): {', '.join(todo)} stay "
+              "missing; build one with `quintet recipes run NAME`", file=sys.stderr)  # fmt: skip
+        return None
+    # The builder outlives this exec into Streamlit (same pid): it stops when the UI does.
+    try:
+        process = background.start_builder(store, parent=os.getpid())
+    except OSError as exc:  # a read-only store: the suite still opens
+        print(f"note: cannot build the task models in the background: {exc}", file=sys.stderr)
+        return None
+    log_file = background.runs_dir(store) / f"{background.BUILDER}.log"
+    print(f"Building the task models in the background, one at a time ({', '.join(todo)}; "
+          f"about half an hour on a 2-core CPU): the suite opens now on the packaged models "
+          f"and each page switches to its task model when it lands; progress on Home, log "
+          f"in {log_file}. Skip with --no-recipes or {background.OPT_OUT_ENV}=1.",
+          file=sys.stderr)  # fmt: skip
+    return process
 
 
 # parser ---------------------------------------------------------------------------------
@@ -296,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="open the Streamlit suite")
     ui.add_argument("--port", type=int, default=8501)
     ui.add_argument("--headless", action="store_true", help="do not open a browser")
+    ui.add_argument("--no-recipes", action="store_true",
+                    help="do not build the missing task models in the background "
+                    "(also QUINTET_NO_RECIPES=1)")  # fmt: skip
     ui.set_defaults(func=cmd_ui)
     return parser
 

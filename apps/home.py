@@ -64,6 +64,9 @@ def home() -> None:
         "and chat on one shared model core, working offline on packaged models and online "
         "with any Hugging Face model."
     )
+    from apps.ui.recipes import recipe_build_notice
+
+    recipe_build_notice(key="home-recipes")
     _links()
     st.divider()
     device = pick_device()

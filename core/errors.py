@@ -16,6 +16,14 @@ class ModelNotFoundError(QuintetError):
     """A model name, hub id or path does not name any model we can find."""
 
 
+class UnknownModelError(ModelNotFoundError):
+    """A name that is no directory, store model, catalog name or hub id; ``name`` is it."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 class OfflineError(QuintetError):
     """A hub model is needed but the hub cannot be reached and the model is not cached."""
 

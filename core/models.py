@@ -30,7 +30,7 @@ from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
 from core import catalog, hub
 from core.config import Kind, ModelSpec
 from core.devices import pick_device, pick_dtype
-from core.errors import ModelLoadError, ModelNotFoundError, OfflineError
+from core.errors import ModelLoadError, ModelNotFoundError, OfflineError, UnknownModelError
 from core.store import ModelStore
 from core.weights import check_model_folder
 
@@ -123,13 +123,14 @@ def detect_kind(config: PretrainedConfig) -> Kind:
     )
 
 
-def _unknown_name_error(name: str, store: ModelStore) -> ModelNotFoundError:
+def _unknown_name_error(name: str, store: ModelStore) -> UnknownModelError:
     known = sorted(set(catalog.names()) | {m.name for m in store.list()})
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return ModelNotFoundError(
+    return UnknownModelError(
         f"unknown model {name!r}: not a directory, a store model, a catalog name or a hub id "
-        f"(owner/name).{hint} See `quintet models list`."
+        f"(owner/name).{hint} See `quintet models list`.",
+        name,
     )
 
 
@@ -146,6 +147,9 @@ def resolve(name: str, revision: str | None = None, store: ModelStore | None = N
             f"load {stored.converted_from} (the engine is chosen with backend=, auto by default)"
         )
     if stored is not None:
+        from core.integrity import check_files
+
+        check_files(store, stored)  # damaged weights load silently and answer NaN
         entry = catalog.get(name)
         return Resolved(name=name, location=str(stored.path), origin="store", entry=entry)
     entry = catalog.get(name)

@@ -148,7 +148,10 @@ def render() -> None:
         key="chat-save",
         icon=":material/download:",
     )
+    # Clickable only in the run that writes a reply (a message was just sent): the button is
+    # drawn before the reply starts, and clicking it is what interrupts that run.
     right.button("Stop", key="chat-stop", icon=":material/stop_circle:",
+                 disabled=not st.session_state.get("chat-input"),
                  help="Stop the reply being written; the text so far is kept.")  # fmt: skip
     if session.hidden_messages:
         what = "summarized" if session.summary else "dropped"
@@ -167,7 +170,14 @@ def render() -> None:
                 st.caption(stats[index])
 
     prompt = st.chat_input("Message", key="chat-input")
-    if prompt:
+    max_new = decode.get("max_new_tokens", 0)
+    if prompt and window and window <= max_new:
+        st.error(
+            f"The context window ({window} tokens) must be larger than Max new tokens "
+            f"({max_new}): the reply alone takes that much. Raise the window in the sidebar, "
+            "lower Max new tokens, or set the window to 0 for the model's own."
+        )
+    elif prompt:
         with st.chat_message("user"):
             st.markdown(prompt)
         with st.chat_message("assistant"), guarded("writing the reply"):

@@ -60,6 +60,18 @@ class ClassificationError(QuintetError):
     """A classification request cannot be served as asked."""
 
 
+class LabelsNeededError(ClassificationError):
+    """The model has no classification head and no labels were given (zero-shot needs them)."""
+
+
+class OwnLabelsError(ClassificationError):
+    """Labels were given to a classifier with labels of its own (and no NLI head)."""
+
+    def __init__(self, message: str, own_labels: list[str]) -> None:
+        super().__init__(message)
+        self.own_labels = own_labels
+
+
 @dataclass(frozen=True)
 class Classification:
     """One text's result.
@@ -149,14 +161,15 @@ class Classifier:
                 return "classifier"
             if self._label_id("entailment") is not None:
                 return "zero-shot-nli"
-            raise ClassificationError(
+            raise OwnLabelsError(
                 f"{self.loaded.name} has its own labels ({', '.join(self.model_labels())}); "
                 "drop labels=, or use an NLI model (bart-large-mnli) or an encoder "
-                "(minilm-l6) for labels of your own"
+                "(minilm-l6) for labels of your own",
+                self.model_labels(),
             )
         if kind in ("encoder", "causal"):
             if not self.labels:
-                raise ClassificationError(
+                raise LabelsNeededError(
                     f"{self.loaded.name} ({kind} model) has no classification head: "
                     "give labels (labels=[...], --labels a,b,c) for zero-shot classification, "
                     "or fine-tune it (`quintet finetune classification`)"

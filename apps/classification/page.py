@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from apps.classification import Classifier
+from apps.classification.api import LabelsNeededError, OwnLabelsError
 from apps.ui import (
     batch_upload,
     cached_app,
@@ -19,6 +20,7 @@ from apps.ui import (
     run_in_batches,
     show_timings,
 )
+from apps.ui.recipes import recipe_build_notice
 from core.defaults import default_model
 from core.errors import QuintetError
 
@@ -35,6 +37,27 @@ def _zero_shot_default(model: str | None) -> str:
     return choice.mode if model == choice.name and choice.mode != "native" else ""
 
 
+def _load(model: str | None, labels: list[str] | None, multi: bool, backend: str) -> Classifier:
+    """The shared classifier, with the API's label errors said in the page's own terms."""
+    try:
+        return cached_app(
+            Classifier, model, labels=labels, multi_label=multi or None, backend=backend
+        )
+    except LabelsNeededError:
+        raise QuintetError(
+            f"{model or 'The default model'} has no classification head, so it classifies "
+            "zero-shot and needs labels: type them in the sidebar under 'Zero-shot labels' "
+            "(e.g. positive, negative), or pick a fine-tuned classifier (the Fine-tuning page "
+            "trains one)"
+        ) from None
+    except OwnLabelsError as exc:
+        raise QuintetError(
+            f"{model} has its own labels ({', '.join(exc.own_labels)}): clear the "
+            "'Zero-shot labels' field to use them, or pick an encoder (minilm-l6) or an NLI "
+            "model for labels of your own"
+        ) from None
+
+
 def _labels(raw: str) -> list[str] | None:
     labels = [x.strip() for x in raw.split(",") if x.strip()]
     return labels or None
@@ -47,6 +70,7 @@ def render() -> None:
         "(an encoder by embedding similarity, an instruct model by label likelihood, an NLI "
         "model by entailment)."
     )
+    recipe_build_notice("classification", key="classification-recipes")
     with st.sidebar:
         model = model_picker("classification", key="cls-model")
         zero_shot = _zero_shot_default(model)
@@ -56,7 +80,11 @@ def render() -> None:
             # labels, so the sentiment example comes with sentiment labels.
             value=EXAMPLE_LABELS if zero_shot else "",
             key="cls-labels",
-            placeholder="sports, business, politics",
+            # Instructions, not example labels: grey example labels read as labels already set.
+            placeholder="none: type labels for zero-shot",
+            help="Comma-separated, e.g. sports, business, politics. Needed by models without "
+            "a classification head (sentence encoders, instruct models); a fine-tuned "
+            "classifier uses its own labels and takes none.",
         )
         if zero_shot:
             st.caption(f"{model} classifies zero-shot ({zero_shot}): it needs labels.")
@@ -73,9 +101,7 @@ def render() -> None:
             st.warning("Type at least one text.")
         with guarded("classifying"):
             if texts:
-                app = cached_app(
-                    Classifier, model, labels=labels, multi_label=multi or None, backend=backend
-                )
+                app = _load(model, labels, multi, backend)
                 results, seconds = run_in_batches(
                     lambda chunk: app.classify(chunk, threshold=threshold), texts,
                     batch_size=32, label="Classifying",
@@ -84,8 +110,10 @@ def render() -> None:
                     chosen = ", ".join(r.labels) if multi else r.label
                     st.markdown(f"**{chosen or '(no label over the threshold)'}** "
                                 f"({r.score:.2f}) · {text}")  # fmt: skip
+                    # Horizontal: x_label names the label axis (drawn vertically), y_label
+                    # the value axis.
                     st.bar_chart({"probability": r.scores}, horizontal=True, height=40 + 28 *
-                                 len(r.scores), y_label="", x_label="probability")  # fmt: skip
+                                 len(r.scores), x_label="", y_label="probability")  # fmt: skip
                 show_timings(seconds, items=len(texts), model=app.model_name, mode=app.mode,
                              temperature=f"{app.temperature:.3g}")  # fmt: skip
 
@@ -94,9 +122,7 @@ def render() -> None:
     batch = batch_upload("File to classify (CSV / TSV / JSONL / text)", key="cls-batch")
     if batch is not None and st.button("Classify all", key="cls-batch-run"):
         with guarded("classifying the batch"):
-            app = cached_app(
-                Classifier, model, labels=labels, multi_label=multi or None, backend=backend
-            )
+            app = _load(model, labels, multi, backend)
             present = [i for i, t in enumerate(batch.texts) if t.strip()]
             results, seconds = run_in_batches(
                 lambda chunk: app.classify(chunk, threshold=threshold),

@@ -93,6 +93,9 @@ FIELD_OPTIONS = (
 )
 
 
+BATCH_SIZE = 16  # examples per call of the app (the harness's default)
+
+
 def available_tasks() -> list[str]:
     """Tasks with an installed evaluation harness (:func:`evaluation.registry.task_names`)."""
     return [t for t in task_names() if t in TASK_LABELS]
@@ -155,6 +158,7 @@ def run_job(
                 decode=decode or None,
                 options=data_options,
                 progress=job.progress,
+                batch_size=BATCH_SIZE,
             )
             folders.append(report.out_dir)
         if len(folders) > 1:
@@ -174,6 +178,10 @@ def show_job(job: Job) -> None:
     """Progress of an evaluation job; its reports once it is done."""
     if job.state == "running":
         counts = f"{job.done:,}/{job.total:,} examples" if job.total else "reading data, loading"
+        if job.total > 0 and job.done < job.total:
+            # The harness counts finished batches: say why the count can sit still.
+            batch = min(BATCH_SIZE, job.total - job.done)
+            counts += f", the next {batch} in one batch" if batch > 1 else ", the next one now"
         st.progress(job.fraction, text=f"{job.label}: {job.note} — {counts} ({job.seconds:.0f} s)")
     elif job.state == "failed":
         show_error(job.error or RuntimeError("unknown"), "evaluating")
@@ -203,7 +211,10 @@ def run_tab() -> None:
     task = st.selectbox("Task", tasks, format_func=TASK_LABELS.get, key="eval-task")
     left, right = st.columns(2)
     with left:
-        model = model_picker(task, key=f"eval-model-{task}")
+        # Translation left on automatic routes by language pair, as the app does; the
+        # default's name would be recorded as "the model you chose".
+        auto = "Automatic (by language pair)" if task == "translation" else None
+        model = model_picker(task, key=f"eval-model-{task}", auto_label=auto)
         others = [c.name for c in model_choices(task) if c.present and c.name != model]
         more = st.multiselect(
             "More models on the same data (compared side by side)", others, key=f"eval-more-{task}"
@@ -300,7 +311,11 @@ def format_timing(timing: dict[str, Any]) -> str:
         if not isinstance(value, int | float):
             continue
         if key.endswith("_per_s"):
-            parts.append(f"{value:,.2f} {key.removesuffix('_per_s')}/s")
+            unit = key.removesuffix("_per_s")
+            if value >= 1:
+                parts.append(f"{value:,.2f} {unit}/s")
+            elif value > 0:  # slow runs: "360.0 s per example" reads better than "0.00/s"
+                parts.append(f"{1 / value:,.1f} s per {unit.removesuffix('s')}")
         elif key.endswith("_s"):
             parts.append(f"{value:,.1f} s {key.removesuffix('_s').replace('_', ' ')}")
         else:

@@ -161,7 +161,18 @@ def show_run(run: runs.RunStatus) -> None:
             metrics = [k for k in validations[-1] if k != "step"]
             right.line_chart(validations, x="step", y=metrics, height=240)
     done = run.done_record
-    if done:
+    model = done["model"] if done else run.name
+    # The model may have been deleted since (Models page): say so, and offer to restore it.
+    gone = (done is not None or run.state == "finished") and not ModelStore().has(model)
+    if gone:
+        again = (
+            "Resume stores it again from the run's last checkpoint."
+            if run.resumable
+            else "Start the run again to get it back."
+        )
+        st.warning(f"This run stored **{model}**, but it is no longer in the store "
+                   f"(deleted since). {again}")  # fmt: skip
+    elif done:
         scores = ", ".join(
             f"{k} {v:.2f}" for k, v in (done.get("validation") or {}).items() if k != "primary"
         )
@@ -182,7 +193,7 @@ def show_run(run: runs.RunStatus) -> None:
             st.rerun()
     elif (
         run.resumable
-        and run.state != "finished"
+        and (run.state != "finished" or gone)
         and columns[0].button("Resume", key=f"ft-resume-{run.name}", type="primary")
     ):
         try:
@@ -203,12 +214,13 @@ def runs_panel() -> None:
         st.info("No fine-tuning run yet.")
         return
     names = [r.name for r in all_runs]
-    labels = {r.name: f"{r.name} ({r.state})" for r in all_runs}
+    # Names only: a state in the option labels went stale in the browser (the picker said
+    # "running" under a heading that said "finished"); the heading below gives the state.
     if st.session_state.get("ft-selected") in names:
         st.session_state["ft-pick"] = st.session_state.pop("ft-selected")
     if st.session_state.get("ft-pick") not in names:
         st.session_state.pop("ft-pick", None)
-    picked = st.selectbox("Run", names, format_func=labels.get, key="ft-pick")
+    picked = st.selectbox("Run", names, key="ft-pick")
     try:
         show_run(next(r for r in all_runs if r.name == picked))
     except Exception as exc:  # noqa: BLE001 - a damaged run folder must not break the page

@@ -14,6 +14,9 @@ from core.inventory import catalog_rows, store_only_rows
 from core.packaged import PACKAGED, pull
 from core.store import ModelStore
 
+STORE_COLUMNS = ("name", "present", "status", "kind", "tasks", "source", "location", "license",
+                 "description")  # fmt: skip
+
 
 def render() -> None:
     """Draw the Models page."""
@@ -33,6 +36,14 @@ def render() -> None:
         ],
         hide_index=True,
         width="stretch",
+        # Where a model stands (and the command that gets it) right after its name, wide
+        # enough to read whole; the long free text goes last, where a cut costs least.
+        column_order=STORE_COLUMNS,
+        column_config={
+            "status": st.column_config.TextColumn(width="large"),
+            "location": st.column_config.TextColumn(width="medium"),
+            "description": st.column_config.TextColumn(width="large"),
+        },
     )
 
     st.subheader("Task defaults")
@@ -100,6 +111,7 @@ def render() -> None:
                 st.rerun()  # redraw the tables without it
         if cancel.button("Cancel", key="cancel-delete"):
             st.session_state.pop("confirm_delete", None)
+            st.rerun()  # the question above is drawn already: redraw without it
 
 
 render()

@@ -22,6 +22,7 @@ from apps.ui import (
     show_timings,
     text_or_file_input,
 )
+from apps.ui.recipes import recipe_build_notice
 
 EXAMPLE_CONTEXT = (
     "Super Bowl 50 was an American football game to determine the champion of the National "
@@ -47,6 +48,7 @@ def highlight(context: str, start: int, end: int) -> str:
 def render() -> None:
     st.title("Question answering")
     st.caption("Extractive: the answer is a span of your text, found across windows of any length.")
+    recipe_build_notice("qa", key="qa-recipes")
     with st.sidebar:
         model = model_picker("qa", key="qa-model")
         top_k = st.number_input("Answers to show", 1, 10, 1, key="qa-top-k")
@@ -58,7 +60,10 @@ def render() -> None:
         backend = engine_picker("qa-engine", generative=False)
     context = text_or_file_input("Context", key="qa-context", value=EXAMPLE_CONTEXT)
     question = st.text_input("Question", "Which team won Super Bowl 50?", key="qa-question")
-    if st.button("Answer", type="primary", key="qa-run"):
+    clicked = st.button("Answer", type="primary", key="qa-run")
+    if clicked and not question.strip():
+        st.warning("Type a question first.")
+    elif clicked:
         with guarded("answering"):
             app = cached_app(QuestionAnswerer, model, backend=backend)
             answers, seconds = run_in_batches(
@@ -68,7 +73,7 @@ def render() -> None:
                 [(question, context)],
                 label="Answering",
             )
-            _show(answers[0], context)
+            _show(answers[0], context, asked=int(top_k), mode=app.mode)
             show_timings(seconds, items=1, model=app.model_name, mode=app.mode)
 
     st.divider()
@@ -80,7 +85,12 @@ def render() -> None:
         others = [c for c in batch.columns if c != batch.column] or batch.columns
         index = others.index("context") if "context" in others else 0
         context_column = st.selectbox("Context column", others, index=index, key="qa-ctx-col")
-        if st.button("Answer all", key="qa-batch-run"):
+        empty = [i for i, r in enumerate(batch.rows) if not str(r.get(batch.column) or "").strip()]
+        clicked = st.button("Answer all", key="qa-batch-run")
+        if clicked and empty:
+            st.error(f"Row {empty[0] + 1} of {batch.filename} has no question in column "
+                     f"{batch.column!r}: fill it in or remove the row.")  # fmt: skip
+        elif clicked:
             with guarded("answering the batch"):
                 app = cached_app(QuestionAnswerer, model, backend=backend)
                 pairs = [(str(r.get(batch.column, "")), str(r.get(context_column, "")))
@@ -102,17 +112,33 @@ def render() -> None:
                 download_results(rows, key="qa-download", filename="answers")
 
 
-def _show(answers, context: str) -> None:
+def _show(answers, context: str, *, asked: int, mode: str) -> None:
     best = answers[0]
-    if best.is_no_answer:
-        why = "" if best.grounded else f" (the model said {best.generated!r}, not in the text)"
-        st.warning(f"No answer in the context{why}.")
+    if best.is_no_answer and not best.grounded:
+        # A generative model said something the context does not hold: that is not the
+        # SQuAD v2 "no answer" (which the checkbox turns on), so do not call it that.
+        st.warning(
+            f"The model's answer is not in the context, so it is not shown as one: it said "
+            f"{best.generated!r}. Rephrase the question, or pick an extractive QA model."
+        )
+    elif best.is_no_answer and not context.strip():
+        st.warning("Nothing to answer from: the context is empty.")
+    elif best.is_no_answer:
+        st.warning("No answer in the context (the no-answer score won; lower the margin "
+                   "to answer more often).")  # fmt: skip
     else:
         # A generated answer's number is the model's confidence in its own words, not a
         # probability over spans: label it so.
         kind = "model confidence" if best.generated else "probability"
         st.success(f"**{best.text}**  ·  {kind} {best.probability:.2f}")
         st.markdown(highlight(context, best.start, best.end), unsafe_allow_html=True)
+    if len(answers) < asked:
+        why = (
+            "a generative model gives one answer"
+            if mode != "extractive"
+            else "the context has no more spans within the longest answer allowed"
+        )
+        st.caption(f"{len(answers)} of the {asked} answers asked for: {why}.")
     if len(answers) > 1:
         st.dataframe(
             [{"answer": a.text or "(no answer)", "start": a.start, "end": a.end,

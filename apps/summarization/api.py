@@ -71,6 +71,7 @@ class SummaryResult:
     num_tokens: int = 0
     extra: dict = field(default_factory=dict)
     backend: str | None = None  # the decoding engine that wrote it
+    truncated: bool = False  # the summary stopped at max_length (its last pass did)
 
 
 class Summarizer:
@@ -155,7 +156,7 @@ class Summarizer:
                 progress = None  # one chunk a text: nothing long to report on
             prompts = [self._prompt(c, dialogue[i], style) for i, c in flat]
             outputs = self._generate(prompts, config, progress, "chunks")
-            partial: dict[int, list[tuple[str, int]]] = {}
+            partial: dict[int, list[tuple[str, int, bool]]] = {}
             for (i, _), out in zip(flat, outputs, strict=True):
                 partial.setdefault(i, []).append(out)
             for i, text in enumerate(texts):
@@ -166,8 +167,8 @@ class Summarizer:
                     continue
                 pieces = partial[i]
                 # Tokens generated in all: the map outputs plus the reduce rounds' outputs.
-                summary, tokens = (
-                    (pieces[0][0], 0)
+                summary, tokens, cut = (
+                    (pieces[0][0], 0, pieces[0][2])
                     if len(pieces) == 1
                     else self._reduce(pieces, style, config, progress)
                 )
@@ -180,8 +181,9 @@ class Summarizer:
                     dialogue[i],
                     info,
                     time.perf_counter() - started,
-                    tokens + sum(t for _, t in pieces),
+                    tokens + sum(t for _, t, _ in pieces),
                     backend=self.generator.engine_for(config),
+                    truncated=cut,
                 )
         return [r for r in results if r is not None]
 
@@ -223,7 +225,8 @@ class Summarizer:
         config: DecodeConfig,
         progress: ChunkProgress | None = None,
         stage: str = "",
-    ) -> list[tuple[str, int]]:
+    ) -> list[tuple[str, int, bool]]:
+        """(text, tokens, cut at max_new_tokens) per prompt."""
         if not prompts:
             return []
         if progress is None:
@@ -235,13 +238,14 @@ class Summarizer:
                 progress(stage, done, total)
 
             results = self.generator.generate(prompts, config, progress=update)
-        return [(r.text.strip(), r.num_tokens) for r in results]
+        return [(r.text.strip(), r.num_tokens, r.finish_reason == "length") for r in results]
 
     def _reduce(self, pieces, style: str, config: DecodeConfig, progress: ChunkProgress | None):
         """Summarize the joined chunk summaries until one summary is left."""
         self._rounds = 0
-        summaries = [text for text, _ in pieces]
+        summaries = [text for text, _, _ in pieces]
         tokens = 0
+        cut = False
         while len(summaries) > 1 and self._rounds < MAX_REDUCE_ROUNDS:
             self._rounds += 1
             joined = "\n".join(summaries)
@@ -249,9 +253,10 @@ class Summarizer:
             chunks = [c for c, _ in chunk_text(joined, self._count, self.chunk_tokens, 0)]
             prompts = [self._prompt(c, False, style) for c in chunks]
             outputs = self._generate(prompts, config, progress, f"reduce round {self._rounds}")
-            summaries = [text for text, _ in outputs]
-            tokens += sum(t for _, t in outputs)
-        return " ".join(summaries), tokens
+            summaries = [text for text, _, _ in outputs]
+            tokens += sum(t for _, t, _ in outputs)
+            cut = any(c for _, _, c in outputs)
+        return " ".join(summaries), tokens, cut
 
 
 def _t5_prefix(loaded: Loaded) -> str:

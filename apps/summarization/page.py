@@ -22,6 +22,7 @@ from apps.ui import (
     show_timings,
     text_or_file_input,
 )
+from apps.ui.recipes import recipe_build_notice
 
 STYLE_LABELS = {
     "default": "One or two sentences",
@@ -65,6 +66,7 @@ def render() -> None:
         "asked by prompt. Dialogues (one 'Name: ...' line per turn) are summarized as "
         "dialogues; long inputs are chunked and summarized map-reduce."
     )
+    recipe_build_notice("summarization", key="summarization-recipes")
     with st.sidebar:
         model = model_picker("summarization", key="sum-model")
         style = st.selectbox(
@@ -102,6 +104,8 @@ def render() -> None:
                     st.text(result.text)
                 engine = f" on {result.backend}" if result.backend else ""
                 st.caption(f"Model **{result.model}** ({result.mode}){engine}")
+                if result.truncated:
+                    st.warning("The summary stopped at *Max length*: raise it in the sidebar.")
                 _chunk_details(result, text)
                 show_timings(seconds, items=1, tokens=result.num_tokens)
 
@@ -122,10 +126,14 @@ def render() -> None:
                 label="Summarizing",
             )
             rows = [
-                {**row, "summary": r.text, "chunks": r.chunks.count}
+                {**row, "summary": r.text, "chunks": r.chunks.count, "cut": r.truncated}
                 for row, r in zip(batch.rows, results, strict=True)
             ]
             st.dataframe(rows, hide_index=True)
+            if any(r.truncated for r in results):
+                cut = sum(r.truncated for r in results)
+                st.warning(f"{cut} of the summaries stopped at *Max length* (column `cut`): "
+                           "raise it in the sidebar.")  # fmt: skip
             show_timings(seconds, items=len(rows), tokens=sum(r.num_tokens for r in results))
             download_results(rows, key="sum-batch-download", filename="summaries")
 

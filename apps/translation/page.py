@@ -69,7 +69,7 @@ def render() -> None:
         if not text.strip():
             st.info("Type or upload a text first.")
         else:
-            with guarded("translating"):
+            with guarded("translating", task="translation"):
                 app = cached_app(Translator, model, backend=backend)
                 results, seconds = run_with_progress(
                     lambda progress: app.translate(text, src, tgt, progress=progress, **decode),
@@ -96,7 +96,7 @@ def render() -> None:
         preferred=("source", "text", "sentence", "src"),
     )
     if batch is not None and st.button("Translate all", key="tr-batch-run"):
-        with guarded("translating the batch"):
+        with guarded("translating the batch", task="translation"):
             app = cached_app(Translator, model, backend=backend)
             results, seconds = run_with_progress(
                 lambda progress: app.translate(batch.texts, src, tgt, progress=progress, **decode),

@@ -47,9 +47,10 @@ Widgets
 * :func:`batch_upload`: a CSV / TSV / JSONL / text file -> :class:`BatchInput` (rows, the
   chosen column, its texts). :func:`download_results` offers the results as CSV and JSONL.
 * :func:`run_with_progress` (fn, label): calls ``fn(progress)`` with a ``(done, total)``
-  callback that moves a progress bar (the apps' ``progress=`` argument takes it); returns
-  ``(result, seconds)``. :func:`run_in_batches` does the same for an API without a progress
-  argument by calling it on slices of the input.
+  callback that moves a progress bar (the apps' ``progress=`` argument takes it) under a
+  spinner with the elapsed time (alone for a single item); returns ``(result, seconds)``.
+  :func:`run_in_batches` does the same for an API without a progress argument by calling it
+  on slices of the input.
 * :func:`show_timings`: one line of timings (seconds, items/s, tokens/s, first token).
 * :func:`show_error` (exc, doing): a readable ``st.error``; QuintetError messages are shown
   as they are, anything else gets a generic line and the details in a closed expander.
@@ -63,6 +64,7 @@ never do.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import logging
@@ -78,7 +80,7 @@ import streamlit as st
 from core import catalog
 from core.config import BACKENDS, DecodeConfig
 from core.data import parse_records
-from core.errors import QuintetError
+from core.errors import QuintetError, UnknownModelError
 from core.inventory import model_status
 from core.store import ModelStore
 
@@ -185,6 +187,12 @@ def model_picker(
         return f"{mark} {option}" + (" (default)" if option == default else "")
 
     index = 0 if auto_label or default is None else options.index(default)
+    # A new default (a task model the background build just stored) replaces the old one in
+    # a picker left on the default; a model the user chose stays chosen.
+    previous = st.session_state.get(f"{key}-default")
+    if previous not in (None, default) and st.session_state.get(key) == previous:
+        st.session_state[key] = default
+    st.session_state[f"{key}-default"] = default
     picked = st.selectbox(
         label,
         options,
@@ -199,6 +207,10 @@ def model_picker(
             key=f"{key}-other",
             placeholder="owner/name or /path/to/model",
         ).strip()
+        if not typed:
+            # Say what runs meanwhile: an empty field falls back, it must not do so silently.
+            fallback = auto_label.lower() if auto_label else (default or "no model")
+            st.warning(f"No model typed: the page uses {fallback} until you type one.")
         return typed or None
     if picked == auto_label:
         return None
@@ -480,20 +492,31 @@ def run_with_progress(
     ``progress(done, total)`` may be called from the script thread (the apps' ``progress=``
     arguments are). The bar is removed when ``fn`` returns or raises; exceptions propagate.
     """
-    bar = st.progress(0.0, text=f"{label}…")
+    bar = st.empty()
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - started
-        fraction = min(done / total, 1.0) if total else 0.0
-        eta = f", about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
-        bar.progress(fraction, text=f"{label}: {done:,}/{total:,} ({elapsed:.0f} s{eta})")
+        text = progress_text(label, done, total, time.perf_counter() - started)
+        if text is not None:
+            bar.progress(min(done / total, 1.0), text=text)
 
     try:
-        result = fn(progress)
+        # The spinner's clock runs in the browser: a single item shows time passing instead
+        # of a bar frozen at 0/1; several items get the bar under it as well.
+        with st.spinner(f"{label}…", show_time=True):
+            result = fn(progress)
     finally:
         bar.empty()
     return result, time.perf_counter() - started
+
+
+def progress_text(label: str, done: int, total: int, elapsed: float) -> str | None:
+    """The progress bar's text, or None when a bar says nothing (one item or fewer: it would
+    sit at 0/1 until the end, so the spinner's elapsed time is shown alone)."""
+    if total <= 1:
+        return None
+    eta = f", about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
+    return f"{label}: {done:,}/{total:,} ({elapsed:.0f} s{eta})"
 
 
 def run_in_batches(
@@ -550,14 +573,35 @@ def show_timings(
 # Errors ----------------------------------------------------------------------------------
 
 
-def show_error(exc: BaseException, doing: str | None = None) -> None:
+def unknown_model_message(name: str, task: str) -> str:
+    """An unknown model name, with suggestions among the models that can do ``task`` (the
+    core's suggestions span every model: a sentence encoder for a translation page)."""
+    names = [c.name for c in model_choices(task)]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    present = [c.name for c in model_choices(task) if c.present][:4]
+    hint = (
+        f" Did you mean {', '.join(close)}?"
+        if close
+        else (f" Models for {task} here: {', '.join(present)}." if present else "")
+    )
+    return (
+        f"unknown model {name!r}: not a directory, a store model, a catalog name or a hub id "
+        f"(owner/name).{hint}"
+    )
+
+
+def show_error(exc: BaseException, doing: str | None = None, task: str | None = None) -> None:
     """Show ``exc`` readably: never a bare traceback.
 
     A :class:`QuintetError` (bad input, missing model, ...) is shown as its one-line
-    message. Anything else is a bug or an environment problem: a generic line, and the
-    details (type, message, traceback) in a closed expander for a bug report.
+    message; an unknown model name, with suggestions for ``task`` when given. Anything
+    else is a bug or an environment problem: a generic line, and the details (type,
+    message, traceback) in a closed expander for a bug report.
     """
     where = f" while {doing}" if doing else ""
+    if isinstance(exc, UnknownModelError) and task is not None:
+        st.error(unknown_model_message(exc.name, task), icon=":material/warning:")
+        return
     if isinstance(exc, QuintetError):
         st.error(f"{exc}", icon=":material/warning:")
         return
@@ -574,8 +618,9 @@ def show_error(exc: BaseException, doing: str | None = None) -> None:
 
 
 @contextmanager
-def guarded(doing: str | None = None) -> Iterator[None]:
-    """``with guarded("translating"): ...``: any exception inside is shown by :func:`show_error`.
+def guarded(doing: str | None = None, task: str | None = None) -> Iterator[None]:
+    """``with guarded("translating"): ...``: any exception inside is shown by :func:`show_error`
+    (``task``: the page's task, for suggestions when a typed model name is unknown).
 
     Streamlit's own control flow (``st.stop``, ``st.rerun``) passes through: it is not an
     ``Exception``.
@@ -583,4 +628,4 @@ def guarded(doing: str | None = None) -> Iterator[None]:
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - shown to the user, not swallowed silently
-        show_error(exc, doing)
+        show_error(exc, doing, task)

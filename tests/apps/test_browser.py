@@ -267,3 +267,29 @@ def test_chat_page_answers(server: str, browser) -> None:
     assert "capital of France" in messages[-2].text
     assert messages[-1].text.strip()
     browser.save_screenshot(str(SHOTS / "chat.png"))
+
+
+@pytest.mark.slow  # a reply long enough to stop (about 25 s here)
+def test_chat_stop_marks_the_reply_stopped_at_once(server: str, browser) -> None:
+    """Stop while a reply streams: the reply keeps its text and says "stopped" without any
+    further action (it used to appear only after the next click)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, server, "chat")
+    set_number(browser, "Max new tokens", 512)
+    stop = browser.find_element(By.CSS_SELECTOR, ".st-key-chat-stop button")
+    assert not stop.is_enabled()  # nothing runs
+    box = browser.find_element(By.CSS_SELECTOR, '[data-testid="stChatInput"] textarea')
+    box.send_keys("Tell me a long story about a dragon and a knight.", Keys.ENTER)
+
+    def streaming(driver) -> bool:
+        messages = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
+        return len(messages) >= 2 and len(messages[-1].text.split()) >= 5
+
+    wait_until(browser, lambda d: streaming(d) or page_problems(d))
+    browser.find_element(By.CSS_SELECTOR, ".st-key-chat-stop button").click()
+    settle(browser, quiet_s=3.0)
+    assert not page_problems(browser), page_problems(browser)
+    messages = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
+    assert "stopped" in messages[-1].text, messages[-1].text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -49,3 +50,28 @@ def test_models_page_pulls_into_an_empty_store(tmp_path: Path, monkeypatch, pack
     assert not app.exception and not app.error
     assert any("minilm-l6 installed" in s.value for s in app.success)
     assert store.has("minilm-l6")
+
+
+def test_models_page_cancel_closes_the_delete_question(real_store: ModelStore, monkeypatch) -> None:
+    monkeypatch.setenv("QUINTET_HOME", str(real_store.home))
+    app = AppTest.from_file(HOME, default_timeout=60).run()
+    app.switch_page("models/page.py").run()
+    app.button(key="delete-minilm-l6").click().run()
+    assert any(w.value.startswith("Delete minilm-l6 from the store?") for w in app.warning)
+    app.button(key="cancel-delete").click().run()
+    assert not app.exception
+    assert not any(w.value.startswith("Delete minilm-l6") for w in app.warning)
+    assert real_store.has("minilm-l6")
+
+
+def test_models_page_status_column_comes_early_and_wide(
+    real_store: ModelStore, monkeypatch
+) -> None:
+    """At 1400 px the status (with the pull / recipe command) was cut behind the long
+    columns: it now follows the name, sized large."""
+    monkeypatch.setenv("QUINTET_HOME", str(real_store.home))
+    app = AppTest.from_file(HOME, default_timeout=60).run()
+    app.switch_page("models/page.py").run()
+    table = app.dataframe[0].proto
+    assert list(table.column_order)[:3] == ["name", "present", "status"]
+    assert json.loads(table.columns)["status"]["width"] == "large"

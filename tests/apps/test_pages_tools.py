@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from core.store import ModelStore
 from core.testing import CORPUS, tiny_model_dir
 
 HOME = str(Path(__file__).resolve().parents[2] / "apps" / "home.py")
+EVAL_PAGE = str(Path(HOME).parent / "evaluation" / "page.py")
 
 
 @pytest.fixture
@@ -124,6 +126,32 @@ def test_finetune_page_follows_a_run_to_the_model_picker(tmp_home: Path, tmp_pat
     assert "page-run" in [c.name for c in model_choices("classification")]
 
 
+def test_finetune_page_after_the_model_is_deleted_offers_to_restore_it(
+    tmp_home: Path, tmp_path: Path
+) -> None:
+    runs.start_run(
+        "classification", str(tiny_model_dir("bert")), str(_tiny_csv(tmp_path / "t.csv")),
+        "gone-run", {"max_steps": 4, "batch_size": 4, "eval_every": 2, "save_every": 2},
+    )  # fmt: skip
+    wait_for(lambda: runs.status("gone-run").state != "running")
+    app = open_page("finetune/page.py")
+    # The run picker names runs only; the state is in the heading (no stale "(running)").
+    assert app.selectbox(key="ft-pick").options == ["gone-run"]
+    assert any("gone-run · finished" in m.value for m in app.markdown)
+    ModelStore().delete("gone-run")
+    app.run()
+    assert not app.exception
+    assert not any("model picker" in s.value for s in app.success)
+    assert [w.value for w in app.warning] == [
+        "This run stored **gone-run**, but it is no longer in the store (deleted since). "
+        "Resume stores it again from the run's last checkpoint."
+    ]
+    app.button(key="ft-resume-gone-run").click().run()
+    assert not app.exception and not app.error
+    wait_for(lambda: runs.status("gone-run").state != "running")
+    assert ModelStore().has("gone-run")
+
+
 def test_finetune_page_form_starts_a_run_on_an_uploaded_file(tmp_home: Path, tmp_path: Path):
     """The whole form: task, base model by path, an uploaded training file, options, Start;
     the run goes on in the background and its model lands in the store."""
@@ -171,3 +199,52 @@ def test_models_page_deletes_after_confirmation(tmp_home: Path) -> None:
     assert not app.exception
     assert not store.has("doomed")
     assert any("deleted doomed" in s.value for s in app.success)
+
+
+def test_evaluation_report_of_a_slow_run_shows_seconds_per_example(home: Path) -> None:
+    # A shipped report, as if its two examples had taken 12 minutes (0.003 examples/s).
+    shipped = next(Path(EVAL_PAGE).parents[2].glob("evaluation/reports/*/report.json"))
+    report = json.loads(shipped.read_text())
+    report["timing"] = {"total_s": 725.0, "predict_s": 720.0, "examples_per_s": 0.003}
+    run = home / "eval" / "slow-run"
+    run.mkdir(parents=True)
+    (run / "report.json").write_text(json.dumps(report))
+    app = open_page("evaluation/page.py")
+    assert app.selectbox(key="eval-pick").value == str(run)
+    [speed] = [c.value for c in app.caption if c.value.startswith(":material/timer:")]
+    assert "333.3 s per example" in speed and "0.00" not in speed
+
+
+def test_evaluation_of_translation_left_on_automatic_routes_by_pair(home: Path) -> None:
+    from apps.translation import Translator
+
+    app = open_page("evaluation/page.py")
+    app.selectbox(key="eval-task").set_value("translation").run()
+    assert not app.exception
+    assert app.selectbox(key="eval-model-translation").value == "Automatic (by language pair)"
+    # What the harness gets then (None) is routed by pair, not "the model you chose".
+    assert Translator(None).route("en", "de").reason != "the model you chose"
+
+
+def test_evaluation_progress_says_why_the_count_sits_still(home: Path) -> None:
+    """Two examples are one batch: "0/2" until both are done, so the bar says so."""
+    import threading
+
+    from apps.ui.jobs import start_job
+
+    release = threading.Event()
+
+    def work(job):
+        job.note = "model 1/1: task default"
+        job.progress(0, 2)
+        release.wait(60)
+        return []
+
+    job = start_job("eval-two-examples", "Translation evaluation", work)
+    try:
+        wait_for(lambda: job.total == 2, 10)
+        app = open_page("evaluation/page.py")
+        [bar] = app.get("progress")
+        assert "0/2 examples, the next 2 in one batch" in bar.proto.text
+    finally:
+        release.set()

@@ -120,3 +120,29 @@ def test_a_call_holds_the_model_lock(tmp_path: Path) -> None:
     shared = cached_app(Probe, f"probe-{tmp_path.name}")
     assert shared.busy() is True
     assert shared.app.busy() is False  # the same call without the lock
+
+
+def test_a_single_item_gets_no_bar_frozen_at_zero() -> None:
+    from apps.ui.widgets import progress_text
+
+    assert progress_text("Answering", 0, 1, 5.0) is None  # the spinner's clock instead
+    assert progress_text("Answering", 0, 0, 5.0) is None
+    assert progress_text("Translating", 1, 4, 10.0) == "Translating: 1/4 (10 s, about 30 s left)"
+
+
+def progress_script() -> None:
+    import streamlit as st
+
+    from apps.ui import run_in_batches, run_with_progress
+
+    result, _ = run_in_batches(lambda chunk: [x * 2 for x in chunk], [21], label="Doubling")
+    st.write(f"single={result}")
+    result, _ = run_with_progress(lambda progress: progress(3, 3) or "ok", label="Three")
+    st.write(f"several={result}")
+
+
+def test_run_helpers_return_their_results_and_leave_no_bar() -> None:
+    app = AppTest.from_function(progress_script, default_timeout=30).run()
+    assert not app.exception
+    assert [m.value for m in app.markdown] == ["single=[42]", "several=ok"]
+    assert not app.get("progress")

@@ -97,6 +97,8 @@ def test_stop_keeps_the_text_written_so_far(real_store) -> None:
     """Stop reruns the page while a reply streams; the page cancels the abandoned stream and
     keeps its partial text, marked stopped."""
     app = _page()
+    # Stop is clickable in the run that writes a reply: a first message draws it so.
+    app.chat_input(key="chat-input").set_value("Hi").run()
     session = app.session_state["chat-session"]
     stream = session.stream("Tell me a long story about a dragon.", max_new_tokens=64)
     shown = "".join(delta for _, delta in zip(range(3), stream, strict=False))
@@ -107,3 +109,26 @@ def test_stop_keeps_the_text_written_so_far(real_store) -> None:
     kept = session.messages[-1]["content"]
     assert kept.startswith(shown.strip()) and len(kept.split()) < 64
     assert any("stopped" in c.value for c in app.chat_message[-1].caption)
+
+
+def test_a_window_smaller_than_the_reply_is_refused_in_page_terms(real_store) -> None:
+    app = _page()
+    app.number_input(key="chat-window").set_value(1).run()
+    app.chat_input(key="chat-input").set_value("Hello").run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "The context window (1 tokens) must be larger than Max new tokens (8): the reply alone "
+        "takes that much. Raise the window in the sidebar, lower Max new tokens, or set the "
+        "window to 0 for the model's own."
+    ]
+    assert app.session_state["chat-session"].messages == []  # nothing was sent
+
+
+def test_stop_is_clickable_only_while_a_reply_is_written(real_store) -> None:
+    app = _page()
+    assert app.button(key="chat-stop").disabled  # nothing runs
+    app.chat_input(key="chat-input").set_value("Hi").run()
+    assert not app.exception and not app.error
+    assert not app.button(key="chat-stop").disabled  # drawn in the run that wrote the reply
+    app.run()
+    assert app.button(key="chat-stop").disabled

@@ -70,3 +70,14 @@ def test_batch_jsonl_is_summarized_row_by_row_with_downloads() -> None:
     assert list(rows["chunks"]) == [1, 1]
     keys = {b.key for b in app.get("download_button")}
     assert {"sum-batch-download-csv", "sum-batch-download-jsonl"} <= keys
+
+
+def test_a_summary_cut_at_max_length_is_flagged() -> None:
+    app = _page(str(tiny_model_dir("bart", kind="seq2seq")))
+    app.text_area(key="sum-text").set_value(" ".join(CORPUS[:3])).run()
+    app.number_input(key="sum-max").set_value(4).run()
+    app.button(key="sum-run").click().run()
+    assert not app.exception and not app.error
+    assert [w.value for w in app.warning] == [
+        "The summary stopped at *Max length*: raise it in the sidebar."
+    ]

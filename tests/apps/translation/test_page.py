@@ -90,3 +90,23 @@ def test_a_malformed_batch_file_is_a_readable_error() -> None:
     assert not app.exception
     assert app.error and "bad.jsonl" in app.error[0].value
     assert all(b.key != "tr-batch-run" for b in app.button)  # nothing to run
+
+
+def test_an_unknown_model_is_answered_with_translation_models(real_store, no_hub) -> None:
+    """The name "minilm" is closest to minilm-l6, a sentence encoder that cannot translate: the page
+    suggests models that translate instead."""
+    app = _page("minilm")
+    app.button(key="tr-run").click().run()
+    assert not app.exception
+    [error] = [e.value for e in app.error]
+    assert error.startswith("unknown model 'minilm': not a directory")
+    assert "minilm-l6" not in error
+    assert "opus-mt" in error or "smollm2-135m-instruct" in error
+
+
+def test_an_empty_other_field_says_what_runs_instead() -> None:
+    app = _page()
+    app.selectbox(key="tr-model").set_value(OTHER).run()
+    assert [w.value for w in app.warning] == [
+        "No model typed: the page uses automatic (by language pair) until you type one."
+    ]
