@@ -149,7 +149,9 @@ def cached_app(cls: Callable[..., T], model: str | None = None, **kwargs: Any) -
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _generator(model: str, backend: str) -> Generator:
-    return Generator(model, backend)
+    # The chat page streams one reply at a time: batch_size=1 tells auto this is interactive
+    # work (on CUDA it stays on transformers, which streams, rather than starting vLLM).
+    return Generator(model, backend, batch_size=1)
 
 
 def cached_generator(model: str, backend: str = "auto") -> Generator:
