@@ -402,7 +402,8 @@ class ChatSession:
         return context.with_summary(system + [dict(m) for m in turns], summary)
 
     def _count(self, turns, summary: str) -> int:
-        return len(encode(self.loaded, self._request(list(turns), summary)))
+        with self.loaded.lock:  # the tokenizer is shared by every user of the model
+            return len(encode(self.loaded, self._request(list(turns), summary)))
 
     def _prepare(
         self, message: str, decode: dict, streaming: bool = False
