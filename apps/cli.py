@@ -186,7 +186,9 @@ def cmd_recipes_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    home = Path(__file__).resolve().parent / "home.py"
+    # Not apps/home.py itself: Streamlit puts the script's folder first on sys.path (see
+    # apps/ui/entry/quintet_ui.py).
+    home = Path(__file__).resolve().parent / "ui" / "entry" / "quintet_ui.py"
     command = [sys.executable, "-m", "streamlit", "run", str(home), "--server.port", str(args.port)]
     if args.headless:
         command += ["--server.headless", "true"]

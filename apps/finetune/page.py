@@ -17,9 +17,9 @@ import streamlit as st
 
 from apps.finetune import runs
 from apps.ui import model_picker, show_error
+from core.paths import data_path
 from core.store import ModelStore
 
-REPO = Path(__file__).resolve().parents[2]
 TASKS = {
     "classification": "Classification",
     "qa": "Question answering",
@@ -86,7 +86,7 @@ def new_run_form() -> None:
                 "Dataset", range(len(sets)), format_func=lambda i: sets[i][0], key=f"ft-set-{task}"
             )
             _, train, val = sets[index]
-            data, validation = str(REPO / train), str(REPO / val) if val else None
+            data, validation = str(data_path(train)), str(data_path(val)) if val else None
         else:
             if source == "Shipped":
                 st.caption("No shipped training set for this task: upload one.")

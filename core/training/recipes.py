@@ -14,12 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import paths
 from core.config import DecodeConfig, TrainConfig
 from core.errors import ModelNotFoundError, QuintetError
 from core.store import ModelStore
 from core.training.tasks import FieldNames
-
-DATA_ROOT = Path(__file__).resolve().parents[2] / "data"
 
 
 @dataclass(frozen=True)
@@ -150,11 +149,14 @@ def run_recipe(
         from dataclasses import replace
 
         recipe = replace(recipe, config=replace(recipe.config, **overrides))
-    data_root = data_root or DATA_ROOT
+    data_root = data_root or paths.data_root()
     store = store or ModelStore()
     train = data_root / recipe.train
     if not train.is_file():
-        raise QuintetError(f"recipe {name} needs {train}: run it from a Quintet checkout")
+        raise QuintetError(
+            f"recipe {name} needs {train}: run it from a Quintet checkout or set "
+            f"{paths.DATA_ENV} to a copy of its data/ folder"
+        )
     started = time.perf_counter()
     result = finetune(
         recipe.task,
