@@ -17,7 +17,7 @@ from pathlib import Path
 
 from apps.flags import add_config_flags, config_overrides
 from core import catalog
-from core.config import TrainConfig
+from core.config import ModelSpec, TrainConfig
 from core.errors import QuintetError
 from core.store import ModelStore
 
@@ -106,14 +106,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 def cmd_models_info(args: argparse.Namespace) -> int:
     from core.models import load
 
-    loaded = load(
-        args.name,
-        device=args.device,
-        dtype=args.dtype,
-        quantize=args.quantize,
-        trust_remote_code=args.trust_remote_code,
-        allow_pickle_weights=args.allow_pickle,
-    )
+    loaded = load(ModelSpec(**config_overrides(args, ModelSpec)))
     template = getattr(loaded.tokenizer, "chat_template", None)
     info = {
         "name": loaded.name,
@@ -202,15 +195,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    parser.add_argument(
-        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"]
+    # Every ModelSpec field but the name (the positional argument).
+    add_config_flags(
+        parser.add_argument_group("loading", "ModelSpec"), ModelSpec, exclude=("name",)
     )
-    parser.add_argument("--quantize", choices=["int8"], help="dynamic int8 on CPU")
-    parser.add_argument(
-        "--trust-remote-code", action="store_true", help="run code shipped with a hub model"
-    )
-    parser.add_argument("--allow-pickle", action="store_true", help="accept pickle (.bin) weights")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,9 +68,9 @@ class ModelSpec:
     revision: str | None = None
     device: DeviceName = "auto"
     dtype: DtypeName = "auto"
-    quantize: str | None = None
+    quantize: str | None = field(default=None, metadata={"choices": QUANTIZATIONS})
     trust_remote_code: bool = False
-    allow_pickle_weights: bool = False
+    allow_pickle_weights: bool = field(default=False, metadata={"aliases": ("--allow-pickle",)})
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():

@@ -13,8 +13,8 @@ import pytest
 
 from apps.chat.cli import decode_options
 from apps.cli import build_parser, train_config
-from apps.flags import decode_from_args, docstring_args, flag_name
-from core.config import DecodeConfig, TrainConfig
+from apps.flags import config_overrides, decode_from_args, docstring_args, flag_name
+from core.config import DecodeConfig, ModelSpec, TrainConfig
 from core.errors import ConfigError
 
 FINETUNE = ["finetune", "classification", "--model", "m", "--data", "d", "--output", "o"]
@@ -231,3 +231,18 @@ def test_help_is_fast_and_loads_no_torch() -> None:
     )
     assert done.returncode == 0 and "--decode" in done.stdout
     assert time.perf_counter() - started < 5  # generous: a loaded CI machine
+
+
+def test_models_info_flags_are_the_model_spec() -> None:
+    info = build_parser()._subparsers._group_actions[0].choices["models"]
+    info = info._subparsers._group_actions[0].choices["info"]
+    options = {o for action in info._actions for o in action.option_strings}
+    for spec in dataclasses.fields(ModelSpec):
+        assert spec.name == "name" or flag_name(spec.name) in options, spec.name
+    args = parse("models", "info", "minilm-l6", "--allow-pickle", "--quantize", "int8")
+    spec = ModelSpec(**config_overrides(args, ModelSpec))
+    assert spec == ModelSpec("minilm-l6", quantize="int8", allow_pickle_weights=True)
+    args = parse("models", "info", "x", "--device", "cpu", "--dtype", "float32")
+    assert ModelSpec(**config_overrides(args, ModelSpec)) == ModelSpec(
+        "x", device="cpu", dtype="float32"
+    )
