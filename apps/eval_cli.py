@@ -9,8 +9,7 @@ import sys
 from apps.cli_io import add_backend_option
 from apps.flags import add_decode_options, decode_from_args, parse_pairs
 from core.errors import ConfigError
-
-TASKS = ("translation", "summarization", "qa", "classification", "chat")
+from core.task_names import TASKS
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
 
 from core.errors import ConfigError
+from core.task_names import TASKS
 
 Kind = Literal["seq2seq", "causal", "span", "sequence-classification", "encoder"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -251,7 +252,7 @@ class DecodeConfig:
         return replace(base or cls(), **overrides)
 
 
-TASKS_TRAINABLE: tuple[str, ...] = ("classification", "qa", "summarization", "translation", "chat")
+TASKS_TRAINABLE: tuple[str, ...] = TASKS  # every task app can be fine-tuned
 
 
 @dataclass(frozen=True)

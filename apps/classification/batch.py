@@ -27,13 +27,30 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-from apps.classification.api import Classifier
-from core.data import DataError, read_records
+from core.data import TEXT_FIELDS, DataError, read_records
 from core.locks import exclusive_output
+from core.progress import ProgressCallback, progress_callback
 
-ProgressCallback = Callable[[int, int], None]
 _OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
+
+
+class FileClassifier(Protocol):
+    """What :func:`classify_file` needs of a classifier.
+
+    :class:`apps.classification.Classifier` is one. A Protocol rather than an import of
+    ``api.py``, which imports this module for ``Classifier.classify_csv``: the two would
+    import each other.
+    """
+
+    multi_label: bool
+
+    def label_set(self) -> list[str]: ...
+
+    def classify(
+        self, texts: list[str], top_k: int | None, multi_label: bool | None, threshold: float
+    ) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +62,7 @@ class BatchResult:
     seconds: float
 
 
-def _columns(classifier: Classifier, input_columns: list[str]) -> list[str]:
+def _columns(classifier: FileClassifier, input_columns: list[str]) -> list[str]:
     extra = ["predicted_label", "confidence", *(f"p_{x}" for x in classifier.label_set())]
     return [*input_columns, *[c for c in extra if c not in input_columns]]
 
@@ -114,7 +131,7 @@ def _existing_rows(path: Path, fmt: str, columns: list[str]) -> int:
 
 
 def classify_file(
-    classifier: Classifier,
+    classifier: FileClassifier,
     input_path: str | Path,
     output_path: str | Path,
     text_column: str | None = None,
@@ -150,7 +167,7 @@ def classify_file(
 
 
 def _classify_file(
-    classifier: Classifier,
+    classifier: FileClassifier,
     input_path: Path,
     output_path: Path,
     text_column: str | None,
@@ -161,8 +178,6 @@ def _classify_file(
     resume: bool,
     progress: bool | ProgressCallback,
 ) -> BatchResult:
-    from core.data import TEXT_FIELDS
-
     started = time.perf_counter()
     fmt = _OUTPUT_FORMATS[output_path.suffix.lower()]
     records = read_records(input_path)
@@ -183,7 +198,7 @@ def _classify_file(
     columns = _columns(classifier, input_columns)
     done = _existing_rows(output_path, fmt, columns) if resume else 0
     done = min(done, len(records))
-    report = _progress(progress, len(records))
+    report = progress_callback(progress, len(records), desc="classifying", unit="row")
     report(done, len(records))
     empty = 0
     output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,20 +248,3 @@ def _writer(handle, fmt: str, columns: list[str], header: bool) -> Callable[[dic
     if header:
         writer.writeheader()
     return writer.writerow
-
-
-def _progress(progress: bool | ProgressCallback, total: int) -> ProgressCallback:
-    if callable(progress):
-        return progress
-    if not progress:
-        return lambda done, total: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="row", desc="classifying")
-
-    def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
-        if done >= _total:
-            bar.close()
-
-    return update

@@ -15,6 +15,7 @@ from pathlib import Path
 from apps.cli_io import checked_text, read_text_file
 from apps.flags import add_deprecated_alias
 from core.errors import ConfigError
+from core.progress import progress_callback
 
 
 def _read_context(args: argparse.Namespace) -> str:
@@ -76,8 +77,6 @@ def _as_dict(a) -> dict:
 
 
 def _batch(args: argparse.Namespace, options: dict) -> int:
-    from tqdm import tqdm
-
     from apps.qa import QuestionAnswerer
     from core.data import DataError, read_records
 
@@ -94,14 +93,16 @@ def _batch(args: argparse.Namespace, options: dict) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     step = 16
-    with out.open("w", encoding="utf-8") as f, tqdm(total=len(pairs), unit="q") as bar:
+    report = progress_callback(True, len(pairs), unit="q")
+    report(0, len(pairs))  # an empty file closes its bar here
+    with out.open("w", encoding="utf-8") as f:
         for begin in range(0, len(pairs), step):
             chunk = pairs[begin : begin + step]
             rows = qa.answer_many(chunk, doc_stride=args.doc_stride, **options)
             for (_, record), answers in zip(records[begin : begin + step], rows, strict=True):
                 record = {**record, "answers_predicted": [_as_dict(a) for a in answers]}
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            bar.update(len(chunk))
+            report(begin + len(chunk), len(pairs))
     print(f"{len(pairs)} answers written to {out} (model {qa.model_name})", file=sys.stderr)
     return 0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from apps.cli_io import add_backend_option, checked_arguments, read_stdin, read_text_file
 from apps.flags import add_decode_options, decode_from_args
 from core.errors import ConfigError
+from core.progress import ProgressCallback, progress_callback
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
@@ -62,18 +63,13 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
 def chunk_bars() -> Callable[[str, int, int], None]:
     """A ``progress(stage, done, total)`` drawing one bar per stage on stderr."""
-    from tqdm import tqdm
-
-    current: list[tqdm] = []  # the bar of the stage under way
+    current: list[ProgressCallback] = []  # the bar of the stage under way
 
     def update(stage: str, done: int, total: int) -> None:
         if done == 0:  # a stage starts
             desc = f"summarizing {total} chunks" if stage == "chunks" else stage
-            current[:] = [tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr)]
-        bar = current[0]
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
+            current[:] = [progress_callback(True, total, desc=desc, unit="chunk", file=sys.stderr)]
+        current[0](done, total)
 
     return update
 

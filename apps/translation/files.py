@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 from core.data import DataError
+from core.progress import ProgressCallback, progress_callback
 
 
 def _complete_lines(path: Path, block: int = 1 << 20) -> int:
@@ -85,7 +85,7 @@ def translate_file(
     *,
     chunk_lines: int = 64,
     resume: bool = True,
-    progress: bool | Callable[[int, int], None] = True,
+    progress: bool | ProgressCallback = True,
     **decode,
 ) -> dict:
     """Translate ``input_path`` into ``output_path``, one output line per input line.
@@ -108,7 +108,8 @@ def translate_file(
         )
     if not resume and target.exists():
         target.unlink()
-    report = _progress(progress, total)
+    # The bar closes itself at the last line (it used to stay open after the job).
+    report = progress_callback(progress, total, desc="translating", unit="line")
     report(done, total)
     model = route = ""
     translated = 0
@@ -130,18 +131,3 @@ def translate_file(
         "model": model,
         "route": route,
     }
-
-
-def _progress(progress, total: int) -> Callable[[int, int], None]:
-    if callable(progress):
-        return progress
-    if not progress:
-        return lambda done, total: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="line", desc="translating")
-
-    def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
-
-    return update

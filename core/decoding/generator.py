@@ -12,11 +12,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import torch
-from tqdm.auto import tqdm
 
 from core.config import DecodeConfig
 from core.decoding import engines
@@ -33,10 +32,10 @@ from core.decoding.stops import StopStrings
 from core.decoding.types import GenerationResult, Prompt, RawSequence, Timings
 from core.errors import ConfigError, ModelLoadError, QuintetError
 from core.models import Loaded, load
+from core.progress import ProgressCallback, progress_callback
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int], None]
 BACKENDS = engines.BACKENDS
 
 
@@ -52,6 +51,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 def make_backend(loaded: Loaded, backend: str, **options) -> DecodingBackend:
     """The named backend over ``loaded``; fast engines convert the model on first use."""
+    # Each backend is imported when chosen: the fast ones pull in their engine's package.
     if backend == engines.TRANSFORMERS:
         from core.decoding.hf_backend import TransformersBackend
 
@@ -317,16 +317,7 @@ class Generator:
         if callable(progress):
             return progress
         show = progress if progress is not None else total > self.batch_size
-        if not show:
-            return lambda done, total: None
-        bar = tqdm(total=total, desc="generating", unit="input")
-
-        def update(done: int, total: int) -> None:
-            bar.update(done - bar.n)
-            if done >= total:
-                bar.close()
-
-        return update
+        return progress_callback(show, total, desc="generating", unit="input")
 
     def _decode(self, ids: Sequence[int]) -> str:
         return self.loaded.tokenizer.decode(list(ids), skip_special_tokens=True)
