@@ -29,8 +29,8 @@ def test_quintet_data_moves_every_lookup(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_a_recipe_without_its_data_says_how_to_provide_it(tmp_path: Path, monkeypatch) -> None:
+    from apps.finetune.recipes import RECIPES, run_recipe
     from core.errors import QuintetError
-    from core.training.recipes import RECIPES, run_recipe
 
     monkeypatch.setenv("QUINTET_DATA", str(tmp_path))
     name = next(iter(RECIPES))
