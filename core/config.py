@@ -27,7 +27,7 @@ QUANTIZATIONS: tuple[str, ...] = ("int8",)
 
 # Decoding engines (core.decoding.engines chooses among them): here so that building the
 # command line needs no torch import.
-BACKENDS: tuple[str, ...] = ("auto", "transformers", "ctranslate2", "onnxruntime-genai")
+BACKENDS: tuple[str, ...] = ("auto", "transformers", "ctranslate2", "onnxruntime-genai", "vllm")
 
 
 def non_finite_problems(config: object) -> Iterator[str]:

@@ -58,8 +58,10 @@ def make_backend(loaded: Loaded, backend: str, **options) -> DecodingBackend:
         if options:
             raise ConfigError(f"the transformers backend takes no options (got {sorted(options)})")
         return TransformersBackend(loaded)
-    if backend in (engines.CTRANSLATE2, engines.ONNX_GENAI) and not engines.is_installed(backend):
-        raise ConfigError(engines.install_hint(backend))
+    if backend in (engines.CTRANSLATE2, engines.ONNX_GENAI, engines.VLLM):
+        problem = engines.unavailable(backend, loaded)
+        if problem:
+            raise ConfigError(problem)
     if backend == engines.CTRANSLATE2:
         from core.decoding.ct2_backend import CTranslate2Backend
 
@@ -68,6 +70,10 @@ def make_backend(loaded: Loaded, backend: str, **options) -> DecodingBackend:
         from core.decoding.ort_backend import OnnxGenAIBackend
 
         return OnnxGenAIBackend(loaded, **options)
+    if backend == engines.VLLM:
+        from core.decoding.vllm_backend import VllmBackend
+
+        return VllmBackend(loaded, **options)
     named = ", ".join(b for b in BACKENDS if b != engines.AUTO)
     raise ConfigError(f"unknown backend {backend!r}: choose one of {named} or auto")
 
@@ -117,16 +123,18 @@ class Generator:
         model: a loaded model, or anything :func:`core.models.load` accepts.
         backend: ``"auto"`` (default: the fastest installed engine for the model's kind and
             device, see :mod:`core.decoding.engines`), ``"transformers"`` (reference, every
-            option), ``"ctranslate2"`` or ``"onnxruntime-genai"``. Fast engines convert the
-            model into the store once.
-        batch_size: inputs per batch; halved automatically if memory runs out.
+            option), ``"ctranslate2"``, ``"onnxruntime-genai"`` or ``"vllm"`` (CUDA only).
+            Fast engines convert the model into the store once.
+        batch_size: inputs per batch; halved automatically if memory runs out. Above 1 it
+            marks batch work, which ``auto`` gives to vLLM on CUDA where it is installed.
         backend_options: passed to a named backend (e.g. ``quantization="float32"`` for
-            ctranslate2, ``precision="fp32"`` or ``threads=1`` for onnxruntime-genai).
+            ctranslate2, ``precision="fp32"`` or ``threads=1`` for onnxruntime-genai,
+            ``gpu_memory_utilization=0.5`` for vllm).
 
     With ``auto``, a request the engine cannot honour (beam search on onnxruntime-genai,
-    say) runs on transformers instead, with one logged line; ``backend_choice`` says which
-    engine runs and why, and every result's ``backend`` which engine produced it. A named
-    backend refuses such a request instead.
+    say, or any stream on vLLM) runs on transformers instead, with one logged line;
+    ``backend_choice`` says which engine runs and why, and every result's ``backend`` which
+    engine produced it. A named backend refuses such a request instead.
 
     Example:
         >>> gen = Generator("smollm2-135m-instruct")                      # doctest: +SKIP
@@ -149,7 +157,7 @@ class Generator:
         self.loaded = model if isinstance(model, Loaded) else load(model)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
-        self.backend_choice = engines.choose(self.loaded, backend)
+        self.backend_choice = engines.choose(self.loaded, backend, batch_size)
         # auto may fall back to the reference engine; a named engine must work as asked.
         self.is_auto = backend == engines.AUTO and not backend_options
         try:
@@ -260,7 +268,7 @@ class Generator:
         thread holds the model's lock while it generates, so do not hold that lock yourself
         while consuming the stream.
         """
-        config = self._config(config, overrides)
+        config = self._config(config, overrides, streaming=True)
         config.check_streamable()
         stream = TextStream()
         validate_prompt(prompt)
@@ -279,22 +287,26 @@ class Generator:
 
     # Internals ---------------------------------------------------------------------------
 
-    def _config(self, config: DecodeConfig | None, overrides: dict) -> DecodeConfig:
+    def _config(
+        self, config: DecodeConfig | None, overrides: dict, streaming: bool = False
+    ) -> DecodeConfig:
         config = DecodeConfig.from_overrides(config, **overrides) if overrides else config
         config = config or DecodeConfig()
         check_output_length(self.loaded, config.max_new_tokens)
-        self._backend_for(config)  # refuse now what no engine here can do
+        self._backend_for(config, streaming)  # refuse now what no engine here can do
         return config
 
-    def engine_for(self, config: DecodeConfig) -> str:
+    def engine_for(self, config: DecodeConfig, streaming: bool = False) -> str:
         """The name of the engine that would run ``config`` (auto may hand it to
-        transformers when the chosen engine cannot honour it)."""
-        return self._backend_for(config).name
+        transformers when the chosen engine cannot honour it, or cannot stream)."""
+        return self._backend_for(config, streaming).name
 
-    def _backend_for(self, config: DecodeConfig) -> DecodingBackend:
+    def _backend_for(self, config: DecodeConfig, streaming: bool = False) -> DecodingBackend:
         """The engine that runs ``config``: the chosen one, or for auto the reference one
         when the chosen engine cannot honour it (logged once per reason)."""
         missing = self.backend.unsupported(config)
+        if streaming and not self.backend.can_stream:
+            missing = [*missing, "streaming (it returns whole outputs only)"]
         if not missing:
             return self.backend
         if not self.is_auto:
@@ -428,7 +440,7 @@ class Generator:
         try:
             with self.loaded.lock:
                 started = time.perf_counter()
-                backend = self._backend_for(config)
+                backend = self._backend_for(config, streaming=True)
                 raw = backend.stream(ids, config, on_token, check)
                 raw.cancelled = stream.cancelled and not state["stopped"]
                 ended = time.perf_counter()
