@@ -16,11 +16,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core import catalog, hub
+from apps.flags import add_config_flags, config_overrides
+from core import catalog
+from core.config import ModelSpec, TrainConfig
 from core.errors import QuintetError
 from core.store import ModelStore
 
 EXIT_USER_ERROR = 2
+LORA_LEARNING_RATE = 2e-4
 
 
 # models ---------------------------------------------------------------------------------
@@ -35,6 +38,7 @@ def _offline_status(name: str, store: ModelStore) -> str:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
+    from core import hub  # huggingface_hub: 0.2 s, not needed for --help
     from core.inventory import catalog_rows, store_only_rows
 
     store = ModelStore()
@@ -103,14 +107,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 def cmd_models_info(args: argparse.Namespace) -> int:
     from core.models import load
 
-    loaded = load(
-        args.name,
-        device=args.device,
-        dtype=args.dtype,
-        quantize=args.quantize,
-        trust_remote_code=args.trust_remote_code,
-        allow_pickle_weights=args.allow_pickle,
-    )
+    loaded = load(ModelSpec(**config_overrides(args, ModelSpec)))
     template = getattr(loaded.tokenizer, "chat_template", None)
     info = {
         "name": loaded.name,
@@ -134,19 +131,10 @@ def cmd_models_info(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from core.config import TrainConfig
     from core.training.tasks import FieldNames
     from core.training.trainer import finetune
 
-    options = {
-        "epochs": args.epochs, "max_steps": args.max_steps, "learning_rate": args.lr,
-        "batch_size": args.batch_size, "grad_accum": args.grad_accum, "lora": args.lora,
-        "eval_every": args.eval_every, "save_every": args.save_every,
-        "early_stopping_patience": args.patience, "max_length": args.max_length,
-        "multi_label": args.multi_label, "seed": args.seed,
-    }  # fmt: skip
-    defaults = {"learning_rate": 2e-4} if args.lora and args.lr is None else {}
-    config = TrainConfig(**{**defaults, **{k: v for k, v in options.items() if v is not None}})
+    config = train_config(args)
     fields = FieldNames(text=args.text_field, target=args.target_field, label=args.label_field)
     labels = None if args.labels is None else [name.strip() for name in args.labels.split(",")]
     result = finetune(
@@ -159,6 +147,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     print(f"{args.output}: {result.steps} steps in {result.seconds / 60:.1f} min; best: {scores}")
     print(f"stored at {result.model.path}; load it by name: {args.output}")
     return 0
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of ``quintet finetune``'s flags (LoRA's learning rate is 2e-4 unless
+    given: adapters want a higher one than full fine-tuning)."""
+    options = config_overrides(args, TrainConfig)
+    if options.get("lora") and "learning_rate" not in options:
+        options["learning_rate"] = LORA_LEARNING_RATE
+    return TrainConfig(**options)
 
 
 def cmd_recipes_list(args: argparse.Namespace) -> int:
@@ -185,7 +182,9 @@ def cmd_recipes_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    home = Path(__file__).resolve().parent / "home.py"
+    # Not apps/home.py itself: Streamlit puts the script's folder first on sys.path (see
+    # apps/ui/entry/quintet_ui.py).
+    home = Path(__file__).resolve().parent / "ui" / "entry" / "quintet_ui.py"
     command = [sys.executable, "-m", "streamlit", "run", str(home), "--server.port", str(args.port)]
     if args.headless:
         command += ["--server.headless", "true"]
@@ -229,15 +228,10 @@ def _start_recipe_builder(flag: bool) -> subprocess.Popen[bytes] | None:
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    parser.add_argument(
-        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"]
+    # Every ModelSpec field but the name (the positional argument).
+    add_config_flags(
+        parser.add_argument_group("loading", "ModelSpec"), ModelSpec, exclude=("name",)
     )
-    parser.add_argument("--quantize", choices=["int8"], help="dynamic int8 on CPU")
-    parser.add_argument(
-        "--trust-remote-code", action="store_true", help="run code shipped with a hub model"
-    )
-    parser.add_argument("--allow-pickle", action="store_true", help="accept pickle (.bin) weights")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,18 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--data", required=True, help="training file")
     tune.add_argument("--output", required=True, help="store name of the result")
     tune.add_argument("--validation", help="validation file (default: hold back part of --data)")
-    tune.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on export)")
-    tune.add_argument("--epochs", type=float)
-    tune.add_argument("--max-steps", type=int)
-    tune.add_argument("--lr", type=float, help="learning rate (default 5e-5, 2e-4 with --lora)")
-    tune.add_argument("--batch-size", type=int)
-    tune.add_argument("--grad-accum", type=int)
-    tune.add_argument("--eval-every", type=int, help="steps between validations")
-    tune.add_argument("--save-every", type=int, help="steps between checkpoints")
-    tune.add_argument("--patience", type=int, help="early stopping after N flat validations")
-    tune.add_argument("--max-length", type=int)
-    tune.add_argument("--multi-label", action="store_true")
-    tune.add_argument("--seed", type=int)
+    # Every TrainConfig field, generated (help from its docstring; --lr, --patience aliases).
+    add_config_flags(
+        tune.add_argument_group(
+            "training", f"TrainConfig; --learning-rate is {LORA_LEARNING_RATE} with --lora"
+        ),
+        TrainConfig,
+    )
     tune.add_argument("--text-field")
     tune.add_argument("--target-field")
     tune.add_argument("--label-field")

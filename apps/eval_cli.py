@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from typing import Any
 
 from apps.cli_io import add_backend_option
+from apps.flags import add_decode_options, decode_from_args, parse_pairs
 from core.errors import ConfigError
 from core.task_names import TASKS
-
-
-def parse_pairs(pairs: list[str] | None, flag: str) -> dict[str, Any]:
-    """``["k=v", ...]`` -> dict; values parsed as JSON where they are JSON (numbers, lists)."""
-    result: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{flag} {pair!r}: expected key=value, e.g. {flag} num_beams=4")
-        try:
-            result[key] = json.loads(value)
-        except json.JSONDecodeError:
-            result[key] = value
-    return result
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -69,7 +54,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             args.data,
             limit=args.limit,
             out=out,
-            decode=parse_pairs(args.decode, "--decode"),
+            decode=decode_from_args(args),
             options=options,
             batch_size=args.batch_size,
             bootstrap=args.bootstrap,
@@ -126,7 +111,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", help="dataset file or hf:NAME[:CONFIG]:SPLIT")
     parser.add_argument("--limit", type=int, help="evaluate the first N examples only")
     parser.add_argument("--out", help="report folder (resumed if it holds a partial run)")
-    parser.add_argument("--decode", nargs="*", metavar="KEY=VALUE", help="e.g. num_beams=4")
     parser.add_argument("--option", nargs="*", metavar="KEY=VALUE", help="task options")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples (0: none)")
@@ -138,6 +122,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tgt", help="translation: target language code")
     parser.add_argument("--source", help="translation: plain text source file, one per line")
     parser.add_argument("--reference", nargs="+", help="translation: reference file(s)")
+    add_decode_options(parser)
     parser.set_defaults(func=_dispatch)
 
 

@@ -1,31 +1,23 @@
-"""Streamlit entry point of the Quintet suite: ``streamlit run apps/home.py`` or ``quintet ui``.
+"""Streamlit entry point of the Quintet suite: ``quintet ui`` (which runs
+``streamlit run apps/ui/entry/quintet_ui.py``; see there why not this file directly).
 
 ``st.navigation`` lists the pages; each page module draws itself when run.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# `streamlit run apps/home.py` puts apps/ (not the repo root) on sys.path; the packages
-# are importable once installed, but make a plain checkout work too.
-# The root goes first: Streamlit puts apps/ first, where apps/evaluation would otherwise
-# shadow the top-level evaluation package.
-_ROOT = Path(__file__).resolve().parent.parent
-if sys.path[:1] != [str(_ROOT)]:
-    sys.path.insert(0, str(_ROOT))
+import psutil
+import streamlit as st
+import torch
 
-import psutil  # noqa: E402
-import streamlit as st  # noqa: E402
-import torch  # noqa: E402
-
-from core import catalog, hub  # noqa: E402
-from core.devices import describe_device, pick_device  # noqa: E402
-from core.models import cached_models  # noqa: E402
-from core.store import ModelStore  # noqa: E402
+from core import catalog, hub
+from core.devices import describe_device, pick_device
+from core.models import cached_models
+from core.store import ModelStore
 
 APPS_DIR = Path(__file__).resolve().parent
 # Title -> st.Page, filled by build_pages() before the page runs (Home links to them).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
 
 from core.errors import ConfigError
@@ -69,9 +69,9 @@ class ModelSpec:
     revision: str | None = None
     device: DeviceName = "auto"
     dtype: DtypeName = "auto"
-    quantize: str | None = None
+    quantize: str | None = field(default=None, metadata={"choices": QUANTIZATIONS})
     trust_remote_code: bool = False
-    allow_pickle_weights: bool = False
+    allow_pickle_weights: bool = field(default=False, metadata={"aliases": ("--allow-pickle",)})
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -130,13 +130,13 @@ class DecodeConfig:
     top_k: int = 0
     top_p: float = 1.0
     min_p: float = 0.0
-    num_beams: int = 1
+    num_beams: int = field(default=1, metadata={"aliases": ("--beams",)})
     length_penalty: float = 1.0
     early_stopping: bool = False
     num_return_sequences: int = 1
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
-    stop_strings: tuple[str, ...] = ()
+    stop_strings: tuple[str, ...] = field(default=(), metadata={"aliases": ("--stop",)})
     stop_token_ids: tuple[int, ...] = ()
     seed: int | None = None
     output_logprobs: bool = False
@@ -257,7 +257,9 @@ TASKS_TRAINABLE: tuple[str, ...] = TASKS  # every task app can be fine-tuned
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to fine-tune. Defaults suit a small model on a CPU; every field has a CLI flag.
+    """How to fine-tune. Defaults suit a small model on a CPU; every field has a CLI flag
+    (``quintet finetune --field-name``, generated from this class by :mod:`apps.flags`; the
+    help is the entry below, ``metadata["aliases"]`` are other spellings).
 
     Args:
         epochs: passes over the training data (fractions allowed).
@@ -265,13 +267,22 @@ class TrainConfig:
         learning_rate: peak learning rate (linear warm-up, then linear decay).
         batch_size: examples per forward pass.
         grad_accum: forward passes per optimizer step (effective batch = batch_size x this).
+        weight_decay: AdamW weight decay.
+        warmup_ratio: share of the steps spent warming the learning rate up.
+        max_grad_norm: gradients are clipped to this norm.
         lora: train LoRA adapters instead of every weight; merged into the model on export.
+        lora_r: rank of the LoRA adapters.
+        lora_alpha: LoRA scaling (the update is scaled by lora_alpha / lora_r).
+        lora_dropout: dropout on the LoRA adapters' input.
         eval_every: optimizer steps between validations (0: once per epoch).
         save_every: optimizer steps between checkpoints; a killed run loses at most these.
         early_stopping_patience: stop after this many validations without improvement.
         validation_fraction: share of the data held back when no validation file is given.
         eval_max_examples: validate on at most this many examples (speed on CPU).
         max_length: longest input in tokens (None: the task's default).
+        doc_stride: QA: tokens shared by neighbouring windows of a long context.
+        multi_label: classification: each example may have several labels.
+        seed: seed of the shuffling, the held-out split and the initial weights.
 
     Example:
         >>> TrainConfig(epochs=2, lora=True).learning_rate
@@ -280,7 +291,7 @@ class TrainConfig:
 
     epochs: float = 1.0
     max_steps: int | None = None
-    learning_rate: float = 5e-5
+    learning_rate: float = field(default=5e-5, metadata={"aliases": ("--lr",)})
     batch_size: int = 16
     grad_accum: int = 1
     weight_decay: float = 0.01
@@ -292,7 +303,7 @@ class TrainConfig:
     lora_dropout: float = 0.05
     eval_every: int = 0
     save_every: int = 50
-    early_stopping_patience: int | None = None
+    early_stopping_patience: int | None = field(default=None, metadata={"aliases": ("--patience",)})
     validation_fraction: float = 0.1
     eval_max_examples: int | None = 500
     max_length: int | None = None

@@ -8,18 +8,23 @@ A name resolves, in this order, to
    in the store, and the error says how to put them there),
 4. a hub id (``owner/name``), from the HF cache or the hub.
 
-Loaded models are cached per process, keyed by what was loaded and how, so the apps and
-the Streamlit sessions share one copy.
+Loaded models are cached per process (:mod:`core.model_cache`: bounded, LRU, reloaded when
+the files change), keyed by what was loaded and how, so the apps, the Streamlit sessions,
+the evaluation harness and the server share one copy. Each :class:`Loaded` carries the lock
+that every caller holds while it runs the model (:meth:`Loaded.using`).
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import pickle
 import re
 import threading
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ from core import catalog, hub
 from core.config import Kind, ModelSpec
 from core.devices import pick_device, pick_dtype
 from core.errors import ModelLoadError, ModelNotFoundError, OfflineError, UnknownModelError
+from core.model_cache import ModelCache
 from core.store import ModelStore
 from core.weights import check_model_folder
 
@@ -89,10 +95,34 @@ class Loaded:
     # What runs the forward pass when not the torch model itself (an ONNX Runtime session
     # from core.encoders); an app sets it on its own copy (dataclasses.replace).
     encoder: Any = None
+    # One lock per set of weights, held by whoever runs the model or changes tokenizer
+    # state (apps, pages, harness, server): tokenizers and generation state are not safe
+    # under concurrent calls. Re-entrant, so an app holding it may call the generator.
+    # A field (not a class attribute) so that dataclasses.replace() copies share it.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    # Estimated bytes of the weights (for the cache's byte bound).
+    nbytes: int = 0
+
+    @contextmanager
+    def using(self, **tokenizer_state: Any) -> Iterator[Loaded]:
+        """Hold the model's lock, with tokenizer attributes set for the duration.
+
+        Engine-specific state lives on the shared tokenizer, so it is only set under the
+        lock: ``with loaded.using(src_lang="deu_Latn"): generator.generate(...)`` (NLLB's
+        source language). Every user sets the state it needs this way, so the value left
+        behind after the block never matters. Never wait for a stream (whose worker
+        thread needs the lock) while holding it.
+        """
+        with self.lock:
+            for key, value in tokenizer_state.items():
+                setattr(self.tokenizer, key, value)
+            yield self
 
     def forward(self, **batch: torch.Tensor) -> Any:
-        """The model's forward pass on its engine: ``loaded.forward(**tokenized)``."""
-        return (self.encoder or self.model)(**batch)
+        """The model's forward pass on its engine: ``loaded.forward(**tokenized)`` (under
+        the model's lock)."""
+        with self.lock:
+            return (self.encoder or self.model)(**batch)
 
     @property
     def config(self) -> PretrainedConfig:
@@ -204,30 +234,51 @@ def _require_hub(resolved: Resolved) -> bool:
     )
 
 
-_cache: dict[tuple, Loaded] = {}
-_cache_lock = threading.Lock()
-_key_locks: dict[tuple, threading.Lock] = {}
+def model_nbytes(loaded: Loaded) -> int:
+    """Bytes of a loaded model's weights (what the cache's byte bound counts)."""
+    return loaded.nbytes
+
+
+@functools.cache
+def default_cache() -> ModelCache[Loaded]:
+    """The process-wide model cache behind :func:`load`.
+
+    Held by this function rather than a module global so that it is built on first use
+    (``QUINTET_MODEL_CACHE`` is read then, not at import time) and a test or a program can
+    pass its own :class:`~core.model_cache.ModelCache` to ``load(..., cache=)``. There is
+    one per process because sharing the weights, and their lock, is the point of caching.
+    """
+    return ModelCache(size_of=model_nbytes)
 
 
 def clear_cache() -> None:
     """Drop every cached model (frees memory once no one else holds a reference)."""
-    with _cache_lock:
-        _cache.clear()
-        _key_locks.clear()
+    default_cache().clear()
+
+
+def forget(location: str | Path) -> int:
+    """Drop the cached models read from ``location`` (after a delete or a rebuild)."""
+    return default_cache().invalidate(location)
 
 
 def cached_models() -> list[Loaded]:
-    """The models loaded in this process."""
-    with _cache_lock:
-        return list(_cache.values())
+    """The models loaded in this process, least recently used first."""
+    return default_cache().values()
 
 
-def load(spec: ModelSpec | str, store: ModelStore | None = None, **overrides: Any) -> Loaded:
+def load(
+    spec: ModelSpec | str,
+    store: ModelStore | None = None,
+    *,
+    cache: ModelCache[Loaded] | None = None,
+    **overrides: Any,
+) -> Loaded:
     """Load a model and its tokenizer, ready for inference.
 
     Args:
         spec: a :class:`ModelSpec`, or just a name (catalog, store, hub id or directory).
         store: the model store to look in (default: ``$QUINTET_HOME``).
+        cache: where loaded models are shared (default: :func:`default_cache`).
         **overrides: ModelSpec fields, e.g. ``kind="span"``, ``quantize="int8"``.
 
     Returns:
@@ -252,20 +303,10 @@ def load(spec: ModelSpec | str, store: ModelStore | None = None, **overrides: An
     if spec.quantize == "int8" and device.type != "cpu":
         raise ModelLoadError("int8 dynamic quantization runs on the CPU only: use device='cpu'")
     key = (resolved.location, resolved.revision, spec.kind, str(device), str(dtype), spec.quantize)
-    with _cache_lock:
-        if key in _cache:
-            return _cache[key]
-        key_lock = _key_locks.setdefault(key, threading.Lock())
-    # One lock per model: two sessions asking for the same model wait for one load,
-    # while different models load in parallel.
-    with key_lock:
-        with _cache_lock:
-            if key in _cache:
-                return _cache[key]
-        loaded = _load_uncached(spec, resolved, device, dtype)
-        with _cache_lock:
-            _cache[key] = loaded
-        return loaded
+    cache = cache if cache is not None else default_cache()
+    return cache.get_or_load(
+        key, resolved.location, lambda: _load_uncached(spec, resolved, device, dtype)
+    )
 
 
 def _source_kwargs(spec: ModelSpec, resolved: Resolved) -> dict[str, Any]:
@@ -349,7 +390,9 @@ def _load_uncached(
     model.eval()
     model.to(device)
     parameters = sum(p.numel() for p in model.parameters())
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
     if spec.quantize == "int8":
+        nbytes = parameters  # about one byte per weight once the Linear layers are int8
         model = quantize_int8(model)
     log.info("loaded %s (%s) on %s as %s", resolved.name, kind, device, dtype)
     return Loaded(
@@ -362,6 +405,7 @@ def _load_uncached(
         resolved=resolved,
         spec=spec,
         parameters=parameters,
+        nbytes=nbytes,
     )
 
 

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from core.data import DataError
+from core.paths import data_path
 
 NEED_REFERENCE = ("math", "reasoning", "coding")
 _RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
@@ -61,9 +62,7 @@ def load_references(question_file: str) -> dict[str, list[str]]:
 def load_judge_prompts(question_file: str | None = None) -> dict[str, dict]:
     """FastChat's judge prompts by name (next to the questions, else the shipped copy)."""
     candidates = [Path(question_file).parent / "judge_prompts.jsonl"] if question_file else []
-    candidates.append(
-        Path(__file__).resolve().parents[1] / "data/chat/mt_bench/judge_prompts.jsonl"
-    )
+    candidates.append(data_path("chat/mt_bench/judge_prompts.jsonl", must_exist=False))
     for path in candidates:
         if path.is_file():
             lines = path.read_text(encoding="utf-8").splitlines()

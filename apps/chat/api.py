@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 
 from apps.chat import context
 from apps.chat.history import ChatError, read_conversation, to_json, write_atomic
+from apps.chat.settings import DEFAULT_MAX_NEW_TOKENS, STRATEGIES
 from core.config import DecodeConfig
 from core.decoding import Generator
 from core.decoding.generator import TextStream
@@ -41,8 +42,6 @@ from core.defaults import default_model
 from core.errors import ConfigError
 from core.models import Loaded, load
 
-STRATEGIES = context.STRATEGIES
-DEFAULT_MAX_NEW_TOKENS = 256
 FALLBACK_WINDOW = 2048  # for a model whose config states no context window
 
 
@@ -402,7 +401,8 @@ class ChatSession:
         return context.with_summary(system + [dict(m) for m in turns], summary)
 
     def _count(self, turns, summary: str) -> int:
-        return len(encode(self.loaded, self._request(list(turns), summary)))
+        with self.loaded.lock:  # the tokenizer is shared by every user of the model
+            return len(encode(self.loaded, self._request(list(turns), summary)))
 
     def _prepare(
         self, message: str, decode: dict, streaming: bool = False

@@ -17,11 +17,15 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from apps.chat.api import DEFAULT_MAX_NEW_TOKENS, STRATEGIES, ChatReply, ChatSession
+from apps.chat.settings import DEFAULT_MAX_NEW_TOKENS, STRATEGIES
 from apps.cli_io import add_backend_option, checked_text, read_stdin
+from apps.flags import add_decode_options, decode_from_args
 from core.errors import ConfigError, QuintetError
+
+if TYPE_CHECKING:  # the app (and torch) load when a command runs, not for --help
+    from apps.chat.api import ChatReply, ChatSession
 
 HELP = """commands:
   /reset          forget the conversation (the system prompt stays)
@@ -36,22 +40,9 @@ Ctrl-C stops the reply being written."""
 
 
 def decode_options(args: argparse.Namespace) -> dict:
-    """DecodeConfig fields from the command line (sampling when any sampling flag is set)."""
-    decode: dict = {"max_new_tokens": args.max_new_tokens}
-    sampling = {
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "top_k": args.top_k,
-        "seed": args.seed,
-    }
-    sampling = {k: v for k, v in sampling.items() if v is not None}
-    if sampling and args.temperature != 0:
-        decode.update(do_sample=True, **sampling)
-    if args.repetition_penalty is not None:
-        decode["repetition_penalty"] = args.repetition_penalty
-    if args.stop:
-        decode["stop_strings"] = tuple(args.stop)
-    return decode
+    """DecodeConfig fields from the command line (sampling when any sampling flag is set):
+    the shared decoding flags of :func:`apps.flags.add_decode_options`."""
+    return decode_from_args(args)
 
 
 def stats_line(reply: ChatReply) -> str:
@@ -134,6 +125,8 @@ def _command(session: ChatSession, command: str, rest: str, out: TextIO) -> Chat
         session.save(rest)
         out.write(f"saved {len(session.messages)} messages to {rest}\n")
     elif command == "/load":
+        from apps.chat.api import ChatSession
+
         if not rest:
             raise ConfigError("/load needs a file name: /load chat.json")
         session = ChatSession.load(
@@ -169,6 +162,8 @@ def _short(text: str, width: int = 70) -> str:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from apps.chat.api import ChatSession
+
     for option, text in (("--message", args.message), ("--system", args.system)):
         if text is not None:
             checked_text(text, option)  # before a model loads
@@ -225,13 +220,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     chat.add_argument("--message", help="send this one message, print the reply, and exit")
     chat.add_argument("--load", metavar="FILE", help="continue a saved conversation")
     chat.add_argument("--save", metavar="FILE", help="save the conversation when done")
-    chat.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
-    chat.add_argument("--temperature", type=float, help="sample at this temperature (0: greedy)")
-    chat.add_argument("--top-p", type=float, help="nucleus sampling (turns sampling on)")
-    chat.add_argument("--top-k", type=int, help="top-k sampling (turns sampling on)")
-    chat.add_argument("--seed", type=int, help="repeatable sampling")
-    chat.add_argument("--repetition-penalty", type=float)
-    chat.add_argument("--stop", action="append", help="stop string (repeatable)")
+    add_decode_options(chat, max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
     chat.add_argument(
         "--context-strategy",
         choices=STRATEGIES,

@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from apps.chat.settings import STRATEGIES  # noqa: F401 - re-exported
 from core.decoding.prompts import InputTooLongError
 from core.decoding.types import Message
 
-STRATEGIES = ("drop", "summarize")
 SUMMARY_PREFIX = "Summary of earlier conversation: "
 SUMMARY_MAX_NEW_TOKENS = 96
 # The transcript a summary is written from is cut to its last characters: the summarizer's

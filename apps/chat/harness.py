@@ -200,7 +200,7 @@ class _PerplexityPredictor:
                 continue
             ids = torch.tensor([features[0]["input_ids"]], device=self.loaded.device)
             labels = torch.tensor(features[0]["labels"], device=self.loaded.device)
-            with torch.inference_mode():
+            with self.loaded.lock, torch.inference_mode():  # shared with every other user
                 logits = self.loaded.model(input_ids=ids).logits[0, :-1].float()
             target = labels[1:]
             mask = target != IGNORE_INDEX

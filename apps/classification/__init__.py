@@ -1,6 +1,29 @@
-"""Text classification app: fine-tuned classifiers, zero-shot labels, calibration."""
+"""Text classification app: fine-tuned classifiers, zero-shot labels, calibration.
 
-from apps.classification.api import Classification, ClassificationError, Classifier
-from apps.classification.calibration import Calibration
+The names below load on first use (PEP 562), so that importing a sub-module such as
+``apps.classification.cli`` (for ``quintet --help``) does not import the app, and torch, with it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from apps.classification.api import Classification, ClassificationError, Classifier
+    from apps.classification.calibration import Calibration
+
+_HOMES = {
+    "Calibration": "apps.classification.calibration",
+    "Classification": "apps.classification.api",
+    "ClassificationError": "apps.classification.api",
+    "Classifier": "apps.classification.api",
+}
 
 __all__ = ["Calibration", "Classification", "ClassificationError", "Classifier"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

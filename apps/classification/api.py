@@ -30,7 +30,6 @@ Example::
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -147,7 +146,6 @@ class Classifier:
         if not temperature > 0:
             raise ConfigError(f"temperature must be positive (got {temperature})")
         self.temperature = float(temperature)
-        self._lock = threading.Lock()  # one forward pass at a time per classifier
         self._label_embeddings: torch.Tensor | None = None
 
     @property
@@ -261,7 +259,7 @@ class Classifier:
         # back in input order).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         rows = []
-        with self._lock, torch.inference_mode():
+        with self.loaded.lock, torch.inference_mode():
             for begin in range(0, len(texts), self.batch_size):
                 part = [texts[i] for i in order[begin : begin + self.batch_size]]
                 rows.append(self._logits(part, multi_label))

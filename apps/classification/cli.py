@@ -13,6 +13,7 @@ import json
 import sys
 
 from apps.cli_io import checked_arguments, checked_text
+from apps.flags import add_deprecated_alias
 from core.errors import ConfigError
 
 
@@ -99,7 +100,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, help="show only the K most probable labels")
     p.add_argument("--multi-label", action="store_true", help="independent label probabilities")
     p.add_argument("--threshold", type=float, default=0.5, help="multi-label: chosen if >= this")
-    p.add_argument("--temperature", type=float, help="override the stored calibration")
+    p.add_argument(
+        "--calibration-temperature",
+        dest="temperature",
+        type=float,
+        help="override the stored calibration temperature (not a decoding setting)",
+    )
+    # --temperature is a decoding setting in translate/summarize/chat/eval.
+    add_deprecated_alias(
+        p, "--temperature", dest="temperature", use="--calibration-temperature", type=float
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(func=cmd_classify)

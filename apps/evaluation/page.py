@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,13 @@ import streamlit as st
 from apps.ui import decode_controls, model_choices, model_picker, show_error
 from apps.ui.jobs import Job, all_jobs, get_job, start_job
 from apps.ui.uploads import save_upload
+from core.paths import data_path
 from core.store import ModelStore
 from core.task_names import TASK_TITLES
 from evaluation.registry import task_names
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED_REPORTS = REPO / "evaluation" / "reports"
+# Found through the package (installed as package data), not the source checkout.
+SHIPPED_REPORTS = Path(str(files("evaluation"))) / "reports"
 GENERATIVE = {"translation", "summarization", "chat"}
 REPORT_FILES = ("report.html", "report.md", "report.json", "predictions.jsonl")
 TASK_LABELS = TASK_TITLES
@@ -233,7 +235,8 @@ def run_tab() -> None:
                 key=f"eval-set-{task}",
             )
             dataset = sets[picked]
-            data, options, extra = str(REPO / dataset.data), dict(dataset.options), dataset.extra
+            data, options = str(data_path(dataset.data)), dict(dataset.options)
+            extra = dataset.extra
         else:
             upload = st.file_uploader(
                 "Dataset file",

@@ -9,17 +9,16 @@ Resume continues it, and the finished model is in the store, hence in every mode
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import streamlit as st
 
 from apps.finetune import runs
 from apps.ui import model_picker, show_error
 from apps.ui.uploads import save_upload
+from core.paths import data_path
 from core.store import ModelStore
 from core.task_names import TASK_TITLES
 
-REPO = Path(__file__).resolve().parents[2]
 TASKS = TASK_TITLES
 # Shipped training data per task: (label, train file, validation file or None).
 SHIPPED: dict[str, list[tuple[str, str, str | None]]] = {
@@ -77,7 +76,7 @@ def new_run_form() -> None:
                 "Dataset", range(len(sets)), format_func=lambda i: sets[i][0], key=f"ft-set-{task}"
             )
             _, train, val = sets[index]
-            data, validation = str(REPO / train), str(REPO / val) if val else None
+            data, validation = str(data_path(train)), str(data_path(val)) if val else None
         else:
             if source == "Shipped":
                 st.caption("No shipped training set for this task: upload one.")

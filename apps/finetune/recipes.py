@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core import paths
 from core.config import DecodeConfig, TrainConfig
 from core.data import read_pairs, split_for_task
 from core.errors import ModelNotFoundError, QuintetError
@@ -24,8 +25,6 @@ from core.metrics import rouge_scores
 from core.store import ModelStore
 from core.task_prompts import summarize_prompt
 from core.training.tasks import FieldNames
-
-DATA_ROOT = Path(__file__).resolve().parents[2] / "data"
 
 
 @dataclass(frozen=True)
@@ -161,11 +160,14 @@ def run_recipe(
     recipe = get_recipe(name)
     if overrides:
         recipe = replace(recipe, config=replace(recipe.config, **overrides))
-    data_root = data_root or DATA_ROOT
+    data_root = data_root or paths.data_root()
     store = store or ModelStore()
     train = data_root / recipe.train
     if not train.is_file():
-        raise QuintetError(f"recipe {name} needs {train}: run it from a Quintet checkout")
+        raise QuintetError(
+            f"recipe {name} needs {train}: run it from a Quintet checkout or set "
+            f"{paths.DATA_ENV} to a copy of its data/ folder"
+        )
     started = time.perf_counter()
     result = finetune(
         recipe.task,

@@ -1,5 +1,28 @@
-"""Extractive question answering app (:class:`QuestionAnswerer`)."""
+"""Extractive question answering app (:class:`QuestionAnswerer`).
 
-from apps.qa.api import NO_ANSWER, Answer, QAError, QuestionAnswerer
+The names below load on first use (PEP 562), so that importing a sub-module such as
+``apps.qa.cli`` (for ``quintet --help``) does not import the app, and torch, with it.
+"""
 
-__all__ = ["NO_ANSWER", "Answer", "QAError", "QuestionAnswerer"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from apps.qa.api import NO_ANSWER, Answer, QAError, QuestionAnswerer
+
+_HOMES = {
+    "Answer": "apps.qa.api",
+    "NO_ANSWER": "apps.qa.api",
+    "QAError": "apps.qa.api",
+    "QuestionAnswerer": "apps.qa.api",
+}
+
+__all__ = ["Answer", "NO_ANSWER", "QAError", "QuestionAnswerer"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -28,7 +28,6 @@ Example::
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -138,7 +137,6 @@ class QuestionAnswerer:
         if self.mode == "extractive":
             engine, self.backend_choice = encoder_engine(self.loaded, backend)
             self.loaded = replace(self.loaded, encoder=engine)
-        self._lock = threading.Lock()  # one forward pass at a time per answerer
         self._generator = None
 
     @property
@@ -211,7 +209,7 @@ class QuestionAnswerer:
         stride = self.doc_stride if doc_stride is None else doc_stride
         examples = [QAExample(str(i), q, c, ()) for i, (q, c) in enumerate(pairs)]
         threshold = no_answer_threshold if allow_no_answer else None
-        with self._lock, torch.inference_mode():
+        with self.loaded.lock, torch.inference_mode():
             found = spans.extract_spans(
                 self.loaded,
                 examples,
@@ -238,7 +236,7 @@ class QuestionAnswerer:
         if not todo:
             return results
         prompts = [answer_prompt(pairs[i][0], pairs[i][1]) for i in todo]
-        with self._lock:
+        with self.loaded.lock:
             if self._generator is None:
                 self._generator = Generator(self.loaded, self.backend, batch_size=self.batch_size)
                 self.backend_choice = self._generator.backend_choice

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from apps.cli_io import checked_text, read_text_file
+from apps.flags import add_deprecated_alias
 from core.errors import ConfigError
 from core.progress import progress_callback
 
@@ -114,7 +115,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="quintet qa --question Q (--context TEXT | --context-file FILE) | "
         "--input FILE.jsonl --output FILE.jsonl",
     )
-    p.add_argument("--question", "-q")
+    p.add_argument("--question", help="the question to answer")
+    # -q is --quiet in the other commands; it meant --question here.
+    add_deprecated_alias(p, "-q", dest="question", use="--question")
     p.add_argument("--context", "-c", help="the text to answer from")
     p.add_argument("--context-file", help="read the context from this UTF-8 file")
     p.add_argument("--input", help="JSONL with question and context per line (batch mode)")

@@ -189,9 +189,11 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingList:
 
         from apps.classification.zero_shot import embed
 
-        with torch.inference_mode():
+        # The model's own lock: the weights and tokenizer are shared with every other user
+        # of this model in the process (the task endpoints, a UI, an evaluation).
+        with loaded.lock, torch.inference_mode():
             vectors = embed(loaded, texts).cpu().numpy()
-        tokens = sum(len(ids) for ids in loaded.tokenizer(texts)["input_ids"])
+            tokens = sum(len(ids) for ids in loaded.tokenizer(texts)["input_ids"])
         return vectors, tokens
 
     vectors, tokens = await model.run(work, state.executor, state.config.request_timeout_s)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from apps.cli_io import add_backend_option, checked_arguments, read_stdin, read_text_file
-from apps.eval_cli import parse_pairs
+from apps.flags import add_decode_options, decode_from_args
 from core.errors import ConfigError
 from core.progress import ProgressCallback, progress_callback
 
@@ -28,7 +28,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown style {args.style!r}: choose one of {', '.join(STYLES)}")
     if args.text and args.input:
         raise ConfigError("give TEXT or --input FILE, not both")
-    decode = parse_pairs(args.decode, "--decode")  # before waiting on standard input
+    decode = decode_from_args(args)  # before waiting on standard input
     if args.input:
         text = read_text_file(args.input, "--input")
     else:
@@ -93,8 +93,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="default",
         help="default (one or two sentences), one_sentence, bullets, detailed",
     )
-    p.add_argument("--decode", nargs="*", metavar="KEY=VALUE", help="e.g. num_beams=4")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--quiet", "-q", action="store_true", help="no chunk progress")
+    # --max-length / --min-length are the summary's length (max_new_tokens, min_new_tokens).
+    add_decode_options(p, exclude=("max_new_tokens",))
     add_backend_option(p)
     p.set_defaults(func=cmd_summarize)

@@ -1,6 +1,29 @@
-"""Translation app: routed models, long documents, files."""
+"""Translation app: routed models, long documents, files.
 
-from apps.translation.api import TranslationResult, Translator
-from apps.translation.languages import LanguageError, language
+The names below load on first use (PEP 562), so that importing a sub-module such as
+``apps.translation.cli`` (for ``quintet --help``) does not import the app, and torch, with it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from apps.translation.api import TranslationResult, Translator
+    from apps.translation.languages import LanguageError, language
+
+_HOMES = {
+    "LanguageError": "apps.translation.languages",
+    "TranslationResult": "apps.translation.api",
+    "Translator": "apps.translation.api",
+    "language": "apps.translation.languages",
+}
 
 __all__ = ["LanguageError", "TranslationResult", "Translator", "language"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -80,9 +80,7 @@ class Translator:
         self.backend = backend
         self.batch_size = batch_size
         self._generators: dict[str, Generator] = {}
-        self._lock = threading.Lock()
-        # NLLB/M2M100 tokenizers carry the source language as state: one call at a time.
-        self._run_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards self._generators (building one loads a model)
 
     def route(self, src: str, tgt: str) -> Route:
         """The model that would translate ``src -> tgt``, and why (loads nothing)."""
@@ -254,10 +252,12 @@ class Translator:
         else:
             prefix = _t5_prefix(generator.loaded, source, target)
             prompts = [prefix + p for p in pieces]
-        with self._run_lock:
-            if style == "multilingual":
-                tokenizer = generator.loaded.tokenizer
-                tokenizer.src_lang = _model_code(tokenizer, source)
+        # NLLB/M2M100 tokenizers carry the source language as state, and the tokenizer is
+        # shared by every user of the model: set it under the model's own lock.
+        state = {}
+        if style == "multilingual":
+            state["src_lang"] = _model_code(generator.loaded.tokenizer, source)
+        with generator.loaded.using(**state):
             results = generator.generate(prompts, config, progress=progress)
         return [
             (

@@ -18,19 +18,10 @@ import sys
 from pathlib import Path
 
 from apps.cli_io import add_backend_option, checked_arguments, read_stdin
-from apps.eval_cli import parse_pairs
+from apps.flags import add_decode_options, decode_from_args
 from core.errors import ConfigError
 
 STDOUT_CHUNK_LINES = 32
-
-
-def _decode(args: argparse.Namespace) -> dict:
-    decode = parse_pairs(args.decode, "--decode")
-    if args.beams is not None:
-        decode["num_beams"] = args.beams
-    if args.max_new_tokens is not None:
-        decode["max_new_tokens"] = args.max_new_tokens
-    return decode
 
 
 def _route_line(translator, src: str, tgt: str) -> str:
@@ -47,7 +38,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--input {args.input}: no such file; give a UTF-8 text file")
     language(args.src), language(args.tgt)  # a bad code fails before any model loads
     checked_arguments(args.text, "TEXT")
-    decode = _decode(args)
+    decode = decode_from_args(args)
     translator = Translator(
         args.model, device=args.device, batch_size=args.batch_size, backend=args.backend
     )
@@ -131,11 +122,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--input", "-i", help="a text file, translated line by line")
     p.add_argument("--output", "-o", help="write here instead of standard output")
     p.add_argument("--restart", action="store_true", help="with --output: do not resume")
-    p.add_argument("--beams", type=int, help="beam search width (default: greedy)")
-    p.add_argument("--max-new-tokens", type=int, help="most tokens per translated piece")
-    p.add_argument("--decode", nargs="*", metavar="KEY=VALUE", help="e.g. do_sample=true")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--batch-size", type=int, default=16)
     add_backend_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_decode_options(p)
     p.set_defaults(func=cmd_translate)

@@ -8,18 +8,24 @@ calls, so two sessions calling at once could crash or, worse, mix outputs.
 
 How the lock works
 ------------------
-* Every model name has one process-wide lock (:func:`model_lock`), whichever app class
-  uses it: a ``Summarizer`` and a chat session on ``smollm2-135m-instruct`` share it.
+* The lock lives on the loaded model itself (:attr:`core.models.Loaded.lock`), and the
+  model cache (:func:`core.models.load`) gives every app the same ``Loaded``: a
+  ``Summarizer``, a ``Translator`` routed to SmolLM2, a chat session, an evaluation job
+  and the server on ``smollm2-135m-instruct`` all take one lock. The generator and the
+  encoder apps take it on every call, so serialisation does not depend on the page.
+* :func:`model_lock` is that lock for a model name (once the model is loaded; before, a
+  per-name lock held by this process's Streamlit resource cache).
 * :func:`cached_app` returns a :class:`SharedApp`: calling any method through it (``app.
-  translate(...)``) holds the model's lock for the whole call. Attributes that are not
-  methods are read directly.
-* A call that returns a stream is consumed after the method returned, so hold the lock
-  around the consumption yourself: ``with app.using(): st.write_stream(stream)``.
-* :meth:`SharedApp.using` and :func:`waiting_for` show "waiting for another session" while
-  the lock is busy, so a waiting user sees why nothing happens yet.
+  translate(...)``) holds the model's lock for the whole call, so a multi-step call
+  (map-reduce summaries) is not interleaved with another session's. Attributes that are
+  not methods are read directly.
+* A stream is written by a worker thread that holds the lock while it generates; never
+  hold the lock while consuming one. :meth:`SharedApp.using` and :func:`waiting_for` wait
+  until the model is free, showing "waiting for another session" meanwhile, so a waiting
+  user sees why nothing happens yet: ``with app.using(): st.write_stream(stream)``.
 * Per-session state never goes in the cache: a chat page keeps its ``ChatSession`` in
   ``st.session_state`` built on the shared :func:`cached_generator`, and streams under
-  ``with model_lock(name)`` / ``waiting_for(name)``.
+  ``waiting_for(name)``.
 
 Example:
     >>> from apps.summarization import Summarizer
@@ -39,40 +45,55 @@ from typing import Any, Generic, TypeVar
 import streamlit as st
 
 from core.decoding import Generator
+from core.models import Loaded, cached_models
 
 T = TypeVar("T")
 
-_locks: dict[str, threading.RLock] = {}
-_locks_guard = threading.Lock()
+
+@st.cache_resource(show_spinner=False)
+def _name_locks() -> dict[str, threading.RLock]:
+    # Locks for names no loaded model carries (an app whose model is not loaded yet, or
+    # that runs none); held by Streamlit's process-wide resource cache, not a global.
+    return {}
+
+
+@st.cache_resource(show_spinner=False)
+def _name_locks_guard() -> threading.Lock:
+    return threading.Lock()
 
 
 def model_lock(name: str | None) -> threading.RLock:
-    """The process-wide lock of model ``name`` (one per name; None shares one lock).
-
-    Re-entrant, so an app method that calls another of its methods does not deadlock.
+    """The process-wide lock of model ``name``: the loaded model's own lock
+    (:attr:`core.models.Loaded.lock`) once it is loaded, else one lock per name (None
+    shares one). Re-entrant, so an app method that calls another does not deadlock.
     """
+    for loaded in cached_models():
+        if name is not None and name in (loaded.name, loaded.spec.name):
+            return loaded.lock
     key = name or "<default>"
-    with _locks_guard:
-        return _locks.setdefault(key, threading.RLock())
+    with _name_locks_guard():
+        return _name_locks().setdefault(key, threading.RLock())
 
 
 @contextmanager
 def waiting_for(name: str | None, message: str | None = None) -> Iterator[None]:
-    """Hold model ``name``'s lock; while another session holds it, say so on the page."""
-    lock = model_lock(name)
+    """Wait until model ``name`` is free; while another session uses it, say so on the page.
+
+    The lock is not held through the block: the calls inside take it themselves, and a
+    stream's worker thread needs it while the page consumes the stream.
+    """
+    _wait_free(model_lock(name), name, message)
+    yield
+
+
+def _wait_free(lock: Any, name: str | None, message: str | None) -> None:
     if lock.acquire(blocking=False):
-        try:
-            yield
-        finally:
-            lock.release()
+        lock.release()
         return
     note = st.info(message or f"Waiting: another session is using {name or 'this model'}…")
-    lock.acquire()
+    with lock:
+        pass
     note.empty()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 class SharedApp(Generic[T]):
@@ -81,10 +102,10 @@ class SharedApp(Generic[T]):
     ``shared.app`` is the app itself (for code that manages the lock on its own).
     """
 
-    def __init__(self, app: T, lock_name: str) -> None:
+    def __init__(self, app: T, lock_name: str, lock: Any = None) -> None:
         self.app = app
         self.lock_name = lock_name
-        self.lock = model_lock(lock_name)
+        self.lock = lock if lock is not None else model_lock(lock_name)
 
     def __getattr__(self, attribute: str) -> Any:
         value = getattr(self.app, attribute)
@@ -98,12 +119,24 @@ class SharedApp(Generic[T]):
 
         return locked
 
-    def using(self, message: str | None = None) -> Any:
-        """Context manager holding the lock (with a waiting note); for streams."""
-        return waiting_for(self.lock_name, message)
+    @contextmanager
+    def using(self, message: str | None = None) -> Iterator[None]:
+        """Context manager that waits for the model to be free (with a waiting note); for
+        consuming streams, whose worker thread takes the lock itself."""
+        _wait_free(self.lock, self.lock_name, message)
+        yield
 
     def __repr__(self) -> str:
         return f"SharedApp({self.app!r}, lock={self.lock_name!r})"
+
+
+def _loaded_of(app: Any) -> Loaded | None:
+    """The one model an app runs (``app.loaded`` or ``app.generator.loaded``), if any."""
+    for holder in (app, getattr(app, "generator", None)):
+        loaded = getattr(holder, "loaded", None) if holder is not None else None
+        if isinstance(loaded, Loaded):
+            return loaded
+    return None
 
 
 def _lock_name(app: Any, model: str | None, cls: type) -> str:
@@ -122,7 +155,8 @@ def _lock_name(app: Any, model: str | None, cls: type) -> str:
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _build(cls_key: str, model: str | None, kwargs_key: str, _cls: type, _kwargs: dict) -> Any:
     app = _cls(model, **_kwargs)
-    return SharedApp(app, _lock_name(app, model, _cls))
+    loaded = _loaded_of(app)
+    return SharedApp(app, _lock_name(app, model, _cls), loaded.lock if loaded else None)
 
 
 def cached_app(cls: Callable[..., T], model: str | None = None, **kwargs: Any) -> SharedApp[T]:

@@ -196,7 +196,20 @@ class Generator:
         Each result is the best output for its prompt; with ``num_return_sequences > 1``
         the others are in ``result.alternatives``. An empty prompt gives an empty result
         (finish reason ``empty``) without running the model.
+
+        The whole call holds the model's lock (:attr:`Loaded.lock`): every app sharing
+        these weights waits for it.
         """
+        with self.loaded.lock:
+            return self._generate(prompts, config, progress, overrides)
+
+    def _generate(
+        self,
+        prompts: Sequence[Prompt],
+        config: DecodeConfig | None,
+        progress: bool | ProgressCallback | None,
+        overrides: dict,
+    ) -> list[GenerationResult]:
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict)):
             raise ConfigError("generate() takes a list of prompts: use complete() for one")
         config = self._config(config, overrides)
@@ -251,7 +264,9 @@ class Generator:
         """Start generating for one prompt and return a :class:`TextStream` of text deltas.
 
         Stop strings are honoured while streaming: text that could be the start of a stop
-        string is held back until it is ruled out, and never shown if it is one.
+        string is held back until it is ruled out, and never shown if it is one. The worker
+        thread holds the model's lock while it generates, so do not hold that lock yourself
+        while consuming the stream.
         """
         config = self._config(config, overrides, streaming=True)
         config.check_streamable()
@@ -261,7 +276,8 @@ class Generator:
             stream.result = _empty_result()
             stream._queue.put(None)
             return stream
-        ids = encode(self.loaded, prompt)
+        with self.loaded.lock:  # the tokenizer is shared with every other user of the model
+            ids = encode(self.loaded, prompt)
         check_fits(self.loaded, 0, ids, config.max_new_tokens)
         worker = threading.Thread(
             target=self._stream_worker, args=(ids, config, stream), daemon=True
@@ -421,13 +437,14 @@ class Generator:
         def check(row: int, token_ids: Sequence[int]) -> bool:
             return state["stopped"] or base_check(row, token_ids)
 
-        started = time.perf_counter()
         try:
-            backend = self._backend_for(config, streaming=True)
-            raw = backend.stream(ids, config, on_token, check)
-            raw.cancelled = stream.cancelled and not state["stopped"]
-            ended = time.perf_counter()
-            result = self._finish(raw, config, stops, started, ended, len(ids), backend.name)
+            with self.loaded.lock:
+                started = time.perf_counter()
+                backend = self._backend_for(config, streaming=True)
+                raw = backend.stream(ids, config, on_token, check)
+                raw.cancelled = stream.cancelled and not state["stopped"]
+                ended = time.perf_counter()
+                result = self._finish(raw, config, stops, started, ended, len(ids), backend.name)
             final = result.text
             if len(final) > emitted and not raw.cancelled:
                 stream._queue.put(final[emitted:])

@@ -60,8 +60,9 @@ def server(real_store: ModelStore, tmp_path_factory) -> Iterator[str]:
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}  # fmt: skip
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "apps/home.py", "--server.headless",
-             "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
+            [sys.executable, "-m", "streamlit", "run", "apps/ui/entry/quintet_ui.py",
+             "--server.headless", "true", "--server.port", str(port),
+             "--server.address", "127.0.0.1"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
