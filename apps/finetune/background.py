@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apps.finetune.recipes import DATA_ROOT, RECIPES, get_recipe
+from apps.finetune.recipes import RECIPES, get_recipe
+from core import paths
 from core.errors import OutputInUseError
 from core.locks import exclusive_output, lock_path
 from core.store import ModelStore
@@ -107,7 +108,7 @@ def pending(store: ModelStore, names: Sequence[str] = ORDER) -> list[str]:
         for name in names
         if not store.has(name)
         and store.has(get_recipe(name).base)
-        and (DATA_ROOT / get_recipe(name).train).is_file()
+        and (paths.data_root() / get_recipe(name).train).is_file()
         and failure(store, name) is None
     ]
 
