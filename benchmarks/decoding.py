@@ -126,7 +126,7 @@ def instructions(n: int) -> list[str]:
 
 def _generator(model: str, path: str, store: str | None, **kwargs):
     """The Quintet generator for a path name: default (backend auto), hf-fp32, hf-int8,
-    ct2-int8[-tN], ct2-float32, ort-int4[-tN], ort-int8, ort-fp32."""
+    ct2-int8[-tN], ct2-float32, ort-int4[-tN], ort-int4mixed, ort-int8[-tN], ort-fp32."""
     from core.decoding import Generator
     from core.models import load
     from core.store import ModelStore
@@ -140,6 +140,7 @@ def _generator(model: str, path: str, store: str | None, **kwargs):
         return Generator(load(model, quantize="int8"), "transformers", **kwargs)
     backend, quantization, *rest = path.split("-")
     engine = {"ct2": "ctranslate2", "ort": "onnxruntime-genai"}[backend]
+    quantization = {"int4mixed": "int4-mixed"}.get(quantization, quantization)
     setting = "quantization" if backend == "ct2" else "precision"
     options = {setting: quantization, "store": ModelStore(store) if store else None}
     if rest:
@@ -362,7 +363,7 @@ def section_chat(args: argparse.Namespace, tmp: Path) -> dict:
         "hf-fp32",
         "hf-int8",
         *ct2_paths("ct2-int8", "ct2-float32"),
-        *ort_paths("ort-int8-t1", "ort-int4", "ort-int4-t1"),
+        *ort_paths("ort-int8", "ort-int8-t1", "ort-int4", "ort-int4-t1"),
     ]
     rows = []
     for path in paths:
@@ -419,6 +420,7 @@ LABELS = {
     "ort-int4": "quintet onnxruntime-genai int4, batch {batch}",
     "ort-int4-t1": "quintet onnxruntime-genai int4, 1 thread, batch {batch}",
     "ort-int4-t2": "quintet onnxruntime-genai int4, 2 threads, batch {batch}",
+    "ort-int4mixed": "quintet onnxruntime-genai int4-mixed, batch {batch}",
     "ort-int8": "quintet onnxruntime-genai int8, batch {batch}",
     "ort-int8-t1": "quintet onnxruntime-genai int8, 1 thread, batch {batch}",
     "ort-int8-t2": "quintet onnxruntime-genai int8, 2 threads, batch {batch}",

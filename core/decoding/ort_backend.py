@@ -48,7 +48,20 @@ from core.store import ModelStore
 log = logging.getLogger(__name__)
 
 NAME = "onnxruntime-genai"
-PRECISIONS: tuple[str, ...] = ("int4", "int8", "fp32", "fp16", "bf16")
+PRECISIONS: tuple[str, ...] = ("int4-mixed", "int4", "int8", "fp32", "fp16", "bf16")
+# What auto decodes with on CPU (see core/decoding/engines.py for the quality gates).
+DEFAULT_PRECISION = "int4-mixed"
+# What the builder is asked for each precision beyond ``-p``. int4-mixed is llama.cpp's
+# "K-quant mixed" recipe: 4-bit weights found by k-quant search (not plain rounding), with the
+# output projection and the most sensitive matrix products (first/last eighth of the layers,
+# every third layer's v/down projections) kept at 8 bits. Plain int4 (rounding, everything at
+# 4 bits) is what lost SAMSum quality; see core/decoding/engines.py.
+_BUILDER_PRECISION: dict[str, tuple[str, tuple[str, ...]]] = {
+    "int4-mixed": (
+        "int4",
+        ("algo_config=k_quant", "matmul_mixed_precision=last_matmul:int8,mixed_layers:int8"),
+    ),
+}
 # The builder's own messages are long; a failure is reported by its last lines that say why.
 _ERROR_MARKERS = ("Error", "error", "not supported", "NotImplemented", "Exception")
 
@@ -98,12 +111,15 @@ def _build(loaded: Loaded, precision: str, provider: str, folder: Path) -> None:
         "-o",
         str(folder),
         "-p",
-        precision,
+        _BUILDER_PRECISION.get(precision, (precision, ()))[0],
         "-e",
         provider,
         "-c",
         str(folder / ".builder-cache"),
     ]
+    extra_options = _BUILDER_PRECISION.get(precision, (precision, ()))[1]
+    if extra_options:
+        command += ["--extra_options", *extra_options]
     if loaded.spec.trust_remote_code:
         raise ModelLoadError(f"the {NAME} builder is not run on models that need remote code")
     done = subprocess.run(command, env=env, capture_output=True, text=True, errors="replace")
@@ -116,7 +132,7 @@ def _build(loaded: Loaded, precision: str, provider: str, folder: Path) -> None:
 
 def convert_to_onnx_genai(
     loaded: Loaded,
-    precision: str = "int8",
+    precision: str = DEFAULT_PRECISION,
     store: ModelStore | None = None,
     provider: str = "cpu",
 ) -> Path:
@@ -125,8 +141,9 @@ def convert_to_onnx_genai(
     Args:
         loaded: a causal model from :func:`core.models.load` (Llama, Mistral, Qwen2, Phi,
             Gemma and the other families onnxruntime-genai's builder knows).
-        precision: ``int8`` (default), ``int4`` (4-bit weights, block 32) or ``fp32`` on CPU;
-            ``fp16``/``bf16``/``int4`` on CUDA.
+        precision: ``int8`` (default), ``int4-mixed`` (4-bit k-quant weights, the output
+            projection and the sensitive layers at 8 bits), ``int4`` (4-bit weights, block 32)
+            or ``fp32`` on CPU; ``fp16``/``bf16``/``int4`` on CUDA.
         store: where to put it (default: ``$QUINTET_HOME``).
         provider: ``cpu`` or ``cuda``.
 
@@ -200,7 +217,7 @@ class OnnxGenAIBackend:
                 f"this onnxruntime-genai build cannot run on {loaded.device.type}: "
                 "load the model with device='cpu' or use the transformers backend"
             )
-        self.precision = precision or "int8"
+        self.precision = precision or DEFAULT_PRECISION
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be at least 1 (got {threads})")
         self.requested_threads = threads
