@@ -1,0 +1,81 @@
+"""``quintet eval --ray``: the prediction loop of :mod:`evaluation.harness` on Ray actors.
+
+The runner keeps everything else (resume, the log, timing, scoring): this module only turns
+"predict these batches" into ordered ``(batch, predictions)`` pairs from
+:func:`core.cluster.run_batches`. Each actor opens the task's app once with
+``harness.open(model, decode, options)`` on its own copy of the harness (sent by value, with
+what :meth:`TaskHarness.read` stored on it).
+
+An empty first batch asks the actor that takes it for what it opened (model name, settings,
+and the harness as ``open`` left it: a classifier's own label names are scoring state), so
+the runner can check a resumed run against it before any prediction is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.cluster import ClusterOptions, run_batches
+from evaluation.protocol import DataOptions, EvalItem, Prediction, TaskHarness
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What an actor's ``harness.open`` gave: the run's identity and the harness after it."""
+
+    model_name: str
+    settings: dict[str, Any]
+    harness: TaskHarness
+
+
+@dataclass(frozen=True)
+class _OpenOnActor:
+    """The factory each actor calls once: opens the app, returns the batch function."""
+
+    harness: TaskHarness
+    model: str | None
+    decode: dict[str, Any]
+    options: DataOptions
+
+    def __call__(self):
+        predictor = self.harness.open(self.model, self.decode, self.options)
+        opened = Opened(predictor.model_name, dict(predictor.settings), self.harness)
+
+        def predict(items: list[EvalItem]) -> list[Prediction] | Opened:
+            return predictor.predict(items) if items else opened
+
+        return predict
+
+
+def predict_on_cluster(
+    harness: TaskHarness,
+    model: str | None,
+    decode: dict[str, Any],
+    options: DataOptions,
+    todo: Sequence[EvalItem],
+    batch_size: int,
+    cluster: ClusterOptions,
+) -> tuple[Opened, Iterator[tuple[list[EvalItem], list[Prediction]]]]:
+    """Start ``todo`` on the cluster in batches of ``batch_size``; returns what the actors
+    opened (once the first actor has) and the ``(batch, predictions)`` pairs in order.
+
+    ``harness`` takes over the state ``open`` set on the actors' copies, so that it scores
+    these predictions as the single-process run would. Close the iterator to stop early.
+    """
+    batches = [[]] + [list(todo[i : i + batch_size]) for i in range(0, len(todo), batch_size)]
+    results = run_batches(batches, _OpenOnActor(harness, model, decode, options), cluster)
+    try:
+        _, opened = next(results)
+    except BaseException:
+        results.close()
+        raise
+    vars(harness).update(vars(opened.harness))
+    return opened, results
+
+
+def describe(cluster: ClusterOptions) -> str:
+    """Where a run went, for the report's ``device``: e.g. ``Ray, 2 workers x 1 CPU``."""
+    gpus = f" + {cluster.gpus_per_worker:g} GPU" if cluster.gpus_per_worker else ""
+    return f"Ray, {cluster.workers} workers x {cluster.cpus_per_worker} CPU{gpus}"
