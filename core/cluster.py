@@ -36,6 +36,7 @@ import contextlib
 import logging
 import os
 import pickle
+import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -184,8 +185,9 @@ def _run(
     quiet, handlers = _Quiet(), _data_log_handlers()
     for handler in handlers:
         handler.addFilter(quiet)
+    rows = iter(mapped.iter_rows())
     try:
-        for row in mapped.iter_rows():
+        for row in rows:
             index = int(row["index"])
             if index != expected:  # preserve_order is what makes resume safe: check it
                 raise ClusterError(f"Ray returned batch {index} before batch {expected}")
@@ -197,6 +199,8 @@ def _run(
     except RayError as error:
         raise ClusterError(f"the Ray job failed: {_first_line(error)}") from error
     finally:
+        # Stopped early (an error, the caller done): end the execution and its actors now.
+        getattr(rows, "close", lambda: None)()
         for handler in handlers:
             handler.removeFilter(quiet)
     if expected != len(batches):
@@ -211,7 +215,8 @@ def _mapped(ds: Any, factory: BatchFunctionFactory, options: ClusterOptions, thr
         fn_constructor_args=(factory, threads),
         batch_size=1,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=options.workers),
+        # No more actors (each loading the model) than there are batches.
+        compute=ray.data.ActorPoolStrategy(size=min(options.workers, ds.count())),
         num_cpus=options.cpus_per_worker,
         num_gpus=options.gpus_per_worker or None,
         runtime_env={"env_vars": _worker_env(threads)},
@@ -250,15 +255,16 @@ class _Worker:
     """
 
     def __init__(self, factory: BatchFunctionFactory, threads: int) -> None:
-        import torch
-
-        torch.set_num_threads(threads)
         self.fn: Callable[[list[Any]], Any] | None = None
         self.failed: tuple[str, Any] | None = None
         try:
+            # torch starts with $OMP_NUM_THREADS threads (set for this process), and the
+            # ONNX Runtime / CTranslate2 engines take torch's count when they are built.
             self.fn = factory()
         except Exception as error:  # e.g. the model is not in this node's store
             self.failed = ("error", _portable(error))
+        if "torch" in sys.modules:  # in case the factory changed it
+            sys.modules["torch"].set_num_threads(threads)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
