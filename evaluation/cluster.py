@@ -78,4 +78,5 @@ def predict_on_cluster(
 def describe(cluster: ClusterOptions) -> str:
     """Where a run went, for the report's ``device``: e.g. ``Ray, 2 workers x 1 CPU``."""
     gpus = f" + {cluster.gpus_per_worker:g} GPU" if cluster.gpus_per_worker else ""
-    return f"Ray, {cluster.workers} workers x {cluster.cpus_per_worker} CPU{gpus}"
+    workers = f"{cluster.workers} worker{'s' if cluster.workers != 1 else ''}"
+    return f"Ray, {workers} x {cluster.cpus_per_worker} CPU{gpus}"
