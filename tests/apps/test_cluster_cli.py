@@ -1,5 +1,5 @@
-"""``--ray`` on the batch-file commands (classify, translate, qa): the same output files as
-the single-process run, on a local Ray cluster; and the flags' one-line errors."""
+"""``--ray`` on the batch-file commands (classify, translate, qa, summarize): the same output
+files as the single-process run, on a local Ray cluster; and the flags' one-line errors."""
 
 from __future__ import annotations
 
@@ -64,6 +64,39 @@ def test_qa_file_on_ray_equals_local(ray_cluster, tmp_path: Path, capsys) -> Non
     assert (tmp_path / "ray.jsonl").read_text() == (tmp_path / "local.jsonl").read_text()
 
 
+def _documents(path: Path, n: int) -> Path:
+    with path.open("w") as handle:
+        for i in range(n):
+            text = " ".join(CORPUS[(i + k) % len(CORPUS)] for k in range(1 + i % 4))
+            handle.write(json.dumps({"id": i, "text": text}) + "\n")
+    return path
+
+
+def test_summarize_a_jsonl_batch(tmp_path: Path, capsys) -> None:
+    bart = str(tiny_model_dir("bart", kind="seq2seq"))
+    docs = _documents(tmp_path / "docs.jsonl", 20)
+    out = tmp_path / "out" / "summaries.jsonl"
+    err = _run(["summarize", "-m", bart, "--max-length", "4", "--input", str(docs),
+                "--output", str(out)], capsys)  # fmt: skip
+    assert f"20 summaries written to {out}" in err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = [json.loads(line) for line in docs.read_text().splitlines()]
+    assert [{k: r[k] for k in ("id", "text")} for r in rows] == expected
+    assert all(isinstance(r["summary"], str) and r["summary"] for r in rows)
+    assert main(["summarize", "-m", bart, "--input", str(docs)]) == 2
+    assert "needs --output FILE.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # another actor pool on a busy 2-core CI runner: keep the fast suite short
+def test_summarize_batch_on_ray_equals_local(ray_cluster, tmp_path: Path, capsys) -> None:
+    bart = str(tiny_model_dir("bart", kind="seq2seq"))
+    docs = _documents(tmp_path / "docs.jsonl", 40)
+    argv = ["summarize", "-m", bart, "--max-length", "4", "--input", str(docs)]
+    _run([*argv, "--output", str(tmp_path / "local.jsonl")], capsys)
+    _run([*argv, "--output", str(tmp_path / "ray.jsonl"), "--ray"], capsys)
+    assert (tmp_path / "ray.jsonl").read_text() == (tmp_path / "local.jsonl").read_text()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -74,6 +107,7 @@ def test_qa_file_on_ray_equals_local(ray_cluster, tmp_path: Path, capsys) -> Non
         (["translate", "--src", "en", "--tgt", "de", "--ray", "hi"],
          "--ray translates files: give --input FILE --output FILE"),
         (["qa", "--question", "q", "--context", "c", "--ray"], "--ray answers files"),
+        (["summarize", "--ray", "some text"], "--ray summarizes files"),
         (["eval", "classification", "--data", "d.tsv", "--ray", "--workers", "0"],
          "--workers must be at least 1"),
         (["eval", "classification", "--data", "d.tsv", "--ray", "--predictions", "p.txt"],
