@@ -2,18 +2,17 @@
 
 Two batch jobs, each run three ways in a fresh process: on one thread without Ray (the
 single-process path), on a local Ray cluster with 1 worker x 1 thread, and with 2 workers x
-1 thread. The jobs are what ``--ray`` runs: ``classify_file`` (5,000 SST-2 sentences,
-minilm-l6 zero-shot, the default engine) and ``translate_file`` (500 FLORES sentences, a
-random Marian model shaped like opus-mt-en-de, 32 new tokens per line, greedy).
+1 thread. The batch functions are the ones ``--ray`` ships to the actors for
+``classify --input`` (5,000 SST-2 sentences, minilm-l6 zero-shot, the default engine,
+batches of 64) and ``translate --input --output`` (500 FLORES sentences, a random Marian
+model shaped like opus-mt-en-de, 32 new tokens per line, greedy, chunks of 16 lines).
 
-Each way runs twice: on the whole input and on a small one (two batches per worker). The
-difference cancels what both pay once (Ray: starting the cluster, the actors and their
-model loads), so the throughput reported is what the workers sustain:
-``(rows - small rows) / (seconds - small seconds)``; the start-up is the small run's
-seconds less its rows at that rate. End-to-end throughput (start-up included) is reported
-too. Outputs of the three whole runs must be byte-identical.
-Target: 2 Ray workers >= 1.6x the 1-worker steady throughput (2 cores; run it on a quiet
-machine).
+Each batch records when it started and ended (wall clock, on whichever process ran it).
+Throughput is rows over the window from the first batch's start to the last batch's end:
+what the workers sustain once their model is loaded. Start-up is the time from the call to
+the first batch's start (Ray: starting the cluster and the actors, loading the models),
+reported separately. The results of all three ways must be equal (the files ``--ray``
+writes from them are then byte-identical; the tests check that on the files).
 
 Usage: ``python -m benchmarks.cluster [--rows 5000] [--sentences 500] [--out results.json]``.
 """
@@ -21,71 +20,97 @@ Usage: ``python -m benchmarks.cluster [--rows 5000] [--sentences 500] [--out res
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
+import pickle
 import platform
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SST2_TRAIN = ROOT / "data" / "classification" / "sst2" / "train.tsv"
 RESULT_PREFIX = "BENCH-RESULT "
 RUNS = (("local", 0), ("ray", 1), ("ray", 2))  # (path, workers)
+CLASSIFY_BATCH = 64  # classify_file's default
 TRANSLATION_TOKENS = 32
 TRANSLATION_CHUNK = 16  # lines per batch: 500 lines make 32 batches to share
 
 
-def write_rows(path: Path, rows: int) -> None:
+def sst2_rows(rows: int) -> list[str]:
     """``rows`` real SST-2 sentences (train split, repeated if asked for more)."""
-    with SST2_TRAIN.open(encoding="utf-8") as f:
-        sentences = [line.split("\t")[0] for line in f.read().splitlines()[1:]]
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["id", "sentence"])
-        writer.writerows([i, sentences[i % len(sentences)]] for i in range(rows))
+    lines = SST2_TRAIN.read_text(encoding="utf-8").splitlines()[1:]
+    sentences = [line.split("\t")[0] for line in lines]
+    return [sentences[i % len(sentences)] for i in range(rows)]
 
 
-def write_sentences(path: Path, sentences: int) -> None:
+def flores_lines(count: int) -> list[str]:
     from benchmarks.decoding import FLORES_EN
 
     lines = FLORES_EN.read_text(encoding="utf-8").splitlines()
-    path.write_text("".join(lines[i % len(lines)] + "\n" for i in range(sentences)))
+    return [lines[i % len(lines)] for i in range(count)]
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Wraps a batch-function factory: each batch returns ``(result, started, ended)``."""
+
+    factory: Any
+
+    def __call__(self):
+        run = self.factory()
+
+        def timed(rows: list) -> tuple[Any, float, float]:
+            started = time.time()
+            result = run(rows)
+            return result, started, time.time()
+
+        return timed
+
+
+def factory(job: dict) -> Any:
+    """The factory ``--ray`` builds for the job's command."""
+    if job["task"] == "classification":
+        from apps.classification.batch import _ClassifyOnActor
+        from core.config import ModelSpec
+
+        return _ClassifyOnActor(ModelSpec("minilm-l6"), ["negative", "positive"], False, {},
+                                1.0, 32, "auto", None, 0.5)  # fmt: skip
+    from apps.translation.files import _TranslateOnActor
+
+    decode = {"max_new_tokens": TRANSLATION_TOKENS, "min_new_tokens": TRANSLATION_TOKENS}
+    return _TranslateOnActor(job["model"], "auto", "auto", 16, "en", "de", decode)
 
 
 def worker(job: dict) -> dict:
-    """One run in this process: the seconds of the job's call."""
-    from core.cluster import ClusterOptions
+    """One way in this process: every batch's result and times."""
+    from core.cluster import ClusterOptions, run_batches
 
-    cluster = ClusterOptions(workers=job["workers"]) if job["path"] == "ray" else None
-    progress = False
-
-    if job["task"] == "classification":
-        from apps.classification import Classifier
-        from apps.classification.batch import classify_file
-
-        # The single-process path loads its model before the call; so does the driver here
-        # (classify_file needs the label set), and the Ray actors load theirs in the call.
-        classifier = Classifier("minilm-l6", labels=["negative", "positive"])
-        started = time.perf_counter()
-        classify_file(classifier, job["input"], job["output"], progress=progress,
-                      cluster=cluster)  # fmt: skip
+    rows = json.loads(Path(job["input"]).read_text())
+    size = CLASSIFY_BATCH if job["task"] == "classification" else TRANSLATION_CHUNK
+    batches = [rows[i : i + size] for i in range(0, len(rows), size)]
+    started = time.time()
+    if job["path"] == "local":
+        run = Timed(factory(job))()
+        timed = [run(batch) for batch in batches]
     else:
-        from apps.translation import Translator
-
-        translator = Translator(job["model"])
-        if cluster is None:
-            translator.translate("Warm up.", "en", "de", max_new_tokens=1)  # load it
-        started = time.perf_counter()
-        translator.translate_file(
-            job["input"], job["output"], "en", "de", progress=progress, cluster=cluster,
-            chunk_lines=TRANSLATION_CHUNK, max_new_tokens=TRANSLATION_TOKENS,
-            min_new_tokens=TRANSLATION_TOKENS,
-        )  # fmt: skip
-    return {"seconds": time.perf_counter() - started}
+        options = ClusterOptions(workers=job["workers"])
+        timed = [result for _, result in run_batches(batches, Timed(factory(job)), options)]
+    first, last = min(t[1] for t in timed), max(t[2] for t in timed)
+    results = [t[0] for t in timed]
+    if job["task"] == "translation":  # what the file gets; seconds differ from run to run
+        results = [[r.text for r in batch] for batch in results]
+    Path(job["output"]).write_bytes(pickle.dumps(results))
+    return {
+        "rows": len(rows),
+        "rows_per_s": round(len(rows) / (last - first), 2),
+        "startup_s": round(first - started, 2),
+        "total_s": round(time.time() - started, 2),
+    }
 
 
 def run(job: dict) -> dict:
@@ -98,42 +123,25 @@ def run(job: dict) -> dict:
     raise RuntimeError(f"{job['task']} {job['path']} failed:\n{done.stderr[-3000:]}")
 
 
-def section(task: str, tmp: Path, write, rows: int, batch: int, model: str = "") -> dict:
-    """The three ways on ``rows`` rows written by ``write(path, rows)``, each against its
-    small run (two batches of ``batch`` rows per worker)."""
-    suffix = ".csv" if task == "classification" else ".txt"
+def section(task: str, tmp: Path, rows: list[str], model: str = "") -> dict:
+    source = tmp / f"{task}.json"
+    source.write_text(json.dumps(rows))
     results: dict = {}
     outputs = []
     for path, workers in RUNS:
         name = "local, 1 thread" if path == "local" else f"ray, {workers} x 1 thread"
-        small_rows = min(rows - 1, 2 * batch * max(1, workers))
-        seconds = {}
-        for size in (small_rows, rows):
-            source = tmp / f"{task}-{size}{suffix}"
-            if not source.exists():
-                write(source, size)
-            output = tmp / f"{task}-{path}-{workers}-{size}{suffix}"
-            job = {"task": task, "path": path, "workers": workers, "input": str(source),
-                   "output": str(output), "model": model}  # fmt: skip
-            seconds[size] = run(job)["seconds"]
-        outputs.append(output.read_bytes())
-        rate = (rows - small_rows) / (seconds[rows] - seconds[small_rows])
-        results[name] = {
-            "rows": rows,
-            "seconds": round(seconds[rows], 2),
-            "steady_rows_per_s": round(rate, 2),
-            "startup_s": round(seconds[small_rows] - small_rows / rate, 2),
-            "end_to_end_rows_per_s": round(rows / seconds[rows], 2),
-        }
+        output = tmp / f"{task}-{path}-{workers}.pickle"
+        job = {"task": task, "path": path, "workers": workers, "input": str(source),
+               "output": str(output), "model": model}  # fmt: skip
+        results[name] = run(job)
+        outputs.append(pickle.loads(output.read_bytes()))
         print(f"  {name:<18} {json.dumps(results[name])}", flush=True)
     one, two = results["ray, 1 x 1 thread"], results["ray, 2 x 1 thread"]
     local = results["local, 1 thread"]
     return {
         "runs": results,
-        "speedup_2_vs_1_workers": round(two["steady_rows_per_s"] / one["steady_rows_per_s"], 2),
-        "speedup_2_workers_vs_local": round(
-            two["steady_rows_per_s"] / local["steady_rows_per_s"], 2
-        ),
+        "speedup_2_vs_1_workers": round(two["rows_per_s"] / one["rows_per_s"], 2),
+        "speedup_2_workers_vs_local": round(two["rows_per_s"] / local["rows_per_s"], 2),
         "ray_startup_s": two["startup_s"],
         "outputs_identical": all(o == outputs[0] for o in outputs),
     }
@@ -160,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         if "classification" not in args.skip:
             print(f"classification: {args.rows} rows, minilm-l6 zero-shot", flush=True)
-            results["classification"] = section("classification", tmp, write_rows, args.rows, 64)
+            results["classification"] = section("classification", tmp, sst2_rows(args.rows))
         if "translation" not in args.skip:
             from benchmarks.decoding import build_opus_shaped_marian
 
@@ -168,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"Marian, {TRANSLATION_TOKENS} tokens each", flush=True)  # fmt: skip
             model = build_opus_shaped_marian(tmp / "marian")
             results["translation"] = section(
-                "translation", tmp, write_sentences, args.sentences, TRANSLATION_CHUNK, str(model)
+                "translation", tmp, flores_lines(args.sentences), str(model)
             )
     failed = False
     for task in ("classification", "translation"):
