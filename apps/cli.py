@@ -152,6 +152,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         args.task, args.model, args.data, args.output, config,
         validation_data=args.validation, fields=fields, resume=args.resume, labels=labels,
     )  # fmt: skip
+    if result.process != 0:
+        return 0  # under torchrun / accelerate launch, rank 0 reports for the run
     scores = ", ".join(f"{k} {v:.4f}" for k, v in result.validation.items() if k != "primary")
     print(f"{args.output}: {result.steps} steps in {result.seconds / 60:.1f} min; best: {scores}")
     print(f"stored at {result.model.path}; load it by name: {args.output}")
@@ -159,7 +161,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes_list(args: argparse.Namespace) -> int:
-    from core.training.recipes import RECIPES
+    from apps.finetune.recipes import RECIPES
 
     store = ModelStore()
     for recipe in RECIPES.values():
@@ -169,7 +171,7 @@ def cmd_recipes_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes_run(args: argparse.Namespace) -> int:
-    from core.training.recipes import get_recipe, run_recipe
+    from apps.finetune.recipes import get_recipe, run_recipe
 
     get_recipe(args.name)
     overrides = {"max_steps": args.max_steps} if args.max_steps else None

@@ -10,8 +10,7 @@ from typing import Any
 
 from apps.cli_io import add_backend_option, add_cluster_options, cluster_options
 from core.errors import ConfigError
-
-TASKS = ("translation", "summarization", "qa", "classification", "chat")
+from core.task_names import TASKS
 
 
 def parse_pairs(pairs: list[str] | None, flag: str) -> dict[str, Any]:

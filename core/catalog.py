@@ -20,16 +20,11 @@ from typing import Literal
 
 from core.config import Kind
 from core.errors import ModelNotFoundError
+from core.task_names import TASKS as APP_TASKS
 
 Source = Literal["hub", "packaged", "recipe"]
-TASKS: tuple[str, ...] = (
-    "translation",
-    "summarization",
-    "qa",
-    "classification",
-    "chat",
-    "embeddings",
-)
+# Model tasks: the five apps' (core.task_names) and embeddings.
+TASKS: tuple[str, ...] = (*APP_TASKS, "embeddings")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Literal, get_args
 
 from core.errors import ConfigError
+from core.task_names import TASKS
 
 Kind = Literal["seq2seq", "causal", "span", "sequence-classification", "encoder"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -26,7 +27,7 @@ QUANTIZATIONS: tuple[str, ...] = ("int8",)
 
 # Decoding engines (core.decoding.engines chooses among them): here so that building the
 # command line needs no torch import.
-BACKENDS: tuple[str, ...] = ("auto", "transformers", "ctranslate2", "onnxruntime-genai")
+BACKENDS: tuple[str, ...] = ("auto", "transformers", "ctranslate2", "onnxruntime-genai", "vllm")
 
 
 def non_finite_problems(config: object) -> Iterator[str]:
@@ -251,7 +252,7 @@ class DecodeConfig:
         return replace(base or cls(), **overrides)
 
 
-TASKS_TRAINABLE: tuple[str, ...] = ("classification", "qa", "summarization", "translation", "chat")
+TASKS_TRAINABLE: tuple[str, ...] = TASKS  # every task app can be fine-tuned
 
 
 @dataclass(frozen=True)

@@ -271,12 +271,24 @@ def read_records(
         (2, {'sentence': "it 's a charming and often affecting journey . ", 'label': '1'})
     """
     fmt = _format_of(path, format)
-    text = _read_text(path, fmt.upper())
+    return parse_records(path, _read_text(path, fmt.upper()), fmt, fieldnames=fieldnames)
+
+
+def parse_records(
+    name: PathLike,
+    text: str,
+    format: str | None = None,
+    *,
+    fieldnames: Sequence[str] | None = None,
+) -> list[tuple[int, dict]]:
+    """:func:`read_records` on text already in memory (an upload); ``name`` gives the format
+    (unless ``format`` does) and is what errors cite."""
+    fmt = _format_of(name, format)
     if fmt == "jsonl":
-        return _parse_jsonl(path, text)
+        return _parse_jsonl(name, text)
     if fmt == "json":
-        return _parse_json_list(path, text)
-    return _parse_delimited(path, text, fmt, fieldnames)
+        return _parse_json_list(name, text)
+    return _parse_delimited(name, text, fmt, fieldnames)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -441,7 +453,7 @@ def _read_trec(
     return examples
 
 
-def _headerless_ag_news(path: PathLike) -> bool:
+def is_headerless_ag_news(path: PathLike) -> bool:
     """True for the original AG News CSV: no header, rows ``"3","title","description"``."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
@@ -487,7 +499,7 @@ def read_classification(
     if (format or Path(path).suffix).lower().lstrip(".") == "label":
         return _read_trec(path, label_field, labels_allowed)
     fmt = _format_of(path, format)
-    if fmt == "csv" and fieldnames is None and _headerless_ag_news(path):
+    if fmt == "csv" and fieldnames is None and is_headerless_ag_news(path):
         fieldnames = AG_NEWS_FIELDS
     records = read_records(path, fmt, fieldnames=fieldnames)
     if not records:
@@ -1020,3 +1032,18 @@ def split_items(
     train = [item for i, item in enumerate(items) if i not in picked]
     validation = [item for i, item in enumerate(items) if i in picked]
     return train, validation
+
+
+def split_for_task(
+    task: str, items: Sequence[T], validation_fraction: float, seed: int = 0
+) -> tuple[list[T], list[T]]:
+    """The fine-tuning engine's (train, held out) split of a task's examples.
+
+    Extractive QA is split by article title (:func:`split_by_group`): questions on one
+    paragraph share answers, which would leak. Every other task is split at random
+    (:func:`split_items`). The evaluation harnesses' ``split=heldout`` calls this with a
+    recipe's fraction and seed, so they score exactly what that recipe held back.
+    """
+    if task == "qa":
+        return split_by_group(items, lambda e: e.title, validation_fraction, seed)
+    return split_items(items, validation_fraction, seed)

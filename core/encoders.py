@@ -2,9 +2,9 @@
 
 ``encoder_engine(loaded)`` returns what runs ``loaded``'s forward pass, chosen like the
 decoding engines (``backend="auto"``): on CPU an ONNX Runtime copy of the model (exported
-once into the store as ``<base>-onnx-int8``, weights quantized per channel) for classifiers
-and sentence encoders, the torch model for span (extractive QA) models and elsewhere (see
-:data:`AUTO_PRECISION` for why). The
+once into the store as ``<base>-onnx-<precision>``) for classifiers, sentence encoders and
+span (extractive QA) models, each at the precision its quality gate allowed (see
+:data:`AUTO_PRECISION`), the torch model elsewhere. The
 engine is called exactly as the torch model is, ``engine(**batch)``, and returns the same
 output fields (``logits``, ``start_logits`` / ``end_logits``, ``last_hidden_state``) as
 torch tensors, so task code does not change.
@@ -47,13 +47,28 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
 _conversions = ConversionCache()
 
 
-PRECISIONS: tuple[str, ...] = ("int8", "fp32")
-# What auto runs each kind in on CPU, from the quality gates against torch fp32 on the same
-# items and benchmarks/encoders.py: int8 kept SST-2 dev accuracy (+0.2 [-0.5, +0.9]) at
-# 3.9x plain torch; for extractive QA int8 cost 2.3 F1 [-3.4, -1.1] on the SQuAD held-out
-# articles and the fp32 graph was no faster than torch (1.28x vs 1.32x, 2.3x the memory),
-# so span models stay on torch.
-AUTO_PRECISION: dict[str, str] = {"sequence-classification": "int8", "encoder": "int8"}
+# int8: dynamic quantization, int8 weights per output channel and activations per tensor
+# (fast at any length). int8-block32: MatMulNBits, int8 weights in blocks of 32 and the
+# activations quantized per block as well (accuracy level 4), a finer grid that keeps span
+# scores; on short inputs it is slower. fp32: the plain export.
+PRECISIONS: tuple[str, ...] = ("int8", "int8-block32", "fp32")
+QUANTIZATION: dict[str, str] = {
+    "int8": "int8-dynamic-per-channel-matmul",
+    "int8-block32": "int8-matmulnbits-block32-symmetric-accuracy4",
+    "fp32": "none",
+}
+# What auto runs each kind in on CPU, from the quality gates against fp32 on the same items
+# (paired bootstrap) and benchmarks/encoders.py. Classifiers and sentence encoders: int8
+# kept SST-2 dev accuracy (+0.2 [-0.5, +0.9]) at 3.9x plain torch. Span (extractive QA)
+# models: int8 cost 1.7 F1 [-2.8, -0.6] on the SQuAD held-out articles (1,168 questions);
+# int8-block32 kept it (-0.1 [-0.5, +0.3]) at the same speed as int8 on 384-token windows.
+# On SST-2's short sentences int8-block32 ran at about a third of int8's speed (same
+# accuracy), so classifiers keep int8.
+AUTO_PRECISION: dict[str, str] = {
+    "sequence-classification": "int8",
+    "encoder": "int8",
+    "span": "int8-block32",
+}
 
 
 def store_name(loaded: Loaded, precision: str = "int8") -> str:
@@ -119,6 +134,9 @@ def _export(loaded: Loaded, folder: Path, precision: str = "int8") -> None:
             )
             if precision == "fp32":
                 return
+            if precision == "int8-block32":
+                _quantize_blockwise(plain, folder / "model.onnx")
+                return
             quantize_dynamic(
                 str(plain),
                 str(folder / "model.onnx"),
@@ -142,13 +160,36 @@ def _export(loaded: Loaded, folder: Path, precision: str = "int8") -> None:
                 plain.unlink()
 
 
+def _quantize_blockwise(source: Path, target: Path) -> None:
+    """int8 weights in blocks of 32 along the input dimension (MatMulNBits), symmetric, with
+    int8 compute on activations quantized per block (accuracy level 4)."""
+    import onnx
+
+    # The module calls logging.basicConfig(level=INFO) on import, which would print every
+    # library's INFO lines for the rest of the process; with a handler on the root logger
+    # basicConfig does nothing.
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    finally:
+        root.removeHandler(guard)
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load(str(source)), bits=8, block_size=32, is_symmetric=True, accuracy_level=4
+    )
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
+
+
 def convert_to_onnx(
     loaded: Loaded, precision: str = "int8", store: ModelStore | None = None
 ) -> Path:
     """Export ``loaded`` (an encoder, classifier or span model) to ONNX, once.
 
-    ``int8`` (the default engine) quantizes the weights of every matrix product per
-    channel; ``fp32`` keeps them (the export alone: tests check it reproduces torch).
+    ``int8`` quantizes the weights of every matrix product per channel, ``int8-block32``
+    in blocks of 32 (see :data:`PRECISIONS`); ``fp32`` keeps them (the export alone: tests
+    check it reproduces torch).
 
     Raises:
         ModelLoadError: not an encoder-kind model, or the export fails.
@@ -163,7 +204,7 @@ def convert_to_onnx(
         raise ConfigError(f"unknown precision {precision!r}: choose one of {PRECISIONS}")
     import onnxruntime
 
-    quantization = "int8-dynamic-per-channel-matmul" if precision == "int8" else "none"
+    quantization = QUANTIZATION[precision]
     return _conversions.get_or_build(
         loaded,
         store_name(loaded, precision),
@@ -251,13 +292,10 @@ def preferred(loaded: Loaded) -> BackendChoice:
     """What ``auto`` picks for an encoder-kind model, before checking it is installed."""
     if loaded.device.type != "cpu" or loaded.spec.quantize is not None:
         return BackendChoice("transformers", f"the reference engine on {loaded.device.type}")
-    if loaded.kind == "span":
-        return BackendChoice(
-            "transformers", "int8 ONNX cost extractive QA 2.3 F1; the fp32 graph is no faster"
-        )
     if loaded.kind in AUTO_PRECISION:
-        return BackendChoice(ONNX_RUNTIME, "int8, the fastest encoder engine on CPU that keeps "
-                             "fp32 quality")  # fmt: skip
+        precision = AUTO_PRECISION[loaded.kind]
+        return BackendChoice(ONNX_RUNTIME, f"{precision}, the fastest encoder engine on CPU "
+                             "that keeps fp32 quality")  # fmt: skip
     return BackendChoice("transformers", f"the reference engine on {loaded.device.type}")
 
 
@@ -275,7 +313,9 @@ def encoder_engine(loaded: Loaded, backend: str = "auto") -> tuple[Any, BackendC
     if backend == "transformers":
         return TorchEncoder(loaded), BackendChoice("transformers", "chosen by the caller")
     if backend == ONNX_RUNTIME:
-        return OnnxEncoder(loaded), BackendChoice(ONNX_RUNTIME, "chosen by the caller")
+        precision = AUTO_PRECISION.get(loaded.kind, "int8")
+        engine = OnnxEncoder(loaded, precision)
+        return engine, BackendChoice(ONNX_RUNTIME, f"{precision}, chosen by the caller")
     if os.environ.get(ENV_BACKEND, "").strip() == "transformers":
         return TorchEncoder(loaded), BackendChoice("transformers", f"set by {ENV_BACKEND}")
     choice = preferred(loaded)

@@ -5,8 +5,9 @@ own corpus metric (so BLEU stays corpus BLEU). Resampling stops early at a time 
 the report says how many resamples were used.
 
 Rescoring a resample with :meth:`TaskHarness.score` is exact but can be slow (sacreBLEU
-re-tokenizes every segment). A harness may therefore offer ``resampler(items, predictions)``
-returning a :data:`Scorer` that gives the same corpus metrics from statistics computed once:
+re-tokenizes every segment). A harness may therefore offer ``resampler(run, items,
+predictions)`` returning a :data:`Scorer` that gives the same corpus metrics from statistics
+computed once:
 :func:`sacrebleu_resampler` does this for BLEU/chrF/TER (sums of per-segment sufficient
 statistics, exactly what ``corpus_score`` sums), :func:`mean_resampler` for metrics that are
 means of per-item values (SQuAD EM/F1, ROUGE). :func:`make_scorer` picks the fast path when
@@ -32,25 +33,31 @@ MIN_RESAMPLES = 20
 
 
 def make_scorer(
-    harness: Any, items: Sequence[Any], predictions: Sequence[Any], scores: Any = None
+    harness: Any,
+    run: Any,
+    items: Sequence[Any],
+    predictions: Sequence[Any],
+    scores: Any = None,
 ) -> Scorer:
     """The fastest exact :data:`Scorer` the harness offers for these items.
 
-    In order: ``harness.resampler(items, predictions)`` when the harness defines it (and it
+    ``run`` is the :class:`evaluation.protocol.EvalSet` the items come from. In order:
+    ``harness.resampler(run, items, predictions)`` when the harness defines it (and it
     does not return None); else, when every metric is the mean of the per-item value of the
     same name (SQuAD EM/F1, ROUGE), averaging those, after checking on two resamples that
     this gives what rescoring gives; else rescoring the resampled items with
     ``harness.score``. ``scores`` is the harness's score of all items, if already computed.
     """
     fast = getattr(harness, "resampler", None)
-    scorer = fast(items, predictions) if callable(fast) else None
+    scorer = fast(run, items, predictions) if callable(fast) else None
     if scorer is not None:
         return scorer
 
     def rescore(idx: Sequence[int]) -> dict[str, float]:
-        return harness.score([items[i] for i in idx], [predictions[i] for i in idx]).metrics
+        picked = [items[i] for i in idx], [predictions[i] for i in idx]
+        return harness.score(run, *picked).metrics
 
-    scores = scores or harness.score(items, predictions)
+    scores = scores or harness.score(run, items, predictions)
     fast = _means_if_exact(rescore, scores, len(items)) or _sacrebleu_if_exact(
         items, predictions, scores
     )

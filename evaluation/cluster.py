@@ -1,14 +1,14 @@
 """``quintet eval --ray``: the prediction loop of :mod:`evaluation.harness` on Ray actors.
 
-The runner keeps everything else (resume, the log, timing, scoring): this module only turns
-"predict these batches" into ordered ``(batch, predictions)`` pairs from
+The runner keeps everything else (resume, the log, timing, scoring): this module only
+turns "predict these batches" into ordered ``(batch, predictions)`` pairs from
 :func:`core.cluster.run_batches`. Each actor opens the task's app once with
-``harness.open(model, decode, options)`` on its own copy of the harness (sent by value, with
-what :meth:`TaskHarness.read` stored on it).
+``harness.open(eval_set, model, decode, options)``; the harness and the run's
+:class:`EvalSet` (what :meth:`TaskHarness.read` found) travel to it by value.
 
-An empty first batch asks the actor that takes it for what it opened (model name, settings,
-and the harness as ``open`` left it: a classifier's own label names are scoring state), so
-the runner can check a resumed run against it before any prediction is written.
+An empty first batch asks the actor that takes it what it opened (model name and settings),
+so the runner can check a resumed run against them before any prediction is written, and
+``restore`` the scoring state only the opened model knows, as it does without Ray.
 """
 
 from __future__ import annotations
@@ -18,16 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.cluster import ClusterOptions, run_batches
-from evaluation.protocol import DataOptions, EvalItem, Prediction, TaskHarness
+from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, TaskHarness
 
 
 @dataclass(frozen=True)
 class Opened:
-    """What an actor's ``harness.open`` gave: the run's identity and the harness after it."""
+    """What an actor's ``harness.open`` gave: the model it loaded and its settings."""
 
     model_name: str
     settings: dict[str, Any]
-    harness: TaskHarness
 
 
 @dataclass(frozen=True)
@@ -35,13 +34,14 @@ class _OpenOnActor:
     """The factory each actor calls once: opens the app, returns the batch function."""
 
     harness: TaskHarness
+    eval_set: EvalSet
     model: str | None
     decode: dict[str, Any]
     options: DataOptions
 
     def __call__(self):
-        predictor = self.harness.open(self.model, self.decode, self.options)
-        opened = Opened(predictor.model_name, dict(predictor.settings), self.harness)
+        predictor = self.harness.open(self.eval_set, self.model, self.decode, self.options)
+        opened = Opened(predictor.model_name, dict(predictor.settings))
 
         def predict(items: list[EvalItem]) -> list[Prediction] | Opened:
             return predictor.predict(items) if items else opened
@@ -51,6 +51,7 @@ class _OpenOnActor:
 
 def predict_on_cluster(
     harness: TaskHarness,
+    eval_set: EvalSet,
     model: str | None,
     decode: dict[str, Any],
     options: DataOptions,
@@ -60,18 +61,16 @@ def predict_on_cluster(
 ) -> tuple[Opened, Iterator[tuple[list[EvalItem], list[Prediction]]]]:
     """Start ``todo`` on the cluster in batches of ``batch_size``; returns what the actors
     opened (once the first actor has) and the ``(batch, predictions)`` pairs in order.
-
-    ``harness`` takes over the state ``open`` set on the actors' copies, so that it scores
-    these predictions as the single-process run would. Close the iterator to stop early.
+    Close the iterator to stop early.
     """
     batches = [[]] + [list(todo[i : i + batch_size]) for i in range(0, len(todo), batch_size)]
-    results = run_batches(batches, _OpenOnActor(harness, model, decode, options), cluster)
+    opener = _OpenOnActor(harness, eval_set, model, decode, options)
+    results = run_batches(batches, opener, cluster)
     try:
         _, opened = next(results)
     except BaseException:
         results.close()
         raise
-    vars(harness).update(vars(opened.harness))
     return opened, results
 
 

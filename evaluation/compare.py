@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import copy
 import html
 import json
 import math
@@ -30,9 +29,9 @@ from typing import Any
 from core.errors import QuintetError
 from evaluation.bootstrap import make_scorer, paired_bootstrap
 from evaluation.harness import EvaluationError, check_resamples
-from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
+from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
 from evaluation.registry import get_harness
-from evaluation.report import _e, _fmt, _html_table, _md_table
+from evaluation.render import CSS, atomic_write, escape, fmt, html_table, md_table
 from evaluation.svg import bars
 
 SIGNIFICANCE = 0.05
@@ -109,16 +108,17 @@ def compare(
         # Every run is scored against the first run's items (same ids and references).
         by_id = {p.id: p for p in predictions}
         aligned = [by_id[item.id] for item in base_items]
-        harness, run, options = _prepared_harness(task, report, folder)
+        harness, eval_set, run, options = _prepared_harness(task, report, folder)
         try:
-            scores = _check_reproduced(harness, report, base_items, aligned, folder)
+            scores = _check_reproduced(harness, eval_set, report, base_items, aligned, folder)
         except EvaluationError:
-            # Scoring state that only open() sets (a classifier's own label names) and no
-            # restore(): open the run's model again, where it is at hand, and retry once.
-            if not _reopened(harness, run, options):
+            # Scoring state that only the opened model knows and the report's settings do
+            # not hold: open the run's model again, where it is at hand, and retry once.
+            eval_set = _reopened(harness, eval_set, run, options)
+            if eval_set is None:
                 raise
-            scores = _check_reproduced(harness, report, base_items, aligned, folder)
-        return make_scorer(harness, base_items, aligned, scores)
+            scores = _check_reproduced(harness, eval_set, report, base_items, aligned, folder)
+        return make_scorer(harness, eval_set, base_items, aligned, scores)
 
     base_score = scorer(base_report, base_predictions, run_dirs[0])
     rows = []
@@ -155,24 +155,27 @@ def compare(
     }
     out_dir = Path(out) if out else Path(run_dirs[0]).parent / f"compare-{task}-{_stamp()}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write(
+    atomic_write(
         out_dir / "comparison.json", json.dumps(result, indent=2, ensure_ascii=False, default=str)
     )
-    _write(out_dir / "comparison.md", render_markdown(result))
-    _write(out_dir / "comparison.html", render_html(result))
+    atomic_write(out_dir / "comparison.md", render_markdown(result))
+    atomic_write(out_dir / "comparison.html", render_html(result))
     result["out_dir"] = str(out_dir)
     return result
 
 
-def _prepared_harness(task: str, report: dict, folder: Any) -> tuple[Any, dict, DataOptions]:
-    """A private copy of the task harness in the state it scored the run in, with the run's
-    identity (``run.json``) and data options.
+def _prepared_harness(
+    task: str, report: dict, folder: Any
+) -> tuple[Any, EvalSet, dict, DataOptions]:
+    """The task harness, the run's :class:`EvalSet` in the state it was scored in, the run's
+    identity (``run.json``) and its data options.
 
-    Harnesses keep state from ``read`` (translation: the target language's tokenizer;
-    classification: label maps) and ``open`` (a classifier's own label names); a copy per run
-    keeps two runs with different states apart during the paired bootstrap.
+    The state comes from ``read`` (translation: the target language's tokenizer;
+    classification: label maps) and from the report's settings through ``restore`` (a
+    classifier's own label names); each run has its own, so two runs with different states
+    stay apart during the paired bootstrap.
     """
-    harness = copy.deepcopy(get_harness(task))
+    harness = get_harness(task)
     state_path = Path(folder) / "run.json"
     run = {}
     if state_path.is_file():
@@ -182,31 +185,36 @@ def _prepared_harness(task: str, report: dict, folder: Any) -> tuple[Any, dict, 
             run = {}
     data = _local_dataset(str(run.get("dataset") or report.get("dataset") or ""))
     options = _options(run.get("options") or {})
+    # Without the data file, the items rebuilt from the predictions and no read state.
+    eval_set = EvalSet([], report.get("primary_metric", ""))
     if data is not None or options.source_file:
         # The data moved or changed: the reproduction check decides whether that matters.
         with contextlib.suppress(QuintetError, OSError):
-            harness.read(data or "", options)
+            eval_set = harness.read(data or "", options)
+    return harness, _restored(harness, eval_set, report.get("settings") or {}), run, options
+
+
+def _restored(harness: Any, eval_set: EvalSet, settings: dict[str, Any]) -> EvalSet:
     restore = getattr(harness, "restore", None)
-    if callable(restore):
-        restore(report.get("settings") or {})
-    return harness, run, options
+    return restore(eval_set, settings) if callable(restore) else eval_set
 
 
-def _reopened(harness: Any, run: dict, options: DataOptions) -> bool:
-    """Open the run's model on ``harness`` (for the state ``open`` sets); False if it cannot
-    be: a scored predictions file, or a model that is not available here."""
+def _reopened(harness: Any, eval_set: EvalSet, run: dict, options: DataOptions) -> EvalSet | None:
+    """``eval_set`` with the state the run's model gives when opened again; None if it
+    cannot be: a scored predictions file, or a model that is not available here."""
     model = run.get("model")
     if not model or str(model).startswith("predictions:"):
-        return False
+        return None
     try:
-        harness.open(model, run.get("decode") or {}, options)
+        predictor = harness.open(eval_set, model, run.get("decode") or {}, options)
     except (QuintetError, OSError):
-        return False
-    return True
+        return None
+    return _restored(harness, eval_set, dict(predictor.settings))
 
 
 def _local_dataset(dataset: str) -> str | None:
     if dataset.startswith("hf:"):
+        # Only hf: data needs the hub client (evaluation.datasets imports huggingface_hub).
         from evaluation.datasets import local_path
 
         path = local_path(dataset)
@@ -223,11 +231,16 @@ def _options(saved: dict[str, Any]) -> DataOptions:
 
 
 def _check_reproduced(
-    harness: Any, report: dict, items: list[EvalItem], predictions: list[Prediction], folder: Any
+    harness: Any,
+    eval_set: EvalSet,
+    report: dict,
+    items: list[EvalItem],
+    predictions: list[Prediction],
+    folder: Any,
 ) -> Scores:
     """Refuse a run whose predictions no longer score to the metrics its report holds;
     returns the scores."""
-    scores = harness.score(items, predictions)
+    scores = harness.score(eval_set, items, predictions)
     again = scores.metrics
     for name, value in report.get("metrics", {}).items():
         mine = again.get(name)
@@ -266,12 +279,6 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _stamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
@@ -306,7 +313,7 @@ def _rows(result: dict) -> list[list[Any]]:
     return [
         [
             label,
-            *(_fmt(entry["metrics"].get(m, "")) for m in result["metrics"]),
+            *(fmt(entry["metrics"].get(m, "")) for m in result["metrics"]),
             *(_delta_cell(entry, m) for m in result["metrics"]),
         ]
         for label, entry in zip(_labels(result), result["runs"], strict=True)
@@ -333,7 +340,7 @@ def render_markdown(result: dict) -> str:
     """The comparison as a Markdown table (* marks p < 0.05)."""
     return (
         f"# {result['task']} comparison on `{result['dataset']}` ({result['n']} items)\n\n"
-        + _md_table(_columns(result), _rows(result))
+        + md_table(_columns(result), _rows(result))
         + "\n"
         + _explanation(result)
         + "\n"
@@ -342,8 +349,6 @@ def render_markdown(result: dict) -> str:
 
 def render_html(result: dict) -> str:
     """The comparison as one self-contained HTML page with a bar chart per metric."""
-    from evaluation.report import _CSS
-
     labels = _labels(result)
     charts = "".join(
         bars(
@@ -356,13 +361,13 @@ def render_html(result: dict) -> str:
         for m in result["metrics"]
     )
     body = (
-        f"<h1>{_e(result['task'])} comparison</h1><p class='muted'>Dataset "
+        f"<h1>{escape(result['task'])} comparison</h1><p class='muted'>Dataset "
         f"<code>{html.escape(str(result['dataset']))}</code>, {result['n']} items. "
-        f"{_e(_explanation(result))}</p>"
-        + _html_table(_columns(result), _rows(result))
+        f"{escape(_explanation(result))}</p>"
+        + html_table(_columns(result), _rows(result))
         + f"<div class='plots'>{charts}</div>"
     )
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>comparison</title>"
-        f"<style>{_CSS}</style></head><body>{body}</body></html>\n"
+        f"<style>{CSS}</style></head><body>{body}</body></html>\n"
     )

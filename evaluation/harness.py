@@ -22,23 +22,24 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import QuintetError
 from core.locks import exclusive_output
+from core.progress import ProgressCallback, progress_callback
+from core.store import default_home
 from evaluation import predictions as pred_io
 from evaluation.bootstrap import bootstrap_intervals, make_scorer
-from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores, TaskHarness
+from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, TaskHarness
 from evaluation.registry import get_harness
+from evaluation.report import Report, write_report
 
 if TYPE_CHECKING:
     from core.cluster import ClusterOptions
-
-ProgressCallback = Callable[[int, int], None]
 
 
 class EvaluationError(QuintetError):
@@ -52,34 +53,6 @@ def check_resamples(resamples: int) -> None:
             f"--bootstrap must be 0 (no intervals) or a positive number of resamples "
             f"(got {resamples})"
         )
-
-
-@dataclass
-class Report:
-    """Everything ``report.json`` holds (see README: the output contract)."""
-
-    task: str
-    model: str
-    dataset: str
-    n: int
-    metrics: dict[str, float]
-    intervals: dict[str, list[float]]
-    signatures: dict[str, str]
-    per_category: dict[str, dict[str, Any]]
-    decode: dict[str, Any]
-    settings: dict[str, Any]
-    timing: dict[str, float]
-    versions: dict[str, str]
-    date: str
-    primary_metric: str
-    higher_is_better: dict[str, bool]
-    bootstrap: dict[str, Any]
-    sections: dict[str, Any] = field(default_factory=dict)
-    out_dir: str = ""
-    device: str = ""  # where the model ran, e.g. "cpu (2 threads)"; "" for given predictions
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def evaluate(
@@ -171,8 +144,10 @@ def _evaluate(
         raise EvaluationError("--ray runs a model; --predictions scores a file: not both")
     # All reading (and its errors, with file:line) happens here, before any model work.
     data_path = _local_data(data)
-    all_items = _unique_ids(harness.read(data_path or "", options))
+    eval_set = harness.read(data_path or "", options)  # this evaluation's own state
+    all_items = _unique_ids(eval_set.items)
     items = all_items[:limit] if limit is not None else all_items
+    eval_set = replace(eval_set, items=items)
     if not items:
         raise EvaluationError(f"{data or options.source_file}: no examples to evaluate")
     dataset = data or options.source_file or ""
@@ -187,6 +162,7 @@ def _evaluate(
     else:
         predictions, model_name, settings, seconds, earlier = _predict(
             harness,
+            eval_set,
             items,
             model,
             decode,
@@ -199,11 +175,14 @@ def _evaluate(
             cluster,
         )
         device = _device(settings) if cluster is None else _cluster_device(cluster)
-    scores = harness.score(items, predictions)
+        restore = getattr(harness, "restore", None)
+        if callable(restore):  # scoring state only the opened model knows (label names)
+            eval_set = restore(eval_set, settings)
+    scores = harness.score(eval_set, items, predictions)
     _check_scores(harness, scores, items)
-    per_category = _per_category(harness, items, predictions)
+    per_category = _per_category(harness, eval_set, items, predictions)
     intervals, boot = bootstrap_intervals(
-        make_scorer(harness, items, predictions, scores),
+        make_scorer(harness, eval_set, items, predictions, scores),
         len(items),
         resamples=bootstrap,
         max_seconds=bootstrap_seconds,
@@ -223,15 +202,13 @@ def _evaluate(
         timing=_timing(predictions, seconds, time.perf_counter() - started + earlier),
         versions=_versions(),
         date=datetime.now(UTC).isoformat(timespec="seconds"),
-        primary_metric=harness.primary_metric,
+        primary_metric=eval_set.primary_metric,
         higher_is_better=dict(harness.higher_is_better),
         bootstrap=boot,
         sections=scores.sections,
         out_dir=str(out_dir),
         device=device,
     )
-    from evaluation.report import write_report
-
     write_report(report, items, predictions, scores, out_dir)
     return report
 
@@ -241,6 +218,7 @@ def _evaluate(
 
 def _predict(
     harness: TaskHarness,
+    eval_set: EvalSet,
     items: list[EvalItem],
     model: str | None,
     decode: dict[str, Any],
@@ -274,14 +252,14 @@ def _predict(
     todo = [item for item in items if item.id not in done]
 
     if cluster is None:
-        predictor = harness.open(model, decode, options)
+        predictor = harness.open(eval_set, model, decode, options)
         model_name, settings = predictor.model_name, dict(predictor.settings)
         batches = _local_batches(predictor, todo, batch_size)
     else:
         from evaluation.cluster import predict_on_cluster
 
         opened, batches = predict_on_cluster(
-            harness, model, decode, options, todo, batch_size, cluster
+            harness, eval_set, model, decode, options, todo, batch_size, cluster
         )
         model_name, settings = opened.model_name, dict(opened.settings)
     if done and state is not None and state.get("model_name") not in (None, model_name):
@@ -298,7 +276,7 @@ def _predict(
             f"{settings.get('backend')}; resume with the same --backend, or use another --out"
         )
     _write_state(state_path, run, model_name, settings, previous_seconds, fingerprint)
-    report = _progress(progress, len(items))
+    report = progress_callback(progress, len(items), desc="evaluating", unit="ex")
     report(len(done), len(items))
     seconds = previous_seconds
     with contextlib.closing(batches), pred_io.LogWriter(log_path) as log:
@@ -378,23 +356,6 @@ def _write_state(
     os.replace(tmp, path)
 
 
-def _progress(progress: bool | ProgressCallback, total: int) -> ProgressCallback:
-    if callable(progress):
-        return progress
-    if not progress:
-        return lambda done, total: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="ex", desc="evaluating")
-
-    def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
-        if done >= _total:
-            bar.close()
-
-    return update
-
-
 # Scoring helpers ---------------------------------------------------------------------------
 
 
@@ -406,7 +367,10 @@ def _check_scores(harness: TaskHarness, scores: Scores, items: Sequence[EvalItem
 
 
 def _per_category(
-    harness: TaskHarness, items: Sequence[EvalItem], predictions: Sequence[Prediction]
+    harness: TaskHarness,
+    eval_set: EvalSet,
+    items: Sequence[EvalItem],
+    predictions: Sequence[Prediction],
 ) -> dict[str, dict[str, Any]]:
     """Each category's metrics, computed on its own items (corpus metrics stay corpus-level)."""
     groups: dict[str, list[int]] = {}
@@ -418,7 +382,7 @@ def _per_category(
     result = {}
     for name in sorted(groups):
         idx = groups[name]
-        scores = harness.score([items[i] for i in idx], [predictions[i] for i in idx])
+        scores = harness.score(eval_set, [items[i] for i in idx], [predictions[i] for i in idx])
         result[name] = {"n": len(idx), **scores.metrics}
     return result
 
@@ -441,6 +405,7 @@ def _timing(predictions: Sequence[Prediction], predict_s: float, total_s: float)
 
 def _local_data(data: str | None) -> str | None:
     if data and data.startswith("hf:"):
+        # Only hf: data needs the hub client (evaluation.datasets imports huggingface_hub).
         from evaluation.datasets import materialize
 
         return str(materialize(data))
@@ -478,8 +443,6 @@ def _slug(text: str) -> str:
 def default_out_dir(task: str, model: str, dataset: str) -> Path:
     """``$QUINTET_HOME/eval/<task>-<model>-<dataset>-<timestamp>``, where a run is written
     when no ``out`` is given."""
-    from core.store import default_home
-
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return default_home() / "eval" / f"{task}-{_slug(model)}-{_slug(dataset)}-{stamp}"
 
@@ -501,6 +464,7 @@ def _describe(run: dict | None) -> str:
 
 def _device(settings: dict[str, Any]) -> str:
     """Where the model ran, as :func:`core.devices.describe_device` says it."""
+    # Imported here: scoring a predictions file never needs torch, and it is slow to import.
     import torch
 
     from core.devices import describe_device, pick_device

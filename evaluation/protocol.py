@@ -2,12 +2,17 @@
 
 ``evaluation/harness.py`` (the runner) does everything that is the same for every task:
 reading options, resuming from ``predictions.jsonl``, batching with progress, timing,
-bootstrap confidence intervals, writing the report files. Each task module
-(``evaluation/translation.py``, ``summarization.py``, ``qa.py``, ``classification.py``,
-``chat.py``) implements :class:`TaskHarness`: how to read its data, how to run its app's
-Python API on a batch, and how to score.
+bootstrap confidence intervals, writing the report files. Each task's harness
+(``apps/<task>/harness.py``: it calls that app's Python API, so it lives with the app)
+implements :class:`TaskHarness`: how to read its data, how to run its app on a batch, and
+how to score. The runner finds a harness by task name (:mod:`evaluation.registry`), never
+by importing the apps.
 
-A task harness registers itself with :func:`evaluation.registry.register` (see there).
+Harnesses are stateless: what one evaluation learns while reading its data (a chat file's
+mode, a classifier's label names, a translation's languages) lives in the :class:`EvalSet`
+that :meth:`TaskHarness.read` returns, which the runner hands back to ``open`` and
+``score``. Two evaluations at once (threads, a server, a UI with two tabs, Ray actors that
+receive a pickled copy) therefore never share state through the harness object.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from core.data import DataError
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,17 @@ class DataOptions:
     source_file: str | None = None  # translation: plain text sources, one per line
     reference_files: tuple[str, ...] = ()  # translation: plain text references
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def split_option(data: str, options: DataOptions) -> str:
+    """``--option split=``: ``"heldout"`` (what a recipe held back from training) or
+    ``"all"`` (the default); anything else is refused in one line, never ignored."""
+    split = options.extra.get("split")
+    if split in (None, "", "all"):
+        return "all"
+    if split == "heldout":
+        return "heldout"
+    raise DataError(data, 0, f"unknown split={split!r}: use split=heldout or split=all")
 
 
 @dataclass(frozen=True)
@@ -98,6 +116,20 @@ class Scores:
     sections: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class EvalSet:
+    """One evaluation's data, as its task harness read it: the items and the run's state.
+
+    ``primary_metric`` is the headline number for this data (a chat file decides between
+    ``ref_chrf`` and ``perplexity``). A task with more state subclasses this with more
+    fields; keep it a plain dataclass of plain values: it is pickled to Ray actors and
+    copied with :func:`dataclasses.replace` (the runner's ``--limit``).
+    """
+
+    items: list[EvalItem]
+    primary_metric: str
+
+
 class Predictor(Protocol):
     """A task app opened on one model, ready to predict batches."""
 
@@ -110,37 +142,44 @@ class Predictor(Protocol):
 
 
 class TaskHarness(Protocol):
-    """One task's evaluation: read, open the app, score.
+    """One task's evaluation: read, open the app, score. Holds no state of a run.
 
-    Optional, for fast bootstrap intervals: ``resampler(items, predictions)`` returning a
-    function ``indices -> {metric: value}`` that gives exactly what ``score`` would give on
+    Optional, for fast bootstrap intervals: ``resampler(run, items, predictions)`` returning
+    a function ``indices -> {metric: value}`` that gives exactly what ``score`` would give on
     the items at those indices (which may repeat), from statistics computed once; see
     :func:`evaluation.bootstrap.sacrebleu_resampler` and
     :func:`evaluation.bootstrap.mean_resampler`. Without it the runner rescores each resample
     with :meth:`score`, which is exact but slower.
 
-    Optional, for ``quintet eval compare``: ``restore(settings)``, given the ``settings`` a
-    run's predictor recorded, puts back any scoring state :meth:`open` set (e.g. a
-    classifier's label names), so that finished runs can be rescored without their model.
-    Compare reads each run's data again (state from :meth:`read`) and refuses a run whose
-    rescoring does not reproduce its reported metrics.
+    Optional: ``restore(run, settings) -> EvalSet``, given the ``settings`` a predictor
+    recorded, returns ``run`` with the scoring state that only the opened model knows (a
+    classifier's own label names). The runner calls it after predicting (``open`` may have
+    run in another process, so it cannot change ``run`` itself); ``quintet eval compare``
+    calls it with a finished run's ``report.json`` settings, so runs can be rescored
+    without their model.
     """
 
     task: str
-    primary_metric: str  # the headline number, e.g. "bleu", "rougeL", "f1", "accuracy"
+    primary_metric: str  # the usual headline; the run's own is EvalSet.primary_metric
     higher_is_better: dict[str, bool]  # for every metric name the task reports
 
-    def read(self, data: str, options: DataOptions) -> list[EvalItem]:
-        """Read a dataset file (already local) into items; no model work.
+    def read(self, data: str, options: DataOptions) -> EvalSet:
+        """Read a dataset file (already local) into items and the run's state; no model work.
 
         Raises :class:`core.data.DataError` naming file and line for a bad file.
         """
         ...
 
-    def open(self, model: str | None, decode: dict[str, Any], options: DataOptions) -> Predictor:
-        """Open the task's app on ``model`` (None: the task's default) with decode options."""
+    def open(
+        self, run: EvalSet, model: str | None, decode: dict[str, Any], options: DataOptions
+    ) -> Predictor:
+        """Open the task's app on ``model`` (None: the task's default) with decode options,
+        for the data ``run`` holds (``run`` is read, never changed)."""
         ...
 
-    def score(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
-        """Score predictions against the items' references (corpus-level metrics)."""
+    def score(
+        self, run: EvalSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]
+    ) -> Scores:
+        """Score predictions against ``items``' references (corpus-level metrics); ``items``
+        are ``run``'s or a subset of them (a category, a bootstrap resample)."""
         ...

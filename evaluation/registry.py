@@ -1,27 +1,29 @@
-"""Which module evaluates which task.
+"""Which harness evaluates which task, found by name.
 
-Each task module defines ``HARNESS``, an object implementing
-:class:`evaluation.protocol.TaskHarness`. Modules are imported on first use so that
-``quintet eval qa`` does not pay for importing the chat harness.
+A task's harness calls that app's Python API, so it lives with the app
+(``apps/<task>/harness.py``), and the evaluation layer must not import the apps (layers:
+apps -> evaluation -> core). The runner therefore finds harnesses the way
+lm-evaluation-harness finds task definitions and pytest finds plugins: by name, through the
+``quintet.eval_tasks`` entry points that ``pyproject.toml`` declares
+(``qa = "apps.qa.harness:HARNESS"``). Any installed package can add a task the same way;
+:func:`register` adds one at run time (a test, a notebook). Entry points were chosen over a
+registry the apps fill on import because ``evaluate("qa", ...)`` must work from a plain
+``from evaluation.harness import evaluate``, with no apps module imported first, and a
+harness module is only imported when its task is asked for (``quintet eval qa`` does not pay
+for the chat harness).
 """
 
 from __future__ import annotations
 
-import importlib
+from importlib.metadata import entry_points
 
 from core.errors import QuintetError
+from core.task_names import TASKS
 from evaluation.protocol import TaskHarness
 
-TASK_MODULES: dict[str, str] = {
-    "translation": "evaluation.translation",
-    "summarization": "evaluation.summarization",
-    "qa": "evaluation.qa",
-    "classification": "evaluation.classification",
-    "chat": "evaluation.chat",
-}
+ENTRY_POINT_GROUP = "quintet.eval_tasks"
 
-
-# Harnesses registered at run time (a plugin, a test): checked before TASK_MODULES.
+# Harnesses registered at run time (a plugin, a test): checked before the entry points.
 _REGISTERED: dict[str, TaskHarness] = {}
 
 
@@ -41,10 +43,22 @@ def unregister(task: str) -> None:
     _REGISTERED.pop(task, None)
 
 
+def task_names() -> list[str]:
+    """Every task a harness is installed or registered for: Quintet's five first."""
+    found = {point.name for point in entry_points(group=ENTRY_POINT_GROUP)} | set(_REGISTERED)
+    return [t for t in TASKS if t in found] + sorted(found - set(TASKS))
+
+
 def get_harness(task: str) -> TaskHarness:
     """The harness of ``task``; a one-line error for an unknown task."""
     if task in _REGISTERED:
         return _REGISTERED[task]
-    if task not in TASK_MODULES:
-        raise QuintetError(f"unknown task {task!r}: choose one of {', '.join(TASK_MODULES)}")
-    return importlib.import_module(TASK_MODULES[task]).HARNESS
+    points = entry_points(group=ENTRY_POINT_GROUP, name=task)
+    if not points:
+        if task in TASKS:  # a checkout whose package metadata predates the entry points
+            raise QuintetError(
+                f"no evaluation harness installed for {task!r}: reinstall Quintet "
+                "(pip install -e .) so that its quintet.eval_tasks entry points are registered"
+            )
+        raise QuintetError(f"unknown task {task!r}: choose one of {', '.join(task_names())}")
+    return next(iter(points)).load()

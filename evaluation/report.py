@@ -7,32 +7,46 @@ no external requests.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from evaluation import svg
 from evaluation.protocol import EvalItem, Prediction, Scores
-
-if TYPE_CHECKING:
-    from evaluation.harness import Report
+from evaluation.render import CSS, atomic_write, escape, fmt, html_table, md_table
 
 WORST_EXAMPLES = 10
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+@dataclass
+class Report:
+    """Everything ``report.json`` holds (see README: the output contract)."""
 
+    task: str
+    model: str
+    dataset: str
+    n: int
+    metrics: dict[str, float]
+    intervals: dict[str, list[float]]
+    signatures: dict[str, str]
+    per_category: dict[str, dict[str, Any]]
+    decode: dict[str, Any]
+    settings: dict[str, Any]
+    timing: dict[str, float]
+    versions: dict[str, str]
+    date: str
+    primary_metric: str
+    higher_is_better: dict[str, bool]
+    bootstrap: dict[str, Any]
+    sections: dict[str, Any] = field(default_factory=dict)
+    out_dir: str = ""
+    device: str = ""  # where the model ran, e.g. "cpu (2 threads)"; "" for given predictions
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.4f}"
-    return str(value)
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _input_words(item: EvalItem) -> int:
@@ -144,7 +158,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     data = report.to_json()
     data["worst_examples"] = worst_examples(report, items, predictions, scores)
-    _atomic_write(
+    atomic_write(
         out_dir / "report.json", json.dumps(data, indent=2, ensure_ascii=False, default=str)
     )
     lines = []
@@ -159,9 +173,9 @@ def write_report(
             "extra": prediction.extra,
         }
         lines.append(json.dumps(record, ensure_ascii=False, default=str))
-    _atomic_write(out_dir / "predictions.jsonl", "\n".join(lines) + "\n")
-    _atomic_write(out_dir / "report.md", render_markdown(data))
-    _atomic_write(out_dir / "report.html", render_html(data, items, scores))
+    atomic_write(out_dir / "predictions.jsonl", "\n".join(lines) + "\n")
+    atomic_write(out_dir / "report.md", render_markdown(data))
+    atomic_write(out_dir / "report.html", render_html(data, items, scores))
 
 
 # Markdown ------------------------------------------------------------------------------------
@@ -171,32 +185,24 @@ def _metric_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
     for name, value in data["metrics"].items():
         interval = data["intervals"].get(name)
-        ci = f"[{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
+        ci = f"[{fmt(interval[0])}, {fmt(interval[1])}]" if interval else ""
         arrow = "↑" if data["higher_is_better"].get(name, True) else "↓"
-        rows.append((f"{name} {arrow}", _fmt(value), ci))
+        rows.append((f"{name} {arrow}", fmt(value), ci))
     return rows
-
-
-def _md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(v: Any) -> str:
-        return _fmt(v).replace("|", "\\|").replace("\n", " ")
-
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in rows)
 
 
 def _section_markdown(section: dict[str, Any]) -> str:
     kind, title = section.get("kind"), section.get("title", "")
     if kind == "table":
-        return f"### {title}\n\n" + _md_table(section["columns"], section["rows"])
+        return f"### {title}\n\n" + md_table(section["columns"], section["rows"])
     if kind == "confusion_matrix":
         labels = section["labels"]
         rows = [[f"**{g}**", *row] for g, row in zip(labels, section["matrix"], strict=True)]
-        return f"### {title} (rows: gold, columns: predicted)\n\n" + _md_table(
+        return f"### {title} (rows: gold, columns: predicted)\n\n" + md_table(
             ["gold \\ predicted", *labels], rows
         )
     if kind == "bar":
-        return f"### {title}\n\n" + _md_table(["", "value"], list(section["values"].items()))
+        return f"### {title}\n\n" + md_table(["", "value"], list(section["values"].items()))
     if kind == "text":
         return f"### {title}\n\n{section['body']}\n"
     return ""
@@ -208,7 +214,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"# {data['task']} evaluation: {data['model']}\n",
         f"Dataset `{data['dataset']}`, {data['n']} examples, {data['date']}.\n",
         "## Metrics\n",
-        _md_table(["metric", "value", "95% CI"], _metric_rows(data)),
+        md_table(["metric", "value", "95% CI"], _metric_rows(data)),
     ]
     boot = data["bootstrap"]
     if boot.get("resamples"):
@@ -219,7 +225,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         out += [f"- **{k}**: `{v}`" for k, v in data["signatures"].items()]
         out.append("")
     out.append("\n## Timing\n")
-    out.append(_md_table(["", "value"], _timing_rows(data)))
+    out.append(md_table(["", "value"], _timing_rows(data)))
     settings = {**data["settings"], **({"decode": data["decode"]} if data["decode"] else {})}
     if settings:
         out.append("\n## Settings\n")
@@ -232,7 +238,7 @@ def render_markdown(data: dict[str, Any]) -> str:
             [name, cat["n"], *(cat.get(m, "") for m in metrics)]
             for name, cat in data["per_category"].items()
         ]
-        out.append(_md_table(["category", "n", *metrics], rows))
+        out.append(md_table(["category", "n", *metrics], rows))
     for section in data["sections"].values():
         out.append("\n" + _section_markdown(section))
     if data.get("worst_examples"):
@@ -248,81 +254,52 @@ def render_markdown(data: dict[str, Any]) -> str:
             for w in data["worst_examples"]
         ]
         metric = data["worst_examples"][0]["metric"]
-        out.append(_md_table(["id", metric, "input", "prediction", "references"], rows))
+        out.append(md_table(["id", metric, "input", "prediction", "references"], rows))
     out.append(f"\nSoftware: {', '.join(f'{k} {v}' for k, v in data['versions'].items())}.\n")
     return "\n".join(out)
 
 
 # HTML ----------------------------------------------------------------------------------------
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
-h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}
-th{background:#f3f5f7}.num{text-align:right;font-variant-numeric:tabular-nums}
-.cards{display:flex;flex-wrap:wrap;gap:.8rem}.card{border:1px solid #dde;border-radius:8px;
-padding:.6rem 1rem;min-width:120px}.card .v{font-size:1.6rem;font-weight:600}
-.card .n{color:#555;font-size:.85rem}.muted{color:#666;font-size:.85rem}
-code{background:#f3f5f7;padding:0 .2rem;border-radius:3px;font-size:.85rem}
-.plots{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
-.wide td{max-width:360px;overflow-wrap:break-word;white-space:pre-wrap}
-.wide td.num,.wide td:first-child{white-space:nowrap}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(_fmt(value) if not isinstance(value, str) else value)
-
-
-def _html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-
-    def cell(v: Any) -> str:
-        numeric = isinstance(v, int | float) and not isinstance(v, bool)
-        return f'<td class="num">{_e(v)}</td>' if numeric else f"<td>{_e(v)}</td>"
-
-    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><tr>{head}</tr>{body}</table>'
-
 
 def _section_html(section: dict[str, Any]) -> str:
     kind, title = section.get("kind"), section.get("title", "")
     if kind == "table":
-        return f"<h3>{_e(title)}</h3>" + _html_table(section["columns"], section["rows"])
+        return f"<h3>{escape(title)}</h3>" + html_table(section["columns"], section["rows"])
     if kind == "confusion_matrix":
         return svg.heatmap(section["labels"], section["matrix"], title)
     if kind == "bar":
         return svg.bars(section["values"], title)
     if kind == "text":
-        return f"<h3>{_e(title)}</h3><p>{_e(section['body'])}</p>"
+        return f"<h3>{escape(title)}</h3><p>{escape(section['body'])}</p>"
     return ""
 
 
 def render_html(data: dict[str, Any], items: Sequence[EvalItem], scores: Scores) -> str:
     """``report.html``: one self-contained page with the report and its charts."""
     cards = "".join(
-        f'<div class="card"><div class="n">{_e(name)}</div><div class="v">{_e(value)}</div>'
-        f'<div class="n">{_e(f"95% CI {ci}" if ci else "")}</div></div>'
+        f'<div class="card"><div class="n">{escape(name)}</div><div class="v">{escape(value)}</div>'
+        f'<div class="n">{escape(f"95% CI {ci}" if ci else "")}</div></div>'
         for name, value, ci in _metric_rows(data)
     )
     parts = [
-        f"<h1>{_e(data['task'])} evaluation: {_e(data['model'])}</h1>",
-        f'<p class="muted">Dataset <code>{_e(data["dataset"])}</code>, {data["n"]} '
-        f"examples, {_e(data['date'])}. 95% bootstrap intervals over items "
+        f"<h1>{escape(data['task'])} evaluation: {escape(data['model'])}</h1>",
+        f'<p class="muted">Dataset <code>{escape(data["dataset"])}</code>, {data["n"]} '
+        f"examples, {escape(data['date'])}. 95% bootstrap intervals over items "
         f"({data['bootstrap'].get('resamples', 0)} resamples).</p>",
         f'<div class="cards">{cards}</div>',
     ]
     if data["signatures"]:
         parts.append("<h2>How the metrics were computed</h2><ul>")
         parts += [
-            f"<li><b>{_e(k)}</b>: <code>{_e(v)}</code></li>" for k, v in data["signatures"].items()
+            f"<li><b>{escape(k)}</b>: <code>{escape(v)}</code></li>"
+            for k, v in data["signatures"].items()
         ]
         parts.append("</ul>")
     settings = {**data["settings"], **({"decode": data["decode"]} if data["decode"] else {})}
     parts.append("<h2>Timing and settings</h2>")
     parts.append(
-        _html_table(
+        html_table(
             ["", "value"],
             [
                 *_timing_rows(data),
@@ -355,7 +332,7 @@ def render_html(data: dict[str, Any], items: Sequence[EvalItem], scores: Scores)
             [name, cat["n"], *(cat.get(m, "") for m in metrics)]
             for name, cat in data["per_category"].items()
         ]
-        parts.append("<h2>Per category</h2>" + _html_table(["category", "n", *metrics], rows))
+        parts.append("<h2>Per category</h2>" + html_table(["category", "n", *metrics], rows))
     if data["sections"]:
         parts.append("<h2>Details</h2>")
         parts += [_section_html(section) for section in data["sections"].values()]
@@ -371,18 +348,18 @@ def render_html(data: dict[str, Any], items: Sequence[EvalItem], scores: Scores)
             ]
             for w in worst
         ]
-        parts.append(f"<h2>Worst examples (lowest {_e(worst[0]['metric'])})</h2>")
+        parts.append(f"<h2>Worst examples (lowest {escape(worst[0]['metric'])})</h2>")
         parts.append(
-            _html_table(
+            html_table(
                 ["id", worst[0]["metric"], "input", "prediction", "references"], rows, "wide"
             )
         )
     versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items())
-    parts.append(f'<p class="muted">Software: {_e(versions)}.</p>')
+    parts.append(f'<p class="muted">Software: {escape(versions)}.</p>')
     title = f"{data['task']} evaluation: {data['model']}"
     return (
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}"
-        f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n"
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}"
+        f"</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n"
     )
 
 
@@ -413,5 +390,5 @@ def rerender(run_dir: str | os.PathLike) -> None:
         data.get("sections", {}),
     )
     data.setdefault("device", "")
-    _atomic_write(folder / "report.md", render_markdown(data))
-    _atomic_write(folder / "report.html", render_html(data, items, scores))
+    atomic_write(folder / "report.md", render_markdown(data))
+    atomic_write(folder / "report.html", render_html(data, items, scores))

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from apps.classification import calibration, zero_shot
+from apps.classification.batch import classify_file
 from core.config import ModelSpec
 from core.decoding.engines import BackendChoice
 from core.defaults import default_model
@@ -308,8 +309,6 @@ class Classifier:
 
             >>> clf.classify_csv("reviews.csv", "labelled.csv", "review")     # doctest: +SKIP
         """
-        from apps.classification.batch import classify_file
-
         return classify_file(self, input_path, output_path, text_column, **options)
 
     def targets(self, gold: Sequence[str]) -> list[int]:

@@ -27,18 +27,34 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from apps.classification.api import Classifier
-from core.data import DataError, read_records
+from core.data import TEXT_FIELDS, DataError, read_records
 from core.locks import exclusive_output
+from core.progress import ProgressCallback, progress_callback
 
 if TYPE_CHECKING:
     from core.cluster import ClusterOptions
     from core.config import ModelSpec
 
-ProgressCallback = Callable[[int, int], None]
 _OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
+
+
+class FileClassifier(Protocol):
+    """What :func:`classify_file` needs of a classifier.
+
+    :class:`apps.classification.Classifier` is one. A Protocol rather than an import of
+    ``api.py``, which imports this module for ``Classifier.classify_csv``: the two would
+    import each other.
+    """
+
+    multi_label: bool
+
+    def label_set(self) -> list[str]: ...
+
+    def classify(
+        self, texts: list[str], top_k: int | None, multi_label: bool | None, threshold: float
+    ) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +66,7 @@ class BatchResult:
     seconds: float
 
 
-def _columns(classifier: Classifier, input_columns: list[str]) -> list[str]:
+def _columns(classifier: FileClassifier, input_columns: list[str]) -> list[str]:
     extra = ["predicted_label", "confidence", *(f"p_{x}" for x in classifier.label_set())]
     return [*input_columns, *[c for c in extra if c not in input_columns]]
 
@@ -119,7 +135,7 @@ def _existing_rows(path: Path, fmt: str, columns: list[str]) -> int:
 
 
 def classify_file(
-    classifier: Classifier,
+    classifier: FileClassifier,
     input_path: str | Path,
     output_path: str | Path,
     text_column: str | None = None,
@@ -139,8 +155,8 @@ def classify_file(
         resume: keep rows a previous run of the same job already wrote.
         progress: a tqdm bar (True), nothing (False) or a ``(done, total)`` callback.
         cluster: classify the batches on Ray actors (:mod:`core.cluster`), each with a
-            classifier built like this one; rows are written in order as they finish,
-            the same output and resume as here.
+            classifier built like this one (an :class:`apps.classification.Classifier`);
+            rows are written in order as they finish, the same output and resume as here.
 
     Raises:
         DataError: the input is not a readable CSV/TSV/JSONL, or has no such column.
@@ -159,7 +175,7 @@ def classify_file(
 
 
 def _classify_file(
-    classifier: Classifier,
+    classifier: FileClassifier,
     input_path: Path,
     output_path: Path,
     text_column: str | None,
@@ -171,8 +187,6 @@ def _classify_file(
     progress: bool | ProgressCallback,
     cluster: ClusterOptions | None = None,
 ) -> BatchResult:
-    from core.data import TEXT_FIELDS
-
     started = time.perf_counter()
     fmt = _OUTPUT_FORMATS[output_path.suffix.lower()]
     records = read_records(input_path)
@@ -193,7 +207,7 @@ def _classify_file(
     columns = _columns(classifier, input_columns)
     done = _existing_rows(output_path, fmt, columns) if resume else 0
     done = min(done, len(records))
-    report = _progress(progress, len(records))
+    report = progress_callback(progress, len(records), desc="classifying", unit="row")
     report(done, len(records))
     empty = 0
     output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +247,7 @@ def _classify_file(
 
 
 def _classified(
-    classifier: Classifier,
+    classifier: FileClassifier,
     batches: list[list[dict]],
     text_column: str,
     top_k: int | None,
@@ -250,10 +264,10 @@ def _classified(
         return
     from core.cluster import run_batches
 
+    c: Any = classifier  # a Classifier: what the actors need to build theirs
     recipe = _ClassifyOnActor(
-        classifier.loaded.spec, classifier.labels, classifier.multi_label,
-        dict(classifier.label_names), classifier.temperature, classifier.batch_size,
-        classifier.backend, top_k, threshold,
+        c.loaded.spec, c.labels, c.multi_label, dict(c.label_names), c.temperature,
+        c.batch_size, c.backend, top_k, threshold,
     )  # fmt: skip
     for index, (_, results) in enumerate(run_batches(texts, recipe, cluster)):
         yield batches[index], results
@@ -275,6 +289,7 @@ class _ClassifyOnActor:
     threshold: float
 
     def __call__(self) -> Callable[[list[str]], list[Any]]:
+        from apps.classification.api import Classifier
         from core.models import load
 
         classifier = Classifier(
@@ -301,20 +316,3 @@ def _writer(handle, fmt: str, columns: list[str], header: bool) -> Callable[[dic
     if header:
         writer.writeheader()
     return writer.writerow
-
-
-def _progress(progress: bool | ProgressCallback, total: int) -> ProgressCallback:
-    if callable(progress):
-        return progress
-    if not progress:
-        return lambda done, total: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="row", desc="classifying")
-
-    def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
-        if done >= _total:
-            bar.close()
-
-    return update

@@ -8,7 +8,7 @@ negative log-likelihood (NLL) of the gold labels. One parameter: it never change
 wins (so accuracy is untouched), only how sure the classifier says it is.
 
 How well it worked is reported as the expected calibration error (ECE, 10 equal-width bins,
-0-1 scale, :func:`evaluation.metrics.expected_calibration_error`) and the NLL, before and
+0-1 scale, :func:`core.metrics.expected_calibration_error`) and the NLL, before and
 after; measure them on data the temperature was not fitted on to trust them.
 
 A fitted temperature is stored in ``$QUINTET_HOME/calibration/<model>.json``, keyed by model,
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ConfigError
+from core.metrics import expected_calibration_error
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,6 @@ def nll(logits: np.ndarray, targets: Sequence[int], temperature: float = 1.0) ->
 
 def ece(logits: np.ndarray, targets: Sequence[int], temperature: float = 1.0) -> float:
     """Expected calibration error (0-1) of softmax(logits / T) against the gold labels."""
-    from evaluation.metrics import expected_calibration_error
-
     p = softmax(np.asarray(logits, dtype=np.float64) / temperature)
     correct = p.argmax(axis=1) == np.asarray(targets)
     return expected_calibration_error(p.max(axis=1).tolist(), correct.tolist())

@@ -8,8 +8,6 @@ progress bar, and the report viewer. (No ``__init__.py`` here on purpose: a pack
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import os
 import time
@@ -21,19 +19,16 @@ import streamlit as st
 
 from apps.ui import decode_controls, model_choices, model_picker, show_error
 from apps.ui.jobs import Job, all_jobs, get_job, start_job
+from apps.ui.uploads import save_upload
 from core.store import ModelStore
+from core.task_names import TASK_TITLES
+from evaluation.registry import task_names
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_REPORTS = REPO / "evaluation" / "reports"
 GENERATIVE = {"translation", "summarization", "chat"}
 REPORT_FILES = ("report.html", "report.md", "report.json", "predictions.jsonl")
-TASK_LABELS = {
-    "translation": "Translation",
-    "summarization": "Summarization",
-    "qa": "Question answering",
-    "classification": "Classification",
-    "chat": "Chat",
-}
+TASK_LABELS = TASK_TITLES
 
 
 @dataclass(frozen=True)
@@ -100,8 +95,8 @@ FIELD_OPTIONS = (
 
 
 def available_tasks() -> list[str]:
-    """Tasks whose harness module exists (chat's may still be on its way)."""
-    return [t for t in TASK_LABELS if importlib.util.find_spec(f"evaluation.{t}") is not None]
+    """Tasks with an installed evaluation harness (:func:`evaluation.registry.task_names`)."""
+    return [t for t in task_names() if t in TASK_LABELS]
 
 
 def eval_home() -> Path:
@@ -127,17 +122,6 @@ def parse_options(text: str) -> dict[str, Any]:
     from apps.eval_cli import parse_pairs
 
     return parse_pairs([line.strip() for line in text.splitlines() if line.strip()], "--option")
-
-
-def save_upload(upload: Any) -> Path:
-    """Keep an uploaded dataset in ``$QUINTET_HOME/uploads`` (same content, same file)."""
-    data = upload.getvalue()
-    folder = ModelStore().home / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:10]}-{Path(upload.name).name}"
-    if not path.exists():
-        path.write_bytes(data)
-    return path
 
 
 # Running -----------------------------------------------------------------------------------

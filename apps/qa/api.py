@@ -35,7 +35,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from apps.qa import spans
+from apps.qa.grounding import answer_prompt, ground
 from core.config import ModelSpec
+from core.decoding import Generator
 from core.decoding.engines import BackendChoice
 from core.defaults import default_model
 from core.encoders import encoder_engine
@@ -231,9 +233,6 @@ class QuestionAnswerer:
         ]
 
     def _generate_many(self, pairs: list[tuple[str, str]]) -> list[list[Answer]]:
-        from apps.qa.grounding import answer_prompt, ground
-        from core.decoding import Generator
-
         todo = [i for i, (_, c) in enumerate(pairs) if c.strip()]
         results: list[list[Answer]] = [[NO_ANSWER] for _ in pairs]
         if not todo:

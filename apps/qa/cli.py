@@ -17,6 +17,7 @@ from typing import Any
 
 from apps.cli_io import add_cluster_options, checked_text, cluster_options, read_text_file
 from core.errors import ConfigError
+from core.progress import progress_callback
 
 
 def _read_context(args: argparse.Namespace) -> str:
@@ -81,8 +82,6 @@ def _as_dict(a) -> dict:
 
 
 def _batch(args: argparse.Namespace, options: dict, cluster=None) -> int:
-    from tqdm import tqdm
-
     from core.data import DataError, read_records
 
     records = read_records(args.input, "jsonl")
@@ -100,7 +99,9 @@ def _batch(args: argparse.Namespace, options: dict, cluster=None) -> int:
     step = 16
     chunks = [pairs[begin : begin + step] for begin in range(0, len(pairs), step)]
     model = args.model or "the task default"
-    with out.open("w", encoding="utf-8") as f, tqdm(total=len(pairs), unit="q") as bar:
+    report = progress_callback(True, len(pairs), unit="q")
+    report(0, len(pairs))  # an empty file closes its bar here
+    with out.open("w", encoding="utf-8") as f:
         for begin, (chunk, result) in zip(
             range(0, len(pairs), step), _answered(chunks, answer, cluster), strict=True
         ):
@@ -108,7 +109,7 @@ def _batch(args: argparse.Namespace, options: dict, cluster=None) -> int:
             for (_, record), answers in zip(records[begin : begin + step], rows, strict=True):
                 record = {**record, "answers_predicted": [_as_dict(a) for a in answers]}
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            bar.update(len(chunk))
+            report(begin + len(chunk), len(pairs))
     print(f"{len(pairs)} answers written to {out} (model {model})", file=sys.stderr)
     return 0
 

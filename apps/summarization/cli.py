@@ -31,6 +31,7 @@ from apps.cli_io import (
 )
 from apps.eval_cli import parse_pairs
 from core.errors import ConfigError
+from core.progress import ProgressCallback, progress_callback
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
@@ -151,18 +152,13 @@ class _SummarizeOnActor:
 
 def chunk_bars() -> Callable[[str, int, int], None]:
     """A ``progress(stage, done, total)`` drawing one bar per stage on stderr."""
-    from tqdm import tqdm
-
-    current: list[tqdm] = []  # the bar of the stage under way
+    current: list[ProgressCallback] = []  # the bar of the stage under way
 
     def update(stage: str, done: int, total: int) -> None:
         if done == 0:  # a stage starts
             desc = f"summarizing {total} chunks" if stage == "chunks" else stage
-            current[:] = [tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr)]
-        bar = current[0]
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
+            current[:] = [progress_callback(True, total, desc=desc, unit="chunk", file=sys.stderr)]
+        current[0](done, total)
 
     return update
 

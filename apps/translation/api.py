@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from apps.translation import segment as seg
+from apps.translation.files import translate_file
 from apps.translation.languages import Language, LanguageError, language
 from apps.translation.routing import Route, choose, style_for
 from core.config import DecodeConfig
@@ -272,8 +273,6 @@ class Translator:
     ) -> dict:
         """Translate a text file line by line into ``output_path``; see
         :func:`apps.translation.files.translate_file`."""
-        from apps.translation.files import translate_file
-
         return translate_file(self, input_path, output_path, src, tgt, **options)
 
 

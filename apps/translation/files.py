@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from core.data import DataError
+from core.progress import ProgressCallback, progress_callback
 
 if TYPE_CHECKING:
     from core.cluster import ClusterOptions
@@ -89,7 +90,7 @@ def translate_file(
     *,
     chunk_lines: int = 64,
     resume: bool = True,
-    progress: bool | Callable[[int, int], None] = True,
+    progress: bool | ProgressCallback = True,
     cluster: ClusterOptions | None = None,
     **decode,
 ) -> dict:
@@ -117,7 +118,8 @@ def translate_file(
         )
     if not resume and target.exists():
         target.unlink()
-    report = _progress(progress, total)
+    # The bar closes itself at the last line (it used to stay open after the job).
+    report = progress_callback(progress, total, desc="translating", unit="line")
     report(done, total)
     model = route = ""
     translated = 0
@@ -185,18 +187,3 @@ class _TranslateOnActor:
         return lambda texts: translator.translate(
             texts, self.src, self.tgt, progress=False, **self.decode
         )
-
-
-def _progress(progress, total: int) -> Callable[[int, int], None]:
-    if callable(progress):
-        return progress
-    if not progress:
-        return lambda done, total: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="line", desc="translating")
-
-    def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
-
-    return update

@@ -77,6 +77,7 @@ import streamlit as st
 
 from core import catalog
 from core.config import BACKENDS, DecodeConfig
+from core.data import parse_records
 from core.errors import QuintetError
 from core.inventory import model_status
 from core.store import ModelStore
@@ -371,32 +372,18 @@ class BatchInput:
 
 
 def parse_rows(name: str, text: str) -> list[dict[str, str]]:
-    """Rows of a CSV / TSV / JSONL file, or one ``{"text": line}`` per non-empty text line.
+    """Rows of a CSV / TSV / JSONL / JSON file (parsed as :func:`core.data.read_records` parses
+    files, values as strings), or one ``{"text": line}`` per non-empty line of any other file.
 
     Raises:
-        QuintetError: a JSONL line that is not an object, or a CSV without a header.
+        DataError: a malformed file, with the line (``name:line: what; what was expected``).
     """
-    lower = name.lower()
-    if lower.endswith((".jsonl", ".ndjson")):
-        rows = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise QuintetError(f"{name}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise QuintetError(f"{name}:{number}: expected a JSON object per line")
-            rows.append({k: v if isinstance(v, str) else json.dumps(v) for k, v in row.items()})
-        return rows
-    if lower.endswith((".csv", ".tsv")):
-        delimiter = "\t" if lower.endswith(".tsv") else ","
-        reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-        if not reader.fieldnames:
-            raise QuintetError(f"{name}: no header row: the first line must name the columns")
-        return [{k: v or "" for k, v in row.items() if k is not None} for row in reader]
-    return [{"text": line} for line in text.splitlines() if line.strip()]
+    if not name.lower().endswith((".jsonl", ".ndjson", ".json", ".csv", ".tsv")):
+        return [{"text": line} for line in text.splitlines() if line.strip()]
+    return [
+        {key: value if isinstance(value, str) else json.dumps(value) for key, value in row.items()}
+        for _, row in parse_records(name, text)
+    ]
 
 
 def batch_upload(

@@ -20,6 +20,10 @@ class DecodingBackend(Protocol):
     and timings are the generator's job; a backend only runs the model."""
 
     name: str
+    # False for an engine that only returns whole outputs (vLLM's offline engine): the
+    # generator never calls its ``stream`` and runs streams on transformers (auto) or
+    # refuses them (a named backend), rather than replaying finished tokens as a stream.
+    can_stream: bool
 
     def unsupported(self, config: DecodeConfig) -> list[str]:
         """The options of ``config`` this backend cannot honour (empty when all are fine)."""

@@ -201,6 +201,7 @@ class CTranslate2Backend:
     """
 
     name = "ctranslate2"
+    can_stream = True
 
     def __init__(
         self,

@@ -5,9 +5,16 @@
 ===========  ========================================  =========================================
 kind         CPU                                       CUDA
 ===========  ========================================  =========================================
-causal       onnxruntime-genai int8                    transformers bf16 (SDPA)
+causal       onnxruntime-genai int8                    vLLM bf16 for batch work when installed,
+                                                       else transformers bf16 (SDPA)
 seq2seq      ctranslate2 int8                          ctranslate2 float16
 ===========  ========================================  =========================================
+
+Batch work is a generator built with ``batch_size > 1`` (the MT-Bench harness, the apps'
+batched paths, the server); an interactive chat (``ChatSession``: ``batch_size=1``) stays on
+transformers, which streams token by token and starts in seconds, where vLLM reserves most of
+the GPU's free memory and captures CUDA graphs first. vLLM is never picked on a CPU, and is
+untested here: the development machines have no GPU.
 
 falling back to transformers when the engine is not installed or cannot convert the model,
 and, request by request, when the engine cannot honour the decoding settings (beam search
@@ -41,11 +48,13 @@ AUTO = "auto"
 TRANSFORMERS = "transformers"
 CTRANSLATE2 = "ctranslate2"
 ONNX_GENAI = "onnxruntime-genai"
-assert BACKENDS == (AUTO, TRANSFORMERS, CTRANSLATE2, ONNX_GENAI)
+VLLM = "vllm"
+assert BACKENDS == (AUTO, TRANSFORMERS, CTRANSLATE2, ONNX_GENAI, VLLM)
 ENV_BACKEND = "QUINTET_BACKEND"
 
-_PACKAGES = {CTRANSLATE2: "ctranslate2", ONNX_GENAI: "onnxruntime_genai"}
+_PACKAGES = {CTRANSLATE2: "ctranslate2", ONNX_GENAI: "onnxruntime_genai", VLLM: "vllm"}
 _EXTRA_HINT = "pip install 'quintet[fast]'"
+_VLLM_HINT = "install vllm on a CUDA machine (pip install vllm)"
 
 
 @dataclass(frozen=True)
@@ -73,11 +82,33 @@ def is_installed(backend: str) -> bool:
 
 
 def install_hint(backend: str) -> str:
+    if backend == VLLM:
+        return f"the vllm backend needs the vllm package: {_VLLM_HINT}"
     return f"the {backend} backend needs the {_PACKAGES[backend]} package: {_EXTRA_HINT}"
 
 
-def preferred(loaded: Loaded) -> BackendChoice:
-    """The engine ``auto`` would like for ``loaded``, before checking it is installed."""
+def unavailable(backend: str, loaded: Loaded) -> str | None:
+    """Why the named engine cannot run ``loaded`` on this machine (one line), or None.
+
+    Only the package and the device are checked here; an engine that cannot convert or
+    load a model says so when it is built.
+    """
+    if backend == VLLM and loaded.device.type != "cuda":
+        return (
+            f"the vllm backend runs on CUDA GPUs only and {loaded.name} is on "
+            f"{loaded.device.type}: {_VLLM_HINT}, or use the auto backend"
+        )
+    if not is_installed(backend):
+        return install_hint(backend)
+    return None
+
+
+def preferred(loaded: Loaded, batch_size: int = 1) -> BackendChoice:
+    """The engine ``auto`` would like for ``loaded``, before checking it is installed.
+
+    ``batch_size`` is the generator's: above 1 it is batch work, which vLLM (an optional
+    engine, so checked for here) takes on CUDA.
+    """
     device, kind = loaded.device.type, loaded.kind
     if loaded.spec.quantize is not None:
         # The caller asked for this torch quantization (load(..., quantize="int8")): run it.
@@ -88,6 +119,9 @@ def preferred(loaded: Loaded) -> BackendChoice:
             # int8 is within 1 point at the same speed (benchmarks/results, README).
             return BackendChoice(ONNX_GENAI, "int8, the fastest causal engine on CPU that "
                                  "keeps fp32 quality")  # fmt: skip
+        if device == "cuda" and batch_size > 1 and is_installed(VLLM):
+            # Untested here (no GPU on the development machines).
+            return BackendChoice(VLLM, "batch work on CUDA, bf16 with paged attention")
         if device == "cuda":
             return BackendChoice(TRANSFORMERS, "bf16 with SDPA on CUDA")
     if kind == "seq2seq" and device in ("cpu", "cuda"):
@@ -96,12 +130,12 @@ def preferred(loaded: Loaded) -> BackendChoice:
     return BackendChoice(TRANSFORMERS, f"the reference engine for {kind} models on {device}")
 
 
-def choose(loaded: Loaded, requested: str = AUTO) -> BackendChoice:
+def choose(loaded: Loaded, requested: str = AUTO, batch_size: int = 1) -> BackendChoice:
     """The engine to run ``loaded`` on for ``requested`` (a name, or ``auto``).
 
-    A named engine is taken as asked (its absence is the caller's error); ``auto`` honours
-    ``$QUINTET_BACKEND``, then :func:`preferred`, then transformers if that engine is not
-    installed.
+    A named engine is taken as asked (its absence is the caller's error, see
+    :func:`unavailable`); ``auto`` honours ``$QUINTET_BACKEND``, then :func:`preferred` (for
+    a generator of ``batch_size``), then transformers if that engine is not installed.
     """
     check_backend_name(requested)
     if requested != AUTO:
@@ -110,7 +144,7 @@ def choose(loaded: Loaded, requested: str = AUTO) -> BackendChoice:
     if pinned and pinned != AUTO:
         check_backend_name(pinned)
         return BackendChoice(pinned, f"set by {ENV_BACKEND}")
-    choice = preferred(loaded)
+    choice = preferred(loaded, batch_size)
     if not is_installed(choice.name):
         log.warning("%s: decoding with transformers", install_hint(choice.name))
         return BackendChoice(TRANSFORMERS, f"{choice.name} is not installed")

@@ -12,11 +12,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import torch
-from tqdm.auto import tqdm
 
 from core.config import DecodeConfig
 from core.decoding import engines
@@ -33,10 +32,10 @@ from core.decoding.stops import StopStrings
 from core.decoding.types import GenerationResult, Prompt, RawSequence, Timings
 from core.errors import ConfigError, ModelLoadError, QuintetError
 from core.models import Loaded, load
+from core.progress import ProgressCallback, progress_callback
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int], None]
 BACKENDS = engines.BACKENDS
 
 
@@ -52,14 +51,17 @@ def _is_oom(exc: BaseException) -> bool:
 
 def make_backend(loaded: Loaded, backend: str, **options) -> DecodingBackend:
     """The named backend over ``loaded``; fast engines convert the model on first use."""
+    # Each backend is imported when chosen: the fast ones pull in their engine's package.
     if backend == engines.TRANSFORMERS:
         from core.decoding.hf_backend import TransformersBackend
 
         if options:
             raise ConfigError(f"the transformers backend takes no options (got {sorted(options)})")
         return TransformersBackend(loaded)
-    if backend in (engines.CTRANSLATE2, engines.ONNX_GENAI) and not engines.is_installed(backend):
-        raise ConfigError(engines.install_hint(backend))
+    if backend in (engines.CTRANSLATE2, engines.ONNX_GENAI, engines.VLLM):
+        problem = engines.unavailable(backend, loaded)
+        if problem:
+            raise ConfigError(problem)
     if backend == engines.CTRANSLATE2:
         from core.decoding.ct2_backend import CTranslate2Backend
 
@@ -68,6 +70,10 @@ def make_backend(loaded: Loaded, backend: str, **options) -> DecodingBackend:
         from core.decoding.ort_backend import OnnxGenAIBackend
 
         return OnnxGenAIBackend(loaded, **options)
+    if backend == engines.VLLM:
+        from core.decoding.vllm_backend import VllmBackend
+
+        return VllmBackend(loaded, **options)
     named = ", ".join(b for b in BACKENDS if b != engines.AUTO)
     raise ConfigError(f"unknown backend {backend!r}: choose one of {named} or auto")
 
@@ -117,16 +123,18 @@ class Generator:
         model: a loaded model, or anything :func:`core.models.load` accepts.
         backend: ``"auto"`` (default: the fastest installed engine for the model's kind and
             device, see :mod:`core.decoding.engines`), ``"transformers"`` (reference, every
-            option), ``"ctranslate2"`` or ``"onnxruntime-genai"``. Fast engines convert the
-            model into the store once.
-        batch_size: inputs per batch; halved automatically if memory runs out.
+            option), ``"ctranslate2"``, ``"onnxruntime-genai"`` or ``"vllm"`` (CUDA only).
+            Fast engines convert the model into the store once.
+        batch_size: inputs per batch; halved automatically if memory runs out. Above 1 it
+            marks batch work, which ``auto`` gives to vLLM on CUDA where it is installed.
         backend_options: passed to a named backend (e.g. ``quantization="float32"`` for
-            ctranslate2, ``precision="fp32"`` or ``threads=1`` for onnxruntime-genai).
+            ctranslate2, ``precision="fp32"`` or ``threads=1`` for onnxruntime-genai,
+            ``gpu_memory_utilization=0.5`` for vllm).
 
     With ``auto``, a request the engine cannot honour (beam search on onnxruntime-genai,
-    say) runs on transformers instead, with one logged line; ``backend_choice`` says which
-    engine runs and why, and every result's ``backend`` which engine produced it. A named
-    backend refuses such a request instead.
+    say, or any stream on vLLM) runs on transformers instead, with one logged line;
+    ``backend_choice`` says which engine runs and why, and every result's ``backend`` which
+    engine produced it. A named backend refuses such a request instead.
 
     Example:
         >>> gen = Generator("smollm2-135m-instruct")                      # doctest: +SKIP
@@ -149,7 +157,7 @@ class Generator:
         self.loaded = model if isinstance(model, Loaded) else load(model)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
-        self.backend_choice = engines.choose(self.loaded, backend)
+        self.backend_choice = engines.choose(self.loaded, backend, batch_size)
         # auto may fall back to the reference engine; a named engine must work as asked.
         self.is_auto = backend == engines.AUTO and not backend_options
         try:
@@ -245,7 +253,7 @@ class Generator:
         Stop strings are honoured while streaming: text that could be the start of a stop
         string is held back until it is ruled out, and never shown if it is one.
         """
-        config = self._config(config, overrides)
+        config = self._config(config, overrides, streaming=True)
         config.check_streamable()
         stream = TextStream()
         validate_prompt(prompt)
@@ -263,22 +271,26 @@ class Generator:
 
     # Internals ---------------------------------------------------------------------------
 
-    def _config(self, config: DecodeConfig | None, overrides: dict) -> DecodeConfig:
+    def _config(
+        self, config: DecodeConfig | None, overrides: dict, streaming: bool = False
+    ) -> DecodeConfig:
         config = DecodeConfig.from_overrides(config, **overrides) if overrides else config
         config = config or DecodeConfig()
         check_output_length(self.loaded, config.max_new_tokens)
-        self._backend_for(config)  # refuse now what no engine here can do
+        self._backend_for(config, streaming)  # refuse now what no engine here can do
         return config
 
-    def engine_for(self, config: DecodeConfig) -> str:
+    def engine_for(self, config: DecodeConfig, streaming: bool = False) -> str:
         """The name of the engine that would run ``config`` (auto may hand it to
-        transformers when the chosen engine cannot honour it)."""
-        return self._backend_for(config).name
+        transformers when the chosen engine cannot honour it, or cannot stream)."""
+        return self._backend_for(config, streaming).name
 
-    def _backend_for(self, config: DecodeConfig) -> DecodingBackend:
+    def _backend_for(self, config: DecodeConfig, streaming: bool = False) -> DecodingBackend:
         """The engine that runs ``config``: the chosen one, or for auto the reference one
         when the chosen engine cannot honour it (logged once per reason)."""
         missing = self.backend.unsupported(config)
+        if streaming and not self.backend.can_stream:
+            missing = [*missing, "streaming (it returns whole outputs only)"]
         if not missing:
             return self.backend
         if not self.is_auto:
@@ -301,16 +313,7 @@ class Generator:
         if callable(progress):
             return progress
         show = progress if progress is not None else total > self.batch_size
-        if not show:
-            return lambda done, total: None
-        bar = tqdm(total=total, desc="generating", unit="input")
-
-        def update(done: int, total: int) -> None:
-            bar.update(done - bar.n)
-            if done >= total:
-                bar.close()
-
-        return update
+        return progress_callback(show, total, desc="generating", unit="input")
 
     def _decode(self, ids: Sequence[int]) -> str:
         return self.loaded.tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -420,7 +423,7 @@ class Generator:
 
         started = time.perf_counter()
         try:
-            backend = self._backend_for(config)
+            backend = self._backend_for(config, streaming=True)
             raw = backend.stream(ids, config, on_token, check)
             raw.cancelled = stream.cancelled and not state["stopped"]
             ended = time.perf_counter()

@@ -73,6 +73,7 @@ class TransformersBackend:
     """Runs ``model.generate``; supports every DecodeConfig option."""
 
     name = "transformers"
+    can_stream = True
 
     def __init__(self, loaded: Loaded) -> None:
         if loaded.kind not in ("causal", "seq2seq"):

@@ -179,6 +179,7 @@ class OnnxGenAIBackend:
     """
 
     name = NAME
+    can_stream = True
 
     def __init__(
         self,

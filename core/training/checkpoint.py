@@ -64,15 +64,20 @@ def save_checkpoint(
     scheduler: Any,
     state: TrainState,
     meta: dict[str, Any],
+    rng_states: list[torch.Tensor] | None = None,
 ) -> None:
-    """Write a complete checkpoint to ``folder`` atomically."""
+    """Write a complete checkpoint to ``folder`` atomically.
+
+    ``rng_states`` holds every process's torch RNG state in a multi-process run (so that a
+    resumed run draws the same dropout masks on every rank); by default this process's.
+    """
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
     torch.save(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-         "rng": torch.get_rng_state()},
+         "rng": rng_states or [torch.get_rng_state()]},
         tmp / "optimizer.pt",
     )  # fmt: skip
     (tmp / "state.json").write_text(json.dumps({"state": asdict(state), "meta": meta}, indent=2))
@@ -96,9 +101,14 @@ def find_checkpoint(folder: Path) -> Path | None:
 
 
 def load_checkpoint(
-    folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    process: int = 0,
 ) -> tuple[TrainState, dict[str, Any]]:
-    """Restore weights, optimizer, scheduler and RNG; return the state and run metadata."""
+    """Restore weights, optimizer, scheduler and the RNG of process ``process``; return the
+    state and run metadata."""
     data = json.loads((folder / "state.json").read_text())
     load_trainable(model, load_file(str(folder / "trainable.safetensors")))
     # weights_only: the file holds tensors and plain containers written by us; nothing else
@@ -106,7 +116,9 @@ def load_checkpoint(
     saved = torch.load(folder / "optimizer.pt", weights_only=True)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
-    torch.set_rng_state(saved["rng"])
+    # One state per process since multi-process runs; a single tensor in older checkpoints.
+    rng = saved["rng"] if isinstance(saved["rng"], list) else [saved["rng"]]
+    torch.set_rng_state(rng[min(process, len(rng) - 1)])
     return TrainState(**data["state"]), data["meta"]
 
 

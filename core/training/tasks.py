@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core import data
 from core.errors import ConfigError
 from core.examples import ChatExample, PairExample
 from core.task_prompts import summarize_prompt
@@ -34,8 +35,6 @@ class FieldNames:
 
 def read_task_data(task: str, path: str, fields: FieldNames, multi_label: bool = False) -> list:
     """Read and validate a task's examples; bad data fails here, before any model work."""
-    from core import data
-
     if task == "classification":
         return data.read_classification(
             path, text_field=fields.text, label_field=fields.label, multi_label=multi_label

@@ -14,13 +14,15 @@ that support it, with no change to the code or the command's arguments.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,18 @@ import torch
 from tqdm.auto import tqdm
 
 from core.config import ModelSpec, TrainConfig
+from core.data import DataError, split_for_task
 from core.errors import ConfigError, QuintetError, StoreError
 from core.models import Loaded, load_fresh, read_config
 from core.store import ModelStore, StoredModel, describe_os_error, validate_name
 from core.training import checkpoint as ckpt
 from core.training import features as feats
+from core.training.batching import (
+    global_batches,
+    length_bucketed_batches,
+    loss_weight,
+    process_part,
+)
 from core.training.tasks import (
     DEFAULT_MAX_LENGTH,
     FieldNames,
@@ -40,11 +49,12 @@ from core.training.tasks import (
     model_kind,
     read_task_data,
 )
+from core.training.validation import validate
 
 log = logging.getLogger(__name__)
 LogCallback = Callable[[dict[str, Any]], None]
 # One JSON record per line in the run folder (loss, validation, checkpoint, start, done), so
-# a UI in another process can follow a run live; see _Run.start_log.
+# a UI in another process can follow a run live; see FinetuneRecipe.start_log.
 LOG_FILE = "log.jsonl"
 
 
@@ -58,49 +68,192 @@ class TrainResult:
     best_metric: float | None
     validation: dict[str, float]
     history: list[dict[str, Any]]
+    process: int = 0  # this process's rank in a multi-process run
+    processes: int = 1
 
 
-class _Run:
-    """State and helpers of one run; ``finetune`` is the public entry point."""
+@dataclass
+class _Window:
+    """Loss and examples since the last optimizer step (what a log record averages)."""
+
+    loss: float = 0.0
+    examples: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, loss: float, examples: int) -> None:
+        self.loss += loss
+        self.examples += examples
+
+
+class FinetuneRecipe:
+    """One fine-tuning run, in the order it happens (torchtune's recipe shape).
+
+    ``run()`` calls, top to bottom: :meth:`setup_data` (read and split the data, decide the
+    labels: bad data fails before any model work), :meth:`setup_model` (a private copy of the
+    base with the task's head, LoRA, features), :meth:`setup_optimizer` (AdamW, the linear
+    schedule, ``accelerate`` wrapping), :meth:`restore` (resume a checkpoint or refuse to
+    overwrite one), :meth:`train` (the loop, calling :meth:`validate` and :meth:`checkpoint`)
+    and :meth:`save` (the best weights into the store).
+
+    Several processes (``torchrun``/``accelerate launch``): each takes its part of every global
+    batch, gradients are averaged by DDP, only the main process validates, writes the log,
+    checkpoints and the store entry; the others wait for it at a barrier.
+    """
 
     def __init__(
         self,
         task: str,
         base: str,
+        data: str | Path,
         output: str,
         config: TrainConfig,
-        store: ModelStore,
-        on_log: LogCallback | None,
+        *,
+        validation_data: str | Path | None = None,
+        fields: FieldNames | None = None,
+        resume: bool = False,
+        store: ModelStore | None = None,
+        progress: bool = True,
+        on_log: LogCallback | None = None,
+        labels: Sequence[str] | None = None,
     ) -> None:
-        self.task, self.base, self.output, self.config = task, base, output, config
-        self.store = store
+        validate_name(output)
+        self.task, self.base, self.data, self.output = task, base, str(data), output
+        self.config = config
+        self.validation_data = str(validation_data) if validation_data else None
+        self.fields = fields or FieldNames()
+        self.resume = resume
+        self.store = store or ModelStore()
+        self.progress = progress
         self.on_log = on_log
-        self.run_dir = store.home / "runs" / output
+        self.labels = labels
+        self.run_dir = self.store.home / "runs" / output
         self.checkpoint_dir = self.run_dir / "checkpoint"
-        # Set once the data and the base model are known.
-        self.kind = ""
+        self.started = time.perf_counter()
+        # Filled by the setup steps, in order.
+        self.train_examples: list = []
+        self.val_examples: list = []
         self.label2id: dict[str, int] = {}
         self.id2label: dict[int, str] = {}
+        self.accelerator: Any = None
+        self.kind = ""
+        self.loaded: Loaded | None = None
+        self.model: torch.nn.Module | None = None
         self.pad_id = 0
-        self.device = torch.device("cpu")
-        self.is_main = True  # only the main process writes the log file
+        self.train_rows: list[dict] = []
+        self.val_rows: list[dict] = []
+        self.total_steps = 0
+        self.eval_every = 0
+        self.trainable: list[torch.nn.Parameter] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: Any = None
+        self.state = ckpt.TrainState()
+        self.meta: dict[str, Any] = {}
 
-    # Data --------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        """Every step of the run; returns what it stored (on every process)."""
+        self.setup_data()
+        self.setup_model()
+        self.setup_optimizer()
+        self.restore()
+        self.train()
+        return self.save()
 
-    def split(self, train: list, validation: list | None) -> tuple[list, list]:
-        from core.data import split_by_group, split_items
+    # Processes ---------------------------------------------------------------------------
 
+    @property
+    def process(self) -> int:
+        return self.accelerator.process_index if self.accelerator else 0
+
+    @property
+    def processes(self) -> int:
+        return self.accelerator.num_processes if self.accelerator else 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.process == 0
+
+    def say(self, message: str) -> None:
+        """A line on stderr; prefixed with ``rank r/N`` when several processes train."""
+        if self.processes > 1:
+            print(f"rank {self.process}/{self.processes}: {message}", file=sys.stderr, flush=True)
+        elif self.progress:
+            tqdm.write(message, file=sys.stderr)
+
+    # 1. Data -----------------------------------------------------------------------------
+
+    def setup_data(self) -> None:
+        """Read, validate and split the data; decide a classifier's labels."""
+        config = self.config
+        self.train_examples = read_task_data(self.task, self.data, self.fields, config.multi_label)
+        validation = (
+            read_task_data(self.task, self.validation_data, self.fields, config.multi_label)
+            if self.validation_data
+            else None
+        )
         if validation is not None:
-            return train, validation
-        fraction = self.config.validation_fraction
-        if self.task == "qa":
-            # Never split an article between train and validation: questions on one
-            # paragraph share answers, which would leak.
-            return split_by_group(train, lambda e: e.title, fraction, self.config.seed)
-        return split_items(train, fraction, self.config.seed)
+            self.val_examples = validation
+        else:  # QA by article (questions on one paragraph share answers), the rest at random
+            self.train_examples, self.val_examples = split_for_task(
+                self.task, self.train_examples, config.validation_fraction, config.seed
+            )
+        if not self.train_examples or not self.val_examples:
+            raise QuintetError(f"{self.data}: need training and validation examples, found too few")
+        if self.task == "classification":
+            names = label_names(self.data, self.train_examples, self.val_examples, self.labels)
+            self.label2id = {name: i for i, name in enumerate(names)}
+            self.id2label = dict(enumerate(names))
+        limit = config.eval_max_examples
+        if limit and len(self.val_examples) > limit:
+            self.val_examples = random.Random(config.seed).sample(self.val_examples, limit)
+        check_writable(self.store)  # before minutes of loading and training, not at the first save
 
-    def featurize(self, loaded: Loaded, examples: list, training: bool) -> list[dict]:
-        tokenizer, kind = loaded.tokenizer, self.kind
+    # 2. Model ----------------------------------------------------------------------------
+
+    def setup_model(self) -> None:
+        """Start the processes' group, load the base with the task's head, featurize."""
+        from accelerate import Accelerator
+
+        # accelerate only forms a CPU process group when told the run is on CPU; without
+        # cpu=True every process of `torchrun` on a CPU machine trained alone (and they all
+        # wrote the same checkpoint).
+        self.accelerator = Accelerator(
+            mixed_precision="bf16" if torch.cuda.is_available() else "no",
+            cpu=not torch.cuda.is_available(),
+        )
+        # Seed before loading: a new task head is initialised while the model loads, and
+        # every process must start from the same weights.
+        torch.manual_seed(self.config.seed)
+        # The config alone decides the kind, so the weights are loaded once, with their head.
+        base_config = read_config(self.base, self.store)
+        self.kind = model_kind(self.task, bool(getattr(base_config, "is_encoder_decoder", False)))
+        extra: dict[str, Any] = {}
+        if self.kind == "sequence-classification":
+            extra = {"num_labels": len(self.label2id), "id2label": self.id2label,
+                     "label2id": self.label2id}  # fmt: skip
+            if self.config.multi_label:
+                extra["problem_type"] = "multi_label_classification"
+        self.loaded = load_fresh(ModelSpec(self.base, kind=self.kind, device="cpu"),
+                                 self.store, **extra)  # fmt: skip
+        tokenizer = self.loaded.tokenizer
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        model = self.loaded.model
+        if self.config.lora:
+            from core.training.lora import apply_lora
+
+            config = self.config
+            model = apply_lora(model, self.kind, config.lora_r, config.lora_alpha,
+                               config.lora_dropout)  # fmt: skip
+        model.train()
+        self.model = model
+        self.train_rows = self.featurize(self.train_examples, training=True)
+        self.val_rows = self.featurize(self.val_examples, training=False)
+        if not self.train_rows:
+            raise QuintetError("no training example fits the model: raise --max-length")
+
+    def featurize(self, examples: list, training: bool) -> list[dict]:
+        """Token features of ``examples`` for this model kind."""
+        assert self.loaded is not None
+        tokenizer, kind = self.loaded.tokenizer, self.kind
         max_length = self.config.max_length or DEFAULT_MAX_LENGTH[kind]
         if kind == "sequence-classification":
             return feats.classification_features(
@@ -120,84 +273,286 @@ class _Run:
                 log.warning("%d examples longer than %d tokens were skipped", skipped, max_length)
             return rows
         # T5 was pre-trained with task prefixes; only summarization's is language-free.
-        is_t5 = getattr(loaded.config, "model_type", "") == "t5"
+        is_t5 = getattr(self.loaded.config, "model_type", "") == "t5"
         prefix = "summarize: " if is_t5 and self.task == "summarization" else ""
         return feats.seq2seq_features(
             tokenizer, examples, max_source_length=max_length, prefix=prefix
         )
 
-    # Evaluation --------------------------------------------------------------------------
+    # 3. Optimizer ------------------------------------------------------------------------
 
-    @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, loaded: Loaded, examples: list, rows: list) -> dict:
-        """The task's validation metrics; ``primary`` is higher-is-better."""
-        from evaluation import metrics
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The global batches of ``epoch`` (row indices), the same on every process."""
+        lengths = [len(row["input_ids"]) for row in self.train_rows]
+        return global_batches(lengths, self.config.batch_size, self.processes,
+                              seed=self.config.seed + epoch)  # fmt: skip
 
-        model.eval()
-        outputs: list[Any] = []
-        total_loss, total_tokens = 0.0, 0
-        for start in range(0, len(rows), self.config.batch_size):
-            batch_rows = rows[start : start + self.config.batch_size]
-            batch = self.to_device(feats.collate(batch_rows, self.pad_id))
-            if self.kind in ("causal", "seq2seq"):
-                loss = model(**batch).loss
-                tokens = int((batch["labels"] != -100).sum())
-                total_loss += float(loss) * tokens
-                total_tokens += tokens
-                continue
-            batch.pop("labels", None)
-            batch.pop("start_positions", None)
-            batch.pop("end_positions", None)
-            out = model(**batch)
-            if self.kind == "span":
-                outputs.append((out.start_logits.float().cpu(), out.end_logits.float().cpu()))
+    def setup_optimizer(self) -> None:
+        """AdamW over the trainable weights and a linear warm-up/decay schedule."""
+        from transformers import get_linear_schedule_with_warmup
+
+        config, model = self.config, self.model
+        assert model is not None
+        steps_per_epoch = max(1, len(self.epoch_batches(0)) // config.grad_accum)
+        self.total_steps = config.max_steps or max(1, int(steps_per_epoch * config.epochs))
+        self.eval_every = config.eval_every or steps_per_epoch
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            self.trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        self.scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(config.warmup_ratio * self.total_steps), self.total_steps
+        )
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.meta = {
+            "task": self.task, "base": self.base, "data": self.data, "kind": self.kind,
+            "validation_data": self.validation_data, "config": asdict(config),
+            "train_examples": len(self.train_examples),
+            "validation_examples": len(self.val_examples),
+            "labels": self.id2label or None, "processes": self.processes,
+        }  # fmt: skip
+
+    # 4. Resume ---------------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Continue from the run's checkpoint (``resume``), or refuse to overwrite one."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        found = ckpt.find_checkpoint(self.checkpoint_dir)
+        if self.resume:
+            if found is None:
+                raise QuintetError(
+                    f"nothing to resume: no checkpoint for {self.output!r} in {self.run_dir}"
+                )
+            self.state, saved = ckpt.load_checkpoint(
+                found, self.unwrapped(), self.optimizer, self.scheduler, self.process
+            )
+            if saved.get("base") != self.base or saved.get("task") != self.task:
+                raise QuintetError(
+                    f"the checkpoint of {self.output!r} was trained from {saved.get('base')} "
+                    f"for {saved.get('task')}: resume with the same task and --model"
+                )
+            if saved.get("processes", 1) != self.processes:
+                # Global batches are batch_size x processes rows: another count would change
+                # the effective batch size and the order of the data mid-run.
+                raise QuintetError(
+                    f"the checkpoint of {self.output!r} was written by a "
+                    f"{saved.get('processes', 1)}-process run; resume it with the same number "
+                    f"of processes (this run has {self.processes})"
+                )
+            self.say(f"resuming {self.output} at step {self.state.step}")
+        elif found is not None:
+            raise QuintetError(
+                f"a run named {self.output!r} already has a checkpoint in {self.run_dir}: pass "
+                "--resume to continue it, or choose another --output name"
+            )
+        # Every process has checked before the main one may write a first checkpoint.
+        self.accelerator.wait_for_everyone()
+        self.start_log({"event": "start", "step": self.state.step, "total_steps": self.total_steps,
+                        "task": self.task, "base": self.base, "resumed": self.resume,
+                        "processes": self.processes})  # fmt: skip
+
+    # 5. Train ----------------------------------------------------------------------------
+
+    def train(self) -> None:
+        """The loop: global batches, optimizer steps, validation and checkpoints."""
+        config, state = self.config, self.state
+        if self.processes > 1:
+            self.say(
+                f"training with {self.processes} processes, {config.batch_size} examples each "
+                f"per batch ({config.batch_size * self.processes} per global batch)"
+            )
+        bar = tqdm(total=self.total_steps, initial=state.step, desc=f"fine-tuning {self.output}",
+                   disable=not self.progress or not self.is_main)  # fmt: skip
+        done = state.step >= self.total_steps
+        window = _Window()
+        while not done:
+            batches = self.epoch_batches(state.epoch)
+            while state.position < len(batches):
+                indices = batches[state.position]
+                state.position += 1
+                ends_step = state.position % config.grad_accum == 0 or state.position == len(
+                    batches
+                )
+                window.add(*self.forward_backward(indices, sync=ends_step))
+                if not ends_step:
+                    continue
+                self.optimizer_step()
+                bar.update(1)
+                record = self.step_record(window)
+                bar.set_postfix(loss=f"{record['loss']:.4f}",
+                                ex_s=f"{record['examples_per_s']:.1f}")  # fmt: skip
+                window = _Window()
+                state.history.append(record)
+                self.log(record)
+                last = state.step >= self.total_steps
+                if state.step % self.eval_every == 0 or last:
+                    last = self.validate(bar) or last
+                if state.step % config.save_every == 0 or last:
+                    self.checkpoint()
+                if last:
+                    done = True
+                    break
             else:
-                outputs.append(out.logits.float().cpu())
-        model.train()
-        if self.kind in ("causal", "seq2seq"):
-            loss = total_loss / max(1, total_tokens)
-            return {"val_loss": loss, "perplexity": math.exp(min(loss, 50)), "primary": -loss}
-        if self.kind == "span":
-            # Batches are padded to their own longest row: pad the logits to a common width
-            # with a score no span can win with.
-            width = max(s.shape[1] for s, _ in outputs)
+                state.epoch += 1
+                state.position = 0
+        bar.close()
+        self.accelerator.wait_for_everyone()
 
-            def stack(parts: list[torch.Tensor]) -> Any:
-                padded = [torch.nn.functional.pad(p, (0, width - p.shape[1]), value=-1e9)
-                          for p in parts]  # fmt: skip
-                return torch.cat(padded).numpy()
+    def forward_backward(self, indices: list[int], *, sync: bool) -> tuple[float, int]:
+        """Forward and backward on this process's part of one global batch; returns its
+        loss contribution and example count."""
+        accelerator, model = self.accelerator, self.model
+        whole = [self.train_rows[i] for i in indices]
+        part = [self.train_rows[i] for i in process_part(indices, self.process, self.processes)]
+        batch = self.to_device(feats.collate(part, self.pad_id))
+        # Gradients are averaged across processes only on the micro-batch that ends a step.
+        syncing = contextlib.nullcontext() if sync else accelerator.no_sync(model)
+        with syncing, accelerator.autocast():
+            loss = model(**batch).loss / self.config.grad_accum
+            if self.processes > 1:
+                loss = loss * loss_weight(self.kind, part, whole, self.processes)
+            accelerator.backward(loss)
+        return float(loss.detach()) * self.config.grad_accum, len(part)
 
-            start = stack([s for s, _ in outputs])
-            end = stack([e for _, e in outputs])
-            answers = feats.best_spans(examples, rows, start, end)
-            predictions = {e.id: a[0].text for e, a in zip(examples, answers, strict=True)}
-            golds = {e.id: [x.text for x in e.answers] for e in examples}
-            scores = metrics.squad_scores(predictions, golds)
-            return {**scores, "primary": scores["f1"]}
-        logits = torch.cat(outputs)
-        labels = [self.id2label[i] for i in range(len(self.id2label))]
-        if self.config.multi_label:
-            chosen = (logits.sigmoid() > 0.5).tolist()
-            predicted = ["|".join(lab for lab, on in zip(labels, row, strict=True) if on)
-                         for row in chosen]  # fmt: skip
-            gold = ["|".join(sorted(e.labels)) for e in examples]
-        else:
-            predicted = [labels[i] for i in logits.argmax(-1).tolist()]
-            gold = [e.labels[0] for e in examples]
-        accuracy = metrics.accuracy(predicted, gold)
+    def optimizer_step(self) -> None:
+        """Clip, step the optimizer and the schedule, count the step."""
+        assert self.optimizer is not None
+        self.accelerator.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.step += 1
+
+    def step_record(self, window: _Window) -> dict[str, Any]:
+        """The log record of the step just taken (loss and speed over every process)."""
+        batches = max(1, math.ceil(window.examples / self.config.batch_size))
+        loss, examples = self.across_processes(window.loss, window.examples)
         return {
-            "accuracy": accuracy,
-            "macro_f1": metrics.macro_f1(predicted, gold, labels=None),
-            "primary": accuracy,
+            "step": self.state.step,
+            "epoch": self.state.epoch,
+            "loss": loss / batches,
+            "examples_per_s": examples / max(time.perf_counter() - window.started, 1e-9),
+            "lr": self.scheduler.get_last_lr()[0],
         }
 
-    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device) for k, v in batch.items()}
+    def across_processes(self, loss: float, examples: int) -> tuple[float, int]:
+        """The step's loss as a mean over every process's part, and their examples in all."""
+        if self.processes == 1:
+            return loss, examples
+        totals = self.accelerator.reduce(
+            torch.tensor([loss, float(examples)], device=self.accelerator.device), "sum"
+        )
+        return float(totals[0]) / self.processes, int(totals[1])
 
-    def start_log(self, record: dict[str, Any], step: int) -> None:
+    def validate(self, bar: Any) -> bool:
+        """Validate on the main process, share the scores, keep the best weights; returns
+        whether early stopping ends the run."""
+        state = self.state
+        scores: dict[str, float] = {}
+        if self.is_main:
+            # The plain module, not the DDP wrapper: its forward would wait for the others.
+            scores = validate(
+                self.unwrapped(), self.kind, self.val_examples, self.val_rows,
+                batch_size=self.config.batch_size, pad_id=self.pad_id, id2label=self.id2label,
+                multi_label=self.config.multi_label, to_device=self.to_device,
+            )  # fmt: skip
+        if self.processes > 1:
+            # Every process must take the same early-stopping decision.
+            shared = [scores]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            scores = shared[0]
+        improved = state.best_metric is None or scores["primary"] > state.best_metric
+        if improved:
+            state.best_metric, state.best_step = scores["primary"], state.step
+            state.evals_without_improvement = 0
+            if self.is_main:
+                ckpt.save_best(self.run_dir, self.unwrapped())
+        else:
+            state.evals_without_improvement += 1
+        evaluation = {"step": state.step, "validation": scores, "best": improved}
+        state.history.append(evaluation)
+        self.log(evaluation)
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "primary")
+        if self.is_main:
+            bar.write(f"step {state.step}: {shown}")
+        patience = self.config.early_stopping_patience
+        if patience and state.evals_without_improvement >= patience:
+            if self.is_main:
+                bar.write(f"early stopping: no improvement in {patience} validations")
+            return True
+        return False
+
+    def checkpoint(self) -> None:
+        """Save a resumable checkpoint (main process), with every process's RNG state."""
+        rng = [torch.get_rng_state()]
+        if self.processes > 1:
+            from accelerate.utils import gather_object
+
+            rng = gather_object(rng)
+        if self.is_main:
+            ckpt.save_checkpoint(self.checkpoint_dir, self.unwrapped(), self.optimizer,
+                                 self.scheduler, self.state, self.meta, rng)  # fmt: skip
+            self.log({"step": self.state.step, "checkpoint": str(self.checkpoint_dir)})
+
+    # 6. Save -----------------------------------------------------------------------------
+
+    def save(self) -> TrainResult:
+        """Export the best weights, merged, into the store (main process; the others wait)."""
+        from core.training.export import export_model
+
+        state = self.state
+        best_scores = next(
+            (h["validation"] for h in reversed(state.history)
+             if "validation" in h and h["step"] == state.best_step),
+            {},
+        )  # fmt: skip
+        if self.is_main:
+            final = self.unwrapped()
+            if (self.run_dir / "best.safetensors").is_file():
+                from safetensors.torch import load_file
+
+                ckpt.load_trainable(final, load_file(str(self.run_dir / "best.safetensors")))
+            assert self.loaded is not None
+            export_model(
+                final, self.loaded.tokenizer, self.output, self.store,
+                meta={**self.meta, "steps": state.step, "best_step": state.best_step,
+                      "validation": best_scores,
+                      "seconds": time.perf_counter() - self.started},
+            )  # fmt: skip
+            self.log({"event": "done", "step": state.step, "model": self.output,
+                      "best_step": state.best_step, "validation": best_scores})  # fmt: skip
+        else:
+            self.say(f"waiting for rank 0 to store {self.output}")
+        self.accelerator.wait_for_everyone()
+        stored = self.store.get(self.output)
+        if stored is None:  # the main process failed to export; it has said why
+            raise QuintetError(f"{self.output} was not stored by the main process")
+        return TrainResult(
+            model=stored,
+            steps=state.step,
+            seconds=time.perf_counter() - self.started,
+            best_metric=state.best_metric,
+            validation=best_scores,
+            history=state.history,
+            process=self.process,
+            processes=self.processes,
+        )
+
+    # Helpers -----------------------------------------------------------------------------
+
+    def unwrapped(self) -> torch.nn.Module:
+        """The model without the DDP wrapper."""
+        return self.accelerator.unwrap_model(self.model)
+
+    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        device = self.accelerator.device
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def start_log(self, record: dict[str, Any]) -> None:
         """Begin ``log.jsonl``: empty for a fresh run; a resumed run keeps the records up to
-        its checkpoint's ``step`` (later ones were lost with the killed process)."""
+        its checkpoint's step (later ones were lost with the killed process)."""
         path = self.run_dir / LOG_FILE
+        step = self.state.step
         if self.is_main:
             kept = []
             if step and path.is_file():
@@ -211,6 +566,7 @@ class _Run:
         self.log(record)
 
     def log(self, record: dict[str, Any]) -> None:
+        """Append a record to ``log.jsonl`` (main process) and pass it to ``on_log``."""
         if self.is_main:
             line = json.dumps({**record, "time": round(time.time(), 3)}, default=str)
             with open(self.run_dir / LOG_FILE, "a") as handle:
@@ -246,8 +602,6 @@ def label_names(
         QuintetError: fewer than two classes. With one, transformers builds a regression
             head that scores every text 100% and labels everything with that one class.
     """
-    from core.data import DataError
-
     found = sorted({label for e in train_examples for label in e.labels})
     names = list(labels) if labels is not None else found
     if labels is not None and (len(set(names)) != len(names) or not all(names)):
@@ -310,230 +664,18 @@ def finetune(
         >>> finetune("classification", "minilm-l6", "data/sst2/train.tsv",  # doctest: +SKIP
         ...          "my-sentiment", TrainConfig(epochs=1))
     """
-    from accelerate import Accelerator
-    from transformers import get_linear_schedule_with_warmup
-
-    config = config or TrainConfig()
-    store = store or ModelStore()
-    validate_name(output)
-    run = _Run(task, base, output, config, store, on_log)
-    started = time.perf_counter()
-
-    # 1. Data first: a bad file fails in seconds, not after the model has loaded.
-    fields = fields or FieldNames()
-    train_examples = read_task_data(task, str(data), fields, config.multi_label)
-    val_examples = (
-        read_task_data(task, str(validation_data), fields, config.multi_label)
-        if validation_data
-        else None
-    )
-    train_examples, val_examples = run.split(train_examples, val_examples)
-    if not train_examples or not val_examples:
-        raise QuintetError(f"{data}: need training and validation examples, found too few")
-    if task == "classification":
-        names = label_names(data, train_examples, val_examples, labels)
-        run.label2id = {name: i for i, name in enumerate(names)}
-        run.id2label = dict(enumerate(names))
-    if config.eval_max_examples and len(val_examples) > config.eval_max_examples:
-        val_examples = random.Random(config.seed).sample(val_examples, config.eval_max_examples)
-    check_writable(store)  # before minutes of loading and training, not at the first save
-
-    # 2. A private copy of the base model with the task's head.
-    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
-    # Seed before loading: a new task head is initialised while the model loads.
-    torch.manual_seed(config.seed)
-    # The config alone decides the kind, so the weights are loaded once, with their head.
-    base_config = read_config(base, store)
-    run.kind = model_kind(task, bool(getattr(base_config, "is_encoder_decoder", False)))
-    extra: dict[str, Any] = {}
-    if run.kind == "sequence-classification":
-        extra = {"num_labels": len(run.label2id), "id2label": run.id2label,
-                 "label2id": run.label2id}  # fmt: skip
-        if config.multi_label:
-            extra["problem_type"] = "multi_label_classification"
-    loaded = load_fresh(ModelSpec(base, kind=run.kind, device="cpu"), store, **extra)
-    tokenizer = loaded.tokenizer
-    run.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    model = loaded.model
-    if config.lora:
-        from core.training.lora import apply_lora
-
-        model = apply_lora(model, run.kind, config.lora_r, config.lora_alpha, config.lora_dropout)
-    model.train()
-
-    # 3. Features, then the schedule they imply.
-    train_rows = run.featurize(loaded, train_examples, training=True)
-    val_rows = run.featurize(loaded, val_examples, training=False)
-    if not train_rows:
-        raise QuintetError("no training example fits the model: raise --max-length")
-    batches_per_epoch = math.ceil(len(train_rows) / config.batch_size)
-    steps_per_epoch = max(1, batches_per_epoch // config.grad_accum)
-    total_steps = config.max_steps or max(1, int(steps_per_epoch * config.epochs))
-    eval_every = config.eval_every or steps_per_epoch
-
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(config.warmup_ratio * total_steps), total_steps
-    )
-    model, optimizer = accelerator.prepare(model, optimizer)
-    run.device = accelerator.device
-    run.is_main = accelerator.is_main_process
-
-    meta = {
-        "task": task, "base": base, "data": str(data), "kind": run.kind,
-        "validation_data": str(validation_data) if validation_data else None,
-        "config": asdict(config), "train_examples": len(train_examples),
-        "validation_examples": len(val_examples),
-        "labels": run.id2label or None,
-    }  # fmt: skip
-    state = ckpt.TrainState()
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    found = ckpt.find_checkpoint(run.checkpoint_dir)
-    if resume:
-        if found is None:
-            raise QuintetError(f"nothing to resume: no checkpoint for {output!r} in {run.run_dir}")
-        state, saved_meta = ckpt.load_checkpoint(found, accelerator.unwrap_model(model),
-                                                 optimizer, scheduler)  # fmt: skip
-        if saved_meta.get("base") != base or saved_meta.get("task") != task:
-            raise QuintetError(
-                f"the checkpoint of {output!r} was trained from {saved_meta.get('base')} for "
-                f"{saved_meta.get('task')}: resume with the same task and --model"
-            )
-        log.info("resuming %s at step %d", output, state.step)
-    elif found is not None:
-        raise QuintetError(
-            f"a run named {output!r} already has a checkpoint in {run.run_dir}: pass --resume to "
-            "continue it, or choose another --output name"
-        )
-
-    run.start_log({"event": "start", "step": state.step, "total_steps": total_steps,
-                   "task": task, "base": base, "resumed": resume}, state.step)  # fmt: skip
-
-    # 4. The loop.
-    bar = tqdm(total=total_steps, initial=state.step, desc=f"fine-tuning {output}",
-               disable=not progress or not accelerator.is_main_process)  # fmt: skip
-    done = state.step >= total_steps
-    window_loss, window_examples, window_started = 0.0, 0, time.perf_counter()
-    while not done:
-        batches = length_bucketed_batches(
-            [len(row["input_ids"]) for row in train_rows], config.batch_size,
-            seed=config.seed + state.epoch,
-        )  # fmt: skip
-        # Each process takes its share of the batches (data parallel under accelerate).
-        batches = batches[accelerator.process_index :: accelerator.num_processes]
-        while state.position < len(batches):
-            rows = [train_rows[i] for i in batches[state.position]]
-            batch = run.to_device(feats.collate(rows, run.pad_id))
-            with accelerator.autocast():
-                loss = model(**batch).loss / config.grad_accum
-            accelerator.backward(loss)
-            window_loss += float(loss.detach()) * config.grad_accum
-            window_examples += len(rows)
-            state.position += 1
-            if state.position % config.grad_accum and state.position < len(batches):
-                continue
-            accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-            bar.update(1)
-            elapsed = time.perf_counter() - window_started
-            record = {"step": state.step, "epoch": state.epoch,
-                      "loss": window_loss / max(1, math.ceil(window_examples / config.batch_size)),
-                      "examples_per_s": window_examples / max(elapsed, 1e-9),
-                      "lr": scheduler.get_last_lr()[0]}  # fmt: skip
-            bar.set_postfix(loss=f"{record['loss']:.4f}", ex_s=f"{record['examples_per_s']:.1f}")
-            window_loss, window_examples, window_started = 0.0, 0, time.perf_counter()
-            state.history.append(record)
-            run.log(record)
-
-            last = state.step >= total_steps
-            if state.step % eval_every == 0 or last:
-                scores = run.evaluate(model, loaded, val_examples, val_rows)
-                improved = state.best_metric is None or scores["primary"] > state.best_metric
-                if improved:
-                    state.best_metric, state.best_step = scores["primary"], state.step
-                    state.evals_without_improvement = 0
-                    if accelerator.is_main_process:
-                        ckpt.save_best(run.run_dir, accelerator.unwrap_model(model))
-                else:
-                    state.evals_without_improvement += 1
-                evaluation = {"step": state.step, "validation": scores, "best": improved}
-                state.history.append(evaluation)
-                run.log(evaluation)
-                bar.write(f"step {state.step}: " + ", ".join(
-                    f"{k} {v:.4f}" for k, v in scores.items() if k != "primary"))  # fmt: skip
-                patience = config.early_stopping_patience
-                if patience and state.evals_without_improvement >= patience:
-                    bar.write(f"early stopping: no improvement in {patience} validations")
-                    last = True
-            if (state.step % config.save_every == 0 or last) and accelerator.is_main_process:
-                ckpt.save_checkpoint(run.checkpoint_dir, accelerator.unwrap_model(model),
-                                     optimizer, scheduler, state, meta)  # fmt: skip
-                run.log({"step": state.step, "checkpoint": str(run.checkpoint_dir)})
-            if last:
-                done = True
-                break
-        else:
-            state.epoch += 1
-            state.position = 0
-    bar.close()
-    accelerator.wait_for_everyone()
-
-    # 5. Export the best weights, merged, into the store.
-    final = accelerator.unwrap_model(model)
-    if (run.run_dir / "best.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        ckpt.load_trainable(final, load_file(str(run.run_dir / "best.safetensors")))
-    best_scores = next(
-        (h["validation"] for h in reversed(state.history)
-         if "validation" in h and h["step"] == state.best_step),
-        {},
+    recipe = FinetuneRecipe(
+        task, base, data, output, config or TrainConfig(),
+        validation_data=validation_data, fields=fields, resume=resume, store=store,
+        progress=progress, on_log=on_log, labels=labels,
     )  # fmt: skip
-    from core.training.export import export_model
-
-    stored = export_model(
-        final, tokenizer, output, store,
-        meta={**meta, "steps": state.step, "best_step": state.best_step,
-              "validation": best_scores,
-              "seconds": time.perf_counter() - started},
-    )  # fmt: skip
-    run.log({"event": "done", "step": state.step, "model": stored.name,
-             "best_step": state.best_step, "validation": best_scores})  # fmt: skip
-    return TrainResult(
-        model=stored,
-        steps=state.step,
-        seconds=time.perf_counter() - started,
-        best_metric=state.best_metric,
-        validation=best_scores,
-        history=state.history,
-    )
+    return recipe.run()
 
 
-def length_bucketed_batches(
-    lengths: Sequence[int], batch_size: int, *, seed: int, pool: int = 50
-) -> list[list[int]]:
-    """Shuffled batches of similar-length rows, the same for the same seed.
-
-    Rows are shuffled, cut into pools of ``pool`` batches, sorted by length inside each
-    pool, batched, and the batches shuffled again: batches stay random but carry little
-    padding, which on a CPU is most of the cost for short texts.
-    """
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    span = batch_size * pool
-    batches: list[list[int]] = []
-    for start in range(0, len(order), span):
-        chunk = sorted(order[start : start + span], key=lambda i: lengths[i])
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-__all__: Sequence[str] = ("FieldNames", "TrainResult", "finetune")
+__all__: Sequence[str] = (
+    "FieldNames",
+    "FinetuneRecipe",
+    "TrainResult",
+    "finetune",
+    "length_bucketed_batches",
+)

@@ -69,7 +69,7 @@ def test_parse_rows() -> None:
     assert parse_rows("a.tsv", "text\tx\nhi\t2\n") == [{"text": "hi", "x": "2"}]
     assert parse_rows("a.txt", "one\n\ntwo\n") == [{"text": "one"}, {"text": "two"}]
     assert parse_rows("a.jsonl", '{"text": "x", "n": 1}\n') == [{"text": "x", "n": "1"}]
-    with pytest.raises(QuintetError, match=r"a.jsonl:2: expected a JSON object"):
+    with pytest.raises(QuintetError, match=r"a.jsonl:2: a list; expected one JSON object"):
         parse_rows("a.jsonl", '{"text": "x"}\n[1]\n')
 
 

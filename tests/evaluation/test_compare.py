@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from apps.classification.harness import ClassificationHarness
 from apps.cli import main
+from apps.qa.harness import HARNESS as QA
 from core.testing import tiny_model_dir
 from evaluation import registry
-from evaluation.classification import ClassificationHarness
 from evaluation.compare import compare
 from evaluation.harness import EvaluationError, evaluate
 from evaluation.protocol import DataOptions, Prediction
-from evaluation.qa import HARNESS as QA
 
 SST2 = "data/classification/sst2/dev.tsv"
 SQUAD = "data/qa/squad_v1.1/dev-v1.1.articles-00-23.json"
@@ -88,7 +88,7 @@ def test_runs_on_other_items_are_refused(tmp_path):
         compare([a, tmp_path / "other"], tmp_path / "y")
     # Another task.
     qa_preds = tmp_path / "qa.jsonl"
-    items = QA.read(SQUAD, DataOptions())[:20]
+    items = QA.read(SQUAD, DataOptions()).items[:20]
     qa_preds.write_text("".join(json.dumps({"id": i.id, "prediction": "x"}) + "\n" for i in items))
     evaluate("qa", data=SQUAD, predictions_file=str(qa_preds), limit=20, out=tmp_path / "qa",
              progress=False, bootstrap=0)  # fmt: skip
@@ -114,16 +114,17 @@ class NamedLabels(ClassificationHarness):
 
     task = "named-classification"
 
-    def open(self, model, decode, options):
-        predictor = super().open(model, decode, options)
-        self._gold_map = {"0": "negative", "1": "positive"}
+    def open(self, run, model, decode, options):
+        predictor = super().open(run, model, decode, options)
+        names = {"0": "negative", "1": "positive"}
         real_predict = predictor.predict
 
         def predict(items):
-            return [Prediction(p.id, self._gold_map[p.prediction], p.extra)
+            return [Prediction(p.id, names[p.prediction], p.extra)
                     for p in real_predict(items)]  # fmt: skip
 
         predictor.predict = predict
+        predictor.settings["label_map"] = names
         return predictor
 
 
@@ -137,9 +138,10 @@ def test_state_only_open_sets_is_restored_by_opening_the_model_again(tmp_path):
             for name, decode in (("a", {}), ("b", {"seed": 1}))
         ]  # fmt: skip
         fresh = NamedLabels()  # what compare starts from: no gold map yet
-        items = fresh.read(SST2, DataOptions())[:60]
+        run = fresh.read(SST2, DataOptions())
+        items = run.items[:60]
         preds = [Prediction(i.id, "negative") for i in items]
-        assert fresh.score(items, preds).metrics["accuracy"] == 0.0  # unmapped gold labels
+        assert fresh.score(run, items, preds).metrics["accuracy"] == 0.0  # unmapped gold labels
         result = compare(runs, tmp_path / "cmp", resamples=50)
         report = json.loads((Path(runs[0]) / "report.json").read_text())
         assert result["runs"][0]["metrics"] == report["metrics"] and report["metrics"]["accuracy"]

@@ -11,15 +11,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from apps.classification.harness import HARNESS as CLASSIFICATION
+from apps.qa.harness import HARNESS as QA
 from core.data import DataError
 from core.testing import tiny_model_dir
 from evaluation import bootstrap as boot
 from evaluation import registry
-from evaluation.classification import HARNESS as CLASSIFICATION
 from evaluation.harness import EvaluationError, _timing, evaluate
-from evaluation.protocol import DataOptions, EvalItem, Prediction
-from evaluation.qa import HARNESS as QA
-from tests.evaluation.test_metrics import official_evaluate
+from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction
+from tests.core.test_metrics import official_evaluate
 
 SST2 = "data/classification/sst2/dev.tsv"
 SQUAD = "data/qa/squad_v1.1/dev-v1.1.articles-00-23.json"
@@ -36,12 +36,12 @@ class Recording:
         self.predicted: list[str] = []
         self.opened = 0
 
-    def read(self, data: str, options: DataOptions) -> list[EvalItem]:
+    def read(self, data: str, options: DataOptions) -> EvalSet:
         return self.inner.read(data, options)
 
-    def open(self, model: str | None, decode: dict[str, Any], options: DataOptions):
+    def open(self, run: EvalSet, model: str | None, decode: dict[str, Any], options: DataOptions):
         self.opened += 1
-        predictor = self.inner.open(model, decode, options)
+        predictor = self.inner.open(run, model, decode, options)
         real_predict = predictor.predict
 
         def predict(items: Sequence[EvalItem]) -> list[Prediction]:
@@ -51,8 +51,11 @@ class Recording:
         predictor.predict = predict
         return predictor
 
-    def score(self, items, predictions):
-        return self.inner.score(items, predictions)
+    def restore(self, run, settings):
+        return self.inner.restore(run, settings)
+
+    def score(self, run, items, predictions):
+        return self.inner.score(run, items, predictions)
 
 
 @pytest.fixture
@@ -216,14 +219,15 @@ def test_per_category_scores_are_each_categorys_own_scores(tmp_path, tiny_classi
 
 
 def test_bootstrap_intervals_contain_the_point_estimate_and_say_how_many():
-    items = QA.read(SQUAD, DataOptions())[:400]
+    run = QA.read(SQUAD, DataOptions())
+    items = run.items[:400]
     predictions = [
         Prediction(item.id, item.references[0] if n % 3 else "something else")
         for n, item in enumerate(items)
     ]
-    scores = QA.score(items, predictions)
+    scores = QA.score(run, items, predictions)
     intervals, info = boot.bootstrap_intervals(
-        boot.make_scorer(QA, items, predictions), len(items), resamples=300
+        boot.make_scorer(QA, run, items, predictions), len(items), resamples=300
     )
     assert info["resamples"] == 300 and info["confidence"] == 0.95
     for name in ("exact_match", "f1"):
@@ -232,7 +236,7 @@ def test_bootstrap_intervals_contain_the_point_estimate_and_say_how_many():
         assert high - low < 15  # 400 items: a few points either side, not the whole scale
     # The time cap stops early but never below the minimum that makes an interval.
     _, capped = boot.bootstrap_intervals(
-        boot.make_scorer(QA, items, predictions), len(items), resamples=5000, max_seconds=0
+        boot.make_scorer(QA, run, items, predictions), len(items), resamples=5000, max_seconds=0
     )
     assert capped["resamples"] == boot.MIN_RESAMPLES
     assert boot.bootstrap_intervals(lambda idx: {"x": 1.0}, 1)[0] == {}
@@ -256,46 +260,51 @@ def test_fast_resamplers_equal_rescoring():
 
 
 def test_per_item_means_are_resampled_without_rescoring_and_give_the_same_intervals():
-    items = QA.read(SQUAD, DataOptions())[:300]
+    run = QA.read(SQUAD, DataOptions())
+    items = run.items[:300]
     predictions = [Prediction(i.id, i.references[0] if n % 4 else "no") for n, i in
                    enumerate(items)]  # fmt: skip
 
     def rescore(idx):
-        return QA.score([items[i] for i in idx], [predictions[i] for i in idx]).metrics
+        return QA.score(run, [items[i] for i in idx], [predictions[i] for i in idx]).metrics
 
-    fast = boot.make_scorer(QA, items, predictions)
+    fast = boot.make_scorer(QA, run, items, predictions)
     assert fast is not rescore and fast.__qualname__.startswith("mean_resampler")
     slow_iv, _ = boot.bootstrap_intervals(rescore, len(items), resamples=60)
     fast_iv, _ = boot.bootstrap_intervals(fast, len(items), resamples=60)
     for name in ("exact_match", "f1"):
         assert fast_iv[name] == pytest.approx(slow_iv[name], abs=1e-9)
     # Classification's macro-F1 and ECE are not per-item means: it is rescored.
-    cls_items = CLASSIFICATION.read(SST2, DataOptions())[:50]
+    cls_run = CLASSIFICATION.read(SST2, DataOptions())
+    cls_items = cls_run.items[:50]
     cls_preds = [Prediction(i.id, "1") for i in cls_items]
-    scorer = boot.make_scorer(CLASSIFICATION, cls_items, cls_preds)
+    scorer = boot.make_scorer(CLASSIFICATION, cls_run, cls_items, cls_preds)
     assert scorer.__qualname__.startswith("make_scorer")
 
 
 @pytest.mark.parametrize("pair", ["en-de", "en-zh"])
 def test_translation_resamples_come_from_sacrebleu_statistics_and_equal_rescoring(pair):
-    from evaluation.translation import HARNESS as MT
+    from apps.translation.harness import HARNESS as MT
 
     folder = Path("data/translation/wmt17_sample") / pair
     refs = (folder / f"newstest2017.{pair[3:]}",)
-    items = MT.read("", DataOptions(source_file=str(folder / "newstest2017.en"),
-                                    reference_files=tuple(map(str, refs))))[:150]  # fmt: skip
+    run = MT.read("", DataOptions(source_file=str(folder / "newstest2017.en"),
+                                    reference_files=tuple(map(str, refs))))  # fmt: skip
+    items = run.items[:150]
     predictions = [Prediction(i.id, " ".join(i.references[0].split()[::2]) if n % 2 else
                               i.references[0][: len(i.references[0]) // 2])
                    for n, i in enumerate(items)]  # fmt: skip
-    scores = MT.score(items, predictions)
-    fast = boot.make_scorer(MT, items, predictions, scores)
+    scores = MT.score(run, items, predictions)
+    fast = boot.make_scorer(MT, run, items, predictions, scores)
     assert fast.__qualname__.startswith("sacrebleu_resampler")
     for idx in np.random.default_rng(3).integers(0, len(items), size=(3, len(items))).tolist():
-        again = MT.score([items[i] for i in idx], [predictions[i] for i in idx]).metrics
+        again = MT.score(run, [items[i] for i in idx], [predictions[i] for i in idx]).metrics
         assert fast(idx) == again  # exactly, BLEU, chrF and TER
     # Signatures it cannot rebuild exactly: rescoring, never an approximation.
     scores.signatures["bleu"] = scores.signatures["bleu"].replace("tok:", "tok:x")
-    assert boot.make_scorer(MT, items, predictions, scores).__qualname__.startswith("make_scorer")
+    assert boot.make_scorer(MT, run, items, predictions, scores).__qualname__.startswith(
+        "make_scorer"
+    )
 
 
 def test_paired_bootstrap_skips_metrics_a_resample_cannot_compute():
@@ -311,7 +320,7 @@ def test_paired_bootstrap_skips_metrics_a_resample_cannot_compute():
 
 def test_scoring_given_squad_predictions_equals_the_official_script(tmp_path):
     dataset = json.loads(Path(SQUAD).read_text(encoding="utf-8"))["data"]
-    items = QA.read(SQUAD, DataOptions())
+    items = QA.read(SQUAD, DataOptions()).items
     answers = {}
     for n, item in enumerate(items):  # exact, upper-cased, partial, empty and wrong answers
         gold = item.references[n % len(item.references)]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from apps.qa.harness import HARNESS as QA
 from core.testing import tiny_model_dir
 from evaluation.harness import evaluate
 from evaluation.protocol import DataOptions
-from evaluation.qa import HARNESS as QA
 from evaluation.report import _readable, _section_html, _section_markdown
 
 SST2 = "data/classification/sst2/dev.tsv"
@@ -88,7 +88,7 @@ def test_html_is_one_self_contained_page_with_its_charts(run):
 
 
 def test_predictions_cannot_inject_markup(tmp_path):
-    items = QA.read(SQUAD, DataOptions())[:30]
+    items = QA.read(SQUAD, DataOptions()).items[:30]
     answers = {i.id: "<script>alert(1)</script> | <img src=x>" for i in items}
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps({"id": k, "prediction": v}) + "\n"

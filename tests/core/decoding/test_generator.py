@@ -230,7 +230,7 @@ def test_non_generative_models_are_refused() -> None:
     with pytest.raises(ModelLoadError, match="cannot generate text"):
         Generator(str(tiny_model_dir("bert")))
     with pytest.raises(ConfigError, match="unknown backend"):
-        Generator(str(tiny_model_dir("llama")), backend="vllm")
+        Generator(str(tiny_model_dir("llama")), backend="llamacpp")
 
 
 # Streaming --------------------------------------------------------------------------------

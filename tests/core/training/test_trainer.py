@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from apps.finetune.recipes import RECIPES, get_recipe
 from core.config import TrainConfig
 from core.data import DataError
 from core.errors import QuintetError
@@ -18,7 +19,6 @@ from core.models import load
 from core.store import ModelStore
 from core.testing import CORPUS, tiny_model_dir
 from core.training import trainer
-from core.training.recipes import RECIPES, get_recipe
 from core.training.trainer import finetune
 
 

@@ -9,24 +9,25 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
+from apps.translation.harness import HARNESS, _infer_code
 from apps.translation.languages import LanguageError
 from core.data import DataError
 from core.testing import tiny_model_dir
 from evaluation.harness import evaluate
 from evaluation.protocol import DataOptions, Prediction
-from evaluation.translation import HARNESS, _infer_code
 
 FLORES = Path("data/translation/flores200_dev")
 WMT = Path("data/translation/wmt17_sample")
 
 
 def test_flores_folder_with_iso_or_flores_codes() -> None:
-    items = HARNESS.read(str(FLORES), DataOptions(src="en", tgt="deu_Latn"))
+    run = HARNESS.read(str(FLORES), DataOptions(src="en", tgt="deu_Latn"))
+    items = run.items
     eng = (FLORES / "eng_Latn.dev").read_text(encoding="utf-8").splitlines()
     deu = (FLORES / "deu_Latn.dev").read_text(encoding="utf-8").splitlines()
     assert len(items) == 997 == len(eng)
     assert items[5].inputs["text"] == eng[5] and items[5].references == [deu[5]]
-    assert HARNESS._langs == ("en", "de")
+    assert (run.src, run.tgt) == ("en", "de")
     with pytest.raises(DataError, match="needs --src and --tgt"):
         HARNESS.read(str(FLORES), DataOptions())
     with pytest.raises(DataError, match="no ita_Latn.dev"):
@@ -34,8 +35,9 @@ def test_flores_folder_with_iso_or_flores_codes() -> None:
 
 
 def test_wmt_pair_folder_infers_languages_from_its_name() -> None:
-    items = HARNESS.read(str(WMT / "en-de"), DataOptions())
-    assert len(items) == 500 and HARNESS._langs == ("en", "de")
+    run = HARNESS.read(str(WMT / "en-de"), DataOptions())
+    items = run.items
+    assert len(items) == 500 and (run.src, run.tgt) == ("en", "de")
     first = (WMT / "en-de" / "newstest2017.de").read_text(encoding="utf-8").splitlines()[0]
     assert items[0].references == [first]
 
@@ -44,13 +46,15 @@ def test_plain_files_infer_languages_from_their_names() -> None:
     options = DataOptions(
         source_file=str(FLORES / "fra_Latn.dev"), reference_files=(str(FLORES / "eng_Latn.dev"),)
     )
-    items = HARNESS.read("", options)
-    assert len(items) == 997 and HARNESS._langs == ("fr", "en")
+    run = HARNESS.read("", options)
+    items = run.items
+    assert len(items) == 997 and (run.src, run.tgt) == ("fr", "en")
     zh = DataOptions(
         source_file=str(WMT / "en-zh" / "newstest2017.en"),
         reference_files=(str(WMT / "en-zh" / "newstest2017.zh"),),
     )
-    assert len(HARNESS.read("", zh)) == 200 and HARNESS._langs == ("en", "zh")
+    run = HARNESS.read("", zh)
+    assert len(run.items) == 200 and (run.src, run.tgt) == ("en", "zh")
     assert _infer_code("notes.txt") is None and _infer_code("x.dev") is None
     assert _infer_code("a/eng_Latn.devtest") == "eng_Latn"
 
@@ -63,7 +67,7 @@ def test_several_references_and_unnamed_files(tmp_path: Path) -> None:
     options = DataOptions(source_file=str(src), reference_files=(str(ref1), str(ref2)))
     with pytest.raises(DataError, match="pass --src and --tgt"):
         HARNESS.read("", options)
-    items = HARNESS.read("", DataOptions(**{**options.__dict__, "src": "en", "tgt": "de"}))
+    items = HARNESS.read("", DataOptions(**{**options.__dict__, "src": "en", "tgt": "de"})).items
     assert [i.references for i in items] == [["A", "AA"], ["B", "BB"]]
     with pytest.raises(LanguageError, match="'klingon'"):
         HARNESS.read("", DataOptions(**{**options.__dict__, "src": "en", "tgt": "klingon"}))
@@ -72,20 +76,23 @@ def test_several_references_and_unnamed_files(tmp_path: Path) -> None:
 def test_jsonl_and_tsv_with_default_and_chosen_fields(tmp_path: Path) -> None:
     jsonl = tmp_path / "pairs.jsonl"
     jsonl.write_text(json.dumps({"source": "Hello.", "reference": "Hallo."}) + "\n")
-    [item] = HARNESS.read(str(jsonl), DataOptions(src="en", tgt="de"))
+    [item] = HARNESS.read(str(jsonl), DataOptions(src="en", tgt="de")).items
     assert item.inputs == {"text": "Hello."} and item.references == ["Hallo."]
     tsv = tmp_path / "pairs.tsv"
     tsv.write_text("en\tde\nHello.\tHallo.\n")
     [item] = HARNESS.read(
         str(tsv), DataOptions(src="en", tgt="de", text_field="en", target_field="de")
-    )
+    ).items
     assert item.references == ["Hallo."]
 
 
 def test_scores_equal_sacrebleu_and_per_item_chrf() -> None:
-    items = HARNESS.read(str(WMT / "en-de"), DataOptions())[:50]
+    run = HARNESS.read(str(WMT / "en-de"), DataOptions())
+    items = run.items[:50]
     hyps = [" ".join(i.references[0].split()[:-2]) for i in items]  # degraded references
-    scores = HARNESS.score(items, [Prediction(i.id, h) for i, h in zip(items, hyps, strict=True)])
+    scores = HARNESS.score(
+        run, items, [Prediction(i.id, h) for i, h in zip(items, hyps, strict=True)]
+    )
     refs = [[i.references[0] for i in items]]
     assert scores.metrics["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, refs).score)
     assert scores.metrics["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, refs).score)

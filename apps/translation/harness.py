@@ -17,19 +17,30 @@ tokenizer as its CLI does with ``-l`` (``zh``, ``ja``, ``ko`` get their own).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sacrebleu.metrics import CHRF
+
+from apps.translation.api import Translator
+from apps.translation.languages import LanguageError, language
+from core import metrics
 from core.data import DataError, read_pairs, read_parallel
-from evaluation import metrics
-from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
+from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
 
 _SACREBLEU_TOKENIZED_LANGS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 
 
-def _known(code: str) -> str | None:
-    from apps.translation.languages import LanguageError, language
+@dataclass
+class TranslationSet(EvalSet):
+    """The items and their languages (ISO codes; the target picks sacreBLEU's tokenizer)."""
 
+    src: str = ""
+    tgt: str = ""
+
+
+def _known(code: str) -> str | None:
     try:
         language(code)
     except LanguageError:
@@ -57,8 +68,6 @@ def _folder_files(folder: Path, src: str | None, tgt: str | None) -> tuple[Path,
     a pair folder (``en-de``) holding ``<set>.en`` and ``<set>.de``; the languages come from
     its name when not given, and a folder with several sets asks for one.
     """
-    from apps.translation import language
-
     if not (src and tgt):
         head, sep, tail = folder.name.partition("-")
         if sep and _known(head) and _known(tail):
@@ -98,8 +107,6 @@ def _folder_files(folder: Path, src: str | None, tgt: str | None) -> tuple[Path,
 
 class _Predictor:
     def __init__(self, model: str | None, decode: dict[str, Any], src: str, tgt: str) -> None:
-        from apps.translation import Translator
-
         self.translator = Translator(model)
         self.src, self.tgt, self.decode = src, tgt, decode
         plan = self.translator.describe(src, tgt)  # loads the model: fails before the run
@@ -123,12 +130,7 @@ class TranslationHarness:
     primary_metric = "bleu"
     higher_is_better = {"bleu": True, "chrf": True, "ter": False}
 
-    def __init__(self) -> None:
-        self._langs: tuple[str | None, str | None] = (None, None)
-
-    def read(self, data: str, options: DataOptions) -> list[EvalItem]:
-        from apps.translation import language
-
+    def read(self, data: str, options: DataOptions) -> TranslationSet:
         src, tgt = options.src, options.tgt
         if options.source_file:
             refs = list(options.reference_files)
@@ -148,17 +150,22 @@ class TranslationHarness:
                 0,
                 "source and target languages unknown: pass --src and --tgt",
             )
-        self._langs = (language(src).iso, language(tgt).iso)  # fails early on a bad code
-        return [
+        iso = language(src).iso, language(tgt).iso  # fails early on a bad code
+        items = [
             EvalItem(ex.id, {"text": ex.source_text}, list(ex.targets), "", ex.source)
             for ex in examples
         ]
+        return TranslationSet(items, self.primary_metric, *iso)
 
-    def open(self, model: str | None, decode: dict[str, Any], options: DataOptions) -> _Predictor:
-        src, tgt = options.src or self._langs[0], options.tgt or self._langs[1]
+    def open(
+        self, run: TranslationSet, model: str | None, decode: dict[str, Any], options: DataOptions
+    ) -> _Predictor:
+        src, tgt = options.src or run.src, options.tgt or run.tgt
         return _Predictor(model, decode, src, tgt)
 
-    def score(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
+    def score(
+        self, run: TranslationSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]
+    ) -> Scores:
         hyps = [str(p.prediction) for p in predictions]
         n_refs = max(len(item.references) for item in items)
         # sacreBLEU wants reference streams; a segment with fewer references gets its
@@ -167,7 +174,7 @@ class TranslationHarness:
             [item.references[min(k, len(item.references) - 1)] for item in items]
             for k in range(n_refs)
         ]
-        tgt = self._langs[1] or ""
+        tgt = run.tgt
         bleu_options = (
             {"tokenize": _SACREBLEU_TOKENIZED_LANGS[tgt]}
             if tgt in _SACREBLEU_TOKENIZED_LANGS
@@ -176,8 +183,6 @@ class TranslationHarness:
         bleu, bleu_sig = metrics.bleu(hyps, streams, **bleu_options)
         chrf, chrf_sig = metrics.chrf(hyps, streams)
         ter, ter_sig = metrics.ter(hyps, streams)
-        from sacrebleu.metrics import CHRF
-
         sentence = CHRF()
         per_item = [
             {"chrf": sentence.sentence_score(h, list(item.references)).score}

@@ -41,12 +41,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from core.data import DataError, read_chats
+import torch
+from sacrebleu.metrics import CHRF
+
+from apps.chat.api import ChatSession
+from core import metrics
+from core.config import DecodeConfig
+from core.data import read_chats
+from core.decoding import Generator
 from core.errors import ConfigError
-from evaluation import metrics, mt_bench
-from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
+from core.examples import ChatExample
+from core.training.features import IGNORE_INDEX, causal_sft_features
+from evaluation import mt_bench
+from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, split_option
 
 MT_BENCH_MAX_NEW_TOKENS = 256
 BATCH_SIZE = 16  # conversations decoded together (the runner's default batch)
@@ -64,14 +74,19 @@ def _positive_int(value: Any, name: str) -> int:
     return number
 
 
+@dataclass
+class ChatSet(EvalSet):
+    """The items and the mode the data chose: ``"mt-bench"`` (``question_file`` is where the
+    judge prompts and reference answers sit) or ``"perplexity"``."""
+
+    mode: str = "mt-bench"
+    question_file: str = ""
+
+
 class _MTBenchPredictor:
     def __init__(
         self, model: str | None, decode: dict[str, Any], options: DataOptions, question_file: str
     ) -> None:
-        from apps.chat import ChatSession
-        from core.config import DecodeConfig
-        from core.decoding import Generator
-
         self.session = ChatSession(model)
         # The session decodes one conversation at a time; the runner's batches are decoded
         # together (turn 1 of every item, then turn 2), left-padded, by a batched generator.
@@ -161,8 +176,6 @@ class _PerplexityPredictor:
     """Negative log-likelihood of every assistant turn given the conversation before it."""
 
     def __init__(self, model: str | None) -> None:
-        from apps.chat import ChatSession
-
         self.session = ChatSession(model)
         self.loaded = self.session.loaded
         self.model_name = self.session.model_name
@@ -173,11 +186,6 @@ class _PerplexityPredictor:
         }
 
     def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
-        import torch
-
-        from core.examples import ChatExample
-        from core.training.features import IGNORE_INDEX, causal_sft_features
-
         window = self.loaded.context_window or 2048
         results = []
         for item in items:
@@ -212,41 +220,30 @@ class ChatHarness:
     """Evaluates the chat app on MT-Bench or by perplexity of assistant turns."""
 
     task = "chat"
+    primary_metric = "ref_chrf"  # MT-Bench; conversations: "perplexity" (ChatSet)
+    higher_is_better = {
+        "ref_chrf": True,
+        "ref_rougeL": True,
+        "math_answer_match": True,
+        "judge_score": True,
+        "judge_parse_failures": False,
+        "mean_response_words": True,
+        "mean_response_tokens": True,
+        "empty_rate": False,
+        "refusal_rate": False,
+        "repetition_rate": False,
+        "length_cut_rate": False,
+        "first_token_s": False,
+        "seconds_per_response": False,
+        "perplexity": False,
+        "nll_per_token": False,
+    }
 
-    def __init__(self) -> None:
-        self.mode = "mt-bench"
-        self._question_file = ""
-
-    @property
-    def primary_metric(self) -> str:
-        return "ref_chrf" if self.mode == "mt-bench" else "perplexity"
-
-    @property
-    def higher_is_better(self) -> dict[str, bool]:
-        return {
-            "ref_chrf": True,
-            "ref_rougeL": True,
-            "math_answer_match": True,
-            "judge_score": True,
-            "judge_parse_failures": False,
-            "mean_response_words": True,
-            "mean_response_tokens": True,
-            "empty_rate": False,
-            "refusal_rate": False,
-            "repetition_rate": False,
-            "length_cut_rate": False,
-            "first_token_s": False,
-            "seconds_per_response": False,
-            "perplexity": False,
-            "nll_per_token": False,
-        }
-
-    def read(self, data: str, options: DataOptions) -> list[EvalItem]:
+    def read(self, data: str, options: DataOptions) -> ChatSet:
         examples = read_chats(data)
         if examples and examples[0].extra.get("turns"):
-            self.mode, self._question_file = "mt-bench", data
             references = mt_bench.load_references(data)
-            return [
+            items = [
                 EvalItem(
                     ex.id,
                     {"turns": list(ex.extra["turns"])},
@@ -256,11 +253,8 @@ class ChatHarness:
                 )
                 for ex in examples
             ]
-        self.mode = "perplexity"
-        split = options.extra.get("split")
-        if split not in (None, "", "all", "heldout"):
-            raise DataError(data, 0, f"split={split!r}: use split=heldout or split=all")
-        if split == "heldout":
+            return ChatSet(items, "ref_chrf", "mt-bench", data)
+        if split_option(data, options) == "heldout":
             examples = examples[int(len(examples) * (1 - HELDOUT_FRACTION)) :]
         items = []
         for ex in examples:
@@ -269,21 +263,23 @@ class ChatHarness:
                 continue  # no assistant turn after a prompt: nothing to score
             last = next(m["content"] for m in reversed(messages) if m["role"] == "assistant")
             items.append(EvalItem(ex.id, {"messages": messages}, last, ex.category, ex.source))
-        return items
+        return ChatSet(items, "perplexity", "perplexity")
 
-    def open(self, model: str | None, decode: dict[str, Any], options: DataOptions):
-        if self.mode == "mt-bench":
-            return _MTBenchPredictor(model, decode, options, self._question_file)
+    def open(self, run: ChatSet, model: str | None, decode: dict[str, Any], options: DataOptions):
+        if run.mode == "mt-bench":
+            return _MTBenchPredictor(model, decode, options, run.question_file)
         return _PerplexityPredictor(model)
 
-    def resampler(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]):
+    def resampler(self, run: ChatSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]):
         """Fast exact bootstrap scorer (see :mod:`evaluation.bootstrap`)."""
-        if self.mode == "perplexity":
+        if run.mode == "perplexity":
             return None  # two sums: rescoring is already fast
         return _mt_bench_resampler(items, predictions)
 
-    def score(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
-        if self.mode == "perplexity":
+    def score(
+        self, run: ChatSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]
+    ) -> Scores:
+        if run.mode == "perplexity":
             return _score_perplexity(predictions)
         return _score_mt_bench(items, predictions)
 
@@ -339,9 +335,7 @@ RATIOS = (
 
 
 def _chrf_metric():
-    from sacrebleu.metrics import CHRF
-
-    return CHRF()  # the settings of evaluation.metrics.chrf
+    return CHRF()  # the settings of core.metrics.chrf
 
 
 def _item_stats(item: EvalItem, p: Prediction, chrf_metric) -> tuple[dict, Any, dict]:

@@ -12,20 +12,21 @@ import pytest
 import sacrebleu
 import torch
 
+from apps.chat.harness import HARNESS
 from core.data import DataError
 from evaluation import mt_bench
-from evaluation.chat import HARNESS
 from evaluation.harness import evaluate
 from evaluation.protocol import DataOptions, EvalItem, Prediction
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MT_BENCH = str(ROOT / "data/chat/mt_bench/question.jsonl")
 ALPACA = str(ROOT / "data/chat/alpaca_demo/alpaca_en_demo.json")
 
 
 def test_reads_mt_bench_with_reference_answers() -> None:
-    items = HARNESS.read(MT_BENCH, DataOptions())
-    assert HARNESS.mode == "mt-bench" and HARNESS.primary_metric == "ref_chrf"
+    run = HARNESS.read(MT_BENCH, DataOptions())
+    items = run.items
+    assert run.mode == "mt-bench" and run.primary_metric == "ref_chrf"
     assert len(items) == 80
     assert all(len(i.inputs["turns"]) == 2 for i in items)
     by_category: dict[str, int] = {}
@@ -43,10 +44,11 @@ def test_reads_mt_bench_with_reference_answers() -> None:
 
 
 def test_reads_alpaca_heldout_and_messages_jsonl(tmp_path: Path) -> None:
-    items = HARNESS.read(ALPACA, DataOptions(extra={"split": "heldout"}))
-    assert HARNESS.mode == "perplexity" and HARNESS.primary_metric == "perplexity"
+    run = HARNESS.read(ALPACA, DataOptions(extra={"split": "heldout"}))
+    items = run.items
+    assert run.mode == "perplexity" and run.primary_metric == "perplexity"
     assert len(items) == 100  # the last 10% of the 999 examples
-    everything = HARNESS.read(ALPACA, DataOptions())
+    everything = HARNESS.read(ALPACA, DataOptions()).items
     assert [i.id for i in everything[-100:]] == [i.id for i in items]
     assert items[0].inputs["messages"][-1]["role"] == "assistant"
     path = tmp_path / "chats.jsonl"
@@ -55,7 +57,7 @@ def test_reads_alpaca_heldout_and_messages_jsonl(tmp_path: Path) -> None:
         {"messages": [{"role": "user", "content": "No answer here"}]},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    [item] = HARNESS.read(str(path), DataOptions())  # the chat without a reply is not scored
+    [item] = HARNESS.read(str(path), DataOptions()).items  # the chat without a reply is not scored
     assert item.references == "Hey"
     with pytest.raises(DataError, match="split='train'"):
         HARNESS.read(ALPACA, DataOptions(extra={"split": "train"}))
@@ -70,7 +72,7 @@ def _item(qid: str, category: str, refs: list[str]) -> EvalItem:
 
 
 def test_mt_bench_scores_are_the_reference_tools_and_documented_rates() -> None:
-    HARNESS.read(MT_BENCH, DataOptions())  # MT-Bench mode
+    run = HARNESS.read(MT_BENCH, DataOptions())  # MT-Bench mode
     loop = "the cat sat on the mat " * 10
     items = [
         _item("1", "math", ["So x = 38.", "Then 1,200 people."]),
@@ -82,7 +84,7 @@ def test_mt_bench_scores_are_the_reference_tools_and_documented_rates() -> None:
         Prediction("2", ["I'm sorry, I cannot help with that.", ""], {}),
         Prediction("3", [loop, "def f(): return 1"], {"finish_reasons": ["length", "stop"]}),
     ]
-    scores = HARNESS.score(items, predictions)
+    scores = HARNESS.score(run, items, predictions)
     m = scores.metrics
     assert m["empty_rate"] == pytest.approx(100 / 6)
     assert m["refusal_rate"] == pytest.approx(100 / 6)
@@ -104,7 +106,7 @@ def test_mt_bench_scores_are_the_reference_tools_and_documented_rates() -> None:
 def test_judge_scores_overall_and_per_category_from_given_predictions(tmp_path: Path) -> None:
     """A run scored from a predictions file with judge ratings: the mean rating overall and
     per category, unparsed ratings counted as failures, the judge named."""
-    items = HARNESS.read(MT_BENCH, DataOptions())[:12]  # ten writing, two roleplay questions
+    items = HARNESS.read(MT_BENCH, DataOptions()).items[:12]  # ten writing, two roleplay questions
     ratings = [[float(1 + i % 10), None if i % 3 == 0 else 5.0] for i in range(12)]
     path = tmp_path / "judged.jsonl"
     with path.open("w") as f:
@@ -245,7 +247,7 @@ def test_tiny_perplexity_run_equals_the_models_own_loss(real_store, tmp_path: Pa
     from core.training.features import causal_sft_features
 
     loaded = load("smollm2-135m-instruct")
-    items = HARNESS.read(ALPACA, DataOptions(extra={"split": "heldout"}))[:2]
+    items = HARNESS.read(ALPACA, DataOptions(extra={"split": "heldout"})).items[:2]
     from core.examples import ChatExample
 
     chats = [ChatExample(tuple(i.inputs["messages"])) for i in items]
@@ -261,7 +263,7 @@ def test_tiny_perplexity_run_equals_the_models_own_loss(real_store, tmp_path: Pa
 
 
 def test_bootstrap_resampler_equals_rescoring() -> None:
-    HARNESS.read(MT_BENCH, DataOptions())
+    run = HARNESS.read(MT_BENCH, DataOptions())
     items = [
         _item("1", "math", ["So x = 38.", "Then 1,200 people."]),
         _item("2", "writing", []),
@@ -275,9 +277,9 @@ def test_bootstrap_resampler_equals_rescoring() -> None:
         Prediction("3", ["def f(): return 2", "ok"], {"finish_reasons": ["length", "stop"]}),
         Prediction("4", ["Second.", "First place!"], {"time_to_first_token_s": [0.5, 1.5]}),
     ]
-    scorer = HARNESS.resampler(items, predictions)
-    whole = HARNESS.score(items, predictions).metrics
+    scorer = HARNESS.resampler(run, items, predictions)
+    whole = HARNESS.score(run, items, predictions).metrics
     assert scorer([0, 1, 2, 3]) == pytest.approx(whole)
     for indices in ([0, 0, 2, 3], [1, 1, 1, 3], [2, 3, 3, 0]):
-        again = HARNESS.score([items[i] for i in indices], [predictions[i] for i in indices])
+        again = HARNESS.score(run, [items[i] for i in indices], [predictions[i] for i in indices])
         assert scorer(indices) == pytest.approx(again.metrics)

@@ -22,12 +22,16 @@ Category (the per-category breakdown) is the gold label.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.data import read_classification
-from evaluation import metrics
-from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
+from apps.classification.api import Classifier
+from core import metrics
+from core.data import is_headerless_ag_news, read_classification
+from core.defaults import default_model
+from core.models import load
+from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
 
 # Words a zero-shot model can match TREC's coarse codes with (Li & Roth 2002's class names).
 TREC_COARSE_NAMES = {
@@ -49,6 +53,19 @@ def parse_label_map(raw: Any) -> dict[str, str]:
         return {str(k): str(v) for k, v in raw.items()}
     pairs = [part.split("=", 1) for part in str(raw).split(",") if "=" in part]
     return {k.strip(): v.strip() for k, v in pairs}
+
+
+@dataclass
+class ClassificationSet(EvalSet):
+    """The items and how their gold labels are named for scoring.
+
+    ``gold_map``: data label -> the name the model uses (``label_map``, AG News ids); the
+    opened model adds its own names, which come back through :meth:`restore`.
+    """
+
+    data_labels: list[str] = field(default_factory=list)
+    trec: bool = False
+    gold_map: dict[str, str] = field(default_factory=dict)
 
 
 class _Predictor:
@@ -84,28 +101,20 @@ class ClassificationHarness:
     primary_metric = "accuracy"
     higher_is_better = {"accuracy": True, "macro_f1": True, "ece": False}
 
-    def __init__(self) -> None:
-        self._data_labels: list[str] = []
-        self._trec = False
-        # Data label -> the name the model uses; grows in open() with the model's names.
-        self._gold_map: dict[str, str] = {}
-
-    def read(self, data: str, options: DataOptions) -> list[EvalItem]:
+    def read(self, data: str, options: DataOptions) -> ClassificationSet:
         extra = options.extra
         multi = bool(extra.get("multi_label", False))
         label_field = options.label_field
-        self._trec = Path(data).suffix.lower() == ".label"
-        if self._trec:
+        trec = Path(data).suffix.lower() == ".label"
+        if trec:
             label_field = str(extra.get("granularity") or label_field or "coarse")
         examples = read_classification(data, options.text_field, label_field, multi_label=multi)
-        self._data_labels = sorted({x for ex in examples for x in ex.labels})
-        self._gold_map = parse_label_map(extra.get("label_map"))
-        if not self._gold_map and set(self._data_labels) <= set(AG_NEWS_IDS):
-            from core.data import _headerless_ag_news
-
-            if Path(data).suffix.lower() == ".csv" and _headerless_ag_news(data):
-                self._gold_map = dict(AG_NEWS_IDS)  # the original CSV: ids per classes.txt
-        return [
+        data_labels = sorted({x for ex in examples for x in ex.labels})
+        gold_map = parse_label_map(extra.get("label_map"))
+        original_ag_news = Path(data).suffix.lower() == ".csv" and is_headerless_ag_news(data)
+        if not gold_map and set(data_labels) <= set(AG_NEWS_IDS) and original_ag_news:
+            gold_map = dict(AG_NEWS_IDS)  # the original CSV: ids per classes.txt
+        items = [
             EvalItem(
                 ex.id or str(i + 1),
                 {"text": ex.text},
@@ -115,12 +124,15 @@ class ClassificationHarness:
             )
             for i, ex in enumerate(examples)
         ]
+        return ClassificationSet(items, self.primary_metric, data_labels, trec, gold_map)
 
-    def open(self, model: str | None, decode: dict[str, Any], options: DataOptions) -> _Predictor:
-        from apps.classification import Classifier
-        from core.defaults import default_model
-        from core.models import load
-
+    def open(
+        self,
+        run: ClassificationSet,
+        model: str | None,
+        decode: dict[str, Any],
+        options: DataOptions,
+    ) -> _Predictor:
         extra = options.extra
         multi = bool(extra.get("multi_label", False))
         name = model or default_model("classification").name
@@ -129,26 +141,36 @@ class ClassificationHarness:
             str(v).lower() == "entailment" for v in (loaded.config.id2label or {}).values()
         )
         labels = None
+        gold_map = dict(run.gold_map)  # a copy: the run itself is never changed here
         if not has_own_labels:
             labels = extra.get("labels")
             if not labels:
-                if (
-                    self._trec
-                    and not self._gold_map
-                    and set(self._data_labels) <= set(TREC_COARSE_NAMES)
-                ):
-                    self._gold_map = dict(TREC_COARSE_NAMES)
-                labels = [self._gold_map.get(x, x) for x in self._data_labels]
+                if run.trec and not gold_map and set(run.data_labels) <= set(TREC_COARSE_NAMES):
+                    gold_map = dict(TREC_COARSE_NAMES)
+                labels = [gold_map.get(x, x) for x in run.data_labels]
         classifier = Classifier(loaded, labels=labels, multi_label=multi or None)
         if has_own_labels:
             for raw, shown in classifier.label_names.items():
-                self._gold_map.setdefault(raw, shown)
+                gold_map.setdefault(raw, shown)
         predictor = _Predictor(classifier, multi)
-        predictor.settings["label_map"] = dict(self._gold_map)
+        # How gold labels are named for this model: restore() puts it into the run.
+        predictor.settings["label_map"] = gold_map
         return predictor
 
-    def score(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
-        golds = ["|".join(self._gold_map.get(x, x) for x in item.references) for item in items]
+    def restore(self, run: ClassificationSet, settings: dict[str, Any]) -> ClassificationSet:
+        """``run`` with the label names the opened model used (its settings' ``label_map``)."""
+        if "label_map" not in settings:
+            return run
+        return replace(run, gold_map=parse_label_map(settings["label_map"]))
+
+    def score(
+        self,
+        run: ClassificationSet,
+        items: Sequence[EvalItem],
+        predictions: Sequence[Prediction],
+    ) -> Scores:
+        gold_map = run.gold_map
+        golds = ["|".join(gold_map.get(x, x) for x in item.references) for item in items]
         preds = [str(p.prediction) for p in predictions]
         labels = sorted(set(golds) | set(preds))
         confidences = [float(p.extra.get("confidence", 1.0)) for p in predictions]

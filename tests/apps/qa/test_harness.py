@@ -7,21 +7,21 @@ from pathlib import Path
 
 import pytest
 
+from apps.qa.harness import HARNESS
+from core import metrics
 from core.data import DataError
 from core.testing import tiny_model_dir
-from evaluation import metrics
 from evaluation.harness import evaluate
 from evaluation.protocol import DataOptions, Prediction
-from evaluation.qa import HARNESS
 
 SQUAD = "data/qa/squad_v1.1/dev-v1.1.articles-00-23.json"
 
 
 def test_reads_the_shipped_squad_file_and_the_recipe_heldout_split() -> None:
-    items = HARNESS.read(SQUAD, DataOptions())
+    items = HARNESS.read(SQUAD, DataOptions()).items
     assert len(items) == 5696 and items[0].category == "Super_Bowl_50"
     assert "Denver Broncos" in items[0].references
-    held = HARNESS.read(SQUAD, DataOptions(extra={"split": "heldout"}))
+    held = HARNESS.read(SQUAD, DataOptions(extra={"split": "heldout"})).items
     # The recipe's validation split: whole articles, 1,168 questions (its manifest says so).
     assert len(held) == 1168
     assert {i.category for i in held} == {"Apollo_program", "Geology", "Super_Bowl_50"}
@@ -34,19 +34,20 @@ def test_reads_jsonl(tmp_path: Path) -> None:
     row = {"id": "q1", "question": "Who?", "context": "Ann met Bob.",
            "answers": {"text": ["Ann"], "answer_start": [0]}}  # fmt: skip
     path.write_text(json.dumps(row) + "\n")
-    [item] = HARNESS.read(str(path), DataOptions())
+    [item] = HARNESS.read(str(path), DataOptions()).items
     assert item.id == "q1" and item.references == ["Ann"] and item.inputs["context"]
 
 
 def test_scores_equal_squad_scores_on_real_items() -> None:
-    items = HARNESS.read(SQUAD, DataOptions())[:300]
+    run = HARNESS.read(SQUAD, DataOptions())
+    items = run.items[:300]
     # Deterministic, varied predictions: exact, partial, wrong.
     texts = [
         i.references[0] if n % 3 == 0 else i.references[0].split()[0] if n % 3 == 1 else "x"
         for n, i in enumerate(items)
     ]
     predictions = [Prediction(i.id, t) for i, t in zip(items, texts, strict=True)]
-    scores = HARNESS.score(items, predictions)
+    scores = HARNESS.score(run, items, predictions)
     official = metrics.squad_scores(
         {i.id: t for i, t in zip(items, texts, strict=True)}, {i.id: i.references for i in items}
     )

@@ -10,37 +10,40 @@ from pathlib import Path
 import pytest
 from rouge_score import rouge_scorer
 
+from apps.summarization.harness import HARNESS, detokenize_ptb
 from core.data import DataError
 from core.testing import tiny_model_dir
 from evaluation.harness import evaluate
 from evaluation.protocol import DataOptions, Prediction
-from evaluation.summarization import HARNESS, detokenize_ptb
 
 SAMSUM = "data/summarization/samsum/val.csv"
 XSUM = "data/summarization/xsum/test_100.jsonl"
 
 
 def test_samsum_csv_and_the_recipe_heldout_split() -> None:
-    items = HARNESS.read(SAMSUM, DataOptions())
+    items = HARNESS.read(SAMSUM, DataOptions()).items
     with open(SAMSUM, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(items) == len(rows) == 818
     assert items[0].inputs["text"] == rows[0]["dialogue"]
     assert items[0].references == [rows[0]["summary"]] and items[0].id == rows[0]["id"]
-    held = HARNESS.read(SAMSUM, DataOptions(extra={"split": "heldout"}))
+    held = HARNESS.read(SAMSUM, DataOptions(extra={"split": "heldout"})).items
     # The recipe keeps 15% (seed 0) for validation: never trained on, so fair to report.
     assert len(held) == 123 and {i.id for i in held} < {i.id for i in items}
-    again = HARNESS.read(SAMSUM, DataOptions(extra={"split": "heldout"}))
+    again = HARNESS.read(SAMSUM, DataOptions(extra={"split": "heldout"})).items
     assert [i.id for i in again] == [i.id for i in held]
+    # An unknown split is refused, not silently read as the whole file.
+    with pytest.raises(DataError, match="unknown split='test'"):
+        HARNESS.read(SAMSUM, DataOptions(extra={"split": "test"}))
 
 
 def test_xsum_jsonl_and_chosen_fields(tmp_path: Path) -> None:
-    items = HARNESS.read(XSUM, DataOptions())
+    items = HARNESS.read(XSUM, DataOptions()).items
     assert len(items) == 100 and items[0].id == "34268361"
     assert len(items[0].inputs["text"]) > 500 and len(items[0].references) == 1
     path = tmp_path / "mine.jsonl"
     path.write_text(json.dumps({"body": "Long text.", "tldr": "Short."}) + "\n")
-    [item] = HARNESS.read(str(path), DataOptions(text_field="body", target_field="tldr"))
+    [item] = HARNESS.read(str(path), DataOptions(text_field="body", target_field="tldr")).items
     assert item.inputs["text"] == "Long text." and item.references == ["Short."]
     with pytest.raises(DataError):
         HARNESS.read(str(path), DataOptions())  # no document/summary fields
@@ -57,19 +60,24 @@ def test_cnn_dm_is_detokenized_and_takes_several_references(tmp_path: Path) -> N
     path = tmp_path / "cnn_dm_sample.jsonl"
     path.write_text(json.dumps(row) + "\n")
     options = DataOptions(target_field="highlights,additional_references")
-    [item] = HARNESS.read(str(path), options)
+    [item] = HARNESS.read(str(path), options).items
     assert item.inputs["text"] == "Paul Merson's team (Spurs) drew 0-0. \"We didn't win,\" he said."
     assert item.references == ["Merson's team drew.", "A draw for Merson's team."]
-    raw = HARNESS.read(str(path), DataOptions(target_field="highlights", extra={"detokenize": ""}))
+    raw = HARNESS.read(
+        str(path), DataOptions(target_field="highlights", extra={"detokenize": ""})
+    ).items
     assert raw[0].references == ["Merson 's team drew ."]
     assert detokenize_ptb("a -lsb- b -rsb- c $ 5") == "a [b] c $5"
 
 
 def test_rouge_equals_rouge_score_with_best_reference_and_per_item_rouge_l() -> None:
-    items = HARNESS.read(SAMSUM, DataOptions())[:20]
+    run = HARNESS.read(SAMSUM, DataOptions())
+    items = run.items[:20]
     preds = [" ".join(i.references[0].split()[: max(1, len(i.references[0].split()) // 2)])
              for i in items]  # fmt: skip
-    scores = HARNESS.score(items, [Prediction(i.id, p) for i, p in zip(items, preds, strict=True)])
+    scores = HARNESS.score(
+        run, items, [Prediction(i.id, p) for i, p in zip(items, preds, strict=True)]
+    )
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     expected = [scorer.score(i.references[0], p) for i, p in zip(items, preds, strict=True)]
     for name in ("rouge1", "rouge2", "rougeL"):

@@ -19,17 +19,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core.data import DataError, read_qa, split_by_group
-from evaluation import metrics
-from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
+from apps.finetune.recipes import get_recipe
+from apps.qa.api import QuestionAnswerer
+from core import metrics
+from core.data import read_qa, split_for_task
+from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, split_option
 
 HELDOUT_RECIPE = "minilm-l6-squad"
 
 
 class _Predictor:
     def __init__(self, model: str | None, options: DataOptions) -> None:
-        from apps.qa import QuestionAnswerer
-
         sizes = {
             k: int(options.extra[k]) for k in ("max_length", "doc_stride") if k in options.extra
         }
@@ -74,19 +74,12 @@ class QAHarness:
     primary_metric = "f1"
     higher_is_better = {"exact_match": True, "f1": True}
 
-    def read(self, data: str, options: DataOptions) -> list[EvalItem]:
+    def read(self, data: str, options: DataOptions) -> EvalSet:
         examples = read_qa(data)
-        split = options.extra.get("split")
-        if split == "heldout":
-            from core.training.recipes import get_recipe
-
+        if split_option(data, options) == "heldout":
             config = get_recipe(HELDOUT_RECIPE).config
-            _, examples = split_by_group(
-                examples, lambda e: e.title, config.validation_fraction, config.seed
-            )
-        elif split not in (None, "", "all"):
-            raise DataError(data, 0, f"unknown split option {split!r}; expected heldout or all")
-        return [
+            _, examples = split_for_task("qa", examples, config.validation_fraction, config.seed)
+        items = [
             EvalItem(
                 ex.id,
                 {"question": ex.question, "context": ex.context},
@@ -96,11 +89,16 @@ class QAHarness:
             )
             for ex in examples
         ]
+        return EvalSet(items, self.primary_metric)
 
-    def open(self, model: str | None, decode: dict[str, Any], options: DataOptions) -> _Predictor:
+    def open(
+        self, run: EvalSet, model: str | None, decode: dict[str, Any], options: DataOptions
+    ) -> _Predictor:
         return _Predictor(model, options)
 
-    def score(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
+    def score(
+        self, run: EvalSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]
+    ) -> Scores:
         # Per question, then the mean: exactly the official script's average (it scores each
         # question and divides by the count). Lists, not dicts keyed by id, so a bootstrap
         # resample that draws a question twice counts it twice.

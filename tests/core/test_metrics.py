@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.metrics import (
+from core.metrics import (
     MetricError,
     accuracy,
     bleu,

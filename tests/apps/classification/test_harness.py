@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from apps.classification.harness import HARNESS, ClassificationHarness
+from core import metrics
 from core.testing import tiny_model_dir
-from evaluation import metrics
-from evaluation.classification import HARNESS, ClassificationHarness
 from evaluation.harness import evaluate
 from evaluation.protocol import DataOptions, Prediction
 
@@ -19,16 +19,16 @@ SST2 = "data/classification/sst2/dev.tsv"
 
 
 def test_reads_the_shipped_sets() -> None:
-    trec = HARNESS.read(TREC, DataOptions())
+    trec = HARNESS.read(TREC, DataOptions()).items
     assert len(trec) == 500 and {i.category for i in trec} == {
         "ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"}  # fmt: skip
-    fine = HARNESS.read(TREC, DataOptions(extra={"granularity": "fine"}))
+    fine = HARNESS.read(TREC, DataOptions(extra={"granularity": "fine"})).items
     assert fine[0].references[0].startswith(trec[0].references[0] + ":")
-    ag = HARNESS.read(AG, DataOptions())
+    ag = HARNESS.read(AG, DataOptions()).items
     assert len(ag) == 1000 and {i.category for i in ag} == {"World", "Sports", "Business",
                                                            "Sci/Tech"}  # fmt: skip
     assert ag[0].inputs["text"].startswith("Fears for T N pension after talks")
-    sst = HARNESS.read(SST2, DataOptions())
+    sst = HARNESS.read(SST2, DataOptions()).items
     assert len(sst) == 872 and {i.category for i in sst} == {"0", "1"}
 
 
@@ -39,17 +39,19 @@ def test_original_headerless_ag_news_ids_become_names(tmp_path: Path) -> None:
             [["3", "Stocks up", "Markets rose."], ["2", "Cup final", "A late goal."]]
         )
     harness = ClassificationHarness()
-    items = harness.read(str(path), DataOptions())
+    run = harness.read(str(path), DataOptions())
+    items = run.items
     preds = [Prediction(items[0].id, "Business"), Prediction(items[1].id, "World")]
-    assert harness.score(items, preds).metrics["accuracy"] == 50.0
+    assert harness.score(run, items, preds).metrics["accuracy"] == 50.0
 
 
 def test_scores_and_sections() -> None:
     harness = ClassificationHarness()
-    items = harness.read(SST2, DataOptions(extra={"label_map": "0=negative,1=positive"}))[:40]
+    run = harness.read(SST2, DataOptions(extra={"label_map": "0=negative,1=positive"}))
+    items = run.items[:40]
     preds = [Prediction(i.id, "positive" if n % 3 else "negative", {"confidence": 0.8})
              for n, i in enumerate(items)]  # fmt: skip
-    scores = harness.score(items, preds)
+    scores = harness.score(run, items, preds)
     golds = [{"0": "negative", "1": "positive"}[i.references[0]] for i in items]
     labels = [p.prediction for p in preds]
     assert scores.metrics["accuracy"] == pytest.approx(metrics.accuracy(labels, golds))

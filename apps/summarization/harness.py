@@ -19,12 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.data import read_pairs, split_items
-from evaluation import metrics
-from evaluation.protocol import DataOptions, EvalItem, Prediction, Scores
+from apps.finetune.recipes import get_recipe
+from apps.summarization.api import Summarizer
+from core import metrics
+from core.data import read_pairs, split_for_task
+from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, split_option
 
-RECIPE_HELDOUT_FRACTION = 0.15  # core/training/recipes.py: smollm2-135m-samsum
-RECIPE_SEED = 0
+HELDOUT_RECIPE = "smollm2-135m-samsum"
 _PTB = [
     (re.compile(r"-lrb-", re.I), "("),
     (re.compile(r"-rrb-", re.I), ")"),
@@ -48,8 +49,6 @@ def detokenize_ptb(text: str) -> str:
 
 class _Predictor:
     def __init__(self, model: str | None, decode: dict[str, Any], options: DataOptions) -> None:
-        from apps.summarization import Summarizer
-
         self.summarizer = Summarizer(model)
         extra = options.extra
         self.kwargs = {
@@ -87,29 +86,37 @@ class SummarizationHarness:
     primary_metric = "rougeL"
     higher_is_better = dict.fromkeys(metrics.ROUGE_TYPES, True)
 
-    def read(self, data: str, options: DataOptions) -> list[EvalItem]:
+    def read(self, data: str, options: DataOptions) -> EvalSet:
         target: Any = options.target_field
         if isinstance(target, str) and "," in target:
             target = [t.strip() for t in target.split(",")]
         examples = read_pairs(data, options.text_field, target)
-        if options.extra.get("split") == "heldout":
+        if split_option(data, options) == "heldout":
             # What the smollm2-135m-samsum recipe held back from training (15%, seed 0).
-            _, examples = split_items(examples, RECIPE_HELDOUT_FRACTION, RECIPE_SEED)
+            config = get_recipe(HELDOUT_RECIPE).config
+            _, examples = split_for_task(
+                "summarization", examples, config.validation_fraction, config.seed
+            )
         ptb = options.extra.get("detokenize") == "ptb" or (
             "detokenize" not in options.extra and "cnn" in Path(data).name.lower()
         )
         fix = detokenize_ptb if ptb else (lambda text: text)
-        return [
+        items = [
             EvalItem(
                 ex.id, {"text": fix(ex.source_text)}, [fix(t) for t in ex.targets], "", ex.source
             )
             for ex in examples
         ]
+        return EvalSet(items, self.primary_metric)
 
-    def open(self, model: str | None, decode: dict[str, Any], options: DataOptions) -> _Predictor:
+    def open(
+        self, run: EvalSet, model: str | None, decode: dict[str, Any], options: DataOptions
+    ) -> _Predictor:
         return _Predictor(model, decode, options)
 
-    def score(self, items: Sequence[EvalItem], predictions: Sequence[Prediction]) -> Scores:
+    def score(
+        self, run: EvalSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]
+    ) -> Scores:
         per_item = [
             _item_rouge(str(p.prediction), tuple(item.references))
             for item, p in zip(items, predictions, strict=True)

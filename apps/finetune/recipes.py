@@ -3,6 +3,9 @@
 Each recipe is one call of :func:`core.training.trainer.finetune` on data shipped in
 ``data/``, plus the evaluation its report needs. ``quintet recipes run NAME`` runs one;
 the result lands in the store under the recipe's name, where the apps find it.
+
+Recipes are task-level (each names a task, its shipped data and the evaluation its report
+needs), so they live in the apps layer, on top of core's task-agnostic fine-tuning engine.
 """
 
 from __future__ import annotations
@@ -10,13 +13,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from core.config import DecodeConfig, TrainConfig
+from core.data import read_pairs, split_for_task
 from core.errors import ModelNotFoundError, QuintetError
+from core.metrics import rouge_scores
 from core.store import ModelStore
+from core.task_prompts import summarize_prompt
 from core.training.tasks import FieldNames
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "data"
@@ -40,13 +46,13 @@ class Recipe:
 
 def _samsum_rouge(recipe: Recipe, result: Any, data_root: Path) -> dict[str, Any]:
     """ROUGE of the base and the fine-tuned model on held-back SAMSum dialogues."""
-    from core.data import read_pairs, split_items
+    # Imported here: torch, for a report that only runs after training.
     from core.decoding import Generator
-    from core.task_prompts import summarize_prompt
-    from evaluation.metrics import rouge_scores
 
     pairs = read_pairs(str(data_root / recipe.train))
-    _, held_back = split_items(pairs, recipe.config.validation_fraction, recipe.config.seed)
+    _, held_back = split_for_task(
+        recipe.task, pairs, recipe.config.validation_fraction, recipe.config.seed
+    )
     held_back = held_back[:100]
     chats = [[{"role": "user", "content": summarize_prompt(p.source_text)}] for p in held_back]
     references = [p.target for p in held_back]
@@ -143,12 +149,11 @@ def run_recipe(
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run a recipe end to end and return its report (also written to the run folder)."""
+    # Imported here: the engine pulls torch, which `quintet recipes list` does not need.
     from core.training.trainer import finetune
 
     recipe = get_recipe(name)
     if overrides:
-        from dataclasses import replace
-
         recipe = replace(recipe, config=replace(recipe.config, **overrides))
     data_root = data_root or DATA_ROOT
     store = store or ModelStore()
