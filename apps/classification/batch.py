@@ -266,7 +266,7 @@ def _classified(
 
     c: Any = classifier  # a Classifier: what the actors need to build theirs
     recipe = _ClassifyOnActor(
-        c.loaded.spec, c.labels, c.multi_label, dict(c.label_names), c.temperature,
+        type(c), c.loaded.spec, c.labels, c.multi_label, dict(c.label_names), c.temperature,
         c.batch_size, c.backend, top_k, threshold,
     )  # fmt: skip
     for index, (_, results) in enumerate(run_batches(texts, recipe, cluster)):
@@ -278,6 +278,7 @@ class _ClassifyOnActor:
     """What a Ray actor builds once: a classifier made as the caller's was (same model,
     labels, names and temperature, so the same probabilities)."""
 
+    kind: type  # the caller's classifier class (pickled by name: no import of api.py here)
     spec: ModelSpec
     labels: Sequence[str] | None
     multi_label: bool
@@ -289,10 +290,9 @@ class _ClassifyOnActor:
     threshold: float
 
     def __call__(self) -> Callable[[list[str]], list[Any]]:
-        from apps.classification.api import Classifier
         from core.models import load
 
-        classifier = Classifier(
+        classifier = self.kind(
             load(self.spec), self.labels, multi_label=self.multi_label,
             label_names=self.label_names, batch_size=self.batch_size,
             temperature=self.temperature, backend=self.backend,

@@ -159,8 +159,8 @@ def _translated(
     from core.cluster import run_batches
 
     recipe = _TranslateOnActor(
-        translator.model, translator.device, translator.backend, translator.batch_size,
-        src, tgt, decode,
+        type(translator), translator.model, translator.device, translator.backend,
+        translator.batch_size, src, tgt, decode,
     )  # fmt: skip
     for _, results in run_batches(list(chunks), recipe, cluster):
         yield results
@@ -170,6 +170,7 @@ def _translated(
 class _TranslateOnActor:
     """What a Ray actor builds once: a ``Translator`` made as the caller's was."""
 
+    kind: type  # the caller's translator class (pickled by name: no import of api.py here)
     model: str | None
     device: str
     backend: str
@@ -179,9 +180,7 @@ class _TranslateOnActor:
     decode: dict[str, Any]
 
     def __call__(self) -> Callable[[list[str]], list]:
-        from apps.translation.api import Translator
-
-        translator = Translator(
+        translator = self.kind(
             self.model, device=self.device, backend=self.backend, batch_size=self.batch_size
         )
         return lambda texts: translator.translate(
