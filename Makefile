@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[ui,dev,fast,serve]'
+	$(BIN)/python -m pip install --quiet -e '.[ui,dev,fast,serve,cluster]'
 	touch $(STAMP)
 
 setup: $(STAMP) models
@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.file_translation --out bench-file-translation.json
 	$(BIN)/python -m benchmarks.server_load --out bench-server-load.json
 	$(BIN)/python -m benchmarks.training --out bench-training.json
+	$(BIN)/python -m benchmarks.cluster --out bench-cluster.json
 
 clean-venv:
 	rm -rf $(VENV)

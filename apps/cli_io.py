@@ -6,9 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import BACKENDS
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from core.cluster import ClusterOptions
 
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
@@ -72,3 +76,42 @@ def checked_arguments(texts: Sequence[str], name: str) -> list[str]:
     if len(texts) == 1:
         return [checked_text(texts[0], f"the {name} argument")]
     return [checked_text(t, f"{name} argument {i}") for i, t in enumerate(texts, start=1)]
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """``--ray``, ``--ray-address``, ``--workers``, ``--gpus-per-worker``: the same for every
+    command with a batch mode (read back by :func:`cluster_options`)."""
+    group = parser.add_argument_group("cluster (pip install 'quintet[cluster]')")
+    group.add_argument(
+        "--ray",
+        action="store_true",
+        help="run the batches on Ray actors: $RAY_ADDRESS or --ray-address joins that "
+        "cluster, otherwise a local one starts for this run",
+    )
+    group.add_argument("--ray-address", help="a running Ray cluster, e.g. 10.0.0.5:6379")
+    group.add_argument("--workers", type=int, help="with --ray: actors, one model each (default 2)")
+    group.add_argument(
+        "--gpus-per-worker", type=float, help="with --ray: GPUs each actor reserves (default 0)"
+    )
+
+
+def cluster_options(args: argparse.Namespace) -> ClusterOptions | None:
+    """The ``ClusterOptions`` the flags of :func:`add_cluster_options` ask for, or None
+    without ``--ray``; a ``ConfigError`` for flags that need ``--ray`` or a missing Ray."""
+    from core.cluster import ClusterOptions, require_ray
+
+    if not args.ray:
+        given = [flag for flag, value in (("--ray-address", args.ray_address),
+                 ("--workers", args.workers), ("--gpus-per-worker", args.gpus_per_worker))
+                 if value is not None]  # fmt: skip
+        if given:
+            raise ConfigError(f"{given[0]} needs --ray")
+        return None
+    options = ClusterOptions(
+        address=args.ray_address,
+        workers=2 if args.workers is None else args.workers,
+        gpus_per_worker=args.gpus_per_worker or 0.0,
+    )
+    options.check()  # a ClusterError (one line, exit 2) before any model loads
+    require_ray()
+    return options

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from apps.cli_io import add_backend_option
+from apps.cli_io import add_backend_option, add_cluster_options, cluster_options
 from apps.flags import add_decode_options, decode_from_args, parse_pairs
 from core.errors import ConfigError
 from core.task_names import TASKS
@@ -20,6 +20,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("give --data FILE (or --source FILE --reference FILE for translation)")
     if args.predictions and args.model:
         raise ConfigError("give --model (to run it) or --predictions FILE (to score), not both")
+    cluster = cluster_options(args)
+    if cluster is not None and args.predictions:
+        raise ConfigError("--ray runs a model; --predictions scores a file: not both")
     options = DataOptions(
         text_field=args.text_field,
         target_field=args.target_field,
@@ -59,6 +62,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             bootstrap=args.bootstrap,
             predictions_file=args.predictions,
+            cluster=cluster,
         )
     except KeyboardInterrupt:
         print(
@@ -116,6 +120,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples (0: none)")
     parser.add_argument("--predictions", help="score this file instead of running a model")
     add_backend_option(parser)
+    add_cluster_options(parser)
     for field in ("text", "target", "label", "question", "context", "answers", "id", "category"):
         parser.add_argument(f"--{field}-field")
     parser.add_argument("--src", help="translation: source language code")

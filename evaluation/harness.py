@@ -16,16 +16,17 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import QuintetError
 from core.locks import exclusive_output
@@ -36,6 +37,9 @@ from evaluation.bootstrap import bootstrap_intervals, make_scorer
 from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, TaskHarness
 from evaluation.registry import get_harness
 from evaluation.report import Report, write_report
+
+if TYPE_CHECKING:
+    from core.cluster import ClusterOptions
 
 
 class EvaluationError(QuintetError):
@@ -65,6 +69,7 @@ def evaluate(
     bootstrap_seconds: float = 30.0,
     progress: bool | ProgressCallback = True,
     predictions_file: str | None = None,
+    cluster: ClusterOptions | None = None,
 ) -> Report:
     """Evaluate ``model`` on ``task`` over ``data`` and write the report files to ``out``.
 
@@ -88,6 +93,8 @@ def evaluate(
         predictions_file: score these predictions instead of running a model: plain text,
             one per line (read as the sacrebleu command line reads a system output), JSONL
             with ``id``/``prediction``, or SQuAD's ``{id: answer}`` JSON.
+        cluster: predict on Ray actors (:mod:`core.cluster`) instead of in this process:
+            the same batches, predictions, resume and report.
 
     Raises:
         DataError: a bad data or predictions file (``file:line`` and what was expected),
@@ -104,7 +111,7 @@ def evaluate(
         return _evaluate(
             task, model, data, limit=limit, out_dir=Path(out), decode=decode, options=options,
             batch_size=batch_size, bootstrap=bootstrap, bootstrap_seconds=bootstrap_seconds,
-            progress=progress, predictions_file=predictions_file,
+            progress=progress, predictions_file=predictions_file, cluster=cluster,
         )  # fmt: skip
 
 
@@ -122,6 +129,7 @@ def _evaluate(
     bootstrap_seconds: float,
     progress: bool | ProgressCallback,
     predictions_file: str | None,
+    cluster: ClusterOptions | None = None,
 ) -> Report:
     """:func:`evaluate` into the run folder ``out_dir``, whose lock the caller holds."""
     started = time.perf_counter()  # total time: reading, predicting and scoring
@@ -132,6 +140,8 @@ def _evaluate(
     if batch_size < 1:
         raise EvaluationError(f"--batch-size must be at least 1 (got {batch_size})")
     check_resamples(bootstrap)
+    if cluster is not None and predictions_file is not None:
+        raise EvaluationError("--ray runs a model; --predictions scores a file: not both")
     # All reading (and its errors, with file:line) happens here, before any model work.
     data_path = _local_data(data)
     eval_set = harness.read(data_path or "", options)  # this evaluation's own state
@@ -162,8 +172,9 @@ def _evaluate(
             batch_size,
             progress,
             _fingerprint(all_items),
+            cluster,
         )
-        device = _device(settings)
+        device = _device(settings) if cluster is None else _cluster_device(cluster)
         restore = getattr(harness, "restore", None)
         if callable(restore):  # scoring state only the opened model knows (label names)
             eval_set = restore(eval_set, settings)
@@ -217,6 +228,7 @@ def _predict(
     batch_size: int,
     progress: bool | ProgressCallback,
     fingerprint: str = "",
+    cluster: ClusterOptions | None = None,
 ) -> tuple[list[Prediction], str, dict[str, Any], float, float]:
     """Run the app on every item not already predicted in ``out_dir``; returns predictions
     in item order, the model actually used, its settings, the seconds spent predicting (this
@@ -239,8 +251,17 @@ def _predict(
     done = {k: v for k, v in done.items() if k in ids}
     todo = [item for item in items if item.id not in done]
 
-    predictor = harness.open(eval_set, model, decode, options)
-    model_name, settings = predictor.model_name, dict(predictor.settings)
+    if cluster is None:
+        predictor = harness.open(eval_set, model, decode, options)
+        model_name, settings = predictor.model_name, dict(predictor.settings)
+        batches = _local_batches(predictor, todo, batch_size)
+    else:
+        from evaluation.cluster import predict_on_cluster
+
+        opened, batches = predict_on_cluster(
+            harness, eval_set, model, decode, options, todo, batch_size, cluster
+        )
+        model_name, settings = opened.model_name, dict(opened.settings)
     if done and state is not None and state.get("model_name") not in (None, model_name):
         # e.g. no --model: the default resolved to another model than the first time
         raise EvaluationError(
@@ -258,11 +279,9 @@ def _predict(
     report = progress_callback(progress, len(items), desc="evaluating", unit="ex")
     report(len(done), len(items))
     seconds = previous_seconds
-    with pred_io.LogWriter(log_path) as log:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            began = time.perf_counter()
-            outputs = predictor.predict(batch)
+    with contextlib.closing(batches), pred_io.LogWriter(log_path) as log:
+        began = time.perf_counter()
+        for batch, outputs in batches:
             if len(outputs) != len(batch):
                 raise EvaluationError(
                     f"the {harness.task} app returned {len(outputs)} predictions for "
@@ -275,7 +294,17 @@ def _predict(
                 done[item.id] = output
             _write_state(state_path, run, model_name, settings, seconds, fingerprint)
             report(len(done), len(items))
+            began = time.perf_counter()
     return [done[item.id] for item in items], model_name, settings, seconds, previous_seconds
+
+
+def _local_batches(
+    predictor: Any, todo: list[EvalItem], batch_size: int
+) -> Iterator[tuple[list[EvalItem], list[Prediction]]]:
+    """``(batch, predictions)`` for each batch of ``todo``, predicted in this process."""
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        yield batch, predictor.predict(batch)
 
 
 def _run_key(
@@ -445,6 +474,12 @@ def _device(settings: dict[str, Any]) -> str:
         return describe_device(torch.device(named) if named else pick_device())
     except (RuntimeError, TypeError, ValueError):
         return str(named)
+
+
+def _cluster_device(cluster: ClusterOptions) -> str:
+    from evaluation.cluster import describe
+
+    return describe(cluster)
 
 
 def _versions() -> dict[str, str]:

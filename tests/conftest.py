@@ -104,3 +104,23 @@ def _fresh_model_cache():
     clear_cache()
     yield
     clear_cache()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs) shared by the Ray tests: starting one takes seconds.
+
+    ``core.cluster`` uses a session that is already open and leaves it open; this fixture
+    shuts it down at the end of the test session.
+    """
+    ray = pytest.importorskip("ray", reason="the cluster extra: pip install 'quintet[cluster]'")
+    from core.cluster import LOCAL_OBJECT_STORE_BYTES
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+        logging_level="WARNING",
+    )
+    yield ray
+    ray.shutdown()

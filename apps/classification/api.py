@@ -126,6 +126,7 @@ class Classifier:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
         self.batch_size = batch_size
+        self.backend = backend  # as asked ("auto" ...): a Ray worker rebuilds it so
         self.mode: Mode = self._pick_mode()
         if self.mode == "zero-shot-likelihood":
             self.backend_choice = BackendChoice("transformers", "label likelihood runs on torch")

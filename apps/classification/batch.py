@@ -24,14 +24,18 @@ import csv
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.data import TEXT_FIELDS, DataError, read_records
 from core.locks import exclusive_output
 from core.progress import ProgressCallback, progress_callback
+
+if TYPE_CHECKING:
+    from core.cluster import ClusterOptions
+    from core.config import ModelSpec
 
 _OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
 
@@ -141,6 +145,7 @@ def classify_file(
     batch_size: int = 64,
     resume: bool = True,
     progress: bool | ProgressCallback = True,
+    cluster: ClusterOptions | None = None,
 ) -> BatchResult:
     """Classify ``text_column`` of every row of ``input_path`` into ``output_path``.
 
@@ -149,6 +154,9 @@ def classify_file(
             question, content, description.
         resume: keep rows a previous run of the same job already wrote.
         progress: a tqdm bar (True), nothing (False) or a ``(done, total)`` callback.
+        cluster: classify the batches on Ray actors (:mod:`core.cluster`), each with a
+            classifier built like this one (an :class:`apps.classification.Classifier`);
+            rows are written in order as they finish, the same output and resume as here.
 
     Raises:
         DataError: the input is not a readable CSV/TSV/JSONL, or has no such column.
@@ -162,7 +170,7 @@ def classify_file(
         return _classify_file(
             classifier, Path(input_path), output_path, text_column,
             top_k=top_k, threshold=threshold, batch_size=batch_size, resume=resume,
-            progress=progress,
+            progress=progress, cluster=cluster,
         )  # fmt: skip
 
 
@@ -177,6 +185,7 @@ def _classify_file(
     batch_size: int,
     resume: bool,
     progress: bool | ProgressCallback,
+    cluster: ClusterOptions | None = None,
 ) -> BatchResult:
     started = time.perf_counter()
     fmt = _OUTPUT_FORMATS[output_path.suffix.lower()]
@@ -205,11 +214,15 @@ def _classify_file(
     mode = "a" if done else "w"
     with output_path.open(mode, encoding="utf-8", newline="") as handle:
         writer = _writer(handle, fmt, columns, header=not done)
-        for begin in range(done, len(records), batch_size):
-            rows = [record for _, record in records[begin : begin + batch_size]]
+        batches = [
+            [record for _, record in records[begin : begin + batch_size]]
+            for begin in range(done, len(records), batch_size)
+        ]
+        written = done
+        for rows, results in _classified(classifier, batches, text_column, top_k, threshold,
+                                         cluster):  # fmt: skip
             texts = [str(row.get(text_column) or "") for row in rows]
             present = [i for i, text in enumerate(texts) if text.strip()]
-            results = classifier.classify([texts[i] for i in present], top_k, None, threshold)
             by_row = dict(zip(present, results, strict=True))
             for i, row in enumerate(rows):
                 out = {c: row.get(c, "") for c in input_columns}
@@ -226,10 +239,65 @@ def _classify_file(
                         out[f"p_{label}"] = "" if p is None else round(p, 6)
                 writer(out)
             handle.flush()
-            report(min(begin + batch_size, len(records)), len(records))
+            written += len(rows)
+            report(written, len(records))
     return BatchResult(
         len(records), len(records) - done, done, empty, time.perf_counter() - started
     )
+
+
+def _classified(
+    classifier: FileClassifier,
+    batches: list[list[dict]],
+    text_column: str,
+    top_k: int | None,
+    threshold: float,
+    cluster: ClusterOptions | None,
+) -> Iterator[tuple[list[dict], list]]:
+    """``(rows, results)`` per batch in order, one result per row with a non-blank text:
+    here, or on the cluster."""
+    texts = [[t for row in rows if (t := str(row.get(text_column) or "")).strip()]
+             for rows in batches]  # fmt: skip
+    if cluster is None:
+        for rows, present in zip(batches, texts, strict=True):
+            yield rows, classifier.classify(present, top_k, None, threshold)
+        return
+    from core.cluster import run_batches
+
+    c: Any = classifier  # a Classifier: what the actors need to build theirs
+    recipe = _ClassifyOnActor(
+        type(c), c.loaded.spec, c.labels, c.multi_label, dict(c.label_names), c.temperature,
+        c.batch_size, c.backend, top_k, threshold,
+    )  # fmt: skip
+    for index, (_, results) in enumerate(run_batches(texts, recipe, cluster)):
+        yield batches[index], results
+
+
+@dataclass(frozen=True)
+class _ClassifyOnActor:
+    """What a Ray actor builds once: a classifier made as the caller's was (same model,
+    labels, names and temperature, so the same probabilities)."""
+
+    kind: type  # the caller's classifier class (pickled by name: no import of api.py here)
+    spec: ModelSpec
+    labels: Sequence[str] | None
+    multi_label: bool
+    label_names: dict[str, str]
+    temperature: float
+    batch_size: int
+    backend: str
+    top_k: int | None
+    threshold: float
+
+    def __call__(self) -> Callable[[list[str]], list[Any]]:
+        from core.models import load
+
+        classifier = self.kind(
+            load(self.spec), self.labels, multi_label=self.multi_label,
+            label_names=self.label_names, batch_size=self.batch_size,
+            temperature=self.temperature, backend=self.backend,
+        )  # fmt: skip
+        return lambda texts: classifier.classify(texts, self.top_k, None, self.threshold)
 
 
 def _writer(handle, fmt: str, columns: list[str], header: bool) -> Callable[[dict], None]:

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from apps.cli_io import checked_arguments, checked_text
+from apps.cli_io import add_cluster_options, checked_arguments, checked_text, cluster_options
 from apps.flags import add_deprecated_alias
 from core.errors import ConfigError
 
@@ -28,6 +28,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         )
     if args.input is not None and not args.output:
         raise ConfigError("--input needs --output FILE (.csv, .tsv or .jsonl)")
+    cluster = cluster_options(args)
+    if cluster is not None and args.input is None:
+        raise ConfigError("--ray classifies files: give --input FILE --output FILE")
     checked_arguments(args.texts, "TEXT")  # before a model loads
     if args.labels is not None:
         checked_text(args.labels, "--labels")
@@ -49,6 +52,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             threshold=args.threshold,
             resume=not args.restart,
+            cluster=cluster,
         )
         resumed = f", {result.resumed} kept from an earlier run" if result.resumed else ""
         empty = f", {result.empty} empty texts left unlabelled" if result.empty else ""
@@ -112,4 +116,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--json", action="store_true", help="print results as JSON")
+    add_cluster_options(p)
     p.set_defaults(func=cmd_classify)

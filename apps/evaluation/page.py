@@ -9,6 +9,7 @@ progress bar, and the report viewer. (No ``__init__.py`` here on purpose: a pack
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -139,8 +140,10 @@ def run_job(
     decode: dict,
     options: dict,
     extra: dict,
+    cluster: Any = None,
 ) -> Job:
-    """Start the evaluation of every model in a background job; returns the job."""
+    """Start the evaluation of every model in a background job (on ``cluster``, a
+    :class:`core.cluster.ClusterOptions`, when given); returns the job."""
     from evaluation.harness import evaluate
     from evaluation.protocol import DataOptions
 
@@ -161,6 +164,7 @@ def run_job(
                 options=data_options,
                 progress=job.progress,
                 batch_size=BATCH_SIZE,
+                cluster=cluster,
             )
             folders.append(report.out_dir)
         if len(folders) > 1:
@@ -275,18 +279,37 @@ def run_tab() -> None:
         if task in GENERATIVE:
             with st.expander("Decoding"):
                 decode = decode_controls(key=f"eval-decode-{task}", max_new_tokens=128)
+        cluster = cluster_choice()
     running = (job := get_job(st.session_state.get("eval-job", ""))) and job.state == "running"
     if st.button(
         "Run evaluation", type="primary", disabled=bool(running) or data is None, key="eval-run"
     ):
         try:
             extra = parse_options(typed)
-            run_job(task, [model, *more], data, int(limit) or None, decode, options, extra)
+            run_job(task, [model, *more], data, int(limit) or None, decode, options, extra,
+                    cluster)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - shown on the page
             show_error(exc, "starting the evaluation")
     if data is None:
         st.caption("Upload a dataset file to run.")
     job_monitor()
+
+
+def cluster_choice() -> Any:
+    """With ``RAY_ADDRESS`` set: a box to send the run to that Ray cluster, and its number of
+    workers (``quintet eval --ray``). Returns the ``ClusterOptions``, or None."""
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    if not address or not st.checkbox(
+        f"Run on the Ray cluster at {address}",
+        key="eval-ray",
+        help="The examples go to Ray actors, each with its own copy of the model; same "
+        "predictions and report as here (needs quintet[cluster]).",
+    ):
+        return None
+    from core.cluster import ClusterOptions
+
+    workers = st.number_input("Ray workers", 1, 1024, 2, key="eval-ray-workers")
+    return ClusterOptions(address=address, workers=int(workers))
 
 
 # Reading -----------------------------------------------------------------------------------

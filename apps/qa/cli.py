@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from apps.cli_io import checked_text, read_text_file
+from apps.cli_io import add_cluster_options, checked_text, cluster_options, read_text_file
 from apps.flags import add_deprecated_alias
 from core.errors import ConfigError
 from core.progress import progress_callback
@@ -38,6 +41,9 @@ def cmd_qa(args: argparse.Namespace) -> int:
         raise ConfigError("--input needs --output FILE.jsonl for the answers")
     if not batch and args.question is None:
         raise ConfigError("give --question Q with --context TEXT (or --input FILE.jsonl)")
+    cluster = cluster_options(args)
+    if cluster is not None and not batch:
+        raise ConfigError("--ray answers files: give --input FILE.jsonl --output FILE.jsonl")
     options = {
         "top_k": args.top_k,
         "max_answer_len": args.max_answer_len,
@@ -45,7 +51,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
         "no_answer_threshold": args.threshold,
     }
     if batch:
-        return _batch(args, options)
+        return _batch(args, options, cluster)
     checked_text(args.question, "--question")
     context = _read_context(args)
     qa = QuestionAnswerer(args.model, device=args.device)
@@ -76,8 +82,7 @@ def _as_dict(a) -> dict:
     }
 
 
-def _batch(args: argparse.Namespace, options: dict) -> int:
-    from apps.qa import QuestionAnswerer
+def _batch(args: argparse.Namespace, options: dict, cluster=None) -> int:
     from core.data import DataError, read_records
 
     records = read_records(args.input, "jsonl")
@@ -89,22 +94,58 @@ def _batch(args: argparse.Namespace, options: dict) -> int:
         if not isinstance(context, str):
             raise DataError(args.input, line, "no 'context' text; expected {question, context}")
         pairs.append((question, context))
-    qa = QuestionAnswerer(args.model, device=args.device)
+    answer = _AnswerOnActor(args.model, args.device, args.doc_stride, options)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     step = 16
+    chunks = [pairs[begin : begin + step] for begin in range(0, len(pairs), step)]
+    model = args.model or "the task default"
     report = progress_callback(True, len(pairs), unit="q")
     report(0, len(pairs))  # an empty file closes its bar here
     with out.open("w", encoding="utf-8") as f:
-        for begin in range(0, len(pairs), step):
-            chunk = pairs[begin : begin + step]
-            rows = qa.answer_many(chunk, doc_stride=args.doc_stride, **options)
+        for begin, (chunk, result) in zip(
+            range(0, len(pairs), step), _answered(chunks, answer, cluster), strict=True
+        ):
+            rows, model = result
             for (_, record), answers in zip(records[begin : begin + step], rows, strict=True):
                 record = {**record, "answers_predicted": [_as_dict(a) for a in answers]}
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
             report(begin + len(chunk), len(pairs))
-    print(f"{len(pairs)} answers written to {out} (model {qa.model_name})", file=sys.stderr)
+    print(f"{len(pairs)} answers written to {out} (model {model})", file=sys.stderr)
     return 0
+
+
+def _answered(chunks: list[list], answer: _AnswerOnActor, cluster) -> Iterator[tuple[list, Any]]:
+    """``(chunk, (answers per question, model name))`` in order: here or on the cluster."""
+    if cluster is None:
+        run = answer()
+        for chunk in chunks:
+            yield chunk, run(chunk)
+        return
+    from core.cluster import run_batches
+
+    yield from run_batches(chunks, answer, cluster)
+
+
+@dataclass(frozen=True)
+class _AnswerOnActor:
+    """Opens the QA model once (here, or on each Ray actor) and answers chunks of questions."""
+
+    model: str | None
+    device: str
+    doc_stride: int | None
+    options: dict[str, Any]
+
+    def __call__(self) -> Callable[[list], tuple[list, str]]:
+        from apps.qa import QuestionAnswerer
+
+        qa = QuestionAnswerer(self.model, device=self.device)
+
+        def run(pairs: list) -> tuple[list, str]:
+            answers = qa.answer_many(pairs, doc_stride=self.doc_stride, **self.options)
+            return answers, qa.model_name
+
+        return run
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -132,4 +173,5 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--threshold", type=float, default=0.0, help="no-answer margin over the best span"
     )
     p.add_argument("--json", action="store_true", help="print the answers as JSON")
+    add_cluster_options(p)
     p.set_defaults(func=cmd_qa)

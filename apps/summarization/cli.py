@@ -2,20 +2,33 @@
 
 quintet summarize "A long article ..."
 quintet summarize --input meeting.txt --style bullets --max-length 120
+quintet summarize --input articles.jsonl --output summaries.jsonl   # {"text"} per line [--ray]
 cat chat.txt | quintet summarize --model smollm2-135m-samsum
 
 The model, its mode and how the input was chunked go to stderr; a long input's chunk
-progress too (``--quiet`` for none).
+progress too (``--quiet`` for none). A ``.jsonl`` input is a batch: one ``{"text": ...}``
+document per line, each written to ``--output`` with ``summary`` added (``--ray``: on a Ray
+cluster).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from apps.cli_io import add_backend_option, checked_arguments, read_stdin, read_text_file
+from apps.cli_io import (
+    add_backend_option,
+    add_cluster_options,
+    checked_arguments,
+    cluster_options,
+    read_stdin,
+    read_text_file,
+)
 from apps.flags import add_decode_options, decode_from_args
 from core.errors import ConfigError
 from core.progress import ProgressCallback, progress_callback
@@ -29,6 +42,14 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     if args.text and args.input:
         raise ConfigError("give TEXT or --input FILE, not both")
     decode = decode_from_args(args)  # before waiting on standard input
+    cluster = cluster_options(args)
+    batch = bool(args.input) and Path(args.input).suffix.lower() == ".jsonl"
+    if batch and not args.output:
+        raise ConfigError("--input FILE.jsonl needs --output FILE.jsonl for the summaries")
+    if cluster is not None and not batch:
+        raise ConfigError("--ray summarizes files: give --input FILE.jsonl --output FILE.jsonl")
+    if batch:
+        return _batch(args, decode, cluster)
     if args.input:
         text = read_text_file(args.input, "--input")
     else:
@@ -61,6 +82,74 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch(args: argparse.Namespace, decode: dict, cluster) -> int:
+    """Summarize every ``{"text"}`` line of ``--input`` into ``--output`` (``summary`` added),
+    16 documents per batch, here or on the cluster."""
+    from tqdm import tqdm
+
+    from core.data import DataError, read_records
+
+    records = read_records(args.input, "jsonl")
+    for line, record in records:
+        if not isinstance(record.get("text"), str):
+            raise DataError(args.input, line, "no 'text'; expected one {\"text\": ...} per line")
+    summarize = _SummarizeOnActor(args.model, args.device, args.backend, args.min_length,
+                                  args.max_length, args.style, decode)  # fmt: skip
+    step = 16
+    chunks = [[r["text"] for _, r in records[i : i + step]] for i in range(0, len(records), step)]
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = args.model or "the task default"
+    with out.open("w", encoding="utf-8") as f, tqdm(total=len(records), unit="doc") as bar:
+        for begin, (chunk, result) in zip(
+            range(0, len(records), step), _summarized(chunks, summarize, cluster), strict=True
+        ):
+            summaries, model = result
+            for (_, record), summary in zip(records[begin : begin + step], summaries, strict=True):
+                f.write(json.dumps({**record, "summary": summary}, ensure_ascii=False) + "\n")
+            bar.update(len(chunk))
+    print(f"{len(records)} summaries written to {out} (model {model})", file=sys.stderr)
+    return 0
+
+
+def _summarized(chunks: list[list[str]], summarize, cluster) -> Iterator[tuple[list, Any]]:
+    """``(chunk, (summaries, model name))`` in order: here or on the cluster."""
+    if cluster is None:
+        run = summarize()
+        for chunk in chunks:
+            yield chunk, run(chunk)
+        return
+    from core.cluster import run_batches
+
+    yield from run_batches(chunks, summarize, cluster)
+
+
+@dataclass(frozen=True)
+class _SummarizeOnActor:
+    """Loads the summarizer once (here, or on each Ray actor) and summarizes batches."""
+
+    model: str | None
+    device: str
+    backend: str
+    min_length: int | None
+    max_length: int | None
+    style: str
+    decode: dict[str, Any]
+
+    def __call__(self) -> Callable[[list[str]], tuple[list[str], str]]:
+        from apps.summarization import Summarizer
+
+        summarizer = Summarizer(self.model, device=self.device, backend=self.backend)
+
+        def run(texts: list[str]) -> tuple[list[str], str]:
+            results = summarizer.summarize(texts, min_length=self.min_length,
+                                           max_length=self.max_length, style=self.style,
+                                           **self.decode)  # fmt: skip
+            return [r.text for r in results], summarizer.model_name
+
+        return run
+
+
 def chunk_bars() -> Callable[[str, int, int], None]:
     """A ``progress(stage, done, total)`` drawing one bar per stage on stderr."""
     current: list[ProgressCallback] = []  # the bar of the stage under way
@@ -83,8 +172,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("text", nargs="*", help="the text (default: standard input)")
     p.add_argument("--model", "-m", help="model name, hub id or folder (default: task default)")
-    p.add_argument("--input", "-i", help="a UTF-8 text file to summarize (one document)")
-    p.add_argument("--output", "-o", help="write the summary here")
+    p.add_argument(
+        "--input", "-i",
+        help="a UTF-8 text file to summarize (one document), or a .jsonl batch of documents",
+    )  # fmt: skip
+    p.add_argument("--output", "-o", help="write the summary (a .jsonl batch: all) here")
     p.add_argument("--min-length", type=int, help="fewest summary tokens")
     p.add_argument("--max-length", type=int, help="most summary tokens (default 96)")
     # Not imported from the API: building the parser must not import torch.
@@ -98,4 +190,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     # --max-length / --min-length are the summary's length (max_new_tokens, min_new_tokens).
     add_decode_options(p, exclude=("max_new_tokens",))
     add_backend_option(p)
+    add_cluster_options(p)
     p.set_defaults(func=cmd_summarize)

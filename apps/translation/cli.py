@@ -17,7 +17,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from apps.cli_io import add_backend_option, checked_arguments, read_stdin
+from apps.cli_io import (
+    add_backend_option,
+    add_cluster_options,
+    checked_arguments,
+    cluster_options,
+    read_stdin,
+)
 from apps.flags import add_decode_options, decode_from_args
 from core.errors import ConfigError
 
@@ -39,12 +45,16 @@ def cmd_translate(args: argparse.Namespace) -> int:
     language(args.src), language(args.tgt)  # a bad code fails before any model loads
     checked_arguments(args.text, "TEXT")
     decode = decode_from_args(args)
+    cluster = cluster_options(args)
+    if cluster is not None and not (args.input and args.output):
+        raise ConfigError("--ray translates files: give --input FILE --output FILE")
     translator = Translator(
         args.model, device=args.device, batch_size=args.batch_size, backend=args.backend
     )
     print(_route_line(translator, args.src, args.tgt), file=sys.stderr)
-    engine = translator.describe(args.src, args.tgt)["backend"]  # loads the model once
-    print(f"engine: {engine}", file=sys.stderr)
+    if cluster is None:  # on Ray the model loads on the workers only
+        engine = translator.describe(args.src, args.tgt)["backend"]  # loads the model once
+        print(f"engine: {engine}", file=sys.stderr)
 
     if args.input and args.output:
         info = translator.translate_file(
@@ -54,6 +64,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
             args.tgt,
             resume=not args.restart,
             progress=not args.quiet,
+            cluster=cluster,
             **decode,
         )
         resumed = f", resumed after line {info['resumed_from']}" if info["resumed_from"] else ""
@@ -125,6 +136,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--batch-size", type=int, default=16)
     add_backend_option(p)
+    add_cluster_options(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_decode_options(p)
     p.set_defaults(func=cmd_translate)

@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from core.data import DataError
 from core.progress import ProgressCallback, progress_callback
+
+if TYPE_CHECKING:
+    from core.cluster import ClusterOptions
 
 
 def _complete_lines(path: Path, block: int = 1 << 20) -> int:
@@ -86,9 +91,14 @@ def translate_file(
     chunk_lines: int = 64,
     resume: bool = True,
     progress: bool | ProgressCallback = True,
+    cluster: ClusterOptions | None = None,
     **decode,
 ) -> dict:
     """Translate ``input_path`` into ``output_path``, one output line per input line.
+
+    With ``cluster`` the chunks are translated on Ray actors (:mod:`core.cluster`), each
+    building its own ``Translator`` like this one, and written in order as they finish: the
+    same output, resumable the same way (the lines still to do are read into memory).
 
     Returns ``{"lines": total, "translated": done this run, "resumed_from": skipped,
     "model": ..., "route": ...}``.
@@ -115,9 +125,8 @@ def translate_file(
     translated = 0
     with open_lines(source) as lines, target.open("a", encoding="utf-8", newline="\n") as out:
         lines = itertools.islice(lines, done, None)
-        while chunk := list(itertools.islice(lines, chunk_lines)):
-            texts = [line_text(line) for line in chunk]
-            results = translator.translate(texts, src, tgt, progress=False, **decode)
+        chunks = ([line_text(line) for line in chunk] for chunk in _chunks(lines, chunk_lines))
+        for results in _translated(translator, chunks, src, tgt, decode, cluster):
             out.write("".join(as_one_line(r.text) + "\n" for r in results))
             out.flush()
             os.fsync(out.fileno())
@@ -131,3 +140,49 @@ def translate_file(
         "model": model,
         "route": route,
     }
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    while chunk := list(itertools.islice(lines, size)):
+        yield chunk
+
+
+def _translated(
+    translator, chunks: Iterable[list[str]], src: str, tgt: str, decode: dict, cluster
+) -> Iterator[list]:
+    """Each chunk's results, in order: here, or on the cluster (which reads every chunk
+    first, to hand them out)."""
+    if cluster is None:
+        for texts in chunks:
+            yield translator.translate(texts, src, tgt, progress=False, **decode)
+        return
+    from core.cluster import run_batches
+
+    recipe = _TranslateOnActor(
+        type(translator), translator.model, translator.device, translator.backend,
+        translator.batch_size, src, tgt, decode,
+    )  # fmt: skip
+    for _, results in run_batches(list(chunks), recipe, cluster):
+        yield results
+
+
+@dataclass(frozen=True)
+class _TranslateOnActor:
+    """What a Ray actor builds once: a ``Translator`` made as the caller's was."""
+
+    kind: type  # the caller's translator class (pickled by name: no import of api.py here)
+    model: str | None
+    device: str
+    backend: str
+    batch_size: int
+    src: str
+    tgt: str
+    decode: dict[str, Any]
+
+    def __call__(self) -> Callable[[list[str]], list]:
+        translator = self.kind(
+            self.model, device=self.device, backend=self.backend, batch_size=self.batch_size
+        )
+        return lambda texts: translator.translate(
+            texts, self.src, self.tgt, progress=False, **self.decode
+        )
