@@ -23,6 +23,11 @@ class UnknownModelError(ModelNotFoundError):
         super().__init__(message)
         self.name = name
 
+    def __reduce__(self) -> tuple:
+        # Errors travel between processes (Ray workers, the background builder): pickle
+        # calls cls(*args), which would miss ``name``.
+        return (type(self), (str(self), self.name))
+
 
 class OfflineError(QuintetError):
     """A hub model is needed but the hub cannot be reached and the model is not cached."""
