@@ -363,7 +363,7 @@ def section_chat(args: argparse.Namespace, tmp: Path) -> dict:
         "hf-fp32",
         "hf-int8",
         *ct2_paths("ct2-int8", "ct2-float32"),
-        *ort_paths("ort-int8", "ort-int8-t1", "ort-int4", "ort-int4-t1"),
+        *ort_paths("ort-int8-t1", "ort-int4mixed", "ort-int4", "ort-int4-t1"),
     ]
     rows = []
     for path in paths:
@@ -385,7 +385,7 @@ def section_agreement(args: argparse.Namespace, tmp: Path) -> dict:
             "prompts": args.agreement_prompts, "new_tokens": args.agreement_tokens}  # fmt: skip
     reference = run_worker({**base, "path": "hf-fp32"})
     rows = [{"path": "quintet transformers fp32 (reference)", "seconds": reference["seconds"]}]
-    paths = ["default", "hf-int8", *ct2_paths("ct2-int8"), *ort_paths("ort-int4", "ort-int8")]
+    paths = ["default", "hf-int8", *ct2_paths("ct2-int8"), *ort_paths("ort-int4", "ort-int4mixed")]
     for path in paths:
         result = run_worker({**base, "path": path})
         pairs = list(zip(reference["outputs"], result["outputs"], strict=True))

@@ -269,3 +269,30 @@ def test_cli_says_which_engine_ran(engine_home: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "on onnxruntime-genai (int8" in done.stderr
     assert engines.ONNX_GENAI in engines.BACKENDS
+
+
+@pytest.mark.slow  # the builder's k-quant search takes ~40 s on this CPU
+def test_int4_mixed_keeps_the_sensitive_products_at_8_bits(
+    smollm2: Loaded, engine_home: Path
+) -> None:
+    """The opt-in int4-mixed precision is built with k-quant 4-bit weights and the output
+    projection (plus the sensitive layers) at 8 bits, and decodes."""
+    import onnx
+
+    generator = Generator(smollm2, "onnxruntime-genai", precision="int4-mixed")
+    result = generator.complete(CHATS[0], max_new_tokens=16)
+    assert result.backend == "onnxruntime-genai" and result.num_tokens > 0
+    stored = ModelStore(engine_home).get(ort.store_name(smollm2, "int4-mixed"))
+    assert stored is not None and stored.manifest["precision"] == "int4-mixed"
+    graph = onnx.load(str(stored.path / "model.onnx"), load_external_data=False).graph
+    bits = {
+        node.name: next(a.i for a in node.attribute if a.name == "bits")
+        for node in graph.node
+        if node.op_type == "MatMulNBits"
+    }
+    assert set(bits.values()) == {4, 8}
+    assert (
+        bits["/lm_head/MatMul_Q8"] == 8
+        if "/lm_head/MatMul_Q8" in bits
+        else any("lm_head" in name and b == 8 for name, b in bits.items())
+    )
