@@ -291,8 +291,4 @@ def test_int4_mixed_keeps_the_sensitive_products_at_8_bits(
         if node.op_type == "MatMulNBits"
     }
     assert set(bits.values()) == {4, 8}
-    assert (
-        bits["/lm_head/MatMul_Q8"] == 8
-        if "/lm_head/MatMul_Q8" in bits
-        else any("lm_head" in name and b == 8 for name, b in bits.items())
-    )
+    assert any("lm_head" in name and b == 8 for name, b in bits.items())
