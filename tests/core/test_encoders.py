@@ -83,16 +83,20 @@ def test_the_export_reproduces_torch_for_span_and_classifier_heads(family: str) 
         for name in fields:
             assert torch.allclose(getattr(got, name), getattr(expected, name), atol=1e-4)
         _, choice = encoders.encoder_engine(loaded)
-        assert choice.name == "onnxruntime"
+        assert choice.name == ("transformers" if kind == "span" else "onnxruntime")
 
 
-def test_extractive_qa_runs_on_blockwise_int8(tmp_path: Path) -> None:
-    """Per-channel int8 missed the QA quality gate (-1.7 F1); int8 in blocks of 32 kept it:
-    auto runs span models on that, and its logits stay close to torch's."""
+def test_extractive_qa_stays_on_torch_and_the_named_engine_is_blockwise_int8() -> None:
+    """Per-channel int8 missed the QA quality gate and block-wise int8 was no faster: auto
+    keeps torch; the ONNX engine, when named, runs int8 in blocks of 32 (the precision that
+    kept F1), with logits close to torch's."""
     span = str(tiny_model_dir("bert", kind="span"))
     qa = QuestionAnswerer(span)
-    assert qa.backend_choice is not None and qa.backend_choice.name == "onnxruntime"
-    assert qa.backend_choice.reason.startswith("int8-block32")
+    assert qa.backend_choice is not None and qa.backend_choice.name == "transformers"
+    assert "2.3 F1" in qa.backend_choice.reason
+    named = QuestionAnswerer(span, backend="onnxruntime")
+    assert named.backend_choice.name == "onnxruntime"
+    assert named.backend_choice.reason.startswith("int8-block32")
     loaded = load(span)
     stored = ModelStore().get(encoders.store_name(loaded, "int8-block32"))
     assert stored is not None and stored.manifest["quantization"].startswith("int8-matmulnbits")
@@ -100,16 +104,14 @@ def test_extractive_qa_runs_on_blockwise_int8(tmp_path: Path) -> None:
                              return_tensors="pt")  # fmt: skip
     with torch.inference_mode():
         expected = loaded.model(**batch)
-    got = qa.loaded.encoder(**batch)
+    got = named.loaded.encoder(**batch)
     for name in ("start_logits", "end_logits"):
         reference = getattr(expected, name)
         error = float((getattr(got, name) - reference).abs().max())
         assert error < 0.05 * float(reference.abs().max())
     context = "It was written by William Shakespeare in 1600."
-    answer = qa.answer("Who wrote it?", context)[0]
+    answer = named.answer("Who wrote it?", context)[0]
     assert answer.text == "" or context[answer.start : answer.end] == answer.text
-    on_torch = QuestionAnswerer(span, backend="transformers")
-    assert on_torch.backend_choice.name == "transformers"
 
 
 def test_the_environment_pins_torch_and_names_are_checked(
