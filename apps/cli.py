@@ -181,13 +181,22 @@ def cmd_recipes_run(args: argparse.Namespace) -> int:
 # ui -------------------------------------------------------------------------------------
 
 
-def cmd_ui(args: argparse.Namespace) -> int:
+def ui_command(args: argparse.Namespace) -> list[str]:
+    """The ``streamlit run`` command line ``quintet ui`` executes."""
     # Not apps/home.py itself: Streamlit puts the script's folder first on sys.path (see
     # apps/ui/entry/quintet_ui.py).
     home = Path(__file__).resolve().parent / "ui" / "entry" / "quintet_ui.py"
     command = [sys.executable, "-m", "streamlit", "run", str(home), "--server.port", str(args.port)]
+    # Streamlit listens on every interface unless told otherwise: the suite is local (it can
+    # run models, write the store and start training), so loopback unless --host says.
+    command += ["--server.address", args.host]
     if args.headless:
         command += ["--server.headless", "true"]
+    return command
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    command = ui_command(args)
     _start_recipe_builder(args.no_recipes)
     # Streamlit asks for an e-mail on first run and phones home; neither helps offline.
     os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
@@ -315,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui = commands.add_parser("ui", help="open the Streamlit suite")
     ui.add_argument("--port", type=int, default=8501)
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback only)"
+    )
     ui.add_argument("--headless", action="store_true", help="do not open a browser")
     ui.add_argument("--no-recipes", action="store_true",
                     help="do not build the missing task models in the background "

@@ -223,3 +223,12 @@ def test_finetune_into_a_store_that_cannot_exist_is_one_line(tmp_path: Path) -> 
                "--data", str(data), "--output", "x", "--max-steps", "1",
                env={"QUINTET_HOME": str(blocker / "home")})  # fmt: skip
     assert_one_line_error(done, f"model store at {blocker / 'home'}")
+
+
+def test_the_ui_listens_on_loopback_unless_told() -> None:
+    from apps.cli import build_parser, ui_command
+
+    command = ui_command(build_parser().parse_args(["ui", "--headless"]))
+    assert command[command.index("--server.address") + 1] == "127.0.0.1"
+    command = ui_command(build_parser().parse_args(["ui", "--host", "0.0.0.0"]))
+    assert command[command.index("--server.address") + 1] == "0.0.0.0"
