@@ -135,6 +135,21 @@ def connected(options: ClusterOptions) -> Iterator[dict[str, float]]:
         ray.shutdown()
 
 
+def run_batches_here_or_on(
+    batches: Sequence[Sequence[Row]],
+    factory: BatchFunctionFactory,
+    options: ClusterOptions | None,
+) -> Iterator[tuple[list[Row], Any]]:
+    """:func:`run_batches` when ``options`` names a cluster; with None the same in this
+    process (``factory()`` called once), so a batch command has one loop for both."""
+    if options is not None:
+        yield from run_batches(batches, factory, options)
+        return
+    run = factory()
+    for batch in batches:
+        yield list(batch), run(list(batch))
+
+
 def run_batches(
     batches: Sequence[Sequence[Row]],
     factory: BatchFunctionFactory,

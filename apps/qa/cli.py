@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from apps.cli_io import add_cluster_options, checked_text, cluster_options, read_text_file
 from apps.flags import add_deprecated_alias
+from core.cluster import run_batches_here_or_on
 from core.errors import ConfigError
 from core.progress import progress_callback
 
@@ -104,7 +105,7 @@ def _batch(args: argparse.Namespace, options: dict, cluster=None) -> int:
     report(0, len(pairs))  # an empty file closes its bar here
     with out.open("w", encoding="utf-8") as f:
         for begin, (chunk, result) in zip(
-            range(0, len(pairs), step), _answered(chunks, answer, cluster), strict=True
+            range(0, len(pairs), step), run_batches_here_or_on(chunks, answer, cluster), strict=True
         ):
             rows, model = result
             for (_, record), answers in zip(records[begin : begin + step], rows, strict=True):
@@ -113,18 +114,6 @@ def _batch(args: argparse.Namespace, options: dict, cluster=None) -> int:
             report(begin + len(chunk), len(pairs))
     print(f"{len(pairs)} answers written to {out} (model {model})", file=sys.stderr)
     return 0
-
-
-def _answered(chunks: list[list], answer: _AnswerOnActor, cluster) -> Iterator[tuple[list, Any]]:
-    """``(chunk, (answers per question, model name))`` in order: here or on the cluster."""
-    if cluster is None:
-        run = answer()
-        for chunk in chunks:
-            yield chunk, run(chunk)
-        return
-    from core.cluster import run_batches
-
-    yield from run_batches(chunks, answer, cluster)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ The names below load on first use (PEP 562), so that importing a sub-module such
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from apps.summarization.api import STYLES, SummarizationError, Summarizer, SummaryResult
@@ -22,7 +23,4 @@ _HOMES = {
 __all__ = ["STYLES", "SummarizationError", "Summarizer", "SummaryResult"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

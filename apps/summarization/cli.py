@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from apps.cli_io import (
     read_text_file,
 )
 from apps.flags import add_decode_options, decode_from_args
+from core.cluster import run_batches_here_or_on
 from core.errors import ConfigError
 from core.progress import ProgressCallback, progress_callback
 
@@ -102,7 +103,9 @@ def _batch(args: argparse.Namespace, decode: dict, cluster) -> int:
     model = args.model or "the task default"
     with out.open("w", encoding="utf-8") as f, tqdm(total=len(records), unit="doc") as bar:
         for begin, (chunk, result) in zip(
-            range(0, len(records), step), _summarized(chunks, summarize, cluster), strict=True
+            range(0, len(records), step),
+            run_batches_here_or_on(chunks, summarize, cluster),
+            strict=True,
         ):
             summaries, model = result
             for (_, record), summary in zip(records[begin : begin + step], summaries, strict=True):
@@ -110,18 +113,6 @@ def _batch(args: argparse.Namespace, decode: dict, cluster) -> int:
             bar.update(len(chunk))
     print(f"{len(records)} summaries written to {out} (model {model})", file=sys.stderr)
     return 0
-
-
-def _summarized(chunks: list[list[str]], summarize, cluster) -> Iterator[tuple[list, Any]]:
-    """``(chunk, (summaries, model name))`` in order: here or on the cluster."""
-    if cluster is None:
-        run = summarize()
-        for chunk in chunks:
-            yield chunk, run(chunk)
-        return
-    from core.cluster import run_batches
-
-    yield from run_batches(chunks, summarize, cluster)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ def _build(loaded: Loaded, precision: str, provider: str, folder: Path) -> None:
     quantizes) out of this one and its output out of the user's terminal.
     """
     source = source_folder(loaded)
+    builder_precision, extra_options = _BUILDER_PRECISION.get(precision, (precision, ()))
     env = dict(os.environ)
     if Path(source).is_dir():
         env["HF_HUB_OFFLINE"] = "1"
@@ -113,13 +114,12 @@ def _build(loaded: Loaded, precision: str, provider: str, folder: Path) -> None:
         "-o",
         str(folder),
         "-p",
-        _BUILDER_PRECISION.get(precision, (precision, ()))[0],
+        builder_precision,
         "-e",
         provider,
         "-c",
         str(folder / ".builder-cache"),
     ]
-    extra_options = _BUILDER_PRECISION.get(precision, (precision, ()))[1]
     if extra_options:
         command += ["--extra_options", *extra_options]
     if loaded.spec.trust_remote_code:

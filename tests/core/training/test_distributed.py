@@ -9,7 +9,6 @@ process of ``torchrun`` trained alone and they all wrote the same checkpoint.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import random
@@ -32,21 +31,11 @@ from core.testing import CORPUS, tiny_model_dir
 from core.training import features as feats
 from core.training.batching import global_batches, loss_units, loss_weight, process_part
 from core.training.trainer import finetune
+from tests.core.training.test_trainer import _sentiment_csv
 
 ROOT = Path(__file__).resolve().parents[3]
 STEPS = 120  # long enough that the kill test lands between checkpoints, still ~2 s of training
 TRAIN_FLAGS = ["--max-steps", str(STEPS), "--lr", "1e-3", "--save-every", "4", "--eval-every", "40"]
-
-
-def _sentiment_csv(path: Path, n: int = 64) -> Path:
-    rng = random.Random(0)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        for i in range(n):
-            word = "good" if i % 2 else "bad"
-            writer.writerow([f"{rng.choice(CORPUS)} {word}", "pos" if i % 2 else "neg"])
-    return path
 
 
 @pytest.fixture(scope="module")
