@@ -13,6 +13,10 @@ from core.decoding.types import RawSequence
 StopCheck = Callable[[int, Sequence[int]], bool]
 # Called with each new token id of a streamed output, in order.
 TokenSink = Callable[[int], None]
+# Called once per output as soon as it is finished (end token, stop, length limit), with
+# its prompt's index in the batch: how the generator reports progress inside a batch. It
+# may be called from an engine's own thread.
+RowDone = Callable[[int], None]
 
 
 class DecodingBackend(Protocol):
@@ -34,9 +38,14 @@ class DecodingBackend(Protocol):
         prompts: Sequence[Sequence[int]],
         config: DecodeConfig,
         stop_check: StopCheck | None = None,
+        on_row_done: RowDone | None = None,
     ) -> list[list[RawSequence]]:
         """Generate for a batch of tokenized prompts: one list of
-        ``config.num_return_sequences`` outputs per prompt, in prompt order."""
+        ``config.num_return_sequences`` outputs per prompt, in prompt order.
+
+        ``on_row_done(prompt_index)`` is called for each output when it finishes, where the
+        engine can tell (an engine that cannot, such as beam search, calls it for none and
+        the generator reports the batch when it ends)."""
         ...
 
     def stream(

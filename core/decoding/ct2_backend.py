@@ -29,7 +29,7 @@ from ctranslate2.converters import TransformersConverter
 from transformers.utils import logging as hf_logging
 
 from core.config import DecodeConfig
-from core.decoding.backend import StopCheck, TokenSink
+from core.decoding.backend import RowDone, StopCheck, TokenSink
 from core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
 from core.decoding.rows import Row, eos_ids
 from core.decoding.types import RawSequence
@@ -435,11 +435,13 @@ class CTranslate2Backend:
         prompts: Sequence[Sequence[int]],
         config: DecodeConfig,
         stop_check: StopCheck | None = None,
+        on_row_done: RowDone | None = None,
     ) -> list[list[RawSequence]]:
         """Generate for a batch of tokenized prompts (see ``DecodingBackend.generate``).
 
         Without beams each row stops on its own when ``stop_check(prompt_index, ids)`` is
-        True; beam search ignores ``stop_check`` (the generator cuts stop strings after).
+        True, and ``on_row_done`` hears of each finished row (from CTranslate2's thread);
+        beam search ignores both (the generator cuts stop strings after).
         ``token_logprobs`` are log-probabilities after repetition penalty, n-gram and
         min-length masking, before temperature and top-k/top-p.
         """
@@ -455,7 +457,7 @@ class CTranslate2Backend:
         with self._engine_for(config, len(prompts)) as engine:
             if config.num_beams > 1:
                 return self._generate_beams(engine, prompts, config)
-            return self._generate_rows(engine, prompts, config, stop_check)
+            return self._generate_rows(engine, prompts, config, stop_check, on_row_done)
 
     def _generate_rows(
         self,
@@ -463,6 +465,7 @@ class CTranslate2Backend:
         prompts: Sequence[Sequence[int]],
         config: DecodeConfig,
         stop_check: StopCheck | None,
+        on_row_done: RowDone | None = None,
     ) -> list[list[RawSequence]]:
         """Greedy search and sampling: every token comes through the step callback."""
         ends = set(self._end_ids(config))
@@ -479,15 +482,18 @@ class CTranslate2Backend:
                 if step.token_id in ends:
                     row.ended = True
                     row.end_logprob = step.log_prob or 0.0
+                    if on_row_done is not None:
+                        on_row_done(step.batch_id)
                     return False
                 row.ids.append(step.token_id)
                 row.logprobs.append(step.log_prob or 0.0)
                 if step.is_last:
                     row.hit_length = True
-                if stop_check is not None and stop_check(step.batch_id, row.ids):
-                    row.stopped = True
-                    return True
-                return False
+                stop = stop_check is not None and stop_check(step.batch_id, row.ids)
+                row.stopped = stop
+                if (stop or step.is_last) and on_row_done is not None:
+                    on_row_done(step.batch_id)
+                return stop
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 errors.append(exc)
                 return True

@@ -12,14 +12,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 import torch
 
 from core.config import DecodeConfig
 from core.decoding import engines
-from core.decoding.backend import DecodingBackend
+from core.decoding.backend import DecodingBackend, RowDone
 from core.decoding.engines import BackendChoice
 from core.decoding.prompts import (
     check_fits,
@@ -37,6 +37,9 @@ from core.progress import ProgressCallback, progress_callback
 log = logging.getLogger(__name__)
 
 BACKENDS = engines.BACKENDS
+
+TextSink = Callable[[str], None]
+"""Called with text: a delta of a stream, or (``on_text``) the whole text so far."""
 
 
 class OutOfMemoryError(QuintetError):
@@ -183,6 +186,7 @@ class Generator:
         config: DecodeConfig | None = None,
         *,
         progress: bool | ProgressCallback | None = None,
+        on_text: TextSink | None = None,
         **overrides,
     ) -> list[GenerationResult]:
         """Generate for every prompt; results come back in input order.
@@ -191,7 +195,14 @@ class Generator:
             prompts: texts and/or chats (lists of ``{"role", "content"}`` messages).
             config: decoding settings; ``overrides`` change single fields of it.
             progress: True for a progress bar, a ``(done, total)`` callback, or None for a
-                bar only when there is more than one batch.
+                bar only when there is more than one batch. It moves as each prompt
+                finishes, inside a batch too, where the engine can tell (not beam search,
+                not vLLM: there it moves per batch); it may be called from an engine's
+                own thread.
+            on_text: called with the text so far (cut and stripped as the result's text
+                will be) while a single prompt is generated, for a page to show it growing.
+                Ignored for several prompts, and for requests that cannot stream (beam
+                search, several outputs, log-probabilities) or an engine that cannot.
 
         Each result is the best output for its prompt; with ``num_return_sequences > 1``
         the others are in ``result.alternatives``. An empty prompt gives an empty result
@@ -201,7 +212,7 @@ class Generator:
         these weights waits for it.
         """
         with self.loaded.lock:
-            return self._generate(prompts, config, progress, overrides)
+            return self._generate(prompts, config, progress, overrides, on_text)
 
     def _generate(
         self,
@@ -209,6 +220,7 @@ class Generator:
         config: DecodeConfig | None,
         progress: bool | ProgressCallback | None,
         overrides: dict,
+        on_text: TextSink | None = None,
     ) -> list[GenerationResult]:
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict)):
             raise ConfigError("generate() takes a list of prompts: use complete() for one")
@@ -227,12 +239,18 @@ class Generator:
         # Longest first: similar lengths share a batch (little padding), and a batch that
         # runs out of memory does so at the start, not after an hour.
         order = sorted(encoded, key=lambda i: len(encoded[i]), reverse=True)
-        report = self._progress(progress, len(order))
+        report = _MonotonicProgress(self._progress(progress, len(order)), len(order))
+        if on_text is not None and len(order) == 1 and self._streams_text(config):
+            index = order[0]
+            results[index] = [self._stream_text(encoded[index], config, on_text)]
+            report(1)
+            return [_with_alternatives(r) for r in results if r is not None]
         done, position, batch_size = 0, 0, self.batch_size
         while position < len(order):
             batch = order[position : position + batch_size]
+            rows = _RowCounter(config.num_return_sequences, lambda n, d=done: report(d + n))
             try:
-                outputs = self._run_batch([encoded[i] for i in batch], config)
+                outputs = self._run_batch([encoded[i] for i in batch], config, rows.row_done)
             except Exception as exc:
                 if not _is_oom(exc):
                     raise
@@ -250,15 +268,20 @@ class Generator:
                 results[index] = output
             position += len(batch)
             done += len(batch)
-            report(done, len(order))
+            report(done)
         self.last_batch_size = batch_size
         return [_with_alternatives(r) for r in results if r is not None]
 
     def complete(
-        self, prompt: Prompt, config: DecodeConfig | None = None, **overrides
+        self,
+        prompt: Prompt,
+        config: DecodeConfig | None = None,
+        *,
+        on_text: TextSink | None = None,
+        **overrides,
     ) -> GenerationResult:
-        """Generate for one prompt (text or chat)."""
-        return self.generate([prompt], config, progress=False, **overrides)[0]
+        """Generate for one prompt (text or chat); ``on_text`` as in :meth:`generate`."""
+        return self.generate([prompt], config, progress=False, on_text=on_text, **overrides)[0]
 
     def stream(self, prompt: Prompt, config: DecodeConfig | None = None, **overrides) -> TextStream:
         """Start generating for one prompt and return a :class:`TextStream` of text deltas.
@@ -351,12 +374,13 @@ class Generator:
         return check
 
     def _run_batch(
-        self, prompts: list[list[int]], config: DecodeConfig
+        self, prompts: list[list[int]], config: DecodeConfig, on_row_done: RowDone | None = None
     ) -> list[list[GenerationResult]]:
         stops = StopStrings(config.stop_strings)
         backend = self._backend_for(config)
         started = time.perf_counter()
-        raw = backend.generate(prompts, config, self._stop_check(stops) if stops else None)
+        check = self._stop_check(stops) if stops else None
+        raw = backend.generate(prompts, config, check, on_row_done=on_row_done)
         ended = time.perf_counter()
         return [
             [
@@ -405,54 +429,146 @@ class Generator:
             backend=backend,
         )
 
-    def _stream_worker(self, ids: list[int], config: DecodeConfig, stream: TextStream) -> None:
+    def _streams_text(self, config: DecodeConfig) -> bool:
+        """Whether ``generate(on_text=...)`` can show this request's text as it grows on
+        the engine that would run it anyway (never a switch of engine just to stream)."""
+        if config.num_beams > 1 or config.num_return_sequences > 1 or config.output_logprobs:
+            return False
+        return self._backend_for(config).can_stream
+
+    def _stream_text(
+        self, ids: list[int], config: DecodeConfig, on_text: TextSink
+    ) -> GenerationResult:
+        """Generate one output in this thread, telling ``on_text`` the text so far."""
+        shown = [""]
+
+        def on_delta(delta: str) -> None:
+            shown[0] += delta
+            on_text(shown[0])
+
+        result = self._run_stream(ids, config, on_delta, None)
+        if result.text != shown[0]:
+            on_text(result.text)
+        return result
+
+    def _run_stream(
+        self,
+        ids: list[int],
+        config: DecodeConfig,
+        on_delta: TextSink,
+        cancel: threading.Event | None,
+    ) -> GenerationResult:
+        """Stream one output on the backend, handing ``on_delta`` each new piece of visible
+        text; the caller holds the model's lock. The deltas add up to the result's text,
+        except after a cancel (the result keeps what was generated; the last piece is not
+        sent)."""
         stops = StopStrings(config.stop_strings)
-        received: list[int] = []
-        emitted = 0
-        state = {"stopped": False}
+        visible = _VisibleText(stops, self._decode)
+        base_check = self._stop_check(stops, cancel)
 
         def on_token(token: int) -> None:
-            nonlocal emitted
-            received.append(token)
-            # Stop strings are matched in the raw text, as in generate(); what is shown is
-            # that text without leading whitespace, and trailing whitespace is held back
-            # until more text follows, so the deltas add up to the final result's text.
-            raw = self._decode(received)
-            found = stops.find(raw) if stops else None
-            if found is not None:
-                state["stopped"] = True
-                limit = found[0]
-            else:
-                limit = stops.safe_length(raw) if stops else len(raw)
-                # A trailing U+FFFD is half of a multi-byte character: wait for the rest.
-                while limit > 0 and raw[limit - 1] == "\ufffd":
-                    limit -= 1
-            visible = raw[:limit].strip()
-            if len(visible) > emitted:
-                stream._queue.put(visible[emitted:])
-                emitted = len(visible)
-
-        base_check = self._stop_check(stops, stream._cancel)
+            delta = visible.add(token)
+            if delta:
+                on_delta(delta)
 
         def check(row: int, token_ids: Sequence[int]) -> bool:
-            return state["stopped"] or base_check(row, token_ids)
+            return visible.stopped or base_check(row, token_ids)
 
+        started = time.perf_counter()
+        backend = self._backend_for(config, streaming=True)
+        raw = backend.stream(ids, config, on_token, check)
+        raw.cancelled = cancel is not None and cancel.is_set() and not visible.stopped
+        ended = time.perf_counter()
+        result = self._finish(raw, config, stops, started, ended, len(ids), backend.name)
+        if len(result.text) > visible.emitted and not raw.cancelled:
+            on_delta(result.text[visible.emitted :])
+        return result
+
+    def _stream_worker(self, ids: list[int], config: DecodeConfig, stream: TextStream) -> None:
         try:
             with self.loaded.lock:
-                started = time.perf_counter()
-                backend = self._backend_for(config, streaming=True)
-                raw = backend.stream(ids, config, on_token, check)
-                raw.cancelled = stream.cancelled and not state["stopped"]
-                ended = time.perf_counter()
-                result = self._finish(raw, config, stops, started, ended, len(ids), backend.name)
-            final = result.text
-            if len(final) > emitted and not raw.cancelled:
-                stream._queue.put(final[emitted:])
-            stream.result = result
+                stream.result = self._run_stream(ids, config, stream._queue.put, stream._cancel)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer's thread
             stream._error = exc
         finally:
             stream._queue.put(None)
+
+
+class _VisibleText:
+    """The text of a stream as it may be shown so far, token by token.
+
+    Stop strings are matched in the raw text, as in generate(); what is shown is that
+    text without leading whitespace, and trailing whitespace, a possible start of a stop
+    string and half a multi-byte character are held back until more text follows, so the
+    deltas add up to the final result's text.
+    """
+
+    def __init__(self, stops: StopStrings, decode: Callable[[Sequence[int]], str]) -> None:
+        self.stops = stops
+        self.decode = decode
+        self.received: list[int] = []
+        self.emitted = 0
+        self.stopped = False
+
+    def add(self, token: int) -> str:
+        """Take one token; returns the new visible text (may be empty)."""
+        self.received.append(token)
+        raw = self.decode(self.received)
+        found = self.stops.find(raw) if self.stops else None
+        if found is not None:
+            self.stopped = True
+            limit = found[0]
+        else:
+            limit = self.stops.safe_length(raw) if self.stops else len(raw)
+            # A trailing U+FFFD is half of a multi-byte character: wait for the rest.
+            while limit > 0 and raw[limit - 1] == "\ufffd":
+                limit -= 1
+        visible = raw[:limit].strip()
+        if len(visible) <= self.emitted:
+            return ""
+        delta = visible[self.emitted :]
+        self.emitted = len(visible)
+        return delta
+
+
+class _MonotonicProgress:
+    """A ``(done, total)`` callback fed with counts that may arrive twice or out of order
+    (per row from an engine, then per batch): it passes on each count once, rising."""
+
+    def __init__(self, report: ProgressCallback, total: int) -> None:
+        self.report = report
+        self.total = total
+        self.reported = -1
+        self.lock = threading.Lock()
+
+    def __call__(self, done: int) -> None:
+        with self.lock:
+            if done <= self.reported:
+                return
+            self.reported = done
+        self.report(done, self.total)
+
+
+class _RowCounter:
+    """Turns an engine's per-output ``on_row_done(prompt_index)`` into the number of
+    prompts of the batch whose every output has finished."""
+
+    def __init__(self, outputs_per_prompt: int, on_finished: Callable[[int], None]) -> None:
+        self.outputs_per_prompt = outputs_per_prompt
+        self.on_finished = on_finished
+        self.outputs: dict[int, int] = {}
+        self.finished = 0
+        self.lock = threading.Lock()
+
+    def row_done(self, prompt_index: int) -> None:
+        with self.lock:
+            count = self.outputs.get(prompt_index, 0) + 1
+            self.outputs[prompt_index] = count
+            if count != self.outputs_per_prompt:
+                return
+            self.finished += 1
+            finished = self.finished
+        self.on_finished(finished)
 
 
 def _empty_result() -> GenerationResult:

@@ -11,7 +11,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
 from core.config import DecodeConfig
-from core.decoding.backend import StopCheck, TokenSink
+from core.decoding.backend import RowDone, StopCheck, TokenSink
 from core.decoding.rows import eos_ids
 from core.decoding.types import RawSequence
 from core.errors import ModelLoadError
@@ -35,16 +35,39 @@ class _FirstStepClock(LogitsProcessor):
 
 
 class _RowStop(StoppingCriteria):
-    """Stops each row on its own when ``stop_check`` says so (stop strings, cancellation)."""
+    """Stops each row on its own when ``stop_check`` says so (stop strings, cancellation),
+    and tells ``on_row_done`` of each row as it finishes (end token, stop, length)."""
 
-    def __init__(self, stop_check: StopCheck, prompt_length: int, rows_per_prompt: int) -> None:
+    def __init__(
+        self,
+        stop_check: StopCheck | None,
+        prompt_length: int,
+        rows_per_prompt: int,
+        *,
+        ends: set[int] | None = None,
+        max_new_tokens: int = 0,
+        on_row_done: RowDone | None = None,
+    ) -> None:
         self.stop_check = stop_check
         self.prompt_length = prompt_length
         self.rows_per_prompt = rows_per_prompt
+        self.ends = ends or set()
+        self.max_new_tokens = max_new_tokens
+        self.on_row_done = on_row_done
+        self.finished: set[int] = set()
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         new = input_ids[:, self.prompt_length :].tolist()
-        done = [self.stop_check(row // self.rows_per_prompt, ids) for row, ids in enumerate(new)]
+        done = []
+        for row, ids in enumerate(new):
+            stop = self.stop_check is not None and self.stop_check(row // self.rows_per_prompt, ids)
+            done.append(stop)
+            if self.on_row_done is None or row in self.finished:
+                continue
+            # transformers' own criteria end a row on its end token or the length limit.
+            if stop or (ids and ids[-1] in self.ends) or len(ids) >= self.max_new_tokens:
+                self.finished.add(row)
+                self.on_row_done(row // self.rows_per_prompt)
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -154,15 +177,20 @@ class TransformersBackend:
         prompts: Sequence[Sequence[int]],
         config: DecodeConfig,
         stop_check: StopCheck | None = None,
+        on_row_done: RowDone | None = None,
     ) -> list[list[RawSequence]]:
         inputs = self._batch(prompts)
         clock = _FirstStepClock()
         kwargs: dict = {"logits_processor": LogitsProcessorList([clock])}
         prompt_length = inputs["input_ids"].shape[1] if self.is_causal else 1
-        if stop_check is not None and config.num_beams == 1:
-            rows = config.num_return_sequences
-            kwargs["stopping_criteria"] = [_RowStop(stop_check, prompt_length, rows)]
-        elif config.stop_strings:
+        if (stop_check is not None or on_row_done is not None) and config.num_beams == 1:
+            criteria = _RowStop(
+                stop_check, prompt_length, config.num_return_sequences,
+                ends=set(eos_ids(self.loaded, config)), max_new_tokens=config.max_new_tokens,
+                on_row_done=on_row_done,
+            )  # fmt: skip
+            kwargs["stopping_criteria"] = [criteria]
+        if config.stop_strings and (stop_check is None or config.num_beams > 1):
             # Beam rows are reshuffled every step, so per-row checks do not apply; the
             # library's own stop-string criterion knows how to follow beams.
             kwargs["stop_strings"] = list(config.stop_strings)

@@ -37,7 +37,7 @@ import onnxruntime_genai as og
 import torch
 
 from core.config import DecodeConfig
-from core.decoding.backend import StopCheck, TokenSink
+from core.decoding.backend import RowDone, StopCheck, TokenSink
 from core.decoding.conversions import ConversionCache, base_name, source_folder
 from core.decoding.rows import Row, eos_ids
 from core.decoding.types import RawSequence
@@ -342,6 +342,7 @@ class OnnxGenAIBackend:
         prompts: Sequence[Sequence[int]],
         config: DecodeConfig,
         stop_check: StopCheck | None = None,
+        on_row_done: RowDone | None = None,
     ) -> list[list[RawSequence]]:
         """Generate for a batch of tokenized prompts (see ``DecodingBackend.generate``).
 
@@ -363,6 +364,7 @@ class OnnxGenAIBackend:
                 [prompts[index] for index, _ in group],
                 config,
                 (lambda row, ids, g=group: stop_check(g[row][0], ids)) if stop_check else None,
+                on_row_done=(lambda row, g=group: on_row_done(g[row][0])) if on_row_done else None,
             )
             found.update(zip(group, sequences, strict=True))
         return [[found[(i, c)] for c in range(copies)] for i in range(len(prompts))]
@@ -386,6 +388,7 @@ class OnnxGenAIBackend:
         config: DecodeConfig,
         stop_check: StopCheck | None,
         on_token: TokenSink | None = None,
+        on_row_done: RowDone | None = None,
     ) -> list[RawSequence]:
         """One engine run over ``prompts`` (right-padded), token by token."""
         longest = max(len(p) for p in prompts)
@@ -394,6 +397,12 @@ class OnnxGenAIBackend:
             rows = [Row() for _ in prompts]
             active = set(range(len(prompts)))
             first_time: float | None = None
+
+            def finish(index: int) -> None:
+                active.discard(index)
+                if on_row_done is not None:
+                    on_row_done(index)
+
             while active and not generator.is_done():
                 # The logits the next token is chosen from are ready before it is chosen.
                 logits = generator.get_logits() if config.output_logprobs else None
@@ -408,7 +417,7 @@ class OnnxGenAIBackend:
                     if token in ends:
                         row.ended = True
                         row.end_logprob = logprob
-                        active.discard(index)
+                        finish(index)
                         continue
                     row.ids.append(token)
                     row.logprobs.append(logprob)
@@ -416,10 +425,10 @@ class OnnxGenAIBackend:
                         on_token(token)
                     if stop_check is not None and stop_check(index, row.ids):
                         row.stopped = True
-                        active.discard(index)
+                        finish(index)
                     elif len(row.ids) >= config.max_new_tokens:
                         row.hit_length = True
-                        active.discard(index)
+                        finish(index)
         return [row.sequence(config, first_time, scored=config.output_logprobs) for row in rows]
 
     @contextlib.contextmanager

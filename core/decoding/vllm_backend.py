@@ -54,7 +54,7 @@ import torch
 
 from core.config import DecodeConfig
 from core.decoding import engines
-from core.decoding.backend import StopCheck, TokenSink
+from core.decoding.backend import RowDone, StopCheck, TokenSink
 from core.decoding.conversions import first_line, source_folder
 from core.decoding.rows import eos_ids
 from core.decoding.types import RawSequence
@@ -305,14 +305,16 @@ class VllmBackend:
         prompts: Sequence[Sequence[int]],
         config: DecodeConfig,
         stop_check: StopCheck | None = None,
+        on_row_done: RowDone | None = None,
     ) -> list[list[RawSequence]]:
         """Generate for a batch of tokenized prompts (see ``DecodingBackend.generate``).
 
-        vLLM has no per-step hook, so ``stop_check`` is not called: the generator builds it
-        from ``config.stop_strings`` only, and those go to vLLM as ``stop``, which ends an
-        output at the token that completes one, as the check would.
+        vLLM has no per-step hook, so neither ``stop_check`` nor ``on_row_done`` is called:
+        the generator builds the check from ``config.stop_strings`` only, and those go to
+        vLLM as ``stop``, which ends an output at the token that completes one, as the
+        check would; progress moves when the whole batch returns.
         """
-        del stop_check
+        del stop_check, on_row_done
         if not prompts:
             return []
         if any(len(p) == 0 for p in prompts):

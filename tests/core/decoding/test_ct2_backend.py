@@ -91,8 +91,12 @@ def test_float32_greedy_matches_transformers_on_tiny_models(
     loaded = tiny(family)
     backend = CTranslate2Backend(loaded, quantization="float32", store=ct2_store)
     prompts = [loaded.tokenizer(s).input_ids for s in SENTENCES]
-    outputs = backend.generate(prompts, DecodeConfig(max_new_tokens=16))
+    finished: list[int] = []
+    outputs = backend.generate(
+        prompts, DecodeConfig(max_new_tokens=16), on_row_done=finished.append
+    )
     assert [len(o) for o in outputs] == [1, 1, 1]
+    assert sorted(finished) == [0, 1, 2]  # each row reported once, as it ended
     for prompt, (got,) in zip(prompts, outputs, strict=True):
         expected, ended = hf_greedy(loaded, prompt, 16)
         assert got.token_ids == expected

@@ -6,6 +6,7 @@ store), so the user's store is never written.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -202,6 +203,18 @@ def test_streaming_stop_strings_and_cancel(fp32_engine: Generator) -> None:
     stream.cancel()
     assert stream.text is not None and stream.result.finish_reason == "cancelled"
     assert stream.result.num_tokens < 200
+
+
+def test_progress_per_prompt_and_growing_text_on_the_engine(fp32_engine: Generator) -> None:
+    """SmolLM2's answers end at different steps of one batch: progress hears of each as
+    it ends; a single answer's text can be shown as it grows, same tokens as without."""
+    calls: list[int] = []
+    results = fp32_engine.generate(CHATS, max_new_tokens=40, progress=lambda d, t: calls.append(d))
+    assert calls == [1, 2, 3]
+    texts: list[str] = []
+    shown = fp32_engine.complete(CHATS[0], max_new_tokens=40, on_text=texts.append)
+    assert shown.token_ids == results[0].token_ids and texts[-1] == shown.text
+    assert len(texts) > 3 and all(b.startswith(a) for a, b in itertools.pairwise(texts))
 
 
 def test_seeded_sampling_repeats_and_several_samples_differ(fp32_engine: Generator) -> None:

@@ -5,6 +5,7 @@ Tiny random models cover each architecture family; SmolLM2 shows real behaviour.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -78,8 +79,51 @@ def test_seq2seq_beam_search_returns_alternatives(tiny_seq2seq: Generator) -> No
 def test_progress_callback_and_bar(tiny_llama: Generator) -> None:
     calls: list[tuple[int, int]] = []
     tiny_llama.generate(SENTENCES, max_new_tokens=2, progress=lambda d, t: calls.append((d, t)))
-    assert calls[-1] == (5, 5) and len(calls) == 3  # batch size 2: 2 + 2 + 1
+    assert calls == [(n, 5) for n in range(1, 6)]  # each prompt once, in batches of 2
     tiny_llama.generate(SENTENCES, max_new_tokens=2, progress=True)  # a tqdm bar, no error
+
+
+def test_progress_moves_inside_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One batch of five: each prompt is reported as it finishes, while the engine is
+    still generating the others, not all at once when the batch returns."""
+    generator = Generator(str(tiny_model_dir("llama")), batch_size=8)
+    real = generator.backend.generate
+    inside = {"now": False}
+
+    def generate(*args, **kwargs):
+        inside["now"] = True
+        try:
+            return real(*args, **kwargs)
+        finally:
+            inside["now"] = False
+
+    monkeypatch.setattr(generator.backend, "generate", generate)
+    calls: list[tuple[int, bool]] = []
+    generator.generate(
+        SENTENCES, max_new_tokens=6, progress=lambda d, t: calls.append((d, inside["now"]))
+    )
+    assert calls == [(n, True) for n in range(1, 6)]
+    # Several samples of a prompt: the prompt is done when its last sample is.
+    calls.clear()
+    generator.generate(
+        SENTENCES[:2], max_new_tokens=4, do_sample=True, seed=1, num_return_sequences=3,
+        progress=lambda d, t: calls.append((d, inside["now"])),
+    )  # fmt: skip
+    assert calls == [(1, True), (2, True)]
+
+
+def test_on_text_shows_a_single_output_growing(tiny_llama: Generator) -> None:
+    texts: list[str] = []
+    result = tiny_llama.complete("hello", max_new_tokens=12, on_text=texts.append)
+    plain = tiny_llama.complete("hello", max_new_tokens=12)
+    assert result.token_ids == plain.token_ids and result.text == plain.text
+    assert len(texts) > 1 and texts[-1] == result.text
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
+    # Several prompts, or a request that cannot stream, run as before and never call it.
+    untouched: list[str] = []
+    tiny_llama.generate(SENTENCES[:2], max_new_tokens=4, on_text=untouched.append)
+    tiny_llama.complete("hello", max_new_tokens=4, num_beams=2, on_text=untouched.append)
+    assert untouched == []
 
 
 def test_out_of_memory_halves_the_batch(
@@ -88,18 +132,18 @@ def test_out_of_memory_halves_the_batch(
     real = tiny_llama.backend.generate
     sizes: list[int] = []
 
-    def tight_memory(prompts, config, stop_check=None):
+    def tight_memory(prompts, config, stop_check=None, on_row_done=None):
         sizes.append(len(prompts))
         if len(prompts) > 1:  # what a GPU raises when the batch does not fit
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(prompts, config, stop_check)
+        return real(prompts, config, stop_check, on_row_done)
 
     monkeypatch.setattr(tiny_llama.backend, "generate", tight_memory)
     results = tiny_llama.generate(SENTENCES, max_new_tokens=3, progress=False)
     assert len(results) == 5 and all(r.num_tokens == 3 for r in results)
     assert tiny_llama.last_batch_size == 1 and sizes[0] == 2
 
-    def no_memory(prompts, config, stop_check=None):
+    def no_memory(prompts, config, stop_check=None, on_row_done=None):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(tiny_llama.backend, "generate", no_memory)
