@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -254,7 +255,9 @@ def _predict(
     if cluster is None:
         predictor = harness.open(eval_set, model, decode, options)
         model_name, settings = predictor.model_name, dict(predictor.settings)
-        batches = _local_batches(predictor, todo, batch_size)
+        batches = _local_batches(
+            predictor, todo, batch_size, lambda finished: report(len(done) + finished, len(items))
+        )
     else:
         from evaluation.cluster import predict_on_cluster
 
@@ -299,12 +302,38 @@ def _predict(
 
 
 def _local_batches(
-    predictor: Any, todo: list[EvalItem], batch_size: int
+    predictor: Any,
+    todo: list[EvalItem],
+    batch_size: int,
+    within_batch: Callable[[int], None],
 ) -> Iterator[tuple[list[EvalItem], list[Prediction]]]:
-    """``(batch, predictions)`` for each batch of ``todo``, predicted in this process."""
+    """``(batch, predictions)`` for each batch of ``todo``, predicted in this process;
+    ``within_batch(items)`` hears how many items of the current batch are done so far."""
+    reports = _takes_progress(predictor.predict)
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
-        yield batch, predictor.predict(batch)
+        if not reports:
+            yield batch, predictor.predict(batch)
+            continue
+
+        def partial(done: int, total: int, size: int = len(batch)) -> None:
+            # Whole items only: an item counts once all of its share of the work is done.
+            if total > 0:
+                within_batch(min(size, size * done // total))
+
+        yield batch, predictor.predict(batch, progress=partial)
+
+
+def _takes_progress(predict: Callable[..., Any]) -> bool:
+    """Whether ``predict`` takes ``progress=``: plugins written before it was added (and
+    wrappers of ``predict(items)``) are called as they were, and report per batch."""
+    try:
+        parameters = inspect.signature(predict).parameters
+    except (TypeError, ValueError):
+        return False
+    return "progress" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 def _run_key(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.data import DataError
+from core.progress import ProgressCallback
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,16 @@ class Predictor(Protocol):
     model_name: str  # what was actually loaded (after default resolution / routing)
     settings: dict[str, Any]  # decode settings and mode, as recorded in the report
 
-    def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
-        """Run the app's Python API on a batch; one prediction per item, in order."""
+    def predict(
+        self, items: Sequence[EvalItem], progress: ProgressCallback | None = None
+    ) -> list[Prediction]:
+        """Run the app's Python API on a batch; one prediction per item, in order.
+
+        ``progress(done, total)``, where given, reports the work done inside the batch in
+        the predictor's own units (outputs, chunks, turns): the runner turns it into items,
+        so a long batch does not sit at its first count until it ends. Optional: a
+        ``predict(items)`` without it (an older plugin) is called without it.
+        """
         ...
 
 

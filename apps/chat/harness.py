@@ -54,6 +54,7 @@ from core.data import read_chats
 from core.decoding import Generator
 from core.errors import ConfigError
 from core.examples import ChatExample
+from core.progress import ProgressCallback
 from core.training.features import IGNORE_INDEX, causal_sft_features
 from evaluation import mt_bench
 from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, split_option
@@ -121,16 +122,24 @@ class _MTBenchPredictor:
             "backend": self.generator.backend_choice.describe(),
         }
 
-    def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
+    def predict(
+        self, items: Sequence[EvalItem], progress: ProgressCallback | None = None
+    ) -> list[Prediction]:
         turns = [item.inputs["turns"] for item in items]
         first_chats = [[{"role": "user", "content": t[0]}] for t in turns]
         started = time.perf_counter()
-        first = self.generator.generate(first_chats, self.config, progress=False)
+        # Progress counts answers: turn 1 of every item, then turn 2 (2 per item).
+        answers = 2 * len(items)
+
+        def turns_done(offset: int):
+            return (lambda done, _total: progress(offset + done, answers)) if progress else False
+
+        first = self.generator.generate(first_chats, self.config, progress=turns_done(0))
         second_chats = [
             chat + [{"role": "assistant", "content": r.text}, {"role": "user", "content": t[1]}]
             for chat, r, t in zip(first_chats, first, turns, strict=True)
         ]
-        second = self.generator.generate(second_chats, self.config, progress=False)
+        second = self.generator.generate(second_chats, self.config, progress=turns_done(len(items)))
         seconds = (time.perf_counter() - started) / max(1, 2 * len(items))
         predictions = []
         self._answers = [[a.text, b.text] for a, b in zip(first, second, strict=True)]
@@ -185,7 +194,9 @@ class _PerplexityPredictor:
             "tokens": "assistant turns and their end-of-turn token, under the chat template",
         }
 
-    def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
+    def predict(
+        self, items: Sequence[EvalItem], progress: ProgressCallback | None = None
+    ) -> list[Prediction]:
         window = self.loaded.context_window or 2048
         results = []
         for item in items:

@@ -31,6 +31,7 @@ from core import metrics
 from core.data import is_headerless_ag_news, read_classification
 from core.defaults import default_model
 from core.models import load
+from core.progress import ProgressCallback
 from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
 
 # Words a zero-shot model can match TREC's coarse codes with (Li & Roth 2002's class names).
@@ -82,7 +83,10 @@ class _Predictor:
             "backend": classifier.backend_choice.describe(),
         }
 
-    def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
+    def predict(
+        self, items: Sequence[EvalItem], progress: ProgressCallback | None = None
+    ) -> list[Prediction]:
+        del progress  # one encoder pass per batch: the batch is the unit of progress
         results = self.classifier.classify([item.inputs["text"] for item in items])
         return [
             Prediction(

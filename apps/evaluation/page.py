@@ -185,9 +185,10 @@ def show_job(job: Job) -> None:
     if job.state == "running":
         counts = f"{job.done:,}/{job.total:,} examples" if job.total else "reading data, loading"
         if job.total > 0 and job.done < job.total:
-            # The harness counts finished batches: say why the count can sit still.
+            # Generative tasks count each example as it finishes; encoders (and beam search)
+            # a whole batch at once: say what is being worked on, so a still count is clear.
             batch = min(BATCH_SIZE, job.total - job.done)
-            counts += f", the next {batch} in one batch" if batch > 1 else ", the next one now"
+            counts += f", working on the next {batch}" if batch > 1 else ", the next one now"
         st.progress(job.fraction, text=f"{job.label}: {job.note} — {counts} ({job.seconds:.0f} s)")
     elif job.state == "failed":
         show_error(job.error or RuntimeError("unknown"), "evaluating")

@@ -23,6 +23,7 @@ from apps.finetune.recipes import get_recipe
 from apps.qa.api import QuestionAnswerer
 from core import metrics
 from core.data import read_qa, split_for_task
+from core.progress import ProgressCallback
 from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, split_option
 
 HELDOUT_RECIPE = "minilm-l6-squad"
@@ -46,7 +47,10 @@ class _Predictor:
             "backend": self.qa.backend_choice.describe() if self.qa.backend_choice else None,
         }
 
-    def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
+    def predict(
+        self, items: Sequence[EvalItem], progress: ProgressCallback | None = None
+    ) -> list[Prediction]:
+        del progress  # one encoder pass per batch: the batch is the unit of progress
         pairs = [(item.inputs["question"], item.inputs["context"]) for item in items]
         answers = self.qa.answer_many(
             pairs, allow_no_answer=self.allow_no_answer, no_answer_threshold=self.threshold

@@ -121,6 +121,7 @@ class Summarizer:
         max_length: int | None = None,
         style: str = "default",
         progress: ChunkProgress | None = None,
+        on_text: Callable[[str], None] | None = None,
         **decode,
     ) -> list[SummaryResult]:
         """Summarize each text; one result per text, in order.
@@ -131,8 +132,12 @@ class Summarizer:
             style: ``default`` (one or two sentences), ``one_sentence``, ``bullets``,
                 ``detailed`` (instruct models; seq2seq models summarize in their one style).
             progress: ``progress(stage, done, total)`` for long inputs: the chunks of the
-                map step (stage ``"chunks"``), then of each reduce round; not called when
-                every text is one chunk.
+                map step (stage ``"chunks"``), then of each reduce round; not called for
+                a single one-chunk text.
+            on_text: for a single one-chunk text, called with the summary so far while
+                it is generated (a page shows it growing); not called otherwise, nor for
+                beam search (seq2seq models' default), which only knows its best output
+                at the end.
             decode: other :class:`core.config.DecodeConfig` fields.
 
         An empty text gives an empty summary.
@@ -152,10 +157,12 @@ class Summarizer:
             chunked = [self._chunks(t) for t in texts]
             flat = [(i, c) for i, chunks in enumerate(chunked) for c, _ in chunks]
             dialogue = [looks_like_dialogue(t) for t in texts]
-            if len(flat) <= len(texts):
-                progress = None  # one chunk a text: nothing long to report on
+            if len(flat) <= 1:
+                progress = None  # one short text: nothing long to report on
             prompts = [self._prompt(c, dialogue[i], style) for i, c in flat]
-            outputs = self._generate(prompts, config, progress, "chunks")
+            outputs = self._generate(
+                prompts, config, progress, "chunks", on_text if len(flat) == 1 else None
+            )
             partial: dict[int, list[tuple[str, int, bool]]] = {}
             for (i, _), out in zip(flat, outputs, strict=True):
                 partial.setdefault(i, []).append(out)
@@ -225,12 +232,13 @@ class Summarizer:
         config: DecodeConfig,
         progress: ChunkProgress | None = None,
         stage: str = "",
+        on_text: Callable[[str], None] | None = None,
     ) -> list[tuple[str, int, bool]]:
         """(text, tokens, cut at max_new_tokens) per prompt."""
         if not prompts:
             return []
         if progress is None:
-            results = self.generator.generate(prompts, config, progress=False)
+            results = self.generator.generate(prompts, config, progress=False, on_text=on_text)
         else:
             progress(stage, 0, len(prompts))
 

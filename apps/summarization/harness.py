@@ -23,6 +23,7 @@ from apps.finetune.recipes import get_recipe
 from apps.summarization.api import Summarizer
 from core import metrics
 from core.data import read_pairs, split_for_task
+from core.progress import ProgressCallback
 from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, split_option
 
 HELDOUT_RECIPE = "smollm2-135m-samsum"
@@ -66,8 +67,16 @@ class _Predictor:
             **{k: v for k, v in self.kwargs.items() if v is not None},
         }
 
-    def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
-        results = self.summarizer.summarize([i.inputs["text"] for i in items], **self.kwargs)
+    def predict(
+        self, items: Sequence[EvalItem], progress: ProgressCallback | None = None
+    ) -> list[Prediction]:
+        def chunks_done(stage: str, done: int, total: int) -> None:
+            # The map stage is one output per chunk: the bulk of the work for every text.
+            if progress is not None and stage == "chunks":
+                progress(done, total)
+
+        texts = [i.inputs["text"] for i in items]
+        results = self.summarizer.summarize(texts, progress=chunks_done, **self.kwargs)
         return [
             Prediction(item.id, r.text, {"num_tokens": r.num_tokens, "chunks": r.chunks.count})
             for item, r in zip(items, results, strict=True)

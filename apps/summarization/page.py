@@ -16,9 +16,11 @@ from apps.ui import (
     decode_controls,
     download_results,
     engine_picker,
+    growing_text,
     guarded,
     model_picker,
     run_in_batches,
+    run_with_progress,
     show_timings,
     text_or_file_input,
 )
@@ -96,9 +98,17 @@ def render() -> None:
         else:
             with guarded("summarizing"):
                 app = cached_app(Summarizer, model, backend=backend)
-                results, seconds = run_in_batches(
-                    lambda texts: app.summarize(texts, **options), [text], label="Summarizing"
-                )
+                with growing_text() as show:
+                    # A long text moves a bar chunk by chunk; a short one grows as it is written.
+                    results, seconds = run_with_progress(
+                        lambda progress: app.summarize(
+                            [text],
+                            progress=lambda _stage, done, total: progress(done, total),
+                            on_text=show,
+                            **options,
+                        ),
+                        label="Summarizing",
+                    )
                 result = results[0]
                 with st.container(border=True, key="sum-output"):
                     st.text(result.text)

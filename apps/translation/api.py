@@ -105,12 +105,18 @@ class Translator:
         tgt: str,
         *,
         progress: bool | Callable[[int, int], None] | None = None,
+        on_text: Callable[[str], None] | None = None,
         **decode,
     ) -> list[TranslationResult]:
         """Translate each text from ``src`` to ``tgt``; one result per text, in order.
 
         ``decode`` takes :class:`core.config.DecodeConfig` fields (``num_beams=4``,
-        ``do_sample=True`` ...). An empty text gives an empty result.
+        ``do_sample=True`` ...). An empty text gives an empty result. ``progress(done,
+        total)`` counts the pieces (sentences, or parts of long ones) translated.
+        ``on_text`` is called with the translation so far while a single one-piece text
+        is generated (not for several pieces, nor for beam search, whose best output is
+        only known at the end); the result's text can still differ from its last call,
+        cleaned of an instruct model's framing.
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
         source, target = language(src), language(tgt)
@@ -136,7 +142,10 @@ class Translator:
             parts, layout = seg.segment(text, fits) if text.strip() else ([], seg.Layout([], []))
             layouts.append((len(pieces), layout))
             pieces += parts
-        outputs = self._run(generator, style, pieces, source, target, budget, decode, progress)
+        outputs = self._run(
+            generator, style, pieces, source, target, budget, decode, progress,
+            on_text if len(pieces) == 1 else None,
+        )  # fmt: skip
         seconds = time.perf_counter() - started
         results = []
         for text, (offset, layout) in zip(texts, layouts, strict=True):
@@ -236,6 +245,7 @@ class Translator:
         budget: int,
         decode: dict,
         progress,
+        on_text: Callable[[str], None] | None = None,
     ) -> list[tuple[str, int, bool]]:
         if not pieces:
             return []
@@ -258,7 +268,7 @@ class Translator:
         if style == "multilingual":
             state["src_lang"] = _model_code(generator.loaded.tokenizer, source)
         with generator.loaded.using(**state):
-            results = generator.generate(prompts, config, progress=progress)
+            results = generator.generate(prompts, config, progress=progress, on_text=on_text)
         return [
             (
                 _clean(r.text) if style == "prompted" else r.text.strip(),

@@ -27,6 +27,7 @@ from apps.translation.api import Translator
 from apps.translation.languages import LanguageError, language
 from core import metrics
 from core.data import DataError, read_pairs, read_parallel
+from core.progress import ProgressCallback
 from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
 
 _SACREBLEU_TOKENIZED_LANGS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
@@ -113,10 +114,14 @@ class _Predictor:
         self.model_name = plan.pop("model")
         self.settings = {"src": src, "tgt": tgt, **plan}
 
-    def predict(self, items: Sequence[EvalItem]) -> list[Prediction]:
+    def predict(
+        self, items: Sequence[EvalItem], progress: ProgressCallback | None = None
+    ) -> list[Prediction]:
+        # Progress counts the pieces (sentences) translated, which is what takes the time.
         results = self.translator.translate(
-            [i.inputs["text"] for i in items], self.src, self.tgt, progress=False, **self.decode
-        )
+            [i.inputs["text"] for i in items], self.src, self.tgt,
+            progress=progress or False, **self.decode,
+        )  # fmt: skip
         return [
             Prediction(item.id, r.text, {"num_tokens": r.num_tokens, "pieces": r.pieces})
             for item, r in zip(items, results, strict=True)

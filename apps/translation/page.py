@@ -18,6 +18,7 @@ from apps.ui import (
     decode_controls,
     download_results,
     engine_picker,
+    growing_text,
     guarded,
     model_picker,
     run_with_progress,
@@ -71,10 +72,13 @@ def render() -> None:
         else:
             with guarded("translating", task="translation"):
                 app = cached_app(Translator, model, backend=backend)
-                results, seconds = run_with_progress(
-                    lambda progress: app.translate(text, src, tgt, progress=progress, **decode),
-                    label="Translating",
-                )
+                with growing_text() as show:
+                    results, seconds = run_with_progress(
+                        lambda progress: app.translate(
+                            text, src, tgt, progress=progress, on_text=show, **decode
+                        ),
+                        label="Translating",
+                    )
                 result = results[0]
                 with st.container(border=True, key="tr-output"):
                     st.text(result.text)

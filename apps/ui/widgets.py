@@ -51,6 +51,9 @@ Widgets
   spinner with the elapsed time (alone for a single item); returns ``(result, seconds)``.
   :func:`run_in_batches` does the same for an API without a progress argument by calling it
   on slices of the input.
+* :func:`growing_text`: a context manager yielding a callback for the apps' ``on_text=``
+  argument: a single output's text shown as it is generated, removed when the block ends
+  (the page then shows the final output in its place).
 * :func:`show_timings`: one line of timings (seconds, items/s, tokens/s, first token).
 * :func:`show_error` (exc, doing): a readable ``st.error``; QuintetError messages are shown
   as they are, anything else gets a generic line and the details in a closed expander.
@@ -508,6 +511,41 @@ def run_with_progress(
     finally:
         bar.empty()
     return result, time.perf_counter() - started
+
+
+class GrowingText:
+    """A bordered box showing a single output's text as it is generated: call it with the
+    text so far (it is an ``on_text`` callback); :meth:`clear` removes it. Updates come at
+    most every ``every_s`` seconds: each is a message to the browser, and engines write 100
+    tokens a second."""
+
+    def __init__(self, *, every_s: float = 0.1) -> None:
+        self.slot = st.empty()
+        self.every_s = every_s
+        self.shown_at = 0.0
+
+    def __call__(self, text: str) -> None:
+        now = time.perf_counter()
+        if not text or now - self.shown_at < self.every_s:
+            return
+        self.shown_at = now
+        with self.slot.container(border=True):
+            st.caption("Generating…")
+            st.text(text)
+
+    def clear(self) -> None:
+        self.slot.empty()
+
+
+@contextmanager
+def growing_text(*, every_s: float = 0.1) -> Iterator[GrowingText]:
+    """Yield a :class:`GrowingText` box for the apps' ``on_text=``; it is removed when the
+    block ends, so the page's final output (or its error) takes its place."""
+    box = GrowingText(every_s=every_s)
+    try:
+        yield box
+    finally:
+        box.clear()
 
 
 def progress_text(label: str, done: int, total: int, elapsed: float) -> str | None:

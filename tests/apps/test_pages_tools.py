@@ -227,7 +227,7 @@ def test_evaluation_of_translation_left_on_automatic_routes_by_pair(home: Path) 
 
 
 def test_evaluation_progress_says_why_the_count_sits_still(home: Path) -> None:
-    """Two examples are one batch: "0/2" until both are done, so the bar says so."""
+    """Two examples are one batch: the bar says both are being worked on while it sits at 0."""
     import threading
 
     from apps.ui.jobs import start_job
@@ -245,6 +245,6 @@ def test_evaluation_progress_says_why_the_count_sits_still(home: Path) -> None:
         wait_for(lambda: job.total == 2, 10)
         app = open_page("evaluation/page.py")
         [bar] = app.get("progress")
-        assert "0/2 examples, the next 2 in one batch" in bar.proto.text
+        assert "0/2 examples, working on the next 2" in bar.proto.text
     finally:
         release.set()

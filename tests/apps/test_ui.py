@@ -141,6 +141,28 @@ def progress_script() -> None:
     st.write(f"several={result}")
 
 
+def growing_text_script() -> None:
+    import streamlit as st
+
+    from apps.ui.widgets import GrowingText
+
+    box = GrowingText(every_s=0)  # what growing_text() yields, while the model writes
+    box("Hallo")
+    box("Hallo Welt")
+    if st.session_state.get("finished"):
+        box.clear()  # what leaving the block does
+        st.text("final")
+
+
+def test_growing_text_shows_the_text_so_far_and_goes_when_done() -> None:
+    app = AppTest.from_function(growing_text_script, default_timeout=30).run()
+    assert [t.value for t in app.text] == ["Hallo Welt"]
+    assert [c.value for c in app.caption] == ["Generating…"]
+    app.session_state["finished"] = True
+    app.run()
+    assert [t.value for t in app.text] == ["final"] and not app.caption
+
+
 def test_run_helpers_return_their_results_and_leave_no_bar() -> None:
     app = AppTest.from_function(progress_script, default_timeout=30).run()
     assert not app.exception

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,11 @@ def test_long_input_reports_its_chunk_progress(bart: Summarizer) -> None:
     assert seen[-1][1] == seen[-1][2]
     short: list[tuple] = []
     bart.summarize("The cat sits on the mat.", max_length=4, progress=lambda *c: short.append(c))
-    assert short == []  # one chunk: nothing to report
+    assert short == []  # one short text: nothing to report
+    several: list[tuple] = []
+    bart.summarize(["The cat sits.", "The dog runs."], max_length=4,
+                   progress=lambda *c: several.append(c))  # fmt: skip
+    assert several[-1] == ("chunks", 2, 2)  # a batch of short texts moves text by text
 
 
 def test_max_length_bounds_the_summary_in_tokens(bart: Summarizer) -> None:
@@ -106,6 +111,16 @@ def test_real_model_summarizes_a_dialogue_as_dialogue(real_store, dialogue: str)
     assert result.mode == "prompted" and result.dialogue and result.chunks.count == 1
     assert result.text and result.num_tokens <= 16
     assert result.model == "smollm2-135m-instruct"
+
+
+def test_a_short_text_can_be_shown_while_it_is_summarized(real_store, dialogue: str) -> None:
+    summarizer = Summarizer("smollm2-135m-instruct")
+    short = "\n".join(dialogue.splitlines()[:6])
+    texts: list[str] = []
+    shown = summarizer.summarize(short, max_length=24, on_text=texts.append)[0]
+    plain = summarizer.summarize(short, max_length=24)[0]
+    assert shown.text == plain.text and texts[-1] == shown.text and len(texts) > 1
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
 
 
 def test_real_model_map_reduces_a_long_dialogue_without_cutting_turns(

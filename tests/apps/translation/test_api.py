@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,25 @@ def test_real_offline_model_translates_by_prompt(real_store) -> None:
     assert results[0].text and results[1].text == ""
     assert not results[0].text.lower().startswith("translation")
     assert results[0].num_tokens <= 12
+
+
+def test_a_single_sentence_can_be_shown_while_it_is_translated(real_store) -> None:
+    translator = Translator("smollm2-135m-instruct")
+    texts: list[str] = []
+    shown = translator.translate(
+        "The house is small.", "en", "de", max_new_tokens=16, on_text=texts.append
+    )[0]
+    plain = translator.translate("The house is small.", "en", "de", max_new_tokens=16)[0]
+    assert shown.text == plain.text and shown.num_tokens == plain.num_tokens
+    assert len(texts) > 1 and all(b.startswith(a) for a, b in itertools.pairwise(texts))
+    # Several pieces are batched, not streamed: progress counts them instead.
+    untouched: list[str] = []
+    counts: list[tuple[int, int]] = []
+    translator.translate(
+        ["The house is small.", "It is raining."], "en", "de", max_new_tokens=8,
+        on_text=untouched.append, progress=lambda d, t: counts.append((d, t)),
+    )  # fmt: skip
+    assert untouched == [] and counts == [(1, 2), (2, 2)]
 
 
 def test_default_length_limit_follows_the_longest_piece(marian: Translator) -> None:

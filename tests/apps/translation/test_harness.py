@@ -120,3 +120,23 @@ def test_tiny_marian_end_to_end_on_flores(tmp_path: Path) -> None:
     assert report.settings["src"] == "en" and report.settings["style"] == "seq2seq"
     lines = (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 6 and json.loads(lines[0])["prediction"]
+
+
+def test_an_evaluation_counts_each_example_as_it_finishes(tmp_path: Path) -> None:
+    """Five sentences are one batch: the count rises 1 by 1, not from 0 straight to 5."""
+    seen: list[tuple[int, int]] = []
+    evaluate(
+        "translation",
+        str(tiny_model_dir("marian")),
+        str(FLORES),
+        limit=5,
+        out=tmp_path / "run",
+        decode={"max_new_tokens": 6, "num_beams": 1},
+        options=DataOptions(src="en", tgt="de"),
+        bootstrap=0,
+        batch_size=16,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    counts = [done for done, _ in seen]
+    assert list(dict.fromkeys(counts)) == [0, 1, 2, 3, 4, 5] and counts == sorted(counts)
+    assert {total for _, total in seen} == {5}
