@@ -126,7 +126,8 @@ def instructions(n: int) -> list[str]:
 
 def _generator(model: str, path: str, store: str | None, **kwargs):
     """The Quintet generator for a path name: default (backend auto), hf-fp32, hf-int8,
-    ct2-int8[-tN], ct2-float32, ort-int4[-tN], ort-int4mixed, ort-int8[-tN], ort-fp32."""
+    ct2-int8[-tN], ct2-float32, ort-int4[-tN], ort-int4mixed, ort-int8[-tN], ort-int8block32,
+    ort-fp32."""
     from core.decoding import Generator
     from core.models import load
     from core.store import ModelStore
@@ -135,12 +136,13 @@ def _generator(model: str, path: str, store: str | None, **kwargs):
         return Generator(load(model), **kwargs)
     if path == "hf-fp32":
         return Generator(load(model), "transformers", **kwargs)
-        return Generator(load(model), **kwargs)
     if path == "hf-int8":
         return Generator(load(model, quantize="int8"), "transformers", **kwargs)
     backend, quantization, *rest = path.split("-")
     engine = {"ct2": "ctranslate2", "ort": "onnxruntime-genai"}[backend]
-    quantization = {"int4mixed": "int4-mixed"}.get(quantization, quantization)
+    quantization = {"int4mixed": "int4-mixed", "int8block32": "int8-block32"}.get(
+        quantization, quantization
+    )
     setting = "quantization" if backend == "ct2" else "precision"
     options = {setting: quantization, "store": ModelStore(store) if store else None}
     if rest:
@@ -363,7 +365,7 @@ def section_chat(args: argparse.Namespace, tmp: Path) -> dict:
         "hf-fp32",
         "hf-int8",
         *ct2_paths("ct2-int8", "ct2-float32"),
-        *ort_paths("ort-int8-t1", "ort-int4mixed", "ort-int4", "ort-int4-t1"),
+        *ort_paths("ort-int8block32", "ort-int8-t1", "ort-int4mixed", "ort-int4", "ort-int4-t1"),
     ]
     rows = []
     for path in paths:
@@ -385,7 +387,8 @@ def section_agreement(args: argparse.Namespace, tmp: Path) -> dict:
             "prompts": args.agreement_prompts, "new_tokens": args.agreement_tokens}  # fmt: skip
     reference = run_worker({**base, "path": "hf-fp32"})
     rows = [{"path": "quintet transformers fp32 (reference)", "seconds": reference["seconds"]}]
-    paths = ["default", "hf-int8", *ct2_paths("ct2-int8"), *ort_paths("ort-int4", "ort-int4mixed")]
+    paths = ["default", "hf-int8", *ct2_paths("ct2-int8"),
+             *ort_paths("ort-int8block32", "ort-int4", "ort-int4mixed")]  # fmt: skip
     for path in paths:
         result = run_worker({**base, "path": path})
         pairs = list(zip(reference["outputs"], result["outputs"], strict=True))
@@ -422,6 +425,7 @@ LABELS = {
     "ort-int4-t2": "quintet onnxruntime-genai int4, 2 threads, batch {batch}",
     "ort-int4mixed": "quintet onnxruntime-genai int4-mixed, batch {batch}",
     "ort-int8": "quintet onnxruntime-genai int8, batch {batch}",
+    "ort-int8block32": "quintet ORT GenAI int8, block 32 (old default), batch {batch}",
     "ort-int8-t1": "quintet onnxruntime-genai int8, 1 thread, batch {batch}",
     "ort-int8-t2": "quintet onnxruntime-genai int8, 2 threads, batch {batch}",
 }

@@ -29,6 +29,7 @@ from core.defaults import default_model
 KEY = "chat-session"
 PENDING_SYSTEM = "chat-system-loaded"  # a loaded conversation's system prompt, for the box
 STATS = "chat-stats"  # {index of an assistant message in session.messages: caption}
+NOTICES = "chat-notices"  # {index of an assistant message: what left the model's view}
 
 
 def caption(reply: ChatReply) -> str:
@@ -72,6 +73,8 @@ def _session(
     last = len(session.messages) - 1
     if session.last_reply is not None and last not in stats:
         stats[last] = caption(session.last_reply)
+        if session.last_reply.context_notice:
+            st.session_state.setdefault(NOTICES, {})[last] = session.last_reply.context_notice
     return session
 
 
@@ -89,6 +92,7 @@ def _load_upload(upload, model: str, strategy: str, window: int, backend: str = 
     st.session_state[KEY] = session
     st.session_state[f"{KEY}-settings"] = (model, strategy, window or None, backend)
     st.session_state[STATS] = {}
+    st.session_state[NOTICES] = {}
     # The system prompt box already exists in this run and cannot be changed now: keep the
     # loaded prompt aside and rerun; the next run puts it in the box before drawing it (else
     # the old box text would overwrite the loaded prompt).
@@ -135,11 +139,13 @@ def render() -> None:
         return
     session = st.session_state[KEY]
     stats: dict[int, str] = st.session_state.setdefault(STATS, {})
+    notices: dict[int, str] = st.session_state.setdefault(NOTICES, {})
 
     left, middle, right = st.columns(3)
     if left.button("Reset", key="chat-reset", icon=":material/restart_alt:"):
         session.reset()
         stats.clear()
+        notices.clear()
     middle.download_button(
         "Save (JSON)",
         session.to_json(),
@@ -148,10 +154,13 @@ def render() -> None:
         key="chat-save",
         icon=":material/download:",
     )
-    # Clickable only in the run that writes a reply (a message was just sent): the button is
-    # drawn before the reply starts, and clicking it is what interrupts that run.
-    right.button("Stop", key="chat-stop", icon=":material/stop_circle:",
-                 disabled=not st.session_state.get("chat-input"),
+    max_new = decode.get("max_new_tokens", 0)
+    window_too_small = bool(window) and window <= max_new
+    # Clickable only in the run that writes a reply (a message was just sent and fits): the
+    # button is drawn before the reply starts, and clicking it is what interrupts that run.
+    # The run that finishes a reply reruns the page, so Stop is disabled again at once.
+    sending = bool(st.session_state.get("chat-input")) and not window_too_small
+    right.button("Stop", key="chat-stop", icon=":material/stop_circle:", disabled=not sending,
                  help="Stop the reply being written; the text so far is kept.")  # fmt: skip
     if session.hidden_messages:
         what = "summarized" if session.summary else "dropped"
@@ -166,18 +175,20 @@ def render() -> None:
             continue
         with st.chat_message(message["role"]):
             st.markdown(message["content"])
+            if index in notices:
+                st.info(notices[index], icon=":material/info:")
             if index in stats:
                 st.caption(stats[index])
 
     prompt = st.chat_input("Message", key="chat-input")
-    max_new = decode.get("max_new_tokens", 0)
-    if prompt and window and window <= max_new:
+    if prompt and window_too_small:
         st.error(
             f"The context window ({window} tokens) must be larger than Max new tokens "
             f"({max_new}): the reply alone takes that much. Raise the window in the sidebar, "
             "lower Max new tokens, or set the window to 0 for the model's own."
         )
     elif prompt:
+        written = False
         with st.chat_message("user"):
             st.markdown(prompt)
         with st.chat_message("assistant"), guarded("writing the reply"):
@@ -187,8 +198,14 @@ def render() -> None:
                     st.info(stream.context_notice, icon=":material/info:")
                 st.write_stream(stream)
             reply = stream.result
-            stats[len(session.messages) - 1] = caption(reply)
-            st.caption(stats[len(session.messages) - 1])
+            index = len(session.messages) - 1
+            stats[index] = caption(reply)
+            if reply.context_notice:
+                notices[index] = reply.context_notice
+            st.caption(stats[index])
+            written = True
+        if written:  # redraw from the history: the reply, its caption, Stop disabled
+            st.rerun()
 
 
 render()

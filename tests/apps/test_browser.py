@@ -267,6 +267,11 @@ def test_chat_page_answers(server: str, browser) -> None:
     messages = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
     assert "capital of France" in messages[-2].text
     assert messages[-1].text.strip()
+    # Once the reply is written, Stop is off again without any further action (it stayed
+    # clickable until the next click) and the reply has its caption.
+    stop = browser.find_element(By.CSS_SELECTOR, ".st-key-chat-stop button")
+    assert not stop.is_enabled()
+    assert "tokens/s" in messages[-1].text
     browser.save_screenshot(str(SHOTS / "chat.png"))
 
 

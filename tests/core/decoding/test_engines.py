@@ -81,6 +81,8 @@ def test_auto_runs_causal_models_on_onnx_genai_int8(smollm2: Loaded, engine_home
     assert stored.manifest["precision"] == "int8"
     assert {"model.onnx", "model.onnx.data", "genai_config.json"} <= set(stored.manifest["files"])
     assert ModelStore(engine_home).verify(stored.name) == []
+    # Every matrix product at 8 bits with one scale per 128 weights (the gated default).
+    assert _matmul_bits_and_blocks(stored.path) == {(8, 128)}
     # A conversion is reached through its base model, never picked or loaded by name.
     from apps.ui.widgets import model_choices
 
@@ -247,6 +249,14 @@ def test_conversion_is_reused_and_redone_when_the_model_changes(
     again = ort.convert_to_onnx_genai(load(str(folder)), "fp32", store)
     assert again == first  # same name, rebuilt for the new files
     assert json.loads((again / "quintet.json").read_text())["base_fingerprint"] != before
+    # New builder options for a precision (as when int8's block grew from 32 to 128) make
+    # the stored conversion stale too.
+    with monkeypatch.context() as patch:
+        patch.setitem(ort._BUILDER_PRECISION, "fp32", ("fp32", ("block_size=64",)))
+        rebuilt = ort.convert_to_onnx_genai(load(str(folder)), "fp32", store)
+    assert json.loads((rebuilt / "quintet.json").read_text())["builder_options"] == [
+        "block_size=64"
+    ]
 
 
 def test_a_failed_conversion_is_one_line_and_leaves_nothing(
@@ -305,3 +315,15 @@ def test_int4_mixed_keeps_the_sensitive_products_at_8_bits(
     }
     assert set(bits.values()) == {4, 8}
     assert any("lm_head" in name and b == 8 for name, b in bits.items())
+
+
+def _matmul_bits_and_blocks(folder: Path) -> set[tuple[int, int]]:
+    """The (bits, block size) pairs of a conversion's quantized matrix products."""
+    import onnx
+
+    graph = onnx.load(str(folder / "model.onnx"), load_external_data=False).graph
+    return {
+        tuple(next(a.i for a in node.attribute if a.name == key) for key in ("bits", "block_size"))
+        for node in graph.node
+        if node.op_type == "MatMulNBits"
+    }
