@@ -425,7 +425,7 @@ LABELS = {
     "ort-int4-t2": "quintet onnxruntime-genai int4, 2 threads, batch {batch}",
     "ort-int4mixed": "quintet onnxruntime-genai int4-mixed, batch {batch}",
     "ort-int8": "quintet onnxruntime-genai int8, batch {batch}",
-    "ort-int8block32": "quintet ORT GenAI int8, block 32 (old default), batch {batch}",
+    "ort-int8block32": "quintet onnxruntime-genai int8, block 32 (old), batch {batch}",
     "ort-int8-t1": "quintet onnxruntime-genai int8, 1 thread, batch {batch}",
     "ort-int8-t2": "quintet onnxruntime-genai int8, 2 threads, batch {batch}",
 }

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import pickle
 import sys
@@ -85,6 +86,10 @@ class ClusterOptions:
             raise ClusterError(f"--workers must be at least 1 (got {self.workers})")
         if self.cpus_per_worker < 1:
             raise ClusterError(f"cpus_per_worker must be at least 1 (got {self.cpus_per_worker})")
+        if not math.isfinite(self.gpus_per_worker):  # NaN passes the comparison below
+            raise ClusterError(
+                f"--gpus-per-worker must be a finite number (got {self.gpus_per_worker})"
+            )
         if self.gpus_per_worker < 0:
             raise ClusterError(f"--gpus-per-worker must be 0 or more (got {self.gpus_per_worker})")
         if self.max_restarts < 0:

@@ -3,11 +3,11 @@
 ``encoder_engine(loaded)`` returns what runs ``loaded``'s forward pass, chosen like the
 decoding engines (``backend="auto"``): on CPU an ONNX Runtime copy of the model (exported
 once into the store as ``<base>-onnx-<precision>``) for classifiers and sentence encoders,
-the torch model for span (extractive QA) models and elsewhere (see :data:`AUTO_PRECISION`
-for why). The
-engine is called exactly as the torch model is, ``engine(**batch)``, and returns the same
-output fields (``logits``, ``start_logits`` / ``end_logits``, ``last_hidden_state``) as
-torch tensors, so task code does not change.
+a CTranslate2 int8 encoder (``<base>-ct2enc-int8``, :mod:`core.ct2_encoder`) for BERT and
+DistilBERT span (extractive QA) models, the torch model elsewhere (see
+:data:`AUTO_PRECISION` for why). The engine is called exactly as the torch model is,
+``engine(**batch)``, and returns the same output fields (``logits``, ``start_logits`` /
+``end_logits``, ``last_hidden_state``) as torch tensors, so task code does not change.
 
 Measured on a 2-core CPU (MiniLM-L6, SST-2 dev, batch 32): ONNX Runtime int8 ~2.5x torch
 fp32, torch dynamic int8 ~2x, ONNX Runtime fp32 ~1.1x; length-sorted batches (the apps
@@ -38,7 +38,8 @@ from core.store import ModelStore
 log = logging.getLogger(__name__)
 
 ONNX_RUNTIME = "onnxruntime"
-ENCODER_BACKENDS: tuple[str, ...] = ("auto", "transformers", ONNX_RUNTIME)
+CTRANSLATE2 = "ctranslate2"  # span models only (core/ct2_encoder.py)
+ENCODER_BACKENDS: tuple[str, ...] = ("auto", "transformers", ONNX_RUNTIME, CTRANSLATE2)
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "sequence-classification": ("logits",),
     "span": ("start_logits", "end_logits"),
@@ -60,9 +61,11 @@ QUANTIZATION: dict[str, str] = {
 # What auto runs each kind in on CPU, from the quality gates against fp32 on the same items
 # (paired bootstrap) and benchmarks/encoders.py (2 threads, quiet machine). Classifiers and
 # sentence encoders: int8 kept SST-2 dev accuracy (+0.2 [-0.5, +0.9]) at 3.9x plain torch.
-# Span (extractive QA) models stay on torch: int8 cost 1.7-2.3 F1 on the SQuAD held-out
-# articles (1,168 questions); int8-block32 kept F1 (-0.1 [-0.4, +0.3]) but ran only 1.1x
-# torch's speed at 2.5x its memory, and the fp32 graph was no faster than torch.
+# Span (extractive QA) models do not run on ONNX Runtime: int8 cost 1.7-2.3 F1 on the SQuAD
+# held-out articles (1,168 questions); int8-block32 kept F1 (-0.1 [-0.4, +0.3]) but ran only
+# 1.1x torch's speed at 2.5x its memory, and the fp32 graph was no faster than torch. BERT and
+# DistilBERT span models run on CTranslate2 int8 instead (core/ct2_encoder.py): -0.86 F1
+# [-1.45, -0.30] at 1.9x torch in the harness; others stay on torch.
 AUTO_PRECISION: dict[str, str] = {"sequence-classification": "int8", "encoder": "int8"}
 # The precision a caller naming the ONNX Runtime engine gets for a span model: the one that
 # kept the answers.
@@ -291,6 +294,9 @@ def preferred(loaded: Loaded) -> BackendChoice:
     if loaded.device.type != "cpu" or loaded.spec.quantize is not None:
         return BackendChoice("transformers", f"the reference engine on {loaded.device.type}")
     if loaded.kind == "span":
+        if _ct2_runs(loaded):
+            return BackendChoice(CTRANSLATE2, "int8 (activations per row), the fastest span "
+                                 "engine on CPU within 1 F1 of fp32")  # fmt: skip
         return BackendChoice(
             "transformers", "ONNX int8 cost extractive QA 2.3 F1; block-wise int8 is no faster"
         )
@@ -314,15 +320,33 @@ def encoder_engine(loaded: Loaded, backend: str = "auto") -> tuple[Any, BackendC
         )
     if backend == "transformers":
         return TorchEncoder(loaded), BackendChoice("transformers", "chosen by the caller")
+    if backend == CTRANSLATE2:
+        from core.ct2_encoder import Ct2SpanEncoder
+
+        return Ct2SpanEncoder(loaded, "int8"), BackendChoice(
+            CTRANSLATE2, "int8, chosen by the caller"
+        )
     if backend == ONNX_RUNTIME:
         precision = NAMED_PRECISION.get(loaded.kind, "int8")
         engine = OnnxEncoder(loaded, precision)
         return engine, BackendChoice(ONNX_RUNTIME, f"{precision}, chosen by the caller")
-    if os.environ.get(ENV_BACKEND, "").strip() == "transformers":
+    pinned = os.environ.get(ENV_BACKEND, "").strip()
+    if pinned == "transformers":
         return TorchEncoder(loaded), BackendChoice("transformers", f"set by {ENV_BACKEND}")
+    if pinned == CTRANSLATE2 and _ct2_runs(loaded):  # `--backend ctranslate2` on a span model
+        engine, _ = encoder_engine(loaded, CTRANSLATE2)
+        return engine, BackendChoice(CTRANSLATE2, f"int8, set by {ENV_BACKEND}")
     choice = preferred(loaded)
     if choice.name == "transformers":
         return TorchEncoder(loaded), choice
+    if choice.name == CTRANSLATE2:
+        from core.ct2_encoder import Ct2SpanEncoder
+
+        try:
+            return Ct2SpanEncoder(loaded, "int8"), choice
+        except ModelLoadError as exc:
+            log.warning("%s: running %s on torch", exc, loaded.name)
+            return TorchEncoder(loaded), BackendChoice("transformers", f"fallback: {exc}")
     if importlib.util.find_spec("onnxruntime") is None:
         log.warning("the onnxruntime package is missing (pip install 'quintet[fast]'): "
                     "running %s on torch", loaded.name)  # fmt: skip
@@ -332,3 +356,9 @@ def encoder_engine(loaded: Loaded, backend: str = "auto") -> tuple[Any, BackendC
     except ModelLoadError as exc:
         log.warning("%s: running %s on torch", exc, loaded.name)
         return TorchEncoder(loaded), BackendChoice("transformers", f"fallback: {exc}")
+
+
+def _ct2_runs(loaded: Loaded) -> bool:
+    from core.ct2_encoder import supports
+
+    return supports(loaded)

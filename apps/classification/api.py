@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -144,8 +145,8 @@ class Classifier:
         if temperature is None:
             self.calibration = calibration.load(self.model_name, self.mode, self.label_set())
             temperature = self.calibration.temperature if self.calibration else 1.0
-        if not temperature > 0:
-            raise ConfigError(f"temperature must be positive (got {temperature})")
+        if not 0 < temperature < math.inf:  # also NaN, which fails every comparison
+            raise ConfigError(f"temperature must be a finite positive number (got {temperature})")
         self.temperature = float(temperature)
         self._label_embeddings: torch.Tensor | None = None
 

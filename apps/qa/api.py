@@ -202,6 +202,11 @@ class QuestionAnswerer:
                 raise QAError(f"question {index} is empty: ask something")
             if not isinstance(context, str):
                 raise QAError(f"context {index} is {type(context).__name__}, not text")
+        if not math.isfinite(no_answer_threshold):  # a NaN margin compares false everywhere
+            raise QAError(
+                "the no-answer threshold (--threshold) must be a finite number "
+                f"(got {no_answer_threshold})"
+            )
         if not pairs:
             return []
         if self.mode == "generative-grounded":

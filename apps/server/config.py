@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.config import non_finite_problems
 from core.errors import ConfigError
 
 # Served out of the box: both come from `make models` / `quintet models pull`, offline.
@@ -65,5 +66,6 @@ class ServerConfig:
             problems.append("timeouts must be positive")
         if self.batch_window_ms < 0:
             problems.append(f"batch_window_ms must be >= 0 (got {self.batch_window_ms})")
+        problems.extend(non_finite_problems(self))  # NaN passes every comparison above
         if problems:
             raise ConfigError("invalid server settings: " + "; ".join(problems))

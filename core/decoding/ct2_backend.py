@@ -55,7 +55,7 @@ def store_name(loaded: Loaded, quantization: str) -> str:
     return f"{base_name(loaded)}-ct2-{quantization}"
 
 
-class _Converter(TransformersConverter):
+class CompatibleConverter(TransformersConverter):
     """TransformersConverter with fixes for configs that lack fields it expects."""
 
     def load_model(self, model_class: Any, model_name_or_path: str, **kwargs: Any) -> Any:
@@ -65,6 +65,10 @@ class _Converter(TransformersConverter):
         # config.json files carry. transformers' BART is always post-norm, so False is right.
         if type(config).__name__ == "BartConfig" and not hasattr(config, "normalize_before"):
             config.normalize_before = False
+        # The BERT loader checks config.position_embedding_type; transformers 5 dropped the
+        # field (its BERT has absolute position embeddings only).
+        if type(config).__name__ == "BertConfig" and not hasattr(config, "position_embedding_type"):
+            config.position_embedding_type = "absolute"
         return model
 
 
@@ -133,7 +137,7 @@ def convert_to_ctranslate2(
 
 
 def _convert_into(loaded: Loaded, source: str, quantization: str, folder: Path) -> None:
-    converter = _Converter(
+    converter = CompatibleConverter(
         source,
         revision=None if loaded.resolved.is_local else loaded.resolved.revision,
         trust_remote_code=loaded.spec.trust_remote_code,

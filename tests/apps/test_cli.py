@@ -143,6 +143,38 @@ def test_non_utf8_bytes_in_argv_or_stdin_are_one_line(
     assert_one_line_error(done, fragment)
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("qa", "--question", "who?", "--context", "Ann.", "--threshold", "nan"),
+         "no-answer threshold (--threshold) must be a finite number (got nan)"),
+        (("classify", "--model", "minilm-l6", "--labels", "a,b", "--calibration-temperature",
+          "inf", "fine"), "temperature must be a finite positive number (got inf)"),
+        (("classify", "--model", "minilm-l6", "--labels", "a,b", "--multi-label", "--threshold",
+          "nan", "fine"), "threshold must be a probability in [0, 1] (got nan)"),
+        (("serve", "--models", "minilm-l6", "--timeout", "nan"),
+         "request_timeout_s must be a finite number (got nan)"),
+        (("serve", "--models", "minilm-l6", "--graceful-timeout", "inf"),
+         "graceful_timeout_s must be a finite number (got inf)"),
+        (("serve", "--models", "minilm-l6", "--batch-window-ms", "nan"),
+         "batch_window_ms must be a finite number (got nan)"),
+        (("classify", "--model", "minilm-l6", "--labels", "a,b", "--input", "IN", "--output",
+          "OUT", "--ray", "--gpus-per-worker", "nan"),
+         "--gpus-per-worker must be a finite number (got nan)"),
+    ],
+)  # fmt: skip
+def test_nan_or_inf_in_any_float_flag_is_one_line(
+    real_store: ModelStore, args: tuple[str, ...], fragment: str, tmp_path: Path
+) -> None:
+    """Range checks let NaN through (every comparison with it is false): each float flag
+    refuses NaN and infinity by name."""
+    texts = tmp_path / "in.csv"
+    texts.write_text("text\nfine\n")
+    args = tuple({"IN": str(texts), "OUT": str(tmp_path / "out.csv")}.get(a, a) for a in args)
+    done = run(*args, env={"QUINTET_HOME": str(real_store.home)})
+    assert_one_line_error(done, fragment)
+
+
 def test_finetune_on_one_class_is_one_line_unless_labels_name_the_set(tmp_path: Path) -> None:
     data = tmp_path / "ones.csv"
     data.write_text("text,label\n" + "".join(f"sentence number {i},1\n" for i in range(20)))

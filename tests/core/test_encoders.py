@@ -83,17 +83,29 @@ def test_the_export_reproduces_torch_for_span_and_classifier_heads(family: str) 
         for name in fields:
             assert torch.allclose(getattr(got, name), getattr(expected, name), atol=1e-4)
         _, choice = encoders.encoder_engine(loaded)
-        assert choice.name == ("transformers" if kind == "span" else "onnxruntime")
+        assert choice.name == ("ctranslate2" if kind == "span" else "onnxruntime")
 
 
-def test_extractive_qa_stays_on_torch_and_the_named_engine_is_blockwise_int8() -> None:
-    """Per-channel int8 missed the QA quality gate and block-wise int8 was no faster: auto
-    keeps torch; the ONNX engine, when named, runs int8 in blocks of 32 (the precision that
-    kept F1), with logits close to torch's."""
+def test_extractive_qa_runs_on_ctranslate2_and_the_named_onnx_engine_is_blockwise_int8(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Per-channel ONNX int8 missed the QA quality gate and block-wise int8 was no faster:
+    auto runs span models on CTranslate2 int8 (torch when that cannot convert them); the ONNX
+    engine, when named, runs int8 in blocks of 32, with logits close to torch's."""
     span = str(tiny_model_dir("bert", kind="span"))
     qa = QuestionAnswerer(span)
-    assert qa.backend_choice is not None and qa.backend_choice.name == "transformers"
-    assert "2.3 F1" in qa.backend_choice.reason
+    assert qa.backend_choice is not None and qa.backend_choice.name == "ctranslate2"
+    assert "within 1 F1" in qa.backend_choice.reason
+    from core import ct2_encoder
+
+    def cannot(*args, **kwargs) -> None:
+        raise ModelLoadError("ctranslate2 cannot convert it: a test says so")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ct2_encoder, "convert_span_model", cannot)
+        fallback = QuestionAnswerer(span)
+    assert fallback.backend_choice.name == "transformers"
+    assert "cannot convert" in fallback.backend_choice.reason
     named = QuestionAnswerer(span, backend="onnxruntime")
     assert named.backend_choice.name == "onnxruntime"
     assert named.backend_choice.reason.startswith("int8-block32")

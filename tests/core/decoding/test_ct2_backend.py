@@ -196,7 +196,7 @@ def test_conversion_happens_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     def must_not_convert(*args, **kwargs):
         raise AssertionError("converted a second time")
 
-    monkeypatch.setattr(ct2_backend._Converter, "convert", must_not_convert)
+    monkeypatch.setattr(ct2_backend.CompatibleConverter, "convert", must_not_convert)
     assert convert_to_ctranslate2(loaded, "float32", store) == path
     assert (path / "model.bin").stat().st_mtime_ns == mtime
 
@@ -206,13 +206,13 @@ def test_interrupted_conversion_leaves_no_model(
 ) -> None:
     loaded = tiny("llama")
     store = ModelStore(tmp_path)
-    convert = ct2_backend._Converter.convert
+    convert = ct2_backend.CompatibleConverter.convert
 
     def interrupted(self, output_dir, *args, **kwargs):
         convert(self, output_dir, *args, **kwargs)  # every file written ...
         raise KeyboardInterrupt  # ... and then Ctrl-C before the commit
 
-    monkeypatch.setattr(ct2_backend._Converter, "convert", interrupted)
+    monkeypatch.setattr(ct2_backend.CompatibleConverter, "convert", interrupted)
     with pytest.raises(KeyboardInterrupt):
         convert_to_ctranslate2(loaded, "int8", store)
     assert store.list() == []

@@ -1,0 +1,195 @@
+"""Extractive QA (span) models on a CTranslate2 int8 encoder.
+
+CTranslate2 converts the BERT or DistilBERT body of a span model (its converter knows
+``BertModel`` and ``DistilBertModel``); the span head, one ``Linear(hidden, 2)``, is kept
+next to it as ``span_head.safetensors`` and applied to the encoder's last hidden states.
+:class:`Ct2SpanEncoder` is called like the torch model (``engine(**batch)``) and returns
+``start_logits`` / ``end_logits``, so the QA code does not change.
+
+Why it exists: int8 quantizes the activations too. ONNX Runtime's dynamic int8 takes one
+scale per activation tensor and cost extractive QA 2.3 F1; CTranslate2 takes one per row
+(per token), a finer grid. In float32 it reproduces torch's logits (tests).
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
+from core.errors import ConfigError, ModelLoadError
+from core.models import Loaded
+from core.store import ModelStore
+
+CTRANSLATE2 = "ctranslate2"
+QUANTIZATIONS: tuple[str, ...] = ("int8", "float32")
+# model_type -> (the body's attribute on the span model, whether it takes token types)
+_BODIES: dict[str, tuple[str, bool]] = {"bert": ("bert", True), "distilbert": ("distilbert", False)}
+HEAD_FILE = "span_head.safetensors"
+_conversions = ConversionCache()
+
+
+def store_name(loaded: Loaded, quantization: str = "int8") -> str:
+    """The store name of the conversion: ``<base>-ct2enc-<quantization>``."""
+    return f"{base_name(loaded)}-ct2enc-{quantization}"
+
+
+def supports(loaded: Loaded) -> bool:
+    """Whether this engine can run ``loaded``: a BERT or DistilBERT span model on the CPU."""
+    return (
+        loaded.kind == "span"
+        and loaded.device.type == "cpu"
+        and getattr(loaded.config, "model_type", None) in _BODIES
+    )
+
+
+def _check(loaded: Loaded, quantization: str) -> None:
+    if quantization not in QUANTIZATIONS:
+        raise ConfigError(
+            f"unknown {CTRANSLATE2} encoder quantization {quantization!r}: "
+            f"choose one of {QUANTIZATIONS}"
+        )
+    if not supports(loaded):
+        raise ModelLoadError(
+            f"the {CTRANSLATE2} encoder engine runs BERT and DistilBERT span (extractive QA) "
+            f"models on the CPU; {loaded.name} is a {loaded.kind} "
+            f"{getattr(loaded.config, 'model_type', '?')} model on {loaded.device.type}"
+        )
+
+
+def convert_span_model(
+    loaded: Loaded, quantization: str = "int8", store: ModelStore | None = None
+) -> Path:
+    """Convert a span model's encoder to CTranslate2 (and keep its head), once, into the store.
+
+    Raises:
+        ConfigError: an unknown quantization.
+        ModelLoadError: not a BERT/DistilBERT span model, or the conversion fails.
+        StoreError: the store cannot be written.
+    """
+    _check(loaded, quantization)
+    try:
+        import ctranslate2
+    except ImportError:
+        raise ModelLoadError(
+            f"the {CTRANSLATE2} package is missing: pip install 'quintet[fast]'"
+        ) from None
+
+    return _conversions.get_or_build(
+        loaded,
+        store_name(loaded, quantization),
+        CTRANSLATE2,
+        {
+            "quantization": quantization,
+            "part": "encoder+span head",
+            "ctranslate2_version": ctranslate2.__version__,
+        },  # fmt: skip
+        lambda folder: _convert_into(loaded, quantization, folder),
+        required_file="model.bin",
+        store=store,
+    )
+
+
+def _convert_into(loaded: Loaded, quantization: str, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    from core.decoding.ct2_backend import CompatibleConverter
+
+    # The converter loads the body class (BertModel) from the span model's folder: the
+    # body's weights load, the span head is not part of it (saved below). BERT's pooler is
+    # not in a span checkpoint and gets fresh values; nothing here reads the pooler.
+    converter = CompatibleConverter(source_folder(loaded))
+    out = folder / "ctranslate2"
+    gc.freeze()  # see core.decoding.ct2_backend: the converter's gc.collect() calls
+    try:
+        converter.convert(str(out), quantization=quantization, force=True)
+    except (ValueError, KeyError, AttributeError, TypeError, NotImplementedError) as exc:
+        raise ModelLoadError(
+            f"{CTRANSLATE2} cannot convert {loaded.name}: {first_line(exc)}"
+        ) from None
+    finally:
+        gc.unfreeze()
+    for item in out.iterdir():
+        shutil.move(str(item), str(folder / item.name))
+    out.rmdir()
+    head = loaded.model.qa_outputs
+    save_file(
+        {"weight": head.weight.detach().float().contiguous(),
+         "bias": head.bias.detach().float().contiguous()},
+        str(folder / HEAD_FILE),
+    )  # fmt: skip
+
+
+class Ct2SpanEncoder:
+    """A CTranslate2 encoder plus the span head, answering like ``...ForQuestionAnswering``.
+
+    Args:
+        loaded: a BERT or DistilBERT span model (its conversion is built on first use).
+        quantization: ``int8`` (default) or ``float32``.
+        store: where conversions live (default: ``$QUINTET_HOME``).
+        threads: intra-op threads (default: torch's thread count).
+    """
+
+    name = CTRANSLATE2
+
+    def __init__(
+        self,
+        loaded: Loaded,
+        quantization: str = "int8",
+        store: ModelStore | None = None,
+        threads: int | None = None,
+    ) -> None:
+        from safetensors.torch import load_file
+
+        self.path = convert_span_model(loaded, quantization, store)  # checks the package too
+        import ctranslate2
+
+        try:
+            self.encoder = ctranslate2.Encoder(
+                str(self.path), device="cpu", compute_type=quantization, inter_threads=1,
+                intra_threads=threads or torch.get_num_threads(),
+            )  # fmt: skip
+        except (RuntimeError, ValueError) as exc:
+            raise ModelLoadError(
+                f"{CTRANSLATE2} cannot load {self.path}: {first_line(exc)}"
+            ) from None
+        head = load_file(str(self.path / HEAD_FILE))
+        self.weight, self.bias = head["weight"], head["bias"]
+        self.token_types = _BODIES[loaded.config.model_type][1]
+        self._lock = threading.Lock()  # one batch at a time: each would take every thread
+
+    def __call__(self, **batch: torch.Tensor) -> SimpleNamespace:
+        import ctranslate2
+
+        ids = batch["input_ids"].detach().cpu().to(torch.int32)
+        mask = batch.get("attention_mask")
+        if mask is None:
+            lengths = torch.full((ids.shape[0],), ids.shape[1], dtype=torch.int32)
+        else:
+            mask = mask.detach().cpu().bool()
+            lengths = mask.sum(dim=1).to(torch.int32)
+            # The engine masks by length, so the padding must all be on the right.
+            if not torch.equal(mask, torch.arange(ids.shape[1])[None, :] < lengths[:, None]):
+                raise ConfigError(f"the {CTRANSLATE2} encoder needs right-padded batches")
+        types = batch.get("token_type_ids") if self.token_types else None
+        options: dict[str, Any] = {}
+        if types is not None:
+            options["token_type_ids"] = types.detach().cpu().tolist()
+        with self._lock:
+            output = self.encoder.forward_batch(
+                ctranslate2.StorageView.from_array(ids.numpy()),
+                ctranslate2.StorageView.from_array(lengths.numpy()),
+                **options,
+            )
+            hidden = torch.from_numpy(np.array(output.last_hidden_state))  # a copy: ours
+        logits = hidden @ self.weight.T + self.bias
+        return SimpleNamespace(
+            start_logits=logits[..., 0].contiguous(), end_logits=logits[..., 1].contiguous()
+        )
