@@ -65,7 +65,7 @@ QUANTIZATION: dict[str, str] = {
 # held-out articles (1,168 questions); int8-block32 kept F1 (-0.1 [-0.4, +0.3]) but ran only
 # 1.1x torch's speed at 2.5x its memory, and the fp32 graph was no faster than torch. BERT and
 # DistilBERT span models run on CTranslate2 int8 instead (core/ct2_encoder.py): -0.86 F1
-# [-1.45, -0.30] at 1.9x torch in the harness; others stay on torch.
+# [-1.45, -0.30] at 2.0x torch (one replica per core); others stay on torch.
 AUTO_PRECISION: dict[str, str] = {"sequence-classification": "int8", "encoder": "int8"}
 # The precision a caller naming the ONNX Runtime engine gets for a span model: the one that
 # kept the answers.
