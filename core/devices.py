@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from core.errors import ConfigError
@@ -60,4 +63,22 @@ def describe_device(device: torch.device | None = None) -> str:
         return f"cuda: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "mps: Apple GPU"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
+
+
+@contextlib.contextmanager
+def keeping_torch_threads() -> Iterator[None]:
+    """Gives torch back its CPU thread count after the block, whatever the block set.
+
+    CTranslate2 sets the calling thread's OpenMP thread count to an engine's
+    ``intra_threads`` when it loads the engine: after a QA model loaded its single-threaded
+    replicas, torch ran on one thread of two for the rest of the process (every later torch
+    model in a Streamlit or server process, and the reports' "cpu (1 threads)").
+    """
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)

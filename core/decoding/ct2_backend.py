@@ -33,6 +33,7 @@ from core.decoding.backend import RowDone, StopCheck, TokenSink
 from core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
 from core.decoding.rows import Row, eos_ids
 from core.decoding.types import RawSequence
+from core.devices import keeping_torch_threads
 from core.errors import ConfigError, ModelLoadError
 from core.models import Loaded
 from core.store import ModelStore
@@ -262,13 +263,14 @@ class CTranslate2Backend:
     def _new_engine(self, threads: int) -> Any:
         cls = ctranslate2.Generator if self.is_causal else ctranslate2.Translator
         try:
-            return cls(
-                str(self.model_path),
-                device=self.device,
-                device_index=self.device_index,
-                compute_type=self.quantization,
-                intra_threads=threads,
-            )
+            with keeping_torch_threads():
+                return cls(
+                    str(self.model_path),
+                    device=self.device,
+                    device_index=self.device_index,
+                    compute_type=self.quantization,
+                    intra_threads=threads,
+                )
         except (RuntimeError, ValueError) as exc:
             raise ModelLoadError(
                 f"CTranslate2 cannot load {self.model_path}: {_first_line(exc)}"

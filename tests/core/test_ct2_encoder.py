@@ -76,6 +76,31 @@ def test_the_named_engine_converts_once_and_answers_within_the_context(
     assert QuestionAnswerer(span, backend="ctranslate2").backend_choice.name == "ctranslate2"
 
 
+def test_cutting_a_batch_into_parts_keeps_the_logits() -> None:
+    """Rows are quantized one by one, so the parts a batch is cut into do not matter."""
+    loaded = load(str(tiny_model_dir("bert", kind="span")))
+    whole = ct2_encoder.Ct2SpanEncoder(loaded, "int8", threads=1, rows_per_call=64)
+    parts = ct2_encoder.Ct2SpanEncoder(loaded, "int8", threads=2, rows_per_call=1)
+    batch = loaded.tokenizer(QUESTIONS * 3, CONTEXTS * 3, padding=True, return_tensors="pt")
+    mask = batch["attention_mask"].bool()
+    expected, got = whole(**batch), parts(**batch)
+    for name in ("start_logits", "end_logits"):
+        assert torch.allclose(getattr(got, name)[mask], getattr(expected, name)[mask], atol=1e-5)
+
+
+def test_loading_the_replicas_leaves_torch_on_its_threads() -> None:
+    """CTranslate2 sets the loading thread's OpenMP count to one (the replicas' count);
+    torch must keep its own, or every later torch model in the process runs on one core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        loaded = load(str(tiny_model_dir("bert", kind="span")))
+        ct2_encoder.Ct2SpanEncoder(loaded, "int8", threads=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_other_models_are_refused_in_one_line() -> None:
     classifier = load(str(tiny_model_dir("bert", kind="sequence-classification")))
     with pytest.raises(ModelLoadError) as error:

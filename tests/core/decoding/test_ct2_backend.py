@@ -326,3 +326,18 @@ def test_stream_gives_the_greedy_tokens_one_by_one(ct2_store: ModelStore) -> Non
         raw = backend.stream(prompt, config, received.append, lambda row, ids: len(ids) >= 4)
         assert received == raw.token_ids == expected.token_ids[:4]
         assert raw.extra == {"stopped_by_check": True} and not raw.ended_by_eos
+
+
+def test_loading_an_engine_leaves_torch_on_its_threads(ct2_store: ModelStore) -> None:
+    """CTranslate2 sets the loading thread's OpenMP count to the engine's (one thread for a
+    single prompt); torch must keep its own for the rest of the process."""
+    ct2_backend.clear_cache()  # so that this call loads a fresh engine
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        backend = CTranslate2Backend(tiny("llama"), quantization="float32", store=ct2_store)
+        assert backend.threads_for(1) == 1
+        backend.generate(prompts_of(backend)[:1], DecodeConfig(max_new_tokens=2))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
