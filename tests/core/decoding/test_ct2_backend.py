@@ -278,6 +278,31 @@ def test_beam_search_returns_the_asked_number_of_scored_outputs(
         assert first.token_ids and second.token_ids
 
 
+@pytest.mark.parametrize("family", ["llama", "marian"])
+def test_beam_batches_split_over_replicas_give_the_one_engine_results(
+    family: str, ct2_store: ModelStore
+) -> None:
+    """Large beam batches on CPU decode on one single-threaded replica per core, each given
+    a part of the sentences; the hypotheses must be those of one engine on the whole batch."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        loaded = tiny(family)
+        split = CTranslate2Backend(loaded, quantization="int8", store=ct2_store)
+        whole = CTranslate2Backend(loaded, quantization="int8", store=ct2_store, threads=2)
+        config = DecodeConfig(max_new_tokens=8, num_beams=4, early_stopping=True)
+        prompts = prompts_of(split) * 4  # 12 prompts x 4 beams: large work
+        assert split.replicas_for(config, len(prompts)) == 2
+        assert whole.replicas_for(config, len(prompts)) == 1  # a fixed thread count is kept
+        assert split.replicas_for(DecodeConfig(max_new_tokens=8), len(prompts)) == 1
+        got, expected = split.generate(prompts, config), whole.generate(prompts, config)
+        assert [o[0].token_ids for o in got] == [o[0].token_ids for o in expected]
+        for mine, theirs in zip(got, expected, strict=True):
+            assert mine[0].score == pytest.approx(theirs[0].score, abs=1e-4)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_sampling_with_a_seed_is_reproducible(llama_ct2: CTranslate2Backend) -> None:
     prompts = prompts_of(llama_ct2)
 
