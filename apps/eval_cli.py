@@ -6,15 +6,15 @@ import argparse
 import os
 import sys
 
-from apps.cli_io import add_backend_option, add_cluster_options, cluster_options
-from apps.flags import add_decode_options, decode_from_args, parse_pairs
-from core.errors import ConfigError
-from core.task_names import TASKS
+from quintet.apps.cli_io import add_backend_option, add_cluster_options, cluster_options
+from quintet.apps.flags import add_decode_options, decode_from_args, parse_pairs
+from quintet.core.errors import ConfigError
+from quintet.core.task_names import TASKS
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from evaluation.harness import evaluate
-    from evaluation.protocol import DataOptions
+    from quintet.evaluation.harness import evaluate
+    from quintet.evaluation.protocol import DataOptions
 
     if args.data is None and args.source is None:
         raise ConfigError("give --data FILE (or --source FILE --reference FILE for translation)")
@@ -42,7 +42,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if out is None:  # say where the run goes up front: that folder is how to resume it
         from pathlib import Path
 
-        from evaluation.harness import default_out_dir
+        from quintet.evaluation.harness import default_out_dir
 
         who = Path(args.predictions).stem if args.predictions else args.model or "default"
         out = str(default_out_dir(args.task, who, args.data or args.source))
@@ -92,10 +92,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from evaluation.compare import compare
+    from quintet.evaluation.compare import compare
 
     result = compare(args.runs, args.out, resamples=args.bootstrap)
-    from evaluation.compare import render_markdown
+    from quintet.evaluation.compare import render_markdown
 
     print(render_markdown(result))
     print(f"report: {result['out_dir']}/comparison.html")

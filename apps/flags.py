@@ -1,7 +1,7 @@
 """Command-line flags generated from the config dataclasses: one place, no drift.
 
-Every field of a config dataclass (:class:`core.config.TrainConfig`,
-:class:`core.config.DecodeConfig` ...) becomes ``--field-name`` with the field's type; its
+Every field of a config dataclass (:class:`quintet.core.config.TrainConfig`,
+:class:`quintet.core.config.DecodeConfig` ...) becomes ``--field-name`` with the field's type; its
 help is the field's ``metadata["help"]`` or else its entry in the class docstring's
 ``Args:`` section, so the docstring that documents the API documents the flag too. Field
 metadata may also give ``choices``, ``aliases`` (other spellings, shown: ``--lr``) and
@@ -13,7 +13,7 @@ keeps its own defaults: the defaults live in one place too.
 
 :func:`add_decode_options` is the one decoding-flag helper of every generating command
 (translate, summarize, chat, eval): ``--decode KEY=VALUE ...`` for any
-:class:`~core.config.DecodeConfig` field, plus the common ones as flags.
+:class:`~quintet.core.config.DecodeConfig` field, plus the common ones as flags.
 
 This module imports no torch: ``quintet --help`` stays fast.
 """
@@ -30,8 +30,8 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, get_args, get_origin
 
-from core.config import DecodeConfig
-from core.errors import ConfigError
+from quintet.core.config import DecodeConfig
+from quintet.core.errors import ConfigError
 
 
 def flag_name(field_name: str) -> str:

@@ -14,10 +14,10 @@ import psutil
 import streamlit as st
 import torch
 
-from core import catalog, hub
-from core.devices import describe_device, pick_device
-from core.models import cached_models
-from core.store import ModelStore
+from quintet.core import catalog, hub
+from quintet.core.devices import describe_device, pick_device
+from quintet.core.models import cached_models
+from quintet.core.store import ModelStore
 
 APPS_DIR = Path(__file__).resolve().parent
 # Title -> st.Page, filled by build_pages() before the page runs (Home links to them).
@@ -56,7 +56,7 @@ def home() -> None:
         "and chat on one shared model core, working offline on packaged models and online "
         "with any Hugging Face model."
     )
-    from apps.ui.recipes import recipe_build_notice
+    from quintet.apps.ui.recipes import recipe_build_notice
 
     recipe_build_notice(key="home-recipes")
     _links()

@@ -76,14 +76,14 @@ class Timed:
 def factory(job: dict) -> Any:
     """The factory ``--ray`` builds for the job's command."""
     if job["task"] == "classification":
-        from apps.classification import Classifier
-        from apps.classification.batch import _ClassifyOnActor
-        from core.config import ModelSpec
+        from quintet.apps.classification import Classifier
+        from quintet.apps.classification.batch import _ClassifyOnActor
+        from quintet.core.config import ModelSpec
 
         return _ClassifyOnActor(Classifier, ModelSpec("minilm-l6"), ["negative", "positive"],
                                 False, {}, 1.0, 32, "auto", None, 0.5)  # fmt: skip
-    from apps.translation import Translator
-    from apps.translation.files import _TranslateOnActor
+    from quintet.apps.translation import Translator
+    from quintet.apps.translation.files import _TranslateOnActor
 
     decode = {"max_new_tokens": TRANSLATION_TOKENS, "min_new_tokens": TRANSLATION_TOKENS}
     return _TranslateOnActor(Translator, job["model"], "auto", "auto", 16, "en", "de", decode)
@@ -91,7 +91,7 @@ def factory(job: dict) -> Any:
 
 def worker(job: dict) -> dict:
     """One way in this process: every batch's result and times."""
-    from core.cluster import ClusterOptions, run_batches
+    from quintet.core.cluster import ClusterOptions, run_batches
 
     rows = json.loads(Path(job["input"]).read_text())
     size = CLASSIFY_BATCH if job["task"] == "classification" else TRANSLATION_CHUNK

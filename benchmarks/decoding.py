@@ -128,9 +128,9 @@ def _generator(model: str, path: str, store: str | None, **kwargs):
     """The Quintet generator for a path name: default (backend auto), hf-fp32, hf-int8,
     ct2-int8[-tN], ct2-float32, ort-int4[-tN], ort-int4mixed, ort-int8[-tN], ort-int8block32,
     ort-fp32."""
-    from core.decoding import Generator
-    from core.models import load
-    from core.store import ModelStore
+    from quintet.core.decoding import Generator
+    from quintet.core.models import load
+    from quintet.core.store import ModelStore
 
     if path == "default":
         return Generator(load(model), **kwargs)
@@ -158,8 +158,8 @@ def peak_rss_mb() -> float:
 def worker_translation(job: dict) -> dict:
     import torch
 
-    from core.config import DecodeConfig
-    from core.models import load
+    from quintet.core.config import DecodeConfig
+    from quintet.core.models import load
 
     sentences = FLORES_EN.read_text().splitlines()[: job["sentences"]]
     tokens = job["new_tokens"]
@@ -202,8 +202,8 @@ def worker_translation(job: dict) -> dict:
 def worker_chat(job: dict) -> dict:
     import torch
 
-    from core.config import DecodeConfig
-    from core.models import load
+    from quintet.core.config import DecodeConfig
+    from quintet.core.models import load
 
     chats = [[{"role": "user", "content": p}] for p in instructions(job["prompts"])]
     tokens = job["new_tokens"]
@@ -227,7 +227,7 @@ def worker_chat(job: dict) -> dict:
                 rates.append(tokens / (time.perf_counter() - started))
     elif job["path"] == "default":
         # What a user runs: a ChatSession on the default model choice and engine.
-        from apps.chat import ChatSession
+        from quintet.apps.chat import ChatSession
 
         engine = None
         for chat in [chats[0], *chats]:  # the first one warms up (and converts)
@@ -253,7 +253,7 @@ def worker_chat(job: dict) -> dict:
 
 def worker_batch_chat(job: dict) -> dict:
     """Many instructions at once on one generator (natural lengths, up to the limit)."""
-    from core.config import DecodeConfig
+    from quintet.core.config import DecodeConfig
 
     chats = [[{"role": "user", "content": p}] for p in instructions(job["prompts"])]
     config = DecodeConfig(max_new_tokens=job["new_tokens"])
@@ -268,7 +268,7 @@ def worker_batch_chat(job: dict) -> dict:
 
 
 def worker_agreement(job: dict) -> dict:
-    from core.config import DecodeConfig
+    from quintet.core.config import DecodeConfig
 
     chats = [[{"role": "user", "content": p}] for p in instructions(job["prompts"])]
     config = DecodeConfig(max_new_tokens=job["new_tokens"])

@@ -56,7 +56,7 @@ def squad_pairs(n: int) -> list[tuple[str, str]]:
 
 def model_for(task: str, folder: Path) -> tuple[str, str]:
     """The recipe model if built, else MiniLM-L6 with an untrained head: (path, note)."""
-    from core.store import ModelStore
+    from quintet.core.store import ModelStore
 
     recipe = {"classification": "minilm-l6-sst2", "qa": "minilm-l6-squad"}[task]
     store = ModelStore()
@@ -106,7 +106,7 @@ def worker_classification(job: dict) -> dict:
                     model(**batch)
 
     else:
-        from apps.classification import Classifier
+        from quintet.apps.classification import Classifier
 
         classifier = Classifier(job["model"], backend=job["backend"])
 
@@ -127,8 +127,8 @@ def worker_qa(job: dict) -> dict:
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        from core.examples import QAExample
-        from core.training import features as feats
+        from quintet.core.examples import QAExample
+        from quintet.core.training import features as feats
 
         tokenizer = AutoTokenizer.from_pretrained(job["model"])
         model = AutoModelForQuestionAnswering.from_pretrained(job["model"]).eval()
@@ -144,7 +144,7 @@ def worker_qa(job: dict) -> dict:
                     model(**feats.collate(windows[begin : begin + BASELINE_BATCH], pad))
 
     else:
-        from apps.qa import QuestionAnswerer
+        from quintet.apps.qa import QuestionAnswerer
 
         qa = QuestionAnswerer(job["model"], backend=job["backend"], batch_size=BASELINE_BATCH)
 

@@ -37,8 +37,8 @@ def write_input(path: Path, lines: int) -> None:
 
 def worker(input_path: str, output_path: str) -> dict:
     """Translate the file in this process; peak RSS and time."""
-    from apps.translation import Translator
-    from core.testing import tiny_model_dir
+    from quintet.apps.translation import Translator
+    from quintet.core.testing import tiny_model_dir
 
     translator = Translator(str(tiny_model_dir("marian")))
     translator.translate("Warm up.", "en", "de", max_new_tokens=1)

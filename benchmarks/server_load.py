@@ -42,7 +42,7 @@ def free_port() -> int:
 
 def start_server(port: int, window_ms: float, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "QUINTET_BACKEND"}
-    command = [sys.executable, "-m", "apps.cli", "serve", "--port", str(port),
+    command = [sys.executable, "-m", "quintet.apps.cli", "serve", "--port", str(port),
                "--batch-window-ms", str(window_ms), "--log-level", "warning"]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT

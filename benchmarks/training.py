@@ -38,7 +38,7 @@ def _run(
     launcher: list[str], batch: int, steps: int, data: Path, home: Path, name: str, accum: int
 ) -> dict:
     command = [
-        *launcher, "-m", "apps.cli", "finetune", "classification", "--model", "minilm-l6",
+        *launcher, "-m", "quintet.apps.cli", "finetune", "classification", "--model", "minilm-l6",
         "--data", str(data), "--batch-size", str(batch), "--max-steps", str(steps),
         "--eval-every", str(10 * steps), "--save-every", str(10 * steps), "--output", name,
         "--grad-accum", str(accum),

@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from core.config import Kind
-from core.errors import ModelNotFoundError
-from core.task_names import TASKS as APP_TASKS
+from quintet.core.config import Kind
+from quintet.core.errors import ModelNotFoundError
+from quintet.core.task_names import TASKS as APP_TASKS
 
 Source = Literal["hub", "packaged", "recipe"]
 # Model tasks: the five apps' (core.task_names) and embeddings.

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from core.errors import QuintetError
+from quintet.core.errors import QuintetError
 
 Row = TypeVar("Row")
 Result = TypeVar("Result")

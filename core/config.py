@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
 
-from core.errors import ConfigError
-from core.task_names import TASKS
+from quintet.core.errors import ConfigError
+from quintet.core.task_names import TASKS
 
 Kind = Literal["seq2seq", "causal", "span", "sequence-classification", "encoder"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -258,7 +258,7 @@ TASKS_TRAINABLE: tuple[str, ...] = TASKS  # every task app can be fine-tuned
 @dataclass(frozen=True)
 class TrainConfig:
     """How to fine-tune. Defaults suit a small model on a CPU; every field has a CLI flag
-    (``quintet finetune --field-name``, generated from this class by :mod:`apps.flags`; the
+    (``quintet finetune --field-name``, generated from this class by :mod:`quintet.apps.flags`; the
     help is the entry below, ``metadata["aliases"]`` are other spellings).
 
     Args:

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
-from core.devices import keeping_torch_threads
-from core.errors import ConfigError, ModelLoadError
-from core.models import Loaded
-from core.store import ModelStore
+from quintet.core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
+from quintet.core.devices import keeping_torch_threads
+from quintet.core.errors import ConfigError, ModelLoadError
+from quintet.core.models import Loaded
+from quintet.core.store import ModelStore
 
 CTRANSLATE2 = "ctranslate2"
 QUANTIZATIONS: tuple[str, ...] = ("int8", "float32")
@@ -102,7 +102,7 @@ def convert_span_model(
 def _convert_into(loaded: Loaded, quantization: str, folder: Path) -> None:
     from safetensors.torch import save_file
 
-    from core.decoding.ct2_backend import CompatibleConverter
+    from quintet.core.decoding.ct2_backend import CompatibleConverter
 
     # The converter loads the body class (BertModel) from the span model's folder: the
     # body's weights load, the span head is not part of it (saved below). BERT's pooler is

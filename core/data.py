@@ -1,6 +1,7 @@
 """Readers for the data files that fine-tuning and evaluation share.
 
-Every reader returns typed examples (:mod:`core.examples`) that remember where they came from
+Every reader returns typed examples (:mod:`quintet.core.examples`) that remember where they came
+from
 (``source = "path:line"``), and every problem with a file raises :class:`DataError`, whose
 message starts with ``"{path}:{line}: "`` (line 0 for a problem with the whole file) and says
 what is wrong and what was expected::
@@ -33,8 +34,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.errors import QuintetError
-from core.examples import Answer, ChatExample, ClassificationExample, PairExample, QAExample
+from quintet.core.errors import QuintetError
+from quintet.core.examples import Answer, ChatExample, ClassificationExample, PairExample, QAExample
 
 T = TypeVar("T")
 PathLike = str | os.PathLike

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core import catalog, hub
-from core.errors import ModelNotFoundError
-from core.store import ModelStore
+from quintet.core import catalog, hub
+from quintet.core.errors import ModelNotFoundError
+from quintet.core.store import ModelStore
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def default_model(task: str, store: ModelStore | None = None) -> DefaultChoice:
     """The model ``task`` uses by default here and now.
 
     Translation's hub default depends on the language pair: use
-    ``apps.translation`` routing for it; here translation answers with its offline default
+    ``quintet.apps.translation`` routing for it; here translation answers with its offline default
     unless the generic hub default is available.
 
     Raises:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
-from core.errors import ConfigError
+from quintet.core.errors import ConfigError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

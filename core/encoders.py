@@ -3,7 +3,7 @@
 ``encoder_engine(loaded)`` returns what runs ``loaded``'s forward pass, chosen like the
 decoding engines (``backend="auto"``): on CPU an ONNX Runtime copy of the model (exported
 once into the store as ``<base>-onnx-<precision>``) for classifiers and sentence encoders,
-a CTranslate2 int8 encoder (``<base>-ct2enc-int8``, :mod:`core.ct2_encoder`) for BERT and
+a CTranslate2 int8 encoder (``<base>-ct2enc-int8``, :mod:`quintet.core.ct2_encoder`) for BERT and
 DistilBERT span (extractive QA) models, the torch model elsewhere (see
 :data:`AUTO_PRECISION` for why). The engine is called exactly as the torch model is,
 ``engine(**batch)``, and returns the same output fields (``logits``, ``start_logits`` /
@@ -29,11 +29,11 @@ from typing import Any
 
 import torch
 
-from core.decoding.conversions import ConversionCache, base_name, first_line
-from core.decoding.engines import ENV_BACKEND, BackendChoice
-from core.errors import ConfigError, ModelLoadError
-from core.models import Loaded
-from core.store import ModelStore
+from quintet.core.decoding.conversions import ConversionCache, base_name, first_line
+from quintet.core.decoding.engines import ENV_BACKEND, BackendChoice
+from quintet.core.errors import ConfigError, ModelLoadError
+from quintet.core.models import Loaded
+from quintet.core.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ def encoder_engine(loaded: Loaded, backend: str = "auto") -> tuple[Any, BackendC
     if backend == "transformers":
         return TorchEncoder(loaded), BackendChoice("transformers", "chosen by the caller")
     if backend == CTRANSLATE2:
-        from core.ct2_encoder import Ct2SpanEncoder
+        from quintet.core.ct2_encoder import Ct2SpanEncoder
 
         return Ct2SpanEncoder(loaded, "int8"), BackendChoice(
             CTRANSLATE2, "int8, chosen by the caller"
@@ -340,7 +340,7 @@ def encoder_engine(loaded: Loaded, backend: str = "auto") -> tuple[Any, BackendC
     if choice.name == "transformers":
         return TorchEncoder(loaded), choice
     if choice.name == CTRANSLATE2:
-        from core.ct2_encoder import Ct2SpanEncoder
+        from quintet.core.ct2_encoder import Ct2SpanEncoder
 
         try:
             return Ct2SpanEncoder(loaded, "int8"), choice
@@ -359,6 +359,6 @@ def encoder_engine(loaded: Loaded, backend: str = "auto") -> tuple[Any, BackendC
 
 
 def _ct2_runs(loaded: Loaded) -> bool:
-    from core.ct2_encoder import supports
+    from quintet.core.ct2_encoder import supports
 
     return supports(loaded)

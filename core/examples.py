@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.decoding.types import Message
+from quintet.core.decoding.types import Message
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import json
 import os
 from pathlib import Path
 
-from core import catalog
-from core.errors import ChecksumError
-from core.store import ModelStore, StoredModel, sha256_file
+from quintet.core import catalog
+from quintet.core.errors import ChecksumError
+from quintet.core.store import ModelStore, StoredModel, sha256_file
 
 CACHE_DIR = ".verified"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import catalog, hub
-from core.store import ModelStore
+from quintet.core import catalog, hub
+from quintet.core.store import ModelStore
 
 
 def model_status(entry: catalog.CatalogEntry, store: ModelStore) -> tuple[bool, str]:

@@ -1,6 +1,6 @@
 """Names a package exports but imports only on first use (PEP 562 module ``__getattr__``).
 
-The app packages use it so that importing one of their sub-modules (``apps.qa.cli`` for
+The app packages use it so that importing one of their sub-modules (``quintet.apps.qa.cli`` for
 ``quintet --help``) does not import the app, and torch with it.
 """
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.errors import OutputInUseError
+from quintet.core.errors import OutputInUseError
 
 
 def lock_path(output: str | os.PathLike) -> Path:

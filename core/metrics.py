@@ -23,7 +23,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from importlib.metadata import version
 from typing import Any
 
-from core.errors import QuintetError
+from quintet.core.errors import QuintetError
 
 
 class MetricError(QuintetError, ValueError):

@@ -1,6 +1,7 @@
 """The process's cache of loaded models: bounded (LRU), and never stale.
 
-:func:`core.models.load` returns one shared :class:`~core.models.Loaded` per model and
+:func:`quintet.core.models.load` returns one shared :class:`~quintet.core.models.Loaded` per model
+and
 load options, so the apps, the Streamlit sessions, the evaluation harness and the server
 use one copy of the weights (and one lock, ``Loaded.lock``). The cache
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from core.errors import ConfigError
+from quintet.core.errors import ConfigError
 
 ENV = "QUINTET_MODEL_CACHE"
 DEFAULT_MAX_MODELS = 8

@@ -8,7 +8,7 @@ A name resolves, in this order, to
    in the store, and the error says how to put them there),
 4. a hub id (``owner/name``), from the HF cache or the hub.
 
-Loaded models are cached per process (:mod:`core.model_cache`: bounded, LRU, reloaded when
+Loaded models are cached per process (:mod:`quintet.core.model_cache`: bounded, LRU, reloaded when
 the files change), keyed by what was loaded and how, so the apps, the Streamlit sessions,
 the evaluation harness and the server share one copy. Each :class:`Loaded` carries the lock
 that every caller holds while it runs the model (:meth:`Loaded.using`).
@@ -32,13 +32,13 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
 
-from core import catalog, hub
-from core.config import Kind, ModelSpec
-from core.devices import pick_device, pick_dtype
-from core.errors import ModelLoadError, ModelNotFoundError, OfflineError, UnknownModelError
-from core.model_cache import ModelCache
-from core.store import ModelStore
-from core.weights import check_model_folder
+from quintet.core import catalog, hub
+from quintet.core.config import Kind, ModelSpec
+from quintet.core.devices import pick_device, pick_dtype
+from quintet.core.errors import ModelLoadError, ModelNotFoundError, OfflineError, UnknownModelError
+from quintet.core.model_cache import ModelCache
+from quintet.core.store import ModelStore
+from quintet.core.weights import check_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def resolve(name: str, revision: str | None = None, store: ModelStore | None = N
             f"load {stored.converted_from} (the engine is chosen with backend=, auto by default)"
         )
     if stored is not None:
-        from core.integrity import check_files
+        from quintet.core.integrity import check_files
 
         check_files(store, stored)  # damaged weights load silently and answer NaN
         entry = catalog.get(name)
@@ -245,7 +245,7 @@ def default_cache() -> ModelCache[Loaded]:
 
     Held by this function rather than a module global so that it is built on first use
     (``QUINTET_MODEL_CACHE`` is read then, not at import time) and a test or a program can
-    pass its own :class:`~core.model_cache.ModelCache` to ``load(..., cache=)``. There is
+    pass its own :class:`~quintet.core.model_cache.ModelCache` to ``load(..., cache=)``. There is
     one per process because sharing the weights, and their lock, is the point of caching.
     """
     return ModelCache(size_of=model_nbytes)

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import ChecksumError, ModelNotFoundError, StoreError
-from core.store import ModelStore, StoredModel, sha256_file
+from quintet.core.errors import ChecksumError, ModelNotFoundError, StoreError
+from quintet.core.store import ModelStore, StoredModel, sha256_file
 
 log = logging.getLogger(__name__)
 

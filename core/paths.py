@@ -6,10 +6,10 @@ are found, in this order,
 
 1. in ``$QUINTET_DATA`` (a folder laid out like the repository's ``data/``), so an
    installed wheel, a container or a shared disk can point at a copy;
-2. next to the installed ``core`` package, where a source checkout or an editable install
-   has them (``importlib.resources`` locates the package, wherever it is installed).
+2. in the installed ``quintet.data`` package (the wheel ships them; in a checkout it is the
+   repository's ``data/`` folder), located by ``importlib.resources`` wherever it is.
 
-A missing data set is a one-line :class:`~core.errors.DataNotFoundError` that says which
+A missing data set is a one-line :class:`~quintet.core.errors.DataNotFoundError` that says which
 file and how to provide it.
 """
 
@@ -19,9 +19,10 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
-from core.errors import QuintetError
+from quintet.core.errors import QuintetError
 
 DATA_ENV = "QUINTET_DATA"
+REPORTS_ENV = "QUINTET_EXAMPLE_REPORTS"
 
 
 class DataNotFoundError(QuintetError):
@@ -29,12 +30,25 @@ class DataNotFoundError(QuintetError):
 
 
 def data_root() -> Path:
-    """The folder holding the shipped data sets (``$QUINTET_DATA``, else the checkout's
-    ``data/`` beside the package)."""
+    """The folder holding the shipped data sets (``$QUINTET_DATA``, else the installed
+    ``quintet.data`` package)."""
     configured = os.environ.get(DATA_ENV)
     if configured:
         return Path(configured).expanduser()
-    return Path(str(files("core"))).parent / "data"
+    return Path(str(files("quintet.data")))
+
+
+def example_reports_root() -> Path | None:
+    """The committed example evaluation reports, or None where there are none.
+
+    They are documentation (``docs/reports/`` in the source repository), not package data:
+    ``$QUINTET_EXAMPLE_REPORTS`` names a copy; a checkout (editable install) finds its own.
+    """
+    configured = os.environ.get(REPORTS_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    checkout = Path(str(files("quintet.core"))).parent / "docs" / "reports"
+    return checkout if checkout.is_dir() else None
 
 
 def data_path(relative: str | os.PathLike, *, must_exist: bool = True) -> Path:
@@ -47,6 +61,6 @@ def data_path(relative: str | os.PathLike, *, must_exist: bool = True) -> Path:
     if must_exist and not path.exists():
         raise DataNotFoundError(
             f"{path} not found: set {DATA_ENV} to a copy of Quintet's data/ folder "
-            "(it ships with the source repository, not the wheel)"
+            "(the wheel and the source repository ship it)"
         )
     return path

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import StoreError
+from quintet.core.errors import StoreError
 
 MANIFEST = "quintet.json"
 _STAGING_PREFIX = ".staging-"

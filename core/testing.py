@@ -7,7 +7,7 @@ access or a Hugging Face cache.
 
 Typical use in a test::
 
-    from core.testing import tiny_model_dir
+    from quintet.core.testing import tiny_model_dir
 
     path = tiny_model_dir("bert", kind="span")
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -11,7 +11,7 @@ import json
 import struct
 from pathlib import Path
 
-from core.errors import ModelLoadError
+from quintet.core.errors import ModelLoadError
 
 DEFAULT_HINT = "download or build the model again"
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "tf_model.h5")

@@ -41,7 +41,7 @@ def make_scorer(
 ) -> Scorer:
     """The fastest exact :data:`Scorer` the harness offers for these items.
 
-    ``run`` is the :class:`evaluation.protocol.EvalSet` the items come from. In order:
+    ``run`` is the :class:`quintet.evaluation.protocol.EvalSet` the items come from. In order:
     ``harness.resampler(run, items, predictions)`` when the harness defines it (and it
     does not return None); else, when every metric is the mean of the per-item value of the
     same name (SQuAD EM/F1, ROUGE), averaging those, after checking on two resamples that

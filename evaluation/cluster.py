@@ -1,8 +1,8 @@
-"""``quintet eval --ray``: the prediction loop of :mod:`evaluation.harness` on Ray actors.
+"""``quintet eval --ray``: the prediction loop of :mod:`quintet.evaluation.harness` on Ray actors.
 
 The runner keeps everything else (resume, the log, timing, scoring): this module only
 turns "predict these batches" into ordered ``(batch, predictions)`` pairs from
-:func:`core.cluster.run_batches`. Each actor opens the task's app once with
+:func:`quintet.core.cluster.run_batches`. Each actor opens the task's app once with
 ``harness.open(eval_set, model, decode, options)``; the harness and the run's
 :class:`EvalSet` (what :meth:`TaskHarness.read` found) travel to it by value.
 
@@ -17,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.cluster import ClusterOptions, run_batches
-from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, TaskHarness
+from quintet.core.cluster import ClusterOptions, run_batches
+from quintet.evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, TaskHarness
 
 
 @dataclass(frozen=True)

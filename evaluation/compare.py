@@ -26,13 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import QuintetError
-from evaluation.bootstrap import make_scorer, paired_bootstrap
-from evaluation.harness import EvaluationError, check_resamples
-from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
-from evaluation.registry import get_harness
-from evaluation.render import CSS, atomic_write, escape, fmt, html_table, md_table
-from evaluation.svg import bars
+from quintet.core.errors import QuintetError
+from quintet.evaluation.bootstrap import make_scorer, paired_bootstrap
+from quintet.evaluation.harness import EvaluationError, check_resamples
+from quintet.evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
+from quintet.evaluation.registry import get_harness
+from quintet.evaluation.render import CSS, atomic_write, escape, fmt, html_table, md_table
+from quintet.evaluation.svg import bars
 
 SIGNIFICANCE = 0.05
 
@@ -215,7 +215,7 @@ def _reopened(harness: Any, eval_set: EvalSet, run: dict, options: DataOptions) 
 def _local_dataset(dataset: str) -> str | None:
     if dataset.startswith("hf:"):
         # Only hf: data needs the hub client (evaluation.datasets imports huggingface_hub).
-        from evaluation.datasets import local_path
+        from quintet.evaluation.datasets import local_path
 
         path = local_path(dataset)
         return str(path) if path.is_file() else None

@@ -15,9 +15,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from core import hub
-from core.errors import OfflineError, QuintetError
-from core.store import default_home
+from quintet.core import hub
+from quintet.core.errors import OfflineError, QuintetError
+from quintet.core.store import default_home
 
 
 def parse(spec: str) -> tuple[str, str | None, str]:

@@ -4,7 +4,7 @@ What is the same for every task lives here: reading the data before any model wo
 resuming from ``predictions.jsonl``, batching with progress, timing, scoring on the corpus,
 per-category scores, bootstrap confidence intervals, and writing the report files. What
 differs (reading a format, calling the app, the metrics) is the task harness's job
-(:mod:`evaluation.protocol`).
+(:mod:`quintet.evaluation.protocol`).
 
 Example::
 
@@ -29,18 +29,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import QuintetError
-from core.locks import exclusive_output
-from core.progress import ProgressCallback, progress_callback
-from core.store import default_home
-from evaluation import predictions as pred_io
-from evaluation.bootstrap import bootstrap_intervals, make_scorer
-from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, TaskHarness
-from evaluation.registry import get_harness
-from evaluation.report import Report, write_report
+from quintet.core.errors import QuintetError
+from quintet.core.locks import exclusive_output
+from quintet.core.progress import ProgressCallback, progress_callback
+from quintet.core.store import default_home
+from quintet.evaluation import predictions as pred_io
+from quintet.evaluation.bootstrap import bootstrap_intervals, make_scorer
+from quintet.evaluation.protocol import (
+    DataOptions,
+    EvalItem,
+    EvalSet,
+    Prediction,
+    Scores,
+    TaskHarness,
+)
+from quintet.evaluation.registry import get_harness
+from quintet.evaluation.report import Report, write_report
 
 if TYPE_CHECKING:
-    from core.cluster import ClusterOptions
+    from quintet.core.cluster import ClusterOptions
 
 
 class EvaluationError(QuintetError):
@@ -94,7 +101,7 @@ def evaluate(
         predictions_file: score these predictions instead of running a model: plain text,
             one per line (read as the sacrebleu command line reads a system output), JSONL
             with ``id``/``prediction``, or SQuAD's ``{id: answer}`` JSON.
-        cluster: predict on Ray actors (:mod:`core.cluster`) instead of in this process:
+        cluster: predict on Ray actors (:mod:`quintet.core.cluster`) instead of in this process:
             the same batches, predictions, resume and report.
 
     Raises:
@@ -259,7 +266,7 @@ def _predict(
             predictor, todo, batch_size, lambda finished: report(len(done) + finished, len(items))
         )
     else:
-        from evaluation.cluster import predict_on_cluster
+        from quintet.evaluation.cluster import predict_on_cluster
 
         opened, batches = predict_on_cluster(
             harness, eval_set, model, decode, options, todo, batch_size, cluster
@@ -435,7 +442,7 @@ def _timing(predictions: Sequence[Prediction], predict_s: float, total_s: float)
 def _local_data(data: str | None) -> str | None:
     if data and data.startswith("hf:"):
         # Only hf: data needs the hub client (evaluation.datasets imports huggingface_hub).
-        from evaluation.datasets import materialize
+        from quintet.evaluation.datasets import materialize
 
         return str(materialize(data))
     return data
@@ -492,11 +499,11 @@ def _describe(run: dict | None) -> str:
 
 
 def _device(settings: dict[str, Any]) -> str:
-    """Where the model ran, as :func:`core.devices.describe_device` says it."""
+    """Where the model ran, as :func:`quintet.core.devices.describe_device` says it."""
     # Imported here: scoring a predictions file never needs torch, and it is slow to import.
     import torch
 
-    from core.devices import describe_device, pick_device
+    from quintet.core.devices import describe_device, pick_device
 
     named = settings.get("device")
     try:
@@ -506,7 +513,7 @@ def _device(settings: dict[str, Any]) -> str:
 
 
 def _cluster_device(cluster: ClusterOptions) -> str:
-    from evaluation.cluster import describe
+    from quintet.evaluation.cluster import describe
 
     return describe(cluster)
 

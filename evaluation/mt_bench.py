@@ -12,8 +12,8 @@ import json
 import re
 from pathlib import Path
 
-from core.data import DataError
-from core.paths import data_path
+from quintet.core.data import DataError
+from quintet.core.paths import data_path
 
 NEED_REFERENCE = ("math", "reasoning", "coding")
 _RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")

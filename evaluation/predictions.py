@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from core.data import DataError
-from evaluation.protocol import EvalItem, Prediction
+from quintet.core.data import DataError
+from quintet.evaluation.protocol import EvalItem, Prediction
 
 LOG_NAME = "predictions.jsonl"
 

@@ -5,7 +5,7 @@ reading options, resuming from ``predictions.jsonl``, batching with progress, ti
 bootstrap confidence intervals, writing the report files. Each task's harness
 (``apps/<task>/harness.py``: it calls that app's Python API, so it lives with the app)
 implements :class:`TaskHarness`: how to read its data, how to run its app on a batch, and
-how to score. The runner finds a harness by task name (:mod:`evaluation.registry`), never
+how to score. The runner finds a harness by task name (:mod:`quintet.evaluation.registry`), never
 by importing the apps.
 
 Harnesses are stateless: what one evaluation learns while reading its data (a chat file's
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.data import DataError
-from core.progress import ProgressCallback
+from quintet.core.data import DataError
+from quintet.core.progress import ProgressCallback
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,9 @@ class TaskHarness(Protocol):
     Optional, for fast bootstrap intervals: ``resampler(run, items, predictions)`` returning
     a function ``indices -> {metric: value}`` that gives exactly what ``score`` would give on
     the items at those indices (which may repeat), from statistics computed once; see
-    :func:`evaluation.bootstrap.sacrebleu_resampler` and
-    :func:`evaluation.bootstrap.mean_resampler`. Without it the runner rescores each resample
+    :func:`quintet.evaluation.bootstrap.sacrebleu_resampler` and
+    :func:`quintet.evaluation.bootstrap.mean_resampler`. Without it the runner rescores each
+    resample
     with :meth:`score`, which is exact but slower.
 
     Optional: ``restore(run, settings) -> EvalSet``, given the ``settings`` a predictor
@@ -175,7 +176,7 @@ class TaskHarness(Protocol):
     def read(self, data: str, options: DataOptions) -> EvalSet:
         """Read a dataset file (already local) into items and the run's state; no model work.
 
-        Raises :class:`core.data.DataError` naming file and line for a bad file.
+        Raises :class:`quintet.core.data.DataError` naming file and line for a bad file.
         """
         ...
 

@@ -5,7 +5,7 @@ A task's harness calls that app's Python API, so it lives with the app
 apps -> evaluation -> core). The runner therefore finds harnesses the way
 lm-evaluation-harness finds task definitions and pytest finds plugins: by name, through the
 ``quintet.eval_tasks`` entry points that ``pyproject.toml`` declares
-(``qa = "apps.qa.harness:HARNESS"``). Any installed package can add a task the same way;
+(``qa = "quintet.apps.qa.harness:HARNESS"``). Any installed package can add a task the same way;
 :func:`register` adds one at run time (a test, a notebook). Entry points were chosen over a
 registry the apps fill on import because ``evaluate("qa", ...)`` must work from a plain
 ``from evaluation.harness import evaluate``, with no apps module imported first, and a
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from core.errors import QuintetError
-from core.task_names import TASKS
-from evaluation.protocol import TaskHarness
+from quintet.core.errors import QuintetError
+from quintet.core.task_names import TASKS
+from quintet.evaluation.protocol import TaskHarness
 
 ENTRY_POINT_GROUP = "quintet.eval_tasks"
 

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluation import svg
-from evaluation.protocol import EvalItem, Prediction, Scores
-from evaluation.render import CSS, atomic_write, escape, fmt, html_table, md_table
+from quintet.evaluation import svg
+from quintet.evaluation.protocol import EvalItem, Prediction, Scores
+from quintet.evaluation.render import CSS, atomic_write, escape, fmt, html_table, md_table
 
 WORST_EXAMPLES = 10
 
@@ -370,7 +370,7 @@ def rerender(run_dir: str | os.PathLike) -> None:
 
     Example::
 
-        >>> rerender("evaluation/reports/qa-minilm-l6-squad-squad-heldout")  # doctest: +SKIP
+        >>> rerender("docs/reports/qa-minilm-l6-squad-squad-heldout")  # doctest: +SKIP
     """
     folder = Path(run_dir)
     data = json.loads((folder / "report.json").read_text(encoding="utf-8"))

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from core import hub
-from core.models import clear_cache
-from core.packaged import PACKAGED
-from core.store import ModelStore, default_home
+from quintet.core import hub
+from quintet.core.models import clear_cache
+from quintet.core.packaged import PACKAGED
+from quintet.core.store import ModelStore, default_home
 
 REAL_STORE_HOME = default_home()
 
@@ -110,11 +110,11 @@ def _fresh_model_cache():
 def ray_cluster():
     """One local Ray cluster (2 CPUs) shared by the Ray tests: starting one takes seconds.
 
-    ``core.cluster`` uses a session that is already open and leaves it open; this fixture
+    ``quintet.core.cluster`` uses a session that is already open and leaves it open; this fixture
     shuts it down at the end of the test session.
     """
     ray = pytest.importorskip("ray", reason="the cluster extra: pip install 'quintet[cluster]'")
-    from core.cluster import LOCAL_OBJECT_STORE_BYTES
+    from quintet.core.cluster import LOCAL_OBJECT_STORE_BYTES
 
     ray.init(
         num_cpus=2,

@@ -10,7 +10,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "apps", "evaluation")
+PACKAGES = ("quintet", "core", "apps", "evaluation")
 
 
 def _declared() -> set[str]:
@@ -44,7 +44,7 @@ def test_every_third_party_import_is_declared() -> None:
     declared = _declared()
     missing = []
     for module, where in _imported().items():
-        if module in sys.stdlib_module_names or module in (*PACKAGES, "__future__"):
+        if module in sys.stdlib_module_names or module in ("quintet", "__future__"):
             continue
         names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
         if not names & declared:

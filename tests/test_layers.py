@@ -1,6 +1,7 @@
 """The layers point one way: apps -> evaluation -> core, and no two modules import each other.
 
-Every import of every module under apps/, core/ and evaluation/ counts, wherever it stands:
+Every import of every module under apps/, core/ and evaluation/ (installed as
+``quintet.apps``, ``quintet.core`` and ``quintet.evaluation``) counts, wherever it stands:
 at the top, inside a function (a lazy import hides a cycle from Python, not from the
 design) or under ``if TYPE_CHECKING``. Read from the source with :mod:`ast`; nothing is
 imported.
@@ -20,8 +21,13 @@ ALLOWED = {"core": set(), "evaluation": {"core"}, "apps": {"core", "evaluation"}
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts = ["quintet", *path.relative_to(ROOT).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer(module: str) -> str:
+    """``quintet.core.paths`` -> ``core``."""
+    return module.split(".")[1]
 
 
 def all_modules() -> dict[str, Path]:
@@ -68,11 +74,15 @@ def import_graph() -> dict[str, list[tuple[str, int]]]:
 def test_the_walk_sees_every_kind_of_import() -> None:
     """The walker itself: top-level, relative, in-function and from-package imports."""
     graph = import_graph()
-    harness = {target for target, _ in graph["evaluation.harness"]}
-    assert {"evaluation.protocol", "evaluation.registry", "core.locks"} <= harness
+    harness = {target for target, _ in graph["quintet.evaluation.harness"]}
+    assert {
+        "quintet.evaluation.protocol",
+        "quintet.evaluation.registry",
+        "quintet.core.locks",
+    } <= harness
     # in a function (_device) and a submodule named in `from pkg import sub`
-    assert "core.devices" in harness
-    assert "core.metrics" in {target for target, _ in graph["apps.qa.harness"]}
+    assert "quintet.core.devices" in harness
+    assert "quintet.core.metrics" in {target for target, _ in graph["quintet.apps.qa.harness"]}
     assert len(graph) > 100
 
 
@@ -81,8 +91,7 @@ def test_no_layer_imports_a_layer_above_it() -> None:
         f"{ALL[name]}:{line}: {name} imports {target}"
         for name, edges in import_graph().items()
         for target, line in edges
-        if (mine := name.split(".")[0]) != (theirs := target.split(".")[0])
-        and theirs not in ALLOWED[mine]
+        if (mine := layer(name)) != (theirs := layer(target)) and theirs not in ALLOWED[mine]
     ]
     assert not back_edges, "layers are apps -> evaluation -> core:\n" + "\n".join(back_edges)
 

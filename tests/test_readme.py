@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.cli import build_parser
-from core.store import ModelStore
+from quintet.apps.cli import build_parser
+from quintet.core.store import ModelStore
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BIN = Path(sys.executable).parent

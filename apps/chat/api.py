@@ -2,12 +2,13 @@
 
 The history is OpenAI-style ``messages``, rendered with the model's own chat template. An
 instruct model whose tokenizer has no template gets ChatML
-(:data:`core.decoding.prompts.DEFAULT_CHAT_TEMPLATE`: ``<|im_start|>role\\ncontent<|im_end|>``
+(:data:`quintet.core.decoding.prompts.DEFAULT_CHAT_TEMPLATE`:
+``<|im_start|>role\\ncontent<|im_end|>``
 per message, then ``<|im_start|>assistant\\n``), the format SmolLM2 and Qwen2.5 were trained on.
 
 Before each turn the rendered chat plus ``max_new_tokens`` must fit the context window
 (the model's, or ``max_context_tokens``); when it does not, the oldest turns leave the
-model's view, dropped or summarized (:mod:`apps.chat.context`), and the reply says so in
+model's view, dropped or summarized (:mod:`quintet.apps.chat.context`), and the reply says so in
 ``context_notice``. The whole conversation stays in :attr:`ChatSession.messages` (and in the
 saved file); only what the model sees shrinks.
 
@@ -30,17 +31,17 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from apps.chat import context
-from apps.chat.history import ChatError, read_conversation, to_json, write_atomic
-from apps.chat.settings import DEFAULT_MAX_NEW_TOKENS, STRATEGIES
-from core.config import DecodeConfig
-from core.decoding import Generator
-from core.decoding.generator import TextStream
-from core.decoding.prompts import encode
-from core.decoding.types import GenerationResult, Message
-from core.defaults import default_model
-from core.errors import ConfigError
-from core.models import Loaded, load
+from quintet.apps.chat import context
+from quintet.apps.chat.history import ChatError, read_conversation, to_json, write_atomic
+from quintet.apps.chat.settings import DEFAULT_MAX_NEW_TOKENS, STRATEGIES
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding import Generator
+from quintet.core.decoding.generator import TextStream
+from quintet.core.decoding.prompts import encode
+from quintet.core.decoding.types import GenerationResult, Message
+from quintet.core.defaults import default_model
+from quintet.core.errors import ConfigError
+from quintet.core.models import Loaded, load
 
 FALLBACK_WINDOW = 2048  # for a model whose config states no context window
 
@@ -174,16 +175,16 @@ class ChatSession:
 
     Args:
         model: name, hub id or directory of a causal instruct model, a loaded model, or a
-            :class:`core.decoding.Generator` (shared weights); None: the chat default
-            (``core.defaults.default_model("chat")``, offline SmolLM2-135M-Instruct).
+            :class:`quintet.core.decoding.Generator` (shared weights); None: the chat default
+            (``quintet.core.defaults.default_model("chat")``, offline SmolLM2-135M-Instruct).
         system_prompt: kept first in every request, never dropped.
         backend: ``"auto"`` (the fastest installed engine, see
-            :mod:`core.decoding.engines`), ``"transformers"``, ``"ctranslate2"`` or
+            :mod:`quintet.core.decoding.engines`), ``"transformers"``, ``"ctranslate2"`` or
             ``"onnxruntime-genai"``.
         context_strategy: ``"drop"`` the oldest turns or ``"summarize"`` them when the
             history outgrows the window.
         max_context_tokens: treat the window as this many tokens (at most the model's).
-        decode: default :class:`core.config.DecodeConfig` fields for every turn
+        decode: default :class:`quintet.core.config.DecodeConfig` fields for every turn
             (``max_new_tokens`` defaults to 256: that much room is kept for each reply).
 
     Raises:

@@ -19,13 +19,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from apps.chat.settings import DEFAULT_MAX_NEW_TOKENS, STRATEGIES
-from apps.cli_io import add_backend_option, checked_text, read_stdin
-from apps.flags import add_decode_options, decode_from_args
-from core.errors import ConfigError, QuintetError
+from quintet.apps.chat.settings import DEFAULT_MAX_NEW_TOKENS, STRATEGIES
+from quintet.apps.cli_io import add_backend_option, checked_text, read_stdin
+from quintet.apps.flags import add_decode_options, decode_from_args
+from quintet.core.errors import ConfigError, QuintetError
 
 if TYPE_CHECKING:  # the app (and torch) load when a command runs, not for --help
-    from apps.chat.api import ChatReply, ChatSession
+    from quintet.apps.chat.api import ChatReply, ChatSession
 
 HELP = """commands:
   /reset          forget the conversation (the system prompt stays)
@@ -41,7 +41,7 @@ Ctrl-C stops the reply being written."""
 
 def decode_options(args: argparse.Namespace) -> dict:
     """DecodeConfig fields from the command line (sampling when any sampling flag is set):
-    the shared decoding flags of :func:`apps.flags.add_decode_options`."""
+    the shared decoding flags of :func:`quintet.apps.flags.add_decode_options`."""
     return decode_from_args(args)
 
 
@@ -125,7 +125,7 @@ def _command(session: ChatSession, command: str, rest: str, out: TextIO) -> Chat
         session.save(rest)
         out.write(f"saved {len(session.messages)} messages to {rest}\n")
     elif command == "/load":
-        from apps.chat.api import ChatSession
+        from quintet.apps.chat.api import ChatSession
 
         if not rest:
             raise ConfigError("/load needs a file name: /load chat.json")
@@ -162,7 +162,7 @@ def _short(text: str, width: int = 70) -> str:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from apps.chat.api import ChatSession
+    from quintet.apps.chat.api import ChatSession
 
     for option, text in (("--message", args.message), ("--system", args.system)):
         if text is not None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from apps.chat.settings import STRATEGIES  # noqa: F401 - re-exported
-from core.decoding.prompts import InputTooLongError
-from core.decoding.types import Message
+from quintet.apps.chat.settings import STRATEGIES  # noqa: F401 - re-exported
+from quintet.core.decoding.prompts import InputTooLongError
+from quintet.core.decoding.types import Message
 
 SUMMARY_PREFIX = "Summary of earlier conversation: "
 SUMMARY_MAX_NEW_TOKENS = 96

@@ -13,9 +13,9 @@ The data decides the mode:
     (x100, stemmed) on the same pairs. Surface overlap with one good answer: a rough signal,
     not correctness.
   - ``math_answer_match``: % of math answers whose last number equals the reference answer's
-    last number (:func:`evaluation.mt_bench.same_final_number`).
+    last number (:func:`quintet.evaluation.mt_bench.same_final_number`).
   - ``mean_response_words`` / ``mean_response_tokens``; ``empty_rate``; ``refusal_rate``
-    (response opens with one of :data:`evaluation.mt_bench.REFUSAL_PHRASES`);
+    (response opens with one of :data:`quintet.evaluation.mt_bench.REFUSAL_PHRASES`);
     ``repetition_rate`` (20+ words and fewer than half of its word 4-grams distinct: looping);
     ``length_cut_rate`` (ended by ``max_new_tokens``); all over every answer.
   - ``first_token_s``: mean time to the first token (of the answer's batch: the prompt pass
@@ -47,17 +47,24 @@ from typing import Any
 import torch
 from sacrebleu.metrics import CHRF
 
-from apps.chat.api import ChatSession
-from core import metrics
-from core.config import DecodeConfig
-from core.data import read_chats
-from core.decoding import Generator
-from core.errors import ConfigError
-from core.examples import ChatExample
-from core.progress import ProgressCallback
-from core.training.features import IGNORE_INDEX, causal_sft_features
-from evaluation import mt_bench
-from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, split_option
+from quintet.apps.chat.api import ChatSession
+from quintet.core import metrics
+from quintet.core.config import DecodeConfig
+from quintet.core.data import read_chats
+from quintet.core.decoding import Generator
+from quintet.core.errors import ConfigError
+from quintet.core.examples import ChatExample
+from quintet.core.progress import ProgressCallback
+from quintet.core.training.features import IGNORE_INDEX, causal_sft_features
+from quintet.evaluation import mt_bench
+from quintet.evaluation.protocol import (
+    DataOptions,
+    EvalItem,
+    EvalSet,
+    Prediction,
+    Scores,
+    split_option,
+)
 
 MT_BENCH_MAX_NEW_TOKENS = 256
 BATCH_SIZE = 16  # conversations decoded together (the runner's default batch)
@@ -282,7 +289,7 @@ class ChatHarness:
         return _PerplexityPredictor(model)
 
     def resampler(self, run: ChatSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]):
-        """Fast exact bootstrap scorer (see :mod:`evaluation.bootstrap`)."""
+        """Fast exact bootstrap scorer (see :mod:`quintet.evaluation.bootstrap`)."""
         if run.mode == "perplexity":
             return None  # two sums: rescoring is already fast
         return _mt_bench_resampler(items, predictions)

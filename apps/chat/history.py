@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.decoding.types import Message
-from core.errors import QuintetError
+from quintet.core.decoding.types import Message
+from quintet.core.errors import QuintetError
 
 ROLES = ("system", "user", "assistant")
 

@@ -1,9 +1,9 @@
 """Streamlit page: chat with an instruct model, streamed, history per browser session.
 
-Widgets only: every reply comes from :class:`apps.chat.ChatSession`. The session (the
+Widgets only: every reply comes from :class:`quintet.apps.chat.ChatSession`. The session (the
 history) lives in ``st.session_state``, so each browser tab has its own conversation; the
-model's weights are shared by every session through :func:`apps.ui.cached_generator`, and a
-reply streams under the model's lock (:func:`apps.ui.waiting_for`), so two sessions never
+model's weights are shared by every session through :func:`quintet.apps.ui.cached_generator`, and a
+reply streams under the model's lock (:func:`quintet.apps.ui.waiting_for`), so two sessions never
 decode on one model at once.
 
 Stop: pressing "Stop" reruns the page, which interrupts ``st.write_stream``; the abandoned
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.chat import ChatReply, ChatSession
-from apps.chat.api import STRATEGIES
-from apps.ui import (
+from quintet.apps.chat import ChatReply, ChatSession
+from quintet.apps.chat.api import STRATEGIES
+from quintet.apps.ui import (
     cached_generator,
     decode_controls,
     engine_picker,
@@ -24,7 +24,7 @@ from apps.ui import (
     model_picker,
     waiting_for,
 )
-from core.defaults import default_model
+from quintet.core.defaults import default_model
 
 KEY = "chat-session"
 PENDING_SYSTEM = "chat-system-loaded"  # a loaded conversation's system prompt, for the box

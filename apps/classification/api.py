@@ -1,6 +1,6 @@
 """Text classification: ``Classifier(model, labels=None).classify(texts)``.
 
-How label probabilities are made depends on the model (:mod:`apps.classification.zero_shot`
+How label probabilities are made depends on the model (:mod:`quintet.apps.classification.zero_shot`
 has the details):
 
 * a fine-tuned sequence classifier (``*ForSequenceClassification``): its own labels (the
@@ -13,7 +13,8 @@ has the details):
 * an instruct model (``smollm2-135m-instruct``) with ``labels=``: zero-shot by label
   likelihood.
 
-Probabilities are calibrated by temperature scaling (:mod:`apps.classification.calibration`):
+Probabilities are calibrated by temperature scaling
+(:mod:`quintet.apps.classification.calibration`):
 :meth:`Classifier.calibrate` fits it on labelled texts, reports ECE before and after, and
 stores it so the next classifier on the same model and labels uses it.
 
@@ -37,14 +38,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from apps.classification import calibration, zero_shot
-from apps.classification.batch import classify_file
-from core.config import ModelSpec
-from core.decoding.engines import BackendChoice
-from core.defaults import default_model
-from core.encoders import encoder_engine
-from core.errors import ConfigError, QuintetError
-from core.models import Loaded, load
+from quintet.apps.classification import calibration, zero_shot
+from quintet.apps.classification.batch import classify_file
+from quintet.core.config import ModelSpec
+from quintet.core.decoding.engines import BackendChoice
+from quintet.core.defaults import default_model
+from quintet.core.encoders import encoder_engine
+from quintet.core.errors import ConfigError, QuintetError
+from quintet.core.models import Loaded, load
 
 # Readable names for models whose config keeps the dataset's label ids. The minilm-l6-sst2
 # recipe trains on GLUE SST-2, whose labels are 0 = negative, 1 = positive
@@ -93,7 +94,8 @@ class Classifier:
 
     Args:
         model: a name, hub id, directory or ``Loaded``; None: the task default
-            (:func:`core.defaults.default_model`: distilbert-sst2 online, else minilm-l6-sst2,
+            (:func:`quintet.core.defaults.default_model`: distilbert-sst2 online, else
+            minilm-l6-sst2,
             else minilm-l6, which then needs ``labels``).
         labels: label names for zero-shot classification (needed for encoders and instruct
             models; with an NLI model they switch it to zero-shot).
@@ -104,7 +106,7 @@ class Classifier:
             by :meth:`calibrate` for this model and labels, else 1.0.
         device, batch_size: where to run and how many texts per forward pass.
         backend: ``auto`` (default: int8 ONNX Runtime on CPU for encoder models, see
-            :mod:`core.encoders`), ``transformers`` or ``onnxruntime``;
+            :mod:`quintet.core.encoders`), ``transformers`` or ``onnxruntime``;
             ``backend_choice`` says which runs and why.
     """
 
@@ -315,7 +317,7 @@ class Classifier:
 
     def classify_csv(self, input_path, output_path, text_column: str | None = None, **options):
         """Classify a CSV/TSV/JSONL column into an output file, with progress, resumably
-        (:func:`apps.classification.batch.classify_file` has the options).
+        (:func:`quintet.apps.classification.batch.classify_file` has the options).
 
         Example::
 

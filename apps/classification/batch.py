@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.data import TEXT_FIELDS, DataError, read_records
-from core.locks import exclusive_output
-from core.progress import ProgressCallback, progress_callback
+from quintet.core.data import TEXT_FIELDS, DataError, read_records
+from quintet.core.locks import exclusive_output
+from quintet.core.progress import ProgressCallback, progress_callback
 
 if TYPE_CHECKING:
-    from core.cluster import ClusterOptions
-    from core.config import ModelSpec
+    from quintet.core.cluster import ClusterOptions
+    from quintet.core.config import ModelSpec
 
 _OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
 
@@ -43,7 +43,7 @@ _OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
 class FileClassifier(Protocol):
     """What :func:`classify_file` needs of a classifier.
 
-    :class:`apps.classification.Classifier` is one. A Protocol rather than an import of
+    :class:`quintet.apps.classification.Classifier` is one. A Protocol rather than an import of
     ``api.py``, which imports this module for ``Classifier.classify_csv``: the two would
     import each other.
     """
@@ -154,8 +154,8 @@ def classify_file(
             question, content, description.
         resume: keep rows a previous run of the same job already wrote.
         progress: a tqdm bar (True), nothing (False) or a ``(done, total)`` callback.
-        cluster: classify the batches on Ray actors (:mod:`core.cluster`), each with a
-            classifier built like this one (an :class:`apps.classification.Classifier`);
+        cluster: classify the batches on Ray actors (:mod:`quintet.core.cluster`), each with a
+            classifier built like this one (an :class:`quintet.apps.classification.Classifier`);
             rows are written in order as they finish, the same output and resume as here.
 
     Raises:
@@ -262,7 +262,7 @@ def _classified(
         for rows, present in zip(batches, texts, strict=True):
             yield rows, classifier.classify(present, top_k, None, threshold)
         return
-    from core.cluster import run_batches
+    from quintet.core.cluster import run_batches
 
     c: Any = classifier  # a Classifier: what the actors need to build theirs
     recipe = _ClassifyOnActor(
@@ -290,7 +290,7 @@ class _ClassifyOnActor:
     threshold: float
 
     def __call__(self) -> Callable[[list[str]], list[Any]]:
-        from core.models import load
+        from quintet.core.models import load
 
         classifier = self.kind(
             load(self.spec), self.labels, multi_label=self.multi_label,

@@ -8,12 +8,12 @@ negative log-likelihood (NLL) of the gold labels. One parameter: it never change
 wins (so accuracy is untouched), only how sure the classifier says it is.
 
 How well it worked is reported as the expected calibration error (ECE, 10 equal-width bins,
-0-1 scale, :func:`core.metrics.expected_calibration_error`) and the NLL, before and
+0-1 scale, :func:`quintet.core.metrics.expected_calibration_error`) and the NLL, before and
 after; measure them on data the temperature was not fitted on to trust them.
 
 A fitted temperature is stored in ``$QUINTET_HOME/calibration/<model>.json``, keyed by model,
 mode and label set (a zero-shot temperature depends on the labels), and loaded by the next
-:class:`~apps.classification.Classifier` on the same model and labels; or pass
+:class:`~quintet.apps.classification.Classifier` on the same model and labels; or pass
 ``temperature=`` yourself.
 
 Example::
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ConfigError
-from core.metrics import expected_calibration_error
+from quintet.core.errors import ConfigError
+from quintet.core.metrics import expected_calibration_error
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _key(model: str, mode: str, labels: Sequence[str]) -> str:
 
 
 def calibration_path(model: str) -> Path:
-    from core.store import default_home
+    from quintet.core.store import default_home
 
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-") or "model"
     return default_home() / "calibration" / f"{slug}.json"

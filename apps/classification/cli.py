@@ -12,13 +12,18 @@ import argparse
 import json
 import sys
 
-from apps.cli_io import add_cluster_options, checked_arguments, checked_text, cluster_options
-from apps.flags import add_deprecated_alias
-from core.errors import ConfigError
+from quintet.apps.cli_io import (
+    add_cluster_options,
+    checked_arguments,
+    checked_text,
+    cluster_options,
+)
+from quintet.apps.flags import add_deprecated_alias
+from quintet.core.errors import ConfigError
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from apps.classification import Classifier
+    from quintet.apps.classification import Classifier
 
     modes = [bool(args.texts), args.input is not None, args.calibrate is not None]
     if sum(modes) != 1:
@@ -75,7 +80,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _calibrate(classifier, args: argparse.Namespace) -> int:
-    from core.data import read_classification
+    from quintet.core.data import read_classification
 
     examples = read_classification(args.calibrate, args.text_column, args.label_field)
     fit = classifier.calibrate([e.text for e in examples], [e.labels[0] for e in examples])

@@ -1,6 +1,6 @@
 """Classification harness: accuracy, macro-F1 (0-100), ECE (0-1), per-class P/R/F1, confusion.
 
-Data (read by :func:`core.data.read_classification`): CSV / TSV / JSONL with text and label
+Data (read by :func:`quintet.core.data.read_classification`): CSV / TSV / JSONL with text and label
 fields (SST-2's ``sentence``/``label``; AG News as shipped, ``label`` + ``title`` +
 ``description``; the original header-less AG News CSV, whose class ids 1-4 become World,
 Sports, Business, Sci/Tech as its classes.txt says), and TREC ``.label`` files.
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from apps.classification.api import Classifier
-from core import metrics
-from core.data import is_headerless_ag_news, read_classification
-from core.defaults import default_model
-from core.models import load
-from core.progress import ProgressCallback
-from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
+from quintet.apps.classification.api import Classifier
+from quintet.core import metrics
+from quintet.core.data import is_headerless_ag_news, read_classification
+from quintet.core.defaults import default_model
+from quintet.core.models import load
+from quintet.core.progress import ProgressCallback
+from quintet.evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
 
 # Words a zero-shot model can match TREC's coarse codes with (Li & Roth 2002's class names).
 TREC_COARSE_NAMES = {
@@ -99,7 +99,7 @@ class _Predictor:
 
 
 class ClassificationHarness:
-    """Evaluates :class:`apps.classification.Classifier` on labelled texts."""
+    """Evaluates :class:`quintet.apps.classification.Classifier` on labelled texts."""
 
     task = "classification"
     primary_metric = "accuracy"

@@ -1,16 +1,16 @@
 """Streamlit page: text classification with a probability bar chart, and CSV batches.
 
-Widgets only: every label comes from :class:`apps.classification.Classifier` (shared between
-sessions through :func:`apps.ui.cached_app`).
+Widgets only: every label comes from :class:`quintet.apps.classification.Classifier` (shared between
+sessions through :func:`quintet.apps.ui.cached_app`).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from apps.classification import Classifier
-from apps.classification.api import LabelsNeededError, OwnLabelsError
-from apps.ui import (
+from quintet.apps.classification import Classifier
+from quintet.apps.classification.api import LabelsNeededError, OwnLabelsError
+from quintet.apps.ui import (
     batch_upload,
     cached_app,
     download_results,
@@ -20,9 +20,9 @@ from apps.ui import (
     run_in_batches,
     show_timings,
 )
-from apps.ui.recipes import recipe_build_notice
-from core.defaults import default_model
-from core.errors import QuintetError
+from quintet.apps.ui.recipes import recipe_build_notice
+from quintet.core.defaults import default_model
+from quintet.core.errors import QuintetError
 
 EXAMPLE_LABELS = "positive, negative"  # for the example text below
 

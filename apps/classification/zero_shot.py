@@ -1,7 +1,7 @@
 """Zero-shot label scores: classify with labels the model was never trained on.
 
 Three ways, one per model kind; each returns raw scores (one row per text, one column per
-label) that :class:`apps.classification.Classifier` turns into probabilities:
+label) that :class:`quintet.apps.classification.Classifier` turns into probabilities:
 
 * **NLI** (a sequence classifier whose labels include ``entailment``, e.g.
   ``facebook/bart-large-mnli``): the text is the premise, ``"This example is {label}."`` the
@@ -24,7 +24,7 @@ label) that :class:`apps.classification.Classifier` turns into probabilities:
 Long texts: the classifier and encoder modes read a text longer than the model window in
 overlapping chunks and average the chunks' scores (embeddings: the mean of the chunk
 embeddings); an instruct model refuses a prompt longer than its window
-(:class:`core.decoding.prompts.InputTooLongError`), never truncating silently.
+(:class:`quintet.core.decoding.prompts.InputTooLongError`), never truncating silently.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from core.models import Loaded
+from quintet.core.models import Loaded
 
 NLI_TEMPLATE = "This example is {}."
 EMBEDDING_TEMPLATE = "This text is about {}."
@@ -150,7 +150,7 @@ def likelihood_prompt(text: str, labels: Sequence[str]) -> list[dict[str, str]]:
 
 def likelihood_logits(loaded: Loaded, texts: Sequence[str], labels: Sequence[str]) -> np.ndarray:
     """Mean log-probability of each label's tokens as the answer, text x label."""
-    from core.decoding.prompts import check_fits, encode
+    from quintet.core.decoding.prompts import check_fits, encode
 
     tokenizer = loaded.tokenizer
     label_ids = [tokenizer.encode(label, add_special_tokens=False) for label in labels]

@@ -1,6 +1,7 @@
 """Streamlit page: evaluate models on a dataset, read the reports, compare runs.
 
-Everything goes through ``evaluation.harness.evaluate`` and ``evaluation.compare.compare``;
+Everything goes through ``quintet.evaluation.harness.evaluate`` and
+``quintet.evaluation.compare.compare``;
 the page adds the choices (task, models, shipped or uploaded data), a background job with a
 progress bar, and the report viewer. (No ``__init__.py`` here on purpose: a package
 ``apps/evaluation`` could shadow the top-level ``evaluation`` package.)
@@ -12,22 +13,19 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from apps.ui import decode_controls, model_choices, model_picker, show_error
-from apps.ui.jobs import Job, all_jobs, get_job, start_job
-from apps.ui.uploads import save_upload
-from core.paths import data_path
-from core.store import ModelStore
-from core.task_names import TASK_TITLES
-from evaluation.registry import task_names
+from quintet.apps.ui import decode_controls, model_choices, model_picker, show_error
+from quintet.apps.ui.jobs import Job, all_jobs, get_job, start_job
+from quintet.apps.ui.uploads import save_upload
+from quintet.core.paths import data_path, example_reports_root
+from quintet.core.store import ModelStore
+from quintet.core.task_names import TASK_TITLES
+from quintet.evaluation.registry import task_names
 
-# Found through the package (installed as package data), not the source checkout.
-SHIPPED_REPORTS = Path(str(files("evaluation"))) / "reports"
 GENERATIVE = {"translation", "summarization", "chat"}
 REPORT_FILES = ("report.html", "report.md", "report.json", "predictions.jsonl")
 TASK_LABELS = TASK_TITLES
@@ -100,7 +98,8 @@ BATCH_SIZE = 16  # examples per call of the app (the harness's default)
 
 
 def available_tasks() -> list[str]:
-    """Tasks with an installed evaluation harness (:func:`evaluation.registry.task_names`)."""
+    """Tasks with an installed evaluation harness
+    (:func:`quintet.evaluation.registry.task_names`)."""
     return [t for t in task_names() if t in TASK_LABELS]
 
 
@@ -111,8 +110,8 @@ def eval_home() -> Path:
 def find_runs() -> list[Path]:
     """Finished run folders (with report.json): this store's, then the shipped examples."""
     found: list[Path] = []
-    for root in (eval_home(), SHIPPED_REPORTS):
-        if root.is_dir():
+    for root in (eval_home(), example_reports_root()):
+        if root is not None and root.is_dir():
             runs = [p.parent for p in root.glob("*/report.json")]
             found += sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
     return found
@@ -124,7 +123,7 @@ def read_report(run: Path) -> dict[str, Any]:
 
 def parse_options(text: str) -> dict[str, Any]:
     """``key=value`` lines (as ``quintet eval --option``) -> dict."""
-    from apps.eval_cli import parse_pairs
+    from quintet.apps.eval_cli import parse_pairs
 
     return parse_pairs([line.strip() for line in text.splitlines() if line.strip()], "--option")
 
@@ -143,9 +142,9 @@ def run_job(
     cluster: Any = None,
 ) -> Job:
     """Start the evaluation of every model in a background job (on ``cluster``, a
-    :class:`core.cluster.ClusterOptions`, when given); returns the job."""
-    from evaluation.harness import evaluate
-    from evaluation.protocol import DataOptions
+    :class:`quintet.core.cluster.ClusterOptions`, when given); returns the job."""
+    from quintet.evaluation.harness import evaluate
+    from quintet.evaluation.protocol import DataOptions
 
     data_options = DataOptions(**options, extra=extra)
     job_id = f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -168,7 +167,7 @@ def run_job(
             )
             folders.append(report.out_dir)
         if len(folders) > 1:
-            from evaluation.compare import compare
+            from quintet.evaluation.compare import compare
 
             job.note = "comparing the runs (paired bootstrap)"
             job.result = folders
@@ -307,7 +306,7 @@ def cluster_choice() -> Any:
         "predictions and report as here (needs quintet[cluster]).",
     ):
         return None
-    from core.cluster import ClusterOptions
+    from quintet.core.cluster import ClusterOptions
 
     workers = st.number_input("Ray workers", 1, 1024, 2, key="eval-ray-workers")
     return ClusterOptions(address=address, workers=int(workers))
@@ -321,7 +320,7 @@ def run_label(run: Path) -> str:
         report = read_report(run)
     except (OSError, json.JSONDecodeError):
         return f"{run.name} (unreadable report.json)"
-    where = "example" if run.parent == SHIPPED_REPORTS else "yours"
+    where = "example" if run.parent == example_reports_root() else "yours"
     metric = report.get("primary_metric")
     score = report.get("metrics", {}).get(metric)
     headline = f", {metric} {score:.1f}" if isinstance(score, int | float) else ""
@@ -414,7 +413,7 @@ def compare_tab() -> None:
         key="eval-compare",
     )
     if st.button("Compare", disabled=len(picked) < 2, key="eval-compare-run"):
-        from evaluation.compare import compare
+        from quintet.evaluation.compare import compare
 
         try:
             with st.spinner("Paired bootstrap over the runs…"):

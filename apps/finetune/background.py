@@ -8,7 +8,7 @@ into the store. The pages read its progress from the run's ``log.jsonl`` (the tr
 it) and switch to the task model when it lands.
 
 * One builder at a time across processes: the builder holds the lock of
-  ``<store>/runs/recipes-builder`` (:mod:`core.locks`); a second one exits at once. The lock
+  ``<store>/runs/recipes-builder`` (:mod:`quintet.core.locks`); a second one exits at once. The lock
   file holds the builder's pid and the recipe it is on, which is what the pages read.
 * Resumable: a killed builder leaves its recipe's checkpoint; the next one resumes from it.
 * Stops with the suite: started with ``--parent PID``, it stops (at once, resumable) when
@@ -16,7 +16,7 @@ it) and switch to the task model when it lands.
 * Opt out with ``QUINTET_NO_RECIPES=1`` or ``quintet ui --no-recipes``; never started when
   ``CI`` is set, nor by ``make test`` (which never runs ``quintet ui``).
 
-Run by hand: ``python -m apps.finetune.background`` (``--help`` for the options).
+Run by hand: ``python -m quintet.apps.finetune.background`` (``--help`` for the options).
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apps.finetune.recipes import RECIPES, get_recipe
-from core import paths
-from core.errors import OutputInUseError
-from core.locks import exclusive_output, lock_path
-from core.store import ModelStore
+from quintet.apps.finetune.recipes import RECIPES, get_recipe
+from quintet.core import paths
+from quintet.core.errors import OutputInUseError
+from quintet.core.locks import exclusive_output, lock_path
+from quintet.core.store import ModelStore
 
 # The order the builder takes: the task whose fallback is worst first (a prompted 135M model
 # answers extractive questions badly), then the summarizer, then the sentiment classifier
@@ -121,7 +121,7 @@ def read_progress(store: ModelStore, name: str) -> RecipeProgress | None:
     checkpoint's records), then ``done`` once the model is in the store. A line cut short by
     a kill is skipped.
     """
-    from core.training.trainer import LOG_FILE
+    from quintet.core.training.trainer import LOG_FILE
 
     path = runs_dir(store) / name / LOG_FILE
     try:
@@ -205,7 +205,7 @@ def start_builder(
 ) -> subprocess.Popen[bytes] | None:
     """Start the builder process if a recipe is pending; returns it, or None if none is.
 
-    The child runs ``python -m apps.finetune.background`` niced, on one thread
+    The child runs ``python -m quintet.apps.finetune.background`` niced, on one thread
     (``OMP_NUM_THREADS=1``), its output appended to ``<store>/runs/recipes-builder.log``.
     A builder already running makes the new one exit at once (the lock).
     """
@@ -214,7 +214,7 @@ def start_builder(
     if not todo:
         return None
     runs_dir(store).mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "apps.finetune.background", "--home", str(store.home)]
+    command = [sys.executable, "-m", "quintet.apps.finetune.background", "--home", str(store.home)]
     if parent is not None:
         command += ["--parent", str(parent)]
     for name in names or ():
@@ -248,8 +248,8 @@ def build(
     Raises:
         OutputInUseError: another builder holds the lock.
     """
-    from apps.finetune.recipes import run_recipe
-    from core.training import checkpoint as ckpt
+    from quintet.apps.finetune.recipes import run_recipe
+    from quintet.core.training import checkpoint as ckpt
 
     built: list[str] = []
     with exclusive_output(runs_dir(store) / BUILDER) as lock:
@@ -312,7 +312,7 @@ def _watch_parent(pid: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m apps.finetune.background",
+        prog="python -m quintet.apps.finetune.background",
         description="Build the missing recipe models into the store, one at a time.",
     )
     parser.add_argument("--home", help="the store (default: QUINTET_HOME)")

@@ -1,6 +1,6 @@
 """Streamlit page: fine-tune a model in the background and follow it live.
 
-A run is a ``quintet finetune`` process (see :mod:`apps.finetune.runs`), so a long run
+A run is a ``quintet finetune`` process (see :mod:`quintet.apps.finetune.runs`), so a long run
 never freezes the page and survives a browser reload; the page reads its progress from
 ``$QUINTET_HOME/runs/NAME/log.jsonl``. Stop ends the process (the last checkpoint stays),
 Resume continues it, and the finished model is in the store, hence in every model picker.
@@ -12,12 +12,12 @@ import re
 
 import streamlit as st
 
-from apps.finetune import runs
-from apps.ui import model_picker, show_error
-from apps.ui.uploads import save_upload
-from core.paths import data_path
-from core.store import ModelStore
-from core.task_names import TASK_TITLES
+from quintet.apps.finetune import runs
+from quintet.apps.ui import model_picker, show_error
+from quintet.apps.ui.uploads import save_upload
+from quintet.core.paths import data_path
+from quintet.core.store import ModelStore
+from quintet.core.task_names import TASK_TITLES
 
 TASKS = TASK_TITLES
 # Shipped training data per task: (label, train file, validation file or None).

@@ -1,6 +1,6 @@
 """The recipes that build Quintet's offline task models from the packaged ones.
 
-Each recipe is one call of :func:`core.training.trainer.finetune` on data shipped in
+Each recipe is one call of :func:`quintet.core.training.trainer.finetune` on data shipped in
 ``data/``, plus the evaluation its report needs. ``quintet recipes run NAME`` runs one;
 the result lands in the store under the recipe's name, where the apps find it.
 
@@ -17,14 +17,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core import paths
-from core.config import DecodeConfig, TrainConfig
-from core.data import read_pairs, split_for_task
-from core.errors import ModelNotFoundError, QuintetError
-from core.metrics import rouge_scores
-from core.store import ModelStore
-from core.task_prompts import summarize_prompt
-from core.training.tasks import FieldNames
+from quintet.core import paths
+from quintet.core.config import DecodeConfig, TrainConfig
+from quintet.core.data import read_pairs, split_for_task
+from quintet.core.errors import ModelNotFoundError, QuintetError
+from quintet.core.metrics import rouge_scores
+from quintet.core.store import ModelStore
+from quintet.core.task_prompts import summarize_prompt
+from quintet.core.training.tasks import FieldNames
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Recipe:
 def _samsum_rouge(recipe: Recipe, result: Any, data_root: Path) -> dict[str, Any]:
     """ROUGE of the base and the fine-tuned model on held-back SAMSum dialogues."""
     # Imported here: torch, for a report that only runs after training.
-    from core.decoding import Generator
+    from quintet.core.decoding import Generator
 
     pairs = read_pairs(str(data_root / recipe.train))
     _, held_back = split_for_task(
@@ -155,7 +155,7 @@ def run_recipe(
     validation figures are the same. The background builder skips it.
     """
     # Imported here: the engine pulls torch, which `quintet recipes list` does not need.
-    from core.training.trainer import finetune
+    from quintet.core.training.trainer import finetune
 
     recipe = get_recipe(name)
     if overrides:

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import QuintetError
-from core.store import ModelStore, validate_name
-from core.training.checkpoint import find_checkpoint
-from core.training.trainer import LOG_FILE
+from quintet.core.errors import QuintetError
+from quintet.core.store import ModelStore, validate_name
+from quintet.core.training.checkpoint import find_checkpoint
+from quintet.core.training.trainer import LOG_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 PROCESS_FILE = "ui-process.json"
@@ -100,8 +100,8 @@ def build_command(
     validation: str | None = None,
     lora: bool = False,
 ) -> list[str]:
-    """The ``quintet finetune`` command line of a run (as ``python -m apps.cli``)."""
-    command = [sys.executable, "-m", "apps.cli", "finetune", task, "--model", base,
+    """The ``quintet finetune`` command line of a run (as ``python -m quintet.apps.cli``)."""
+    command = [sys.executable, "-m", "quintet.apps.cli", "finetune", task, "--model", base,
                "--data", data, "--output", output]  # fmt: skip
     if validation:
         command += ["--validation", validation]

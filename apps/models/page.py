@@ -1,18 +1,19 @@
 """Streamlit page: the model catalog and the local store.
 
-Widgets only: everything it shows or does goes through ``core.catalog``, ``core.store``
-and ``core.packaged``.
+Widgets only: everything it shows or does goes through ``quintet.core.catalog``,
+``quintet.core.store``
+and ``quintet.core.packaged``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from core import catalog
-from core.errors import QuintetError
-from core.inventory import catalog_rows, store_only_rows
-from core.packaged import PACKAGED, pull
-from core.store import ModelStore
+from quintet.core import catalog
+from quintet.core.errors import QuintetError
+from quintet.core.inventory import catalog_rows, store_only_rows
+from quintet.core.packaged import PACKAGED, pull
+from quintet.core.store import ModelStore
 
 STORE_COLUMNS = ("name", "present", "status", "kind", "tasks", "source", "location", "license",
                  "description")  # fmt: skip
@@ -104,7 +105,7 @@ def render() -> None:
             except QuintetError as exc:
                 st.error(str(exc))
             else:
-                from apps.ui.cache import clear
+                from quintet.apps.ui.cache import clear
 
                 clear()  # no session keeps using the deleted weights
                 st.session_state["deleted"] = pending

@@ -4,18 +4,19 @@ Span models (``*ForQuestionAnswering``) read the context in overlapping windows 
 tokens shared between neighbours, so an answer cut by one window boundary is whole in the
 next) and the best span across all windows wins; offsets always index the original context
 (``context[answer.start:answer.end] == answer.text``). The windowing and span search are the
-fine-tuning engine's (:mod:`apps.qa.spans` on :mod:`core.training.features`), so what is
+fine-tuning engine's (:mod:`quintet.apps.qa.spans` on :mod:`quintet.core.training.features`), so
+what is
 validated is what runs.
 
 An instruct model (the offline fallback when no span model is present) answers by generation;
-its answer is then grounded (:mod:`apps.qa.grounding`): found in the context verbatim, then
+its answer is then grounded (:mod:`quintet.apps.qa.grounding`): found in the context verbatim, then
 ignoring case, then ignoring punctuation and spacing, then as the longest run of context words
 it contains, or else reported as not found (``grounded=False``, empty text), never invented.
 
 Inputs: an empty question is a :class:`QAError`; an empty (or blank) context answers "no
 answer" (``text == ""``) without running the model. A context of any length is read in
 windows (span models); a generative model refuses a context longer than its window with
-:class:`core.decoding.prompts.InputTooLongError`.
+:class:`quintet.core.decoding.prompts.InputTooLongError`.
 
 Example::
 
@@ -33,16 +34,16 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from apps.qa import spans
-from apps.qa.grounding import answer_prompt, ground
-from core.config import ModelSpec
-from core.decoding import Generator
-from core.decoding.engines import BackendChoice
-from core.defaults import default_model
-from core.encoders import encoder_engine
-from core.errors import ConfigError, QuintetError
-from core.examples import QAExample
-from core.models import Loaded, load
+from quintet.apps.qa import spans
+from quintet.apps.qa.grounding import answer_prompt, ground
+from quintet.core.config import ModelSpec
+from quintet.core.decoding import Generator
+from quintet.core.decoding.engines import BackendChoice
+from quintet.core.defaults import default_model
+from quintet.core.encoders import encoder_engine
+from quintet.core.errors import ConfigError, QuintetError
+from quintet.core.examples import QAExample
+from quintet.core.models import Loaded, load
 
 GENERATIVE_MAX_NEW_TOKENS = 32
 
@@ -86,14 +87,14 @@ class QuestionAnswerer:
 
     Args:
         model: a span model or an instruct model (name, hub id, directory or a ``Loaded``);
-            None: the task default (:func:`core.defaults.default_model`: distilbert-squad
+            None: the task default (:func:`quintet.core.defaults.default_model`: distilbert-squad
             online, else minilm-l6-squad, else smollm2-135m-instruct in grounded mode).
         device: "auto", "cpu", "cuda", "mps".
         max_length: tokens per window (span models); longer contexts are windowed.
         doc_stride: default tokens shared by neighbouring windows (:meth:`answer` can override).
         batch_size: windows per forward pass.
         backend: ``auto`` (default: the fastest installed engine: int8 ONNX Runtime for a
-            span model on CPU, see :mod:`core.encoders`; the decoding default for an
+            span model on CPU, see :mod:`quintet.core.encoders`; the decoding default for an
             instruct model) or a named engine; ``backend_choice`` says which and why.
     """
 

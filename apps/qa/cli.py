@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apps.cli_io import add_cluster_options, checked_text, cluster_options, read_text_file
-from apps.flags import add_deprecated_alias
-from core.cluster import run_batches_here_or_on
-from core.errors import ConfigError
-from core.progress import progress_callback
+from quintet.apps.cli_io import add_cluster_options, checked_text, cluster_options, read_text_file
+from quintet.apps.flags import add_deprecated_alias
+from quintet.core.cluster import run_batches_here_or_on
+from quintet.core.errors import ConfigError
+from quintet.core.progress import progress_callback
 
 
 def _read_context(args: argparse.Namespace) -> str:
@@ -33,7 +33,7 @@ def _read_context(args: argparse.Namespace) -> str:
 
 
 def cmd_qa(args: argparse.Namespace) -> int:
-    from apps.qa import QuestionAnswerer
+    from quintet.apps.qa import QuestionAnswerer
 
     batch = args.input is not None
     if batch and (args.question or args.context or args.context_file):
@@ -84,7 +84,7 @@ def _as_dict(a) -> dict:
 
 
 def _batch(args: argparse.Namespace, options: dict, cluster=None) -> int:
-    from core.data import DataError, read_records
+    from quintet.core.data import DataError, read_records
 
     records = read_records(args.input, "jsonl")
     pairs = []
@@ -126,7 +126,7 @@ class _AnswerOnActor:
     options: dict[str, Any]
 
     def __call__(self) -> Callable[[list], tuple[list, str]]:
-        from apps.qa import QuestionAnswerer
+        from quintet.apps.qa import QuestionAnswerer
 
         qa = QuestionAnswerer(self.model, device=self.device)
 

@@ -19,12 +19,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from apps.finetune.recipes import get_recipe
-from apps.qa.api import QuestionAnswerer
-from core import metrics
-from core.data import read_qa, split_for_task
-from core.progress import ProgressCallback
-from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, split_option
+from quintet.apps.finetune.recipes import get_recipe
+from quintet.apps.qa.api import QuestionAnswerer
+from quintet.core import metrics
+from quintet.core.data import read_qa, split_for_task
+from quintet.core.progress import ProgressCallback
+from quintet.evaluation.protocol import (
+    DataOptions,
+    EvalItem,
+    EvalSet,
+    Prediction,
+    Scores,
+    split_option,
+)
 
 HELDOUT_RECIPE = "minilm-l6-squad"
 
@@ -72,7 +79,7 @@ class _Predictor:
 
 
 class QAHarness:
-    """Evaluates :class:`apps.qa.QuestionAnswerer` on SQuAD-style data."""
+    """Evaluates :class:`quintet.apps.qa.QuestionAnswerer` on SQuAD-style data."""
 
     task = "qa"
     primary_metric = "f1"

@@ -1,7 +1,7 @@
 """Streamlit page: extractive question answering, the answer highlighted in its context.
 
-Widgets only: every answer comes from :class:`apps.qa.QuestionAnswerer` (shared between
-sessions through :func:`apps.ui.cached_app`).
+Widgets only: every answer comes from :class:`quintet.apps.qa.QuestionAnswerer` (shared between
+sessions through :func:`quintet.apps.ui.cached_app`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import html
 
 import streamlit as st
 
-from apps.qa import QuestionAnswerer
-from apps.ui import (
+from quintet.apps.qa import QuestionAnswerer
+from quintet.apps.ui import (
     batch_upload,
     cached_app,
     download_results,
@@ -22,7 +22,7 @@ from apps.ui import (
     show_timings,
     text_or_file_input,
 )
-from apps.ui.recipes import recipe_build_notice
+from quintet.apps.ui.recipes import recipe_build_notice
 
 EXAMPLE_CONTEXT = (
     "Super Bowl 50 was an American football game to determine the champion of the National "

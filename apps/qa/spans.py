@@ -2,7 +2,8 @@
 
 The windowing (question + overlapping context windows) and the span search (best start/end
 pair across all windows, optional no-answer) are the fine-tuning engine's own
-(:func:`core.training.features.span_features` and :func:`~core.training.features.best_spans`),
+(:func:`quintet.core.training.features.span_features` and
+:func:`~quintet.core.training.features.best_spans`),
 so inference reads a context exactly as validation did. This module adds what inference
 needs on top: batching the windows through the model, and which window each answer came from.
 
@@ -24,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.errors import ConfigError
-from core.examples import QAExample
-from core.models import Loaded
-from core.training import features as feats
+from quintet.core.errors import ConfigError
+from quintet.core.examples import QAExample
+from quintet.core.models import Loaded
+from quintet.core.training import features as feats
 
 DEFAULT_MAX_LENGTH = 384  # tokens per window, as the SQuAD fine-tuning examples use
 DEFAULT_DOC_STRIDE = 128  # tokens shared by neighbouring windows
@@ -80,7 +81,7 @@ def extract_spans(
         examples: question/context pairs (answers are ignored).
         max_length, doc_stride: window size and overlap, in tokens.
         null_threshold: None never answers "no answer"; else SQuAD v2 style (see
-            :func:`core.training.features.best_spans`).
+            :func:`quintet.core.training.features.best_spans`).
 
     Returns:
         For each example up to ``top_k`` spans, best first, with

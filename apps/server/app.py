@@ -17,12 +17,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from apps.server import errors, routes_openai, routes_tasks
-from apps.server.batching import Batcher
-from apps.server.config import ServerConfig
-from apps.server.limits import BodyLimit
-from apps.server.metrics import Metrics, MetricsMiddleware
-from apps.server.models import ModelRegistry
+from quintet.apps.server import errors, routes_openai, routes_tasks
+from quintet.apps.server.batching import Batcher
+from quintet.apps.server.config import ServerConfig
+from quintet.apps.server.limits import BodyLimit
+from quintet.apps.server.metrics import Metrics, MetricsMiddleware
+from quintet.apps.server.models import ModelRegistry
 
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:

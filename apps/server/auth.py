@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from fastapi import Request
 
-from apps.server.errors import APIError
+from quintet.apps.server.errors import APIError
 
 ENV_KEYS = "QUINTET_API_KEYS"
 

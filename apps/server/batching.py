@@ -16,12 +16,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.server.config import ServerConfig
-from apps.server.metrics import Metrics
-from apps.server.models import ServedModel, timed_out
-from core.config import DecodeConfig
-from core.decoding.types import GenerationResult
-from core.errors import QuintetError
+from quintet.apps.server.config import ServerConfig
+from quintet.apps.server.metrics import Metrics
+from quintet.apps.server.models import ServedModel, timed_out
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding.types import GenerationResult
+from quintet.core.errors import QuintetError
 
 
 @dataclass

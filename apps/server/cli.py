@@ -7,9 +7,9 @@ import argparse
 import ipaddress
 import sys
 
-from apps.server.config import DEFAULT_MODELS, ServerConfig
-from core.config import BACKENDS
-from core.errors import ConfigError
+from quintet.apps.server.config import DEFAULT_MODELS, ServerConfig
+from quintet.core.config import BACKENDS
+from quintet.core.errors import ConfigError
 
 
 def _is_loopback(host: str) -> bool:
@@ -26,14 +26,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from apps.server.app import create_app
+        from quintet.apps.server.app import create_app
     except ImportError as exc:
         raise ConfigError(
             f"quintet serve needs FastAPI and uvicorn ({exc.name} is missing): "
             "pip install 'quintet[serve]'"
         ) from None
-    from apps.server.auth import keys_from
-    from core.models import resolve
+    from quintet.apps.server.auth import keys_from
+    from quintet.core.models import resolve
 
     config = ServerConfig(
         host=args.host,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.config import non_finite_problems
-from core.errors import ConfigError
+from quintet.core.config import non_finite_problems
+from quintet.core.errors import ConfigError
 
 # Served out of the box: both come from `make models` / `quintet models pull`, offline.
 DEFAULT_MODELS: tuple[str, ...] = ("smollm2-135m-instruct", "minilm-l6")
@@ -21,7 +21,7 @@ class ServerConfig:
         api_keys: accepted keys; empty means no authentication.
         allow_any_model: let a request name any model (hub id, path), loaded on first use.
         backend: decoding engine for generative models (``auto`` or a name from
-            ``core.config.BACKENDS``); encoders follow it (``transformers`` pins torch).
+            ``quintet.core.config.BACKENDS``); encoders follow it (``transformers`` pins torch).
         device: where models run.
         max_body_bytes: larger request bodies get 413.
         max_tokens_limit: the most ``max_tokens`` a request may ask for (400 above it).

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import ModelNotFoundError, QuintetError
+from quintet.core.errors import ModelNotFoundError, QuintetError
 
 log = logging.getLogger(__name__)
 

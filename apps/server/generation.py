@@ -1,4 +1,4 @@
-"""OpenAI request fields onto :class:`core.config.DecodeConfig`, and streamed generation.
+"""OpenAI request fields onto :class:`quintet.core.config.DecodeConfig`, and streamed generation.
 
 Streaming: a worker thread drains the generator's :class:`TextStream` into an asyncio
 queue and releases the model's lock when the generation has really ended; the response
@@ -19,13 +19,13 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from apps.server import errors
-from apps.server.config import ServerConfig
-from apps.server.models import ServedModel, timed_out
-from apps.server.schemas import ChatMessage, _Sampling
-from core.config import DecodeConfig
-from core.decoding.types import GenerationResult
-from core.errors import ConfigError, QuintetError
+from quintet.apps.server import errors
+from quintet.apps.server.config import ServerConfig
+from quintet.apps.server.models import ServedModel, timed_out
+from quintet.apps.server.schemas import ChatMessage, _Sampling
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding.types import GenerationResult
+from quintet.core.errors import ConfigError, QuintetError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps.server.errors import APIError
+from quintet.apps.server.errors import APIError
 
 
 class BodyLimit:

@@ -19,9 +19,9 @@ from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from apps.server import errors
-from apps.server.config import ServerConfig
-from core.errors import QuintetError
+from quintet.apps.server import errors
+from quintet.apps.server.config import ServerConfig
+from quintet.core.errors import QuintetError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,19 +74,19 @@ class ServedModel:
 
     def load(self) -> None:
         """Load the weights and build the generator or encoder engine (blocking)."""
-        from core.models import load
+        from quintet.core.models import load
 
         try:
             loaded = load(self.name, device=self.config.device)
             if loaded.kind in ("causal", "seq2seq"):
-                from core.decoding import Generator
+                from quintet.core.decoding import Generator
 
                 # One request's n outputs or one dynamic batch per call.
                 self.generator = Generator(
                     loaded, self.config.backend, batch_size=self.config.max_batch
                 )
             elif loaded.kind == "encoder":
-                from core.encoders import encoder_engine
+                from quintet.core.encoders import encoder_engine
 
                 engine, _ = encoder_engine(loaded, encoder_backend(self.config.backend))
                 loaded = replace(loaded, encoder=engine)

@@ -8,10 +8,15 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 
-from apps.server import errors
-from apps.server.auth import require_key
-from apps.server.generation import chat_prompt, decode_config, finish_reason, stream_response
-from apps.server.schemas import (
+from quintet.apps.server import errors
+from quintet.apps.server.auth import require_key
+from quintet.apps.server.generation import (
+    chat_prompt,
+    decode_config,
+    finish_reason,
+    stream_response,
+)
+from quintet.apps.server.schemas import (
     ChatChoice,
     ChatCompletion,
     ChatCompletionRequest,
@@ -29,7 +34,7 @@ from apps.server.schemas import (
     new_id,
     now,
 )
-from core.decoding.types import GenerationResult
+from quintet.core.decoding.types import GenerationResult
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
@@ -187,7 +192,7 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingList:
     def work() -> tuple[np.ndarray, int]:
         import torch
 
-        from apps.classification.zero_shot import embed
+        from quintet.apps.classification.zero_shot import embed
 
         # The model's own lock: the weights and tokenizer are shared with every other user
         # of this model in the process (the task endpoints, a UI, an evaluation).

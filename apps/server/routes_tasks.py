@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 
-from apps.server import errors
-from apps.server.auth import require_key
-from apps.server.models import ServedModel, encoder_backend
-from apps.server.schemas import (
+from quintet.apps.server import errors
+from quintet.apps.server.auth import require_key
+from quintet.apps.server.models import ServedModel, encoder_backend
+from quintet.apps.server.schemas import (
     ClassifyRequest,
     QARequest,
     SummarizeRequest,
@@ -73,7 +73,7 @@ async def translate(body: TranslateRequest, request: Request) -> TaskResponse:
         decode["num_beams"] = body.num_beams
 
     def work() -> list[Any]:
-        from apps.translation.api import Translator
+        from quintet.apps.translation.api import Translator
 
         translator = model.tool(
             "translator",
@@ -97,7 +97,7 @@ async def summarize(body: SummarizeRequest, request: Request) -> TaskResponse:
     _check_length(request, body.max_length, "max_length")
 
     def work() -> list[Any]:
-        from apps.summarization.api import Summarizer
+        from quintet.apps.summarization.api import Summarizer
 
         summarizer = model.tool(
             "summarizer", lambda: Summarizer(model.loaded, backend=state.config.backend)
@@ -118,7 +118,7 @@ async def qa(body: QARequest, request: Request) -> TaskResponse:
     model = await state.registry.for_task("qa", body.model, state.executor)
 
     def work() -> list[Any]:
-        from apps.qa.api import QuestionAnswerer
+        from quintet.apps.qa.api import QuestionAnswerer
 
         answerer = model.tool(
             "qa", lambda: QuestionAnswerer(model.loaded, backend=_backend_for(request, model))
@@ -143,7 +143,7 @@ async def classify(body: ClassifyRequest, request: Request) -> TaskResponse:
     labels = tuple(body.labels) if body.labels is not None else None
 
     def work() -> list[Any]:
-        from apps.classification.api import Classifier
+        from quintet.apps.classification.api import Classifier
 
         classifier = model.classifier(
             (labels,),

@@ -1,7 +1,7 @@
 """Summarization: ``Summarizer(model).summarize(texts)``.
 
 Seq2seq summarizers (BART, PEGASUS, T5 with its ``summarize: `` prefix) read the text
-directly; instruct models are asked with :func:`core.task_prompts.summarize_prompt` (the
+directly; instruct models are asked with :func:`quintet.core.task_prompts.summarize_prompt` (the
 prompt the ``smollm2-135m-samsum`` recipe was trained on). Dialogue (SAMSum-style speaker
 lines) is detected and asked about as a dialogue.
 
@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from apps.summarization.chunking import chunk_text
-from core.config import DecodeConfig
-from core.decoding import Generator
-from core.defaults import default_model
-from core.errors import ConfigError, QuintetError
-from core.models import Loaded, load
-from core.task_prompts import looks_like_dialogue, summarize_prompt
+from quintet.apps.summarization.chunking import chunk_text
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding import Generator
+from quintet.core.defaults import default_model
+from quintet.core.errors import ConfigError, QuintetError
+from quintet.core.models import Loaded, load
+from quintet.core.task_prompts import looks_like_dialogue, summarize_prompt
 
 STYLES = ("default", "one_sentence", "bullets", "detailed")
 _STYLE_PROMPTS = {
@@ -80,7 +80,7 @@ class Summarizer:
     Args:
         model: name, hub id or directory; None: the task default.
         backend: decoding engine, ``auto`` (default: the fastest installed one, see
-            :mod:`core.decoding.engines`) or a name from ``core.config.BACKENDS``.
+            :mod:`quintet.core.decoding.engines`) or a name from ``quintet.core.config.BACKENDS``.
         chunk_tokens: tokens per chunk for long inputs (default: what the window allows).
         overlap_tokens: tokens shared by neighbouring chunks.
     """
@@ -138,7 +138,7 @@ class Summarizer:
                 it is generated (a page shows it growing); not called otherwise, nor for
                 beam search (seq2seq models' default), which only knows its best output
                 at the end.
-            decode: other :class:`core.config.DecodeConfig` fields.
+            decode: other :class:`quintet.core.config.DecodeConfig` fields.
 
         An empty text gives an empty summary.
         """

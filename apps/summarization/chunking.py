@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from apps.translation.segment import split_sentences
+from quintet.apps.translation.segment import split_sentences
 
 
 def _units(text: str, dialogue: bool) -> list[tuple[int, int]]:

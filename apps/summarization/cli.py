@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apps.cli_io import (
+from quintet.apps.cli_io import (
     add_backend_option,
     add_cluster_options,
     checked_arguments,
@@ -29,14 +29,14 @@ from apps.cli_io import (
     read_stdin,
     read_text_file,
 )
-from apps.flags import add_decode_options, decode_from_args
-from core.cluster import run_batches_here_or_on
-from core.errors import ConfigError
-from core.progress import ProgressCallback, progress_callback
+from quintet.apps.flags import add_decode_options, decode_from_args
+from quintet.core.cluster import run_batches_here_or_on
+from quintet.core.errors import ConfigError
+from quintet.core.progress import ProgressCallback, progress_callback
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
-    from apps.summarization import STYLES, Summarizer
+    from quintet.apps.summarization import STYLES, Summarizer
 
     if args.style not in STYLES:  # before a model loads
         raise ConfigError(f"unknown style {args.style!r}: choose one of {', '.join(STYLES)}")
@@ -88,7 +88,7 @@ def _batch(args: argparse.Namespace, decode: dict, cluster) -> int:
     16 documents per batch, here or on the cluster."""
     from tqdm import tqdm
 
-    from core.data import DataError, read_records
+    from quintet.core.data import DataError, read_records
 
     records = read_records(args.input, "jsonl")
     for line, record in records:
@@ -128,7 +128,7 @@ class _SummarizeOnActor:
     decode: dict[str, Any]
 
     def __call__(self) -> Callable[[list[str]], tuple[list[str], str]]:
-        from apps.summarization import Summarizer
+        from quintet.apps.summarization import Summarizer
 
         summarizer = Summarizer(self.model, device=self.device, backend=self.backend)
 

@@ -19,12 +19,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from apps.finetune.recipes import get_recipe
-from apps.summarization.api import Summarizer
-from core import metrics
-from core.data import read_pairs, split_for_task
-from core.progress import ProgressCallback
-from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores, split_option
+from quintet.apps.finetune.recipes import get_recipe
+from quintet.apps.summarization.api import Summarizer
+from quintet.core import metrics
+from quintet.core.data import read_pairs, split_for_task
+from quintet.core.progress import ProgressCallback
+from quintet.evaluation.protocol import (
+    DataOptions,
+    EvalItem,
+    EvalSet,
+    Prediction,
+    Scores,
+    split_option,
+)
 
 HELDOUT_RECIPE = "smollm2-135m-samsum"
 _PTB = [
@@ -89,7 +96,7 @@ def _item_rouge(prediction: str, references: tuple[str, ...]) -> dict[str, float
 
 
 class SummarizationHarness:
-    """Evaluates :class:`apps.summarization.Summarizer` with ROUGE."""
+    """Evaluates :class:`quintet.apps.summarization.Summarizer` with ROUGE."""
 
     task = "summarization"
     primary_metric = "rougeL"

@@ -1,7 +1,7 @@
 """Streamlit page: summarize typed text, a text file, or a batch file's column.
 
-Widgets only: every summary comes from :class:`apps.summarization.Summarizer` (shared
-between sessions through :func:`apps.ui.cached_app`). The page shows the model and mode,
+Widgets only: every summary comes from :class:`quintet.apps.summarization.Summarizer` (shared
+between sessions through :func:`quintet.apps.ui.cached_app`). The page shows the model and mode,
 whether the input was read as a dialogue, and how a long input was chunked (map-reduce).
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.summarization import STYLES, Summarizer
-from apps.ui import (
+from quintet.apps.summarization import STYLES, Summarizer
+from quintet.apps.ui import (
     batch_upload,
     cached_app,
     decode_controls,
@@ -24,7 +24,7 @@ from apps.ui import (
     show_timings,
     text_or_file_input,
 )
-from apps.ui.recipes import recipe_build_notice
+from quintet.apps.ui.recipes import recipe_build_notice
 
 STYLE_LABELS = {
     "default": "One or two sentences",

@@ -1,7 +1,7 @@
 """Translation: ``Translator().translate(texts, src="en", tgt="de")``.
 
 Languages by ISO 639-1 or FLORES-200 code. Without a model the pair is routed
-(:mod:`apps.translation.routing`) and each result says which model translated it and why.
+(:mod:`quintet.apps.translation.routing`) and each result says which model translated it and why.
 Texts longer than the model's window are split into sentences (:mod:`.segment`), translated
 in one batch with everything else, and put back together with their paragraph breaks:
 nothing is truncated.
@@ -21,14 +21,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from apps.translation import segment as seg
-from apps.translation.files import translate_file
-from apps.translation.languages import Language, LanguageError, language
-from apps.translation.routing import Route, choose, style_for
-from core.config import DecodeConfig
-from core.decoding import Generator
-from core.models import load
-from core.task_prompts import translate_prompt
+from quintet.apps.translation import segment as seg
+from quintet.apps.translation.files import translate_file
+from quintet.apps.translation.languages import Language, LanguageError, language
+from quintet.apps.translation.routing import Route, choose, style_for
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding import Generator
+from quintet.core.models import load
+from quintet.core.task_prompts import translate_prompt
 
 # Token budget of one piece: opus-mt was trained on sentences; small instruct models
 # translate short inputs far better than long ones.
@@ -62,7 +62,7 @@ class Translator:
         model: a model name, hub id or directory; None: route each pair (opus-mt, NLLB,
             then the offline prompted model).
         backend: ``auto`` (the fastest installed engine for each routed model, see
-            :mod:`core.decoding.engines`), ``transformers``, ``ctranslate2`` or
+            :mod:`quintet.core.decoding.engines`), ``transformers``, ``ctranslate2`` or
             ``onnxruntime-genai``.
         batch_size: pieces per generation batch.
     """
@@ -110,7 +110,7 @@ class Translator:
     ) -> list[TranslationResult]:
         """Translate each text from ``src`` to ``tgt``; one result per text, in order.
 
-        ``decode`` takes :class:`core.config.DecodeConfig` fields (``num_beams=4``,
+        ``decode`` takes :class:`quintet.core.config.DecodeConfig` fields (``num_beams=4``,
         ``do_sample=True`` ...). An empty text gives an empty result. ``progress(done,
         total)`` counts the pieces (sentences, or parts of long ones) translated.
         ``on_text`` is called with the translation so far while a single one-piece text
@@ -282,7 +282,7 @@ class Translator:
         self, input_path: str, output_path: str, src: str, tgt: str, **options
     ) -> dict:
         """Translate a text file line by line into ``output_path``; see
-        :func:`apps.translation.files.translate_file`."""
+        :func:`quintet.apps.translation.files.translate_file`."""
         return translate_file(self, input_path, output_path, src, tgt, **options)
 
 

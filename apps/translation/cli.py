@@ -17,15 +17,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from apps.cli_io import (
+from quintet.apps.cli_io import (
     add_backend_option,
     add_cluster_options,
     checked_arguments,
     cluster_options,
     read_stdin,
 )
-from apps.flags import add_decode_options, decode_from_args
-from core.errors import ConfigError
+from quintet.apps.flags import add_decode_options, decode_from_args
+from quintet.core.errors import ConfigError
 
 STDOUT_CHUNK_LINES = 32
 
@@ -36,7 +36,7 @@ def _route_line(translator, src: str, tgt: str) -> str:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from apps.translation import Translator, language
+    from quintet.apps.translation import Translator, language
 
     if args.text and args.input:
         raise ConfigError("give TEXT arguments or --input FILE, not both")
@@ -93,7 +93,7 @@ def _lines_to_stdout(translator, args: argparse.Namespace, decode: dict) -> int:
     """Translate ``--input`` line by line to stdout, a chunk at a time (bounded memory)."""
     import itertools
 
-    from apps.translation.files import as_one_line, count_text_lines, line_text, open_lines
+    from quintet.apps.translation.files import as_one_line, count_text_lines, line_text, open_lines
 
     # Output starts at once: check the whole file is UTF-8 first, not at a bad line midway
     # (--output runs check it in translate_file, before any model loads).

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from core.data import DataError
-from core.progress import ProgressCallback, progress_callback
+from quintet.core.data import DataError
+from quintet.core.progress import ProgressCallback, progress_callback
 
 if TYPE_CHECKING:
-    from core.cluster import ClusterOptions
+    from quintet.core.cluster import ClusterOptions
 
 
 def _complete_lines(path: Path, block: int = 1 << 20) -> int:
@@ -96,7 +96,7 @@ def translate_file(
 ) -> dict:
     """Translate ``input_path`` into ``output_path``, one output line per input line.
 
-    With ``cluster`` the chunks are translated on Ray actors (:mod:`core.cluster`), each
+    With ``cluster`` the chunks are translated on Ray actors (:mod:`quintet.core.cluster`), each
     building its own ``Translator`` like this one, and written in order as they finish: the
     same output, resumable the same way (the lines still to do are read into memory).
 
@@ -156,7 +156,7 @@ def _translated(
         for texts in chunks:
             yield translator.translate(texts, src, tgt, progress=False, **decode)
         return
-    from core.cluster import run_batches
+    from quintet.core.cluster import run_batches
 
     recipe = _TranslateOnActor(
         type(translator), translator.model, translator.device, translator.backend,

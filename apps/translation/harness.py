@@ -23,12 +23,12 @@ from typing import Any
 
 from sacrebleu.metrics import CHRF
 
-from apps.translation.api import Translator
-from apps.translation.languages import LanguageError, language
-from core import metrics
-from core.data import DataError, read_pairs, read_parallel
-from core.progress import ProgressCallback
-from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
+from quintet.apps.translation.api import Translator
+from quintet.apps.translation.languages import LanguageError, language
+from quintet.core import metrics
+from quintet.core.data import DataError, read_pairs, read_parallel
+from quintet.core.progress import ProgressCallback
+from quintet.evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
 
 _SACREBLEU_TOKENIZED_LANGS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 
@@ -129,7 +129,7 @@ class _Predictor:
 
 
 class TranslationHarness:
-    """Evaluates :class:`apps.translation.Translator` with sacreBLEU."""
+    """Evaluates :class:`quintet.apps.translation.Translator` with sacreBLEU."""
 
     task = "translation"
     primary_metric = "bleu"

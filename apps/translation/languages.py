@@ -10,7 +10,7 @@ import difflib
 import functools
 from dataclasses import dataclass
 
-from core.errors import QuintetError
+from quintet.core.errors import QuintetError
 
 
 class LanguageError(QuintetError):

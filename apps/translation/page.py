@@ -1,7 +1,7 @@
 """Streamlit page: translate typed text, a text file, or a batch file's column.
 
-Widgets only: every translation comes from :class:`apps.translation.Translator` (shared
-between sessions through :func:`apps.ui.cached_app`). The page says which model the pair was
+Widgets only: every translation comes from :class:`quintet.apps.translation.Translator` (shared
+between sessions through :func:`quintet.apps.ui.cached_app`). The page says which model the pair was
 routed to and why, how many pieces a long text was split into, and when an output was cut by
 the token limit.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.translation import Translator
-from apps.translation.languages import all_languages
-from apps.ui import (
+from quintet.apps.translation import Translator
+from quintet.apps.translation.languages import all_languages
+from quintet.apps.ui import (
     batch_upload,
     cached_app,
     decode_controls,

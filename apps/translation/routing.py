@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from apps.translation.languages import Language, LanguageError
-from core import catalog, hub
-from core.defaults import default_model
-from core.models import Loaded
+from quintet.apps.translation.languages import Language, LanguageError
+from quintet.core import catalog, hub
+from quintet.core.defaults import default_model
+from quintet.core.models import Loaded
 
 Style = Literal["marian", "multilingual", "prompted", "seq2seq"]
 _OPUS_NAME = re.compile(r"opus-mt-([a-z]{2,3})-([a-z]{2,3})$")

@@ -1,17 +1,17 @@
 """Shared Streamlit widgets and the per-process model cache for the Quintet pages.
 
-Read the module docstring of :mod:`apps.ui.widgets` for how a page uses them, and
-:mod:`apps.ui.cache` for how models are shared safely between browser sessions.
+Read the module docstring of :mod:`quintet.apps.ui.widgets` for how a page uses them, and
+:mod:`quintet.apps.ui.cache` for how models are shared safely between browser sessions.
 """
 
-from apps.ui.cache import (
+from quintet.apps.ui.cache import (
     SharedApp,
     cached_app,
     cached_generator,
     model_lock,
     waiting_for,
 )
-from apps.ui.widgets import (
+from quintet.apps.ui.widgets import (
     BatchInput,
     batch_upload,
     decode_controls,

@@ -8,8 +8,8 @@ calls, so two sessions calling at once could crash or, worse, mix outputs.
 
 How the lock works
 ------------------
-* The lock lives on the loaded model itself (:attr:`core.models.Loaded.lock`), and the
-  model cache (:func:`core.models.load`) gives every app the same ``Loaded``: a
+* The lock lives on the loaded model itself (:attr:`quintet.core.models.Loaded.lock`), and the
+  model cache (:func:`quintet.core.models.load`) gives every app the same ``Loaded``: a
   ``Summarizer``, a ``Translator`` routed to SmolLM2, a chat session, an evaluation job
   and the server on ``smollm2-135m-instruct`` all take one lock. The generator and the
   encoder apps take it on every call, so serialisation does not depend on the page.
@@ -44,8 +44,8 @@ from typing import Any, Generic, TypeVar
 
 import streamlit as st
 
-from core.decoding import Generator
-from core.models import Loaded, cached_models
+from quintet.core.decoding import Generator
+from quintet.core.models import Loaded, cached_models
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ def _name_locks_guard() -> threading.Lock:
 
 def model_lock(name: str | None) -> threading.RLock:
     """The process-wide lock of model ``name``: the loaded model's own lock
-    (:attr:`core.models.Loaded.lock`) once it is loaded, else one lock per name (None
+    (:attr:`quintet.core.models.Loaded.lock`) once it is loaded, else one lock per name (None
     shares one). Re-entrant, so an app method that calls another does not deadlock.
     """
     for loaded in cached_models():
@@ -189,7 +189,7 @@ def _generator(model: str, backend: str) -> Generator:
 
 
 def cached_generator(model: str, backend: str = "auto") -> Generator:
-    """The shared :class:`core.decoding.Generator` of ``model`` (built once per process).
+    """The shared :class:`quintet.core.decoding.Generator` of ``model`` (built once per process).
 
     Use it under ``model_lock(model)``; e.g. ``ChatSession(cached_generator(name))`` in
     ``st.session_state`` keeps the history per session and the weights shared.

@@ -1,10 +1,11 @@
 """The background build of the task models, as the pages show it.
 
-``quintet ui`` starts :mod:`apps.finetune.background`; Home and each task page with a recipe
+``quintet ui`` starts :mod:`quintet.apps.finetune.background`; Home and each task page with a recipe
 call :func:`recipe_build_notice` under their title. While the builder runs it draws one line
 ("A better QA model is being trained in the background (minilm-l6-squad): 40% …") that
 refreshes itself every few seconds, and when the page's task model lands it reruns the page,
-whose model picker then preselects the new default (see :func:`apps.ui.widgets.model_picker`).
+whose model picker then preselects the new default (see
+:func:`quintet.apps.ui.widgets.model_picker`).
 Nothing is drawn, and nothing polls, when no builder runs.
 """
 
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.finetune import background
-from apps.finetune.recipes import RECIPES
-from core.store import ModelStore
+from quintet.apps.finetune import background
+from quintet.apps.finetune.recipes import RECIPES
+from quintet.core.store import ModelStore
 
 REFRESH_S = 5.0
 

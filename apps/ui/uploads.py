@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from core.store import ModelStore
+from quintet.core.store import ModelStore
 
 
 def save_upload(upload: Any) -> Path:

@@ -10,8 +10,8 @@ It draws widgets from here and calls its app's Python API; it holds no model cod
 
     import streamlit as st
 
-    from apps.translation import Translator
-    from apps.ui import (
+    from quintet.apps.translation import Translator
+    from quintet.apps.ui import (
         batch_upload, cached_app, decode_controls, download_results, model_picker,
         run_with_progress, show_error, show_timings, text_or_file_input,
     )
@@ -59,7 +59,7 @@ Widgets
   as they are, anything else gets a generic line and the details in a closed expander.
   :func:`guarded` is the same as a context manager.
 
-Models and sessions: see :mod:`apps.ui.cache` (``cached_app``, ``cached_generator``,
+Models and sessions: see :mod:`quintet.apps.ui.cache` (``cached_app``, ``cached_generator``,
 ``model_lock``). Per-session state (a chat history) lives in ``st.session_state``; models
 never do.
 """
@@ -80,12 +80,12 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from core import catalog
-from core.config import BACKENDS, DecodeConfig
-from core.data import parse_records
-from core.errors import QuintetError, UnknownModelError
-from core.inventory import model_status
-from core.store import ModelStore
+from quintet.core import catalog
+from quintet.core.config import BACKENDS, DecodeConfig
+from quintet.core.data import parse_records
+from quintet.core.errors import QuintetError, UnknownModelError
+from quintet.core.inventory import model_status
+from quintet.core.store import ModelStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,7 +140,7 @@ def model_choices(task: str, store: ModelStore | None = None) -> list[ModelChoic
 
 
 def _default_name(task: str, store: ModelStore) -> tuple[str | None, str]:
-    from core.defaults import default_model  # late: keeps this module light to import
+    from quintet.core.defaults import default_model  # late: keeps this module light to import
 
     try:
         choice = default_model(task, store)
@@ -387,7 +387,8 @@ class BatchInput:
 
 
 def parse_rows(name: str, text: str) -> list[dict[str, str]]:
-    """Rows of a CSV / TSV / JSONL / JSON file (parsed as :func:`core.data.read_records` parses
+    """Rows of a CSV / TSV / JSONL / JSON file (parsed as :func:`quintet.core.data.read_records`
+    parses
     files, values as strings), or one ``{"text": line}`` per non-empty line of any other file.
 
     Raises:

@@ -4,10 +4,10 @@
 >>> Generator("smollm2-135m-instruct").complete("Hello", max_new_tokens=8).text
 """
 
-from core.config import DecodeConfig
-from core.decoding.generator import Generator, OutOfMemoryError, TextStream
-from core.decoding.prompts import DEFAULT_CHAT_TEMPLATE, InputTooLongError
-from core.decoding.types import GenerationResult, Prompt, Timings
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding.generator import Generator, OutOfMemoryError, TextStream
+from quintet.core.decoding.prompts import DEFAULT_CHAT_TEMPLATE, InputTooLongError
+from quintet.core.decoding.types import GenerationResult, Prompt, Timings
 
 __all__ = [
     "DEFAULT_CHAT_TEMPLATE",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from core.config import DecodeConfig
-from core.decoding.types import RawSequence
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding.types import RawSequence
 
 # Called after each generation step with (row index in the batch, new token ids so far);
 # returns True when that row must stop (a stop string appeared, or the stream was cancelled).

@@ -2,7 +2,7 @@
 
 A fast engine (CTranslate2, ONNX Runtime GenAI) decodes a converted copy of a Hugging Face
 model. The copy is built once, in a staging folder committed atomically with a manifest
-(sha256 per file, see :class:`core.store.ModelStore`), and reused until the base model
+(sha256 per file, see :class:`quintet.core.store.ModelStore`), and reused until the base model
 changes: store and catalog models are named, a directory is fingerprinted by its weight
 files' names, sizes and modification times, so retraining in place converts again.
 """
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core import hub
-from core.models import Loaded
-from core.store import ModelStore
+from quintet.core import hub
+from quintet.core.models import Loaded
+from quintet.core.store import ModelStore
 
 log = logging.getLogger(__name__)
 

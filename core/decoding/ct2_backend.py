@@ -28,15 +28,15 @@ import torch
 from ctranslate2.converters import TransformersConverter
 from transformers.utils import logging as hf_logging
 
-from core.config import DecodeConfig
-from core.decoding.backend import RowDone, StopCheck, TokenSink
-from core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
-from core.decoding.rows import Row, eos_ids
-from core.decoding.types import RawSequence
-from core.devices import keeping_torch_threads
-from core.errors import ConfigError, ModelLoadError
-from core.models import Loaded
-from core.store import ModelStore
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding.backend import RowDone, StopCheck, TokenSink
+from quintet.core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
+from quintet.core.decoding.rows import Row, eos_ids
+from quintet.core.decoding.types import RawSequence
+from quintet.core.devices import keeping_torch_threads
+from quintet.core.errors import ConfigError, ModelLoadError
+from quintet.core.models import Loaded
+from quintet.core.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def convert_to_ctranslate2(
     the tokenizer stays the Hugging Face one.
 
     Args:
-        loaded: a causal or seq2seq model from :func:`core.models.load`.
+        loaded: a causal or seq2seq model from :func:`quintet.core.models.load`.
         quantization: weight type, one of ``int8``, ``int8_float16``, ``float16``, ``float32``.
         store: where to put the conversion (default: ``$QUINTET_HOME``).
 
@@ -194,7 +194,7 @@ class CTranslate2Backend:
     ``loaded.device`` (CPU or CUDA), with ``torch.get_num_threads()`` threads on the CPU.
 
     Args:
-        loaded: a causal or seq2seq model from :func:`core.models.load`.
+        loaded: a causal or seq2seq model from :func:`quintet.core.models.load`.
         quantization: ``int8`` (default on CPU), ``float16`` (default on CUDA),
             ``int8_float16`` or ``float32`` (the one that reproduces transformers exactly).
         store: where conversions live (default: ``$QUINTET_HOME``).

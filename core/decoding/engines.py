@@ -36,11 +36,11 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.config import BACKENDS
-from core.errors import ConfigError
+from quintet.core.config import BACKENDS
+from quintet.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from core.models import Loaded
+    from quintet.core.models import Loaded
 
 log = logging.getLogger(__name__)
 

@@ -17,22 +17,22 @@ from dataclasses import replace
 
 import torch
 
-from core.config import DecodeConfig
-from core.decoding import engines
-from core.decoding.backend import DecodingBackend, RowDone
-from core.decoding.engines import BackendChoice
-from core.decoding.prompts import (
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding import engines
+from quintet.core.decoding.backend import DecodingBackend, RowDone
+from quintet.core.decoding.engines import BackendChoice
+from quintet.core.decoding.prompts import (
     check_fits,
     check_output_length,
     encode,
     is_empty,
     validate_prompt,
 )
-from core.decoding.stops import StopStrings
-from core.decoding.types import GenerationResult, Prompt, RawSequence, Timings
-from core.errors import ConfigError, ModelLoadError, QuintetError
-from core.models import Loaded, load
-from core.progress import ProgressCallback, progress_callback
+from quintet.core.decoding.stops import StopStrings
+from quintet.core.decoding.types import GenerationResult, Prompt, RawSequence, Timings
+from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
+from quintet.core.models import Loaded, load
+from quintet.core.progress import ProgressCallback, progress_callback
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def make_backend(loaded: Loaded, backend: str, **options) -> DecodingBackend:
     """The named backend over ``loaded``; fast engines convert the model on first use."""
     # Each backend is imported when chosen: the fast ones pull in their engine's package.
     if backend == engines.TRANSFORMERS:
-        from core.decoding.hf_backend import TransformersBackend
+        from quintet.core.decoding.hf_backend import TransformersBackend
 
         if options:
             raise ConfigError(f"the transformers backend takes no options (got {sorted(options)})")
@@ -66,15 +66,15 @@ def make_backend(loaded: Loaded, backend: str, **options) -> DecodingBackend:
         if problem:
             raise ConfigError(problem)
     if backend == engines.CTRANSLATE2:
-        from core.decoding.ct2_backend import CTranslate2Backend
+        from quintet.core.decoding.ct2_backend import CTranslate2Backend
 
         return CTranslate2Backend(loaded, **options)
     if backend == engines.ONNX_GENAI:
-        from core.decoding.ort_backend import OnnxGenAIBackend
+        from quintet.core.decoding.ort_backend import OnnxGenAIBackend
 
         return OnnxGenAIBackend(loaded, **options)
     if backend == engines.VLLM:
-        from core.decoding.vllm_backend import VllmBackend
+        from quintet.core.decoding.vllm_backend import VllmBackend
 
         return VllmBackend(loaded, **options)
     named = ", ".join(b for b in BACKENDS if b != engines.AUTO)
@@ -123,9 +123,9 @@ class Generator:
     """Generate text with any causal or seq2seq model, on the fastest engine that fits.
 
     Args:
-        model: a loaded model, or anything :func:`core.models.load` accepts.
+        model: a loaded model, or anything :func:`quintet.core.models.load` accepts.
         backend: ``"auto"`` (default: the fastest installed engine for the model's kind and
-            device, see :mod:`core.decoding.engines`), ``"transformers"`` (reference, every
+            device, see :mod:`quintet.core.decoding.engines`), ``"transformers"`` (reference, every
             option), ``"ctranslate2"``, ``"onnxruntime-genai"`` or ``"vllm"`` (CUDA only).
             Fast engines convert the model into the store once.
         batch_size: inputs per batch; halved automatically if memory runs out. Above 1 it

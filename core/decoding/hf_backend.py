@@ -10,12 +10,12 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
-from core.config import DecodeConfig
-from core.decoding.backend import RowDone, StopCheck, TokenSink
-from core.decoding.rows import eos_ids
-from core.decoding.types import RawSequence
-from core.errors import ModelLoadError
-from core.models import Loaded
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding.backend import RowDone, StopCheck, TokenSink
+from quintet.core.decoding.rows import eos_ids
+from quintet.core.decoding.types import RawSequence
+from quintet.core.errors import ModelLoadError
+from quintet.core.models import Loaded
 
 
 class _FirstStepClock(LogitsProcessor):

@@ -36,14 +36,14 @@ import numpy as np
 import onnxruntime_genai as og
 import torch
 
-from core.config import DecodeConfig
-from core.decoding.backend import RowDone, StopCheck, TokenSink
-from core.decoding.conversions import ConversionCache, base_name, source_folder
-from core.decoding.rows import Row, eos_ids
-from core.decoding.types import RawSequence
-from core.errors import ConfigError, ModelLoadError
-from core.models import Loaded
-from core.store import ModelStore
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding.backend import RowDone, StopCheck, TokenSink
+from quintet.core.decoding.conversions import ConversionCache, base_name, source_folder
+from quintet.core.decoding.rows import Row, eos_ids
+from quintet.core.decoding.types import RawSequence
+from quintet.core.errors import ConfigError, ModelLoadError
+from quintet.core.models import Loaded
+from quintet.core.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def convert_to_onnx_genai(
     """Convert ``loaded`` for ONNX Runtime GenAI into the store, once, and return the folder.
 
     Args:
-        loaded: a causal model from :func:`core.models.load` (Llama, Mistral, Qwen2, Phi,
+        loaded: a causal model from :func:`quintet.core.models.load` (Llama, Mistral, Qwen2, Phi,
             Gemma and the other families onnxruntime-genai's builder knows).
         precision: ``int8`` (default: 8-bit weights, a scale per 128), ``int8-block32`` (a
             scale per 32, the default until 2026-12-06), ``int4-mixed`` (4-bit k-quant
@@ -203,7 +203,7 @@ class OnnxGenAIBackend:
     hand those requests to transformers instead.
 
     Args:
-        loaded: a causal model from :func:`core.models.load`.
+        loaded: a causal model from :func:`quintet.core.models.load`.
         precision: weight type of the conversion (``int8`` by default).
         store: where conversions live (default: ``$QUINTET_HOME``).
         threads: CPU threads (default: torch's thread count).

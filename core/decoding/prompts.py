@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core.decoding.types import Prompt
-from core.errors import ConfigError, QuintetError
-from core.models import Loaded
+from quintet.core.decoding.types import Prompt
+from quintet.core.errors import ConfigError, QuintetError
+from quintet.core.models import Loaded
 
 ROLES = ("system", "user", "assistant")
 

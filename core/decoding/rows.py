@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import DecodeConfig
-from core.decoding.types import RawSequence
-from core.models import Loaded
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding.types import RawSequence
+from quintet.core.models import Loaded
 
 
 def eos_ids(loaded: Loaded, config: DecodeConfig) -> list[int]:

@@ -3,7 +3,7 @@
 UNTESTED HERE: the development machines and CI have no GPU, and vLLM does not install next to
 the CPU build of torch, so this engine has never run in this project's tests. What is tested
 is what runs without it: when ``auto`` picks it, the one-line refusals, and the mapping of a
-:class:`~core.config.DecodeConfig` to vLLM's ``SamplingParams`` (:func:`sampling_kwargs`,
+:class:`~quintet.core.config.DecodeConfig` to vLLM's ``SamplingParams`` (:func:`sampling_kwargs`,
 :func:`request_differences`, :func:`model_differences` are pure functions for that reason).
 Written against the vLLM 0.33 API (``LLM``, ``SamplingParams``, ``TokensPrompt``,
 ``RequestOutput.outputs[i]`` with ``token_ids``, ``finish_reason``, ``logprobs``).
@@ -52,14 +52,14 @@ from typing import Any
 
 import torch
 
-from core.config import DecodeConfig
-from core.decoding import engines
-from core.decoding.backend import RowDone, StopCheck, TokenSink
-from core.decoding.conversions import first_line, source_folder
-from core.decoding.rows import eos_ids
-from core.decoding.types import RawSequence
-from core.errors import ConfigError, ModelLoadError, QuintetError
-from core.models import Loaded
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding import engines
+from quintet.core.decoding.backend import RowDone, StopCheck, TokenSink
+from quintet.core.decoding.conversions import first_line, source_folder
+from quintet.core.decoding.rows import eos_ids
+from quintet.core.decoding.types import RawSequence
+from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
+from quintet.core.models import Loaded
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def sampling_kwargs(
         config: the request (check :func:`request_differences` first: this maps every field
             vLLM can honour and ignores the others).
         end_ids: the token ids that end an output: the model's end tokens and the config's
-            stop tokens (``core.decoding.rows.eos_ids``).
+            stop tokens (``quintet.core.decoding.rows.eos_ids``).
         tokenizer_eos: the tokenizer's end token, which vLLM always stops on unless told to
             ignore it; it is ignored when transformers would not stop on it.
     """
@@ -201,7 +201,7 @@ class VllmBackend:
     """Decodes causal models with vLLM's offline engine on CUDA (untested here: no GPU).
 
     Args:
-        loaded: a causal model from :func:`core.models.load`, on CUDA.
+        loaded: a causal model from :func:`quintet.core.models.load`, on CUDA.
         gpu_memory_utilization: the share of the whole GPU's memory vLLM may take (weights,
             activations, KV cache); default: 85% of the memory free when it starts.
         enforce_eager: skip CUDA-graph capture (starts faster, decodes slower).

@@ -3,6 +3,6 @@
 >>> from core.training import finetune                                # doctest: +SKIP
 """
 
-from core.training.trainer import FieldNames, TrainResult, finetune
+from quintet.core.training.trainer import FieldNames, TrainResult, finetune
 
 __all__ = ["FieldNames", "TrainResult", "finetune"]

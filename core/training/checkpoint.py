@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.errors import QuintetError
+from quintet.core.errors import QuintetError
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from core.store import ModelStore, StoredModel
-from core.training.lora import merge_lora
+from quintet.core.store import ModelStore, StoredModel
+from quintet.core.training.lora import merge_lora
 
 
 def model_card(name: str, meta: dict[str, Any]) -> str:

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.decoding.prompts import DEFAULT_CHAT_TEMPLATE
-from core.errors import ConfigError, QuintetError
-from core.examples import ChatExample, ClassificationExample, PairExample, QAExample
+from quintet.core.decoding.prompts import DEFAULT_CHAT_TEMPLATE
+from quintet.core.errors import ConfigError, QuintetError
+from quintet.core.examples import ChatExample, ClassificationExample, PairExample, QAExample
 
 __all__ = [
     "IGNORE_INDEX",
@@ -463,7 +463,8 @@ def causal_sft_features(
     """Tokenize chats for supervised fine-tuning of a decoder-only model.
 
     Each chat is rendered with ``chat_template``, else the tokenizer's own template, else
-    :data:`~core.decoding.prompts.DEFAULT_CHAT_TEMPLATE` (ChatML). The loss is taken on every
+    :data:`~quintet.core.decoding.prompts.DEFAULT_CHAT_TEMPLATE` (ChatML). The loss is taken on
+    every
     assistant turn only: its content and its end-of-turn token (e.g. ``<|im_end|>``) keep their
     ids as labels; system and user turns, role headers and the blank that follows an
     end-of-turn token are ``-100``. The assistant spans are found by rendering prefixes of the

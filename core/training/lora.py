@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import ConfigError
+from quintet.core.errors import ConfigError
 
 # Attention projections per architecture: the usual LoRA targets, which keep the number
 # of trained weights small while reaching every layer.

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core import data
-from core.errors import ConfigError
-from core.examples import ChatExample, PairExample
-from core.task_prompts import summarize_prompt
+from quintet.core import data
+from quintet.core.errors import ConfigError
+from quintet.core.examples import ChatExample, PairExample
+from quintet.core.task_prompts import summarize_prompt
 
 KIND_BY_TASK = {
     "classification": "sequence-classification",

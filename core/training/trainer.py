@@ -29,27 +29,27 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from core.config import ModelSpec, TrainConfig
-from core.data import DataError, split_for_task
-from core.errors import ConfigError, QuintetError, StoreError
-from core.models import Loaded, load_fresh, read_config
-from core.store import ModelStore, StoredModel, describe_os_error, validate_name
-from core.training import checkpoint as ckpt
-from core.training import features as feats
-from core.training.batching import (
+from quintet.core.config import ModelSpec, TrainConfig
+from quintet.core.data import DataError, split_for_task
+from quintet.core.errors import ConfigError, QuintetError, StoreError
+from quintet.core.models import Loaded, load_fresh, read_config
+from quintet.core.store import ModelStore, StoredModel, describe_os_error, validate_name
+from quintet.core.training import checkpoint as ckpt
+from quintet.core.training import features as feats
+from quintet.core.training.batching import (
     global_batches,
     length_bucketed_batches,
     loss_weight,
     process_part,
 )
-from core.training.tasks import (
+from quintet.core.training.tasks import (
     DEFAULT_MAX_LENGTH,
     FieldNames,
     as_chats,
     model_kind,
     read_task_data,
 )
-from core.training.validation import validate
+from quintet.core.training.validation import validate
 
 log = logging.getLogger(__name__)
 LogCallback = Callable[[dict[str, Any]], None]
@@ -238,7 +238,7 @@ class FinetuneRecipe:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         model = self.loaded.model
         if self.config.lora:
-            from core.training.lora import apply_lora
+            from quintet.core.training.lora import apply_lora
 
             config = self.config
             model = apply_lora(model, self.kind, config.lora_r, config.lora_alpha,
@@ -498,7 +498,7 @@ class FinetuneRecipe:
 
     def save(self) -> TrainResult:
         """Export the best weights, merged, into the store (main process; the others wait)."""
-        from core.training.export import export_model
+        from quintet.core.training.export import export_model
 
         state = self.state
         best_scores = next(
@@ -647,10 +647,10 @@ def finetune(
 
     Args:
         task: classification, qa, summarization, translation or chat.
-        base: any name :func:`core.models.load` accepts.
+        base: any name :func:`quintet.core.models.load` accepts.
         data: training file (CSV / TSV / JSONL / JSON / SQuAD JSON / TREC, per task).
         output: the store name of the result.
-        config: hyperparameters (:class:`core.config.TrainConfig`).
+        config: hyperparameters (:class:`quintet.core.config.TrainConfig`).
         validation_data: a validation file; otherwise ``config.validation_fraction`` of
             ``data`` is held back (whole articles for QA).
         fields: column names in the data, when not the defaults.

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from core import metrics
-from core.training import features as feats
+from quintet.core import metrics
+from quintet.core.training import features as feats
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import ModelStore
+from quintet.core.store import ModelStore
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "artifacts" / "screenshots"

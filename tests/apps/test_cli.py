@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.store import ModelStore
-from core.testing import tiny_model_dir
+from quintet.core.store import ModelStore
+from quintet.core.testing import tiny_model_dir
 
 QUINTET = Path(sys.executable).with_name("quintet")
 
@@ -258,7 +258,7 @@ def test_finetune_into_a_store_that_cannot_exist_is_one_line(tmp_path: Path) -> 
 
 
 def test_the_ui_listens_on_loopback_unless_told() -> None:
-    from apps.cli import build_parser, ui_command
+    from quintet.apps.cli import build_parser, ui_command
 
     command = ui_command(build_parser().parse_args(["ui", "--headless"]))
     assert command[command.index("--server.address") + 1] == "127.0.0.1"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.cli import main
-from core.testing import CORPUS, tiny_model_dir
+from quintet.apps.cli import main
+from quintet.core.testing import CORPUS, tiny_model_dir
 
 
 def _run(argv: list[str], capsys) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from apps.ui.jobs import all_jobs
+from quintet.apps.ui.jobs import all_jobs
 
 HOME = str(Path(__file__).resolve().parents[2] / "apps" / "home.py")
 

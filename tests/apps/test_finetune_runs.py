@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from apps.finetune import runs
-from core.errors import QuintetError
-from core.store import ModelStore
-from core.testing import CORPUS, tiny_model_dir
+from quintet.apps.finetune import runs
+from quintet.core.errors import QuintetError
+from quintet.core.store import ModelStore
+from quintet.core.testing import CORPUS, tiny_model_dir
 
 
 def sentiment_csv(path: Path, n: int = 64) -> Path:

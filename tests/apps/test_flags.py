@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from apps.chat.cli import decode_options
-from apps.cli import build_parser, train_config
-from apps.flags import config_overrides, decode_from_args, docstring_args, flag_name
-from core.config import DecodeConfig, ModelSpec, TrainConfig
-from core.errors import ConfigError
+from quintet.apps.chat.cli import decode_options
+from quintet.apps.cli import build_parser, train_config
+from quintet.apps.flags import config_overrides, decode_from_args, docstring_args, flag_name
+from quintet.core.config import DecodeConfig, ModelSpec, TrainConfig
+from quintet.core.errors import ConfigError
 
 FINETUNE = ["finetune", "classification", "--model", "m", "--data", "d", "--output", "o"]
 
@@ -215,7 +215,8 @@ def test_help_is_fast_and_loads_no_torch() -> None:
     """``quintet --help`` and a sub-command's help stay well under 0.5 s: nothing heavy is
     imported to build the parser (measured in a fresh interpreter, best of three)."""
     code = (
-        "import sys, time; t = time.perf_counter(); import apps.cli; apps.cli.build_parser(); "
+        "import sys, time; t = time.perf_counter(); import quintet.apps.cli; "
+        "quintet.apps.cli.build_parser(); "
         "print(time.perf_counter() - t, 'torch' in sys.modules, 'transformers' in sys.modules)"
     )
     runs = []
@@ -227,7 +228,9 @@ def test_help_is_fast_and_loads_no_torch() -> None:
     assert min(runs) < 0.5, runs
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "apps.cli", "translate", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "quintet.apps.cli", "translate", "--help"],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0 and "--decode" in done.stdout
     assert time.perf_counter() - started < 5  # generous: a loaded CI machine

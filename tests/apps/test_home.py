@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core.store import ModelStore
+from quintet.core.store import ModelStore
 
 HOME = str(Path(__file__).resolve().parents[2] / "apps" / "home.py")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apps.finetune import runs
-from apps.ui.jobs import all_jobs
-from core.store import ModelStore
-from core.testing import CORPUS, tiny_model_dir
+from quintet.apps.finetune import runs
+from quintet.apps.ui.jobs import all_jobs
+from quintet.core.store import ModelStore
+from quintet.core.testing import CORPUS, tiny_model_dir
 
 HOME = str(Path(__file__).resolve().parents[2] / "apps" / "home.py")
 EVAL_PAGE = str(Path(HOME).parent / "evaluation" / "page.py")
@@ -79,8 +79,8 @@ def test_evaluation_runs_in_the_background_and_shows_its_report(home: Path) -> N
 
 
 def test_evaluation_compares_two_runs(home: Path) -> None:
-    from evaluation.harness import evaluate
-    from evaluation.protocol import DataOptions
+    from quintet.evaluation.harness import evaluate
+    from quintet.evaluation.protocol import DataOptions
 
     data = str(Path(HOME).parents[1] / "data/classification/sst2/dev.tsv")
     options = DataOptions(extra={"label_map": "0=negative,1=positive"})
@@ -121,7 +121,7 @@ def test_finetune_page_follows_a_run_to_the_model_picker(tmp_home: Path, tmp_pat
     assert not app.exception and not app.error
     assert any("Stored as **page-run**" in s.value for s in app.success)
     assert len(app.get("vega_lite_chart")) == 2  # loss and validation curves
-    from apps.ui import model_choices
+    from quintet.apps.ui import model_choices
 
     assert "page-run" in [c.name for c in model_choices("classification")]
 
@@ -203,7 +203,7 @@ def test_models_page_deletes_after_confirmation(tmp_home: Path) -> None:
 
 def test_evaluation_report_of_a_slow_run_shows_seconds_per_example(home: Path) -> None:
     # A shipped report, as if its two examples had taken 12 minutes (0.003 examples/s).
-    shipped = next(Path(EVAL_PAGE).parents[2].glob("evaluation/reports/*/report.json"))
+    shipped = next(Path(EVAL_PAGE).parents[2].glob("docs/reports/*/report.json"))
     report = json.loads(shipped.read_text())
     report["timing"] = {"total_s": 725.0, "predict_s": 720.0, "examples_per_s": 0.003}
     run = home / "eval" / "slow-run"
@@ -216,7 +216,7 @@ def test_evaluation_report_of_a_slow_run_shows_seconds_per_example(home: Path) -
 
 
 def test_evaluation_of_translation_left_on_automatic_routes_by_pair(home: Path) -> None:
-    from apps.translation import Translator
+    from quintet.apps.translation import Translator
 
     app = open_page("evaluation/page.py")
     app.selectbox(key="eval-task").set_value("translation").run()
@@ -230,7 +230,7 @@ def test_evaluation_progress_says_why_the_count_sits_still(home: Path) -> None:
     """Two examples are one batch: the bar says both are being worked on while it sits at 0."""
     import threading
 
-    from apps.ui.jobs import start_job
+    from quintet.apps.ui.jobs import start_job
 
     release = threading.Event()
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apps import cli
-from apps.finetune import background
-from core.locks import exclusive_output, lock_path
-from core.store import ModelStore
-from core.training.trainer import LOG_FILE
+from quintet.apps import cli
+from quintet.apps.finetune import background
+from quintet.core.locks import exclusive_output, lock_path
+from quintet.core.store import ModelStore
+from quintet.core.training.trainer import LOG_FILE
 
 HOME = str(Path(__file__).resolve().parents[2] / "apps" / "home.py")
 # A recipe capped to seconds: two steps, 16 validation examples, a checkpoint every step.

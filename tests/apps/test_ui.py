@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apps.ui import cached_app, model_lock, parse_rows
-from core.decoding import Generator
-from core.errors import QuintetError
-from core.store import ModelStore
+from quintet.apps.ui import cached_app, model_lock, parse_rows
+from quintet.core.decoding import Generator
+from quintet.core.errors import QuintetError
+from quintet.core.store import ModelStore
 
 
 def widgets_script() -> None:
     import streamlit as st
 
-    from apps.ui import decode_controls, model_picker, show_error
-    from core.errors import QuintetError
+    from quintet.apps.ui import decode_controls, model_picker, show_error
+    from quintet.core.errors import QuintetError
 
     model = model_picker("chat", key="m")
     decode = decode_controls(key="d")
@@ -123,7 +123,7 @@ def test_a_call_holds_the_model_lock(tmp_path: Path) -> None:
 
 
 def test_a_single_item_gets_no_bar_frozen_at_zero() -> None:
-    from apps.ui.widgets import progress_text
+    from quintet.apps.ui.widgets import progress_text
 
     assert progress_text("Answering", 0, 1, 5.0) is None  # the spinner's clock instead
     assert progress_text("Answering", 0, 0, 5.0) is None
@@ -133,7 +133,7 @@ def test_a_single_item_gets_no_bar_frozen_at_zero() -> None:
 def progress_script() -> None:
     import streamlit as st
 
-    from apps.ui import run_in_batches, run_with_progress
+    from quintet.apps.ui import run_in_batches, run_with_progress
 
     result, _ = run_in_batches(lambda chunk: [x * 2 for x in chunk], [21], label="Doubling")
     st.write(f"single={result}")
@@ -144,7 +144,7 @@ def progress_script() -> None:
 def growing_text_script() -> None:
     import streamlit as st
 
-    from apps.ui.widgets import GrowingText
+    from quintet.apps.ui.widgets import GrowingText
 
     box = GrowingText(every_s=0)  # what growing_text() yields, while the model writes
     box("Hallo")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from core import catalog
-from core.errors import ModelNotFoundError
-from core.packaged import PACKAGED
+from quintet.core import catalog
+from quintet.core.errors import ModelNotFoundError
+from quintet.core.packaged import PACKAGED
 
 
 def test_names_are_unique_and_valid_store_names() -> None:
-    from core.store import validate_name
+    from quintet.core.store import validate_name
 
     names = catalog.names()
     assert len(names) == len(set(names))

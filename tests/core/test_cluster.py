@@ -1,4 +1,5 @@
-"""core.cluster on a real local Ray cluster: order, identical outputs, errors, a crashed actor.
+"""quintet.core.cluster on a real local Ray cluster: order, identical outputs, errors, a crashed
+actor.
 
 The batch functions here are real (minilm-l6 classifying, or plain Python where the test is
 about Ray itself); the crash is a real ``os._exit`` of a real actor process.
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core.cluster import ClusterError, ClusterOptions, run_batches
-from core.errors import ModelNotFoundError
+from quintet.core.cluster import ClusterError, ClusterOptions, run_batches
+from quintet.core.errors import ModelNotFoundError
 
 TWO = ClusterOptions(workers=2)
 TEXTS = [
@@ -31,7 +32,7 @@ class Classify:
     model: str = "minilm-l6"
 
     def __call__(self):
-        from apps.classification import Classifier
+        from quintet.apps.classification import Classifier
 
         classifier = Classifier(self.model, labels=["positive", "negative", "sports", "money"])
         return lambda texts: [(r.label, r.scores) for r in classifier.classify(texts)]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from core.testing import CORPUS
+from quintet.core.testing import CORPUS
 
 pytestmark = pytest.mark.slow  # two Ray nodes start and stop: well over a minute here
 
@@ -112,7 +112,7 @@ def _env(address: str = "") -> dict[str, str]:
 DRIVER = """
 import os, sys, time
 import ray
-from core.cluster import ClusterOptions, run_batches
+from quintet.core.cluster import ClusterOptions, run_batches
 
 ray.init(address=os.environ["RAY_ADDRESS"])
 deadline = time.monotonic() + 60
@@ -128,7 +128,7 @@ class Classify:
     # is shared even when one actor would be fast enough to take it all.
     def __call__(self):
         from pathlib import Path
-        from apps.classification import Classifier
+        from quintet.apps.classification import Classifier
         clf = Classifier("minilm-l6", labels=["sports", "business"])
         node = ray.get_runtime_context().get_node_id()
         rendezvous = Path(self.rendezvous)
@@ -145,7 +145,7 @@ class Classify:
 texts = [f"text number {i} about the match and the market" for i in range(48)]
 batches = [texts[i : i + 4] for i in range(0, 48, 4)]
 results = list(run_batches(batches, Classify(sys.argv[1]), ClusterOptions(workers=2)))
-from apps.classification import Classifier
+from quintet.apps.classification import Classifier
 clf = Classifier("minilm-l6", labels=["sports", "business"])
 assert [b for b, _ in results] == batches
 assert [r[0] for _, r in results] == [[x.scores for x in clf.classify(b)] for b in batches]
@@ -169,7 +169,7 @@ def test_a_killed_driver_resumes_without_redoing_rows(two_nodes, real_store, tmp
         writer = csv.writer(handle)
         writer.writerow(["text"])
         writer.writerows([[f"{CORPUS[i % len(CORPUS)]} {i}"] for i in range(3000)])
-    quintet = [sys.executable, "-m", "apps.cli", "classify", "--model", "minilm-l6",
+    quintet = [sys.executable, "-m", "quintet.apps.cli", "classify", "--model", "minilm-l6",
                "--labels", "sports,business", "--input", str(rows)]  # fmt: skip
     local = tmp_path / "local.csv"
     subprocess.run([*quintet, "--output", str(local)], check=True, timeout=300,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import ModelSpec, TrainConfig
-from core.errors import ConfigError
+from quintet.core.config import ModelSpec, TrainConfig
+from quintet.core.errors import ConfigError
 
 
 def test_defaults_are_safe() -> None:

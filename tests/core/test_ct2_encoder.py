@@ -10,12 +10,12 @@ import torch
 
 pytest.importorskip("ctranslate2")
 
-from apps.qa import QuestionAnswerer  # noqa: E402
-from core import ct2_encoder, encoders  # noqa: E402
-from core.errors import ModelLoadError  # noqa: E402
-from core.models import load  # noqa: E402
-from core.store import ModelStore  # noqa: E402
-from core.testing import tiny_model_dir  # noqa: E402
+from quintet.apps.qa import QuestionAnswerer  # noqa: E402
+from quintet.core import ct2_encoder, encoders  # noqa: E402
+from quintet.core.errors import ModelLoadError  # noqa: E402
+from quintet.core.models import load  # noqa: E402
+from quintet.core.store import ModelStore  # noqa: E402
+from quintet.core.testing import tiny_model_dir  # noqa: E402
 
 pytestmark = pytest.mark.default_backend
 

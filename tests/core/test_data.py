@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core.data import (
+from quintet.core.data import (
     DataError,
     read_chats,
     read_classification,
@@ -27,8 +27,8 @@ from core.data import (
     split_by_group,
     split_items,
 )
-from core.errors import QuintetError
-from core.examples import Answer
+from quintet.core.errors import QuintetError
+from quintet.core.examples import Answer
 
 SHARED = Path(
     os.environ.get("QUINTET_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from core.devices import describe_device, keeping_torch_threads
+from quintet.core.devices import describe_device, keeping_torch_threads
 
 
 def test_the_cpu_description_counts_threads_in_words() -> None:

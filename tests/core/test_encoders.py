@@ -15,13 +15,13 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from apps.classification import Classifier  # noqa: E402
-from apps.qa import QuestionAnswerer  # noqa: E402
-from core import encoders  # noqa: E402
-from core.errors import ConfigError, ModelLoadError  # noqa: E402
-from core.models import load  # noqa: E402
-from core.store import ModelStore  # noqa: E402
-from core.testing import tiny_model_dir  # noqa: E402
+from quintet.apps.classification import Classifier  # noqa: E402
+from quintet.apps.qa import QuestionAnswerer  # noqa: E402
+from quintet.core import encoders  # noqa: E402
+from quintet.core.errors import ConfigError, ModelLoadError  # noqa: E402
+from quintet.core.models import load  # noqa: E402
+from quintet.core.store import ModelStore  # noqa: E402
+from quintet.core.testing import tiny_model_dir  # noqa: E402
 
 pytestmark = pytest.mark.default_backend
 
@@ -96,7 +96,7 @@ def test_extractive_qa_runs_on_ctranslate2_and_the_named_onnx_engine_is_blockwis
     qa = QuestionAnswerer(span)
     assert qa.backend_choice is not None and qa.backend_choice.name == "ctranslate2"
     assert "within 1 F1" in qa.backend_choice.reason
-    from core import ct2_encoder
+    from quintet.core import ct2_encoder
 
     def cannot(*args, **kwargs) -> None:
         raise ModelLoadError("ctranslate2 cannot convert it: a test says so")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import core.integrity
-from apps import cli
-from core.errors import ChecksumError
-from core.models import resolve
-from core.store import ModelStore
+import quintet.core.integrity
+from quintet.apps import cli
+from quintet.core.errors import ChecksumError
+from quintet.core.models import resolve
+from quintet.core.store import ModelStore
 
 
 def damage(path: Path) -> None:
@@ -30,13 +30,13 @@ def test_damaged_weights_are_refused_then_repaired_by_pull_force(
     store.models_dir.mkdir(parents=True)
     shutil.copytree(real_store.models_dir / "minilm-l6", store.models_dir / "minilm-l6")
     hashed: list[Path] = []
-    real_sha256 = core.integrity.sha256_file
+    real_sha256 = quintet.core.integrity.sha256_file
 
     def counting_sha256(path: Path) -> str:
         hashed.append(path)
         return real_sha256(path)
 
-    monkeypatch.setattr(core.integrity, "sha256_file", counting_sha256)
+    monkeypatch.setattr(quintet.core.integrity, "sha256_file", counting_sha256)
 
     # Intact: hashed once, then only stat'ed (size + mtime remembered).
     resolve("minilm-l6", store=store)

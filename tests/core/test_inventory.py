@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.inventory import catalog_rows, store_only_rows
-from core.store import ModelStore
+from quintet.core.inventory import catalog_rows, store_only_rows
+from quintet.core.store import ModelStore
 
 
 def test_empty_store_says_how_to_get_each_local_model(tmp_path: Path, no_hub: Path) -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import OutputInUseError
-from core.locks import exclusive_output, lock_path
+from quintet.core.errors import OutputInUseError
+from quintet.core.locks import exclusive_output, lock_path
 
 HOLD = """
 import sys, time
-from core.locks import exclusive_output
+from quintet.core.locks import exclusive_output
 with exclusive_output(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from core.metrics import (
+from quintet.core.metrics import (
     MetricError,
     accuracy,
     bleu,

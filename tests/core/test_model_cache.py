@@ -11,11 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.errors import ConfigError
-from core.model_cache import CacheLimits, ModelCache
-from core.models import load
-from core.store import ModelStore
-from core.testing import tiny_model_dir
+from quintet.core.errors import ConfigError
+from quintet.core.model_cache import CacheLimits, ModelCache
+from quintet.core.models import load
+from quintet.core.store import ModelStore
+from quintet.core.testing import tiny_model_dir
 
 
 def _copy(family: str, target: Path) -> Path:
@@ -110,8 +110,8 @@ def test_using_sets_tokenizer_state_under_the_lock(tmp_path: Path) -> None:
 def test_translator_and_chat_on_one_cached_model_never_overlap(real_store: ModelStore) -> None:
     """Offline translation and a chat on the same SmolLM2 in two threads: the model's
     forward passes come in two unbroken runs, one per app, never interleaved."""
-    from apps.chat import ChatSession
-    from apps.translation import Translator
+    from quintet.apps.chat import ChatSession
+    from quintet.apps.translation import Translator
 
     translator = Translator("smollm2-135m-instruct", backend="transformers")
     chat = ChatSession("smollm2-135m-instruct", backend="transformers")

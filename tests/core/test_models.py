@@ -1,4 +1,5 @@
-"""core.models.load: every way to name a model, every architecture family, every bad input."""
+"""quintet.core.models.load: every way to name a model, every architecture family, every bad
+input."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.errors import ConfigError, ModelLoadError, ModelNotFoundError, OfflineError
-from core.models import cached_models, detect_kind, load, resolve
-from core.store import ModelStore
-from core.testing import tiny_model_dir
+from quintet.core.errors import ConfigError, ModelLoadError, ModelNotFoundError, OfflineError
+from quintet.core.models import cached_models, detect_kind, load, resolve
+from quintet.core.store import ModelStore
+from quintet.core.testing import tiny_model_dir
 
 FAMILY_KINDS = [
     ("marian", "seq2seq"),

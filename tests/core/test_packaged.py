@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from core import packaged
-from core.errors import ChecksumError, ModelNotFoundError, StoreError
-from core.models import load
-from core.packaged import PACKAGED, pull
-from core.store import ModelStore
+from quintet.core import packaged
+from quintet.core.errors import ChecksumError, ModelNotFoundError, StoreError
+from quintet.core.models import load
+from quintet.core.packaged import PACKAGED, pull
+from quintet.core.store import ModelStore
 
 
 def _assert_store_clean(store: ModelStore) -> None:
@@ -139,7 +139,7 @@ def test_no_disk_space_fails_before_download(
     import shutil
 
     usage = shutil.disk_usage(tmp_home.parent)
-    monkeypatch.setattr("core.store.shutil.disk_usage", lambda p: usage._replace(free=1000))
+    monkeypatch.setattr("quintet.core.store.shutil.disk_usage", lambda p: usage._replace(free=1000))
 
     def must_not_download(*args, **kwargs):
         raise AssertionError("downloaded despite a full disk")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.paths import DataNotFoundError, data_path, data_root
-from evaluation.mt_bench import load_judge_prompts
+from quintet.core.paths import DataNotFoundError, data_path, data_root
+from quintet.evaluation.mt_bench import load_judge_prompts
 
 
 def test_the_checkout_data_is_found_beside_the_package(monkeypatch) -> None:
@@ -29,8 +29,8 @@ def test_quintet_data_moves_every_lookup(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_a_recipe_without_its_data_says_how_to_provide_it(tmp_path: Path, monkeypatch) -> None:
-    from apps.finetune.recipes import RECIPES, run_recipe
-    from core.errors import QuintetError
+    from quintet.apps.finetune.recipes import RECIPES, run_recipe
+    from quintet.core.errors import QuintetError
 
     monkeypatch.setenv("QUINTET_DATA", str(tmp_path))
     name = next(iter(RECIPES))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from core.progress import progress_callback
+from quintet.core.progress import progress_callback
 
 
 def test_a_callback_is_used_as_it_is_and_false_draws_nothing() -> None:

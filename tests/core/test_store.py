@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import StoreError
-from core.store import MANIFEST, ModelStore, default_home, validate_name
+from quintet.core.errors import StoreError
+from quintet.core.store import MANIFEST, ModelStore, default_home, validate_name
 
 
 def _write_model(folder: Path, payload: bytes = b"weights") -> None:
@@ -119,7 +119,7 @@ def test_not_enough_disk_space_fails_before_any_work(
 ) -> None:
     usage = shutil.disk_usage(tmp_home.parent)
     monkeypatch.setattr(
-        "core.store.shutil.disk_usage",
+        "quintet.core.store.shutil.disk_usage",
         lambda path: usage._replace(free=10_000_000),
     )
     with pytest.raises(StoreError, match="not enough disk space.*need 0.80 GB, 0.01 GB free"):

@@ -20,8 +20,15 @@ from transformers import (
     AutoTokenizer,
 )
 
-from core import testing
-from core.testing import CORPUS, DEFAULT_LABELS, FAMILIES, KINDS, build_tiny_model, tiny_model_dir
+from quintet.core import testing
+from quintet.core.testing import (
+    CORPUS,
+    DEFAULT_LABELS,
+    FAMILIES,
+    KINDS,
+    build_tiny_model,
+    tiny_model_dir,
+)
 
 # MarianTokenizer warns on every load that sacremoses is not installed; that is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:Recommended:UserWarning")

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from apps.classification.harness import ClassificationHarness
-from apps.cli import main
-from apps.qa.harness import HARNESS as QA
-from core.testing import tiny_model_dir
-from evaluation import registry
-from evaluation.compare import compare
-from evaluation.harness import EvaluationError, evaluate
-from evaluation.protocol import DataOptions, Prediction
+from quintet.apps.classification.harness import ClassificationHarness
+from quintet.apps.cli import main
+from quintet.apps.qa.harness import HARNESS as QA
+from quintet.core.testing import tiny_model_dir
+from quintet.evaluation import registry
+from quintet.evaluation.compare import compare
+from quintet.evaluation.harness import EvaluationError, evaluate
+from quintet.evaluation.protocol import DataOptions, Prediction
 
 SST2 = "data/classification/sst2/dev.tsv"
 SQUAD = "data/qa/squad_v1.1/dev-v1.1.articles-00-23.json"

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from core.store import ModelStore
-from evaluation.harness import Report, evaluate
-from evaluation.protocol import DataOptions
-from evaluation.registry import get_harness
+from quintet.core.store import ModelStore
+from quintet.evaluation.harness import Report, evaluate
+from quintet.evaluation.protocol import DataOptions
+from quintet.evaluation.registry import get_harness
 
 JOBS = {
     "trec": "data/classification/trec/heldout_500.label",

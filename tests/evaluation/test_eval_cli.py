@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from apps.cli import main
-from apps.eval_cli import parse_pairs
-from core.errors import ConfigError
+from quintet.apps.cli import main
+from quintet.apps.eval_cli import parse_pairs
+from quintet.core.errors import ConfigError
 
 WMT17 = Path("data/translation/wmt17_sample")
 SACREBLEU_CLI = Path(sys.executable).with_name("sacrebleu")
@@ -164,7 +164,7 @@ def test_hf_data_fails_at_once_and_clearly_offline(no_hub, tmp_home, capsys):
 
 
 def test_hf_data_uses_its_local_copy_without_the_hub(no_hub, tmp_home, tmp_path):
-    from evaluation.datasets import local_path
+    from quintet.evaluation.datasets import local_path
 
     copy = local_path("hf:glue:sst2:validation")
     copy.parent.mkdir(parents=True)
@@ -188,7 +188,7 @@ def test_a_real_generative_run_records_decoding_tokens_and_speed(real_store, tmp
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == "smollm2-135m-instruct" and report["decode"] == {"max_new_tokens": 12}
     records = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
-    from core.models import load
+    from quintet.core.models import load
 
     tokenizer = load("smollm2-135m-instruct").tokenizer
     for record in records:  # the decode option reached the model: short summaries
@@ -200,7 +200,7 @@ def test_a_real_generative_run_records_decoding_tokens_and_speed(real_store, tmp
 
 
 def test_a_second_run_into_the_same_out_folder_is_one_line(tmp_path, capsys):
-    from core.locks import exclusive_output
+    from quintet.core.locks import exclusive_output
 
     out = tmp_path / "run"
     argv = ["eval", "classification", "--data", "data/classification/sst2/dev.tsv",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.cluster import ClusterOptions
-from evaluation.harness import evaluate
+from quintet.core.cluster import ClusterOptions
+from quintet.evaluation.harness import evaluate
 
 # Zero-shot minilm-l6 on TREC: open() maps the coarse codes to words (ABBR -> abbreviation)
 # on the harness, state the actors must hand back for the driver to score with.
@@ -57,7 +57,7 @@ def test_eval_on_ray_is_the_local_report_and_resumes(ray_cluster, real_store, tm
 
 
 def test_ray_with_given_predictions_is_refused(tmp_path) -> None:
-    from evaluation.harness import EvaluationError
+    from quintet.evaluation.harness import EvaluationError
 
     with pytest.raises(EvaluationError, match="--ray runs a model"):
         evaluate("classification", data=TREC, predictions_file=str(tmp_path / "p.txt"),

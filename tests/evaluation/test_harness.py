@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from apps.classification.harness import HARNESS as CLASSIFICATION
-from apps.qa.harness import HARNESS as QA
-from core.data import DataError
-from core.testing import tiny_model_dir
-from evaluation import bootstrap as boot
-from evaluation import registry
-from evaluation.harness import EvaluationError, _timing, evaluate
-from evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction
+from quintet.apps.classification.harness import HARNESS as CLASSIFICATION
+from quintet.apps.qa.harness import HARNESS as QA
+from quintet.core.data import DataError
+from quintet.core.testing import tiny_model_dir
+from quintet.evaluation import bootstrap as boot
+from quintet.evaluation import registry
+from quintet.evaluation.harness import EvaluationError, _timing, evaluate
+from quintet.evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction
 from tests.core.test_metrics import official_evaluate
 
 SST2 = "data/classification/sst2/dev.tsv"
@@ -284,7 +284,7 @@ def test_per_item_means_are_resampled_without_rescoring_and_give_the_same_interv
 
 @pytest.mark.parametrize("pair", ["en-de", "en-zh"])
 def test_translation_resamples_come_from_sacrebleu_statistics_and_equal_rescoring(pair):
-    from apps.translation.harness import HARNESS as MT
+    from quintet.apps.translation.harness import HARNESS as MT
 
     folder = Path("data/translation/wmt17_sample") / pair
     refs = (folder / f"newstest2017.{pair[3:]}",)
@@ -377,7 +377,8 @@ def test_a_killed_quintet_eval_process_resumes_to_the_uninterrupted_result(real_
     import time
 
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "apps.cli", "eval", "classification", "--model", "minilm-l6",
+    command = [sys.executable, "-m", "quintet.apps.cli", "eval", "classification",
+               "--model", "minilm-l6",
                "--data", SST2, "--limit", "40", "--batch-size", "1", "--bootstrap", "50",
                "--option", "label_map=0=negative,1=positive", "--out", str(out)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(Path.cwd())}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import QuintetError
-from core.task_names import TASKS
-from evaluation import registry
+from quintet.core.errors import QuintetError
+from quintet.core.task_names import TASKS
+from quintet.evaluation import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 

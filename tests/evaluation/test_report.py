@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from apps.qa.harness import HARNESS as QA
-from core.testing import tiny_model_dir
-from evaluation.harness import evaluate
-from evaluation.protocol import DataOptions
-from evaluation.report import _readable, _section_html, _section_markdown
+from quintet.apps.qa.harness import HARNESS as QA
+from quintet.core.testing import tiny_model_dir
+from quintet.evaluation.harness import evaluate
+from quintet.evaluation.protocol import DataOptions
+from quintet.evaluation.report import _readable, _section_html, _section_markdown
 
 SST2 = "data/classification/sst2/dev.tsv"
 SQUAD = "data/qa/squad_v1.1/dev-v1.1.articles-00-23.json"
@@ -128,7 +128,7 @@ def test_inputs_and_references_read_as_text():
 def test_rerender_rebuilds_the_same_pages_from_the_run_files(run, tmp_path):
     import shutil
 
-    from evaluation.report import rerender
+    from quintet.evaluation.report import rerender
 
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)

@@ -1,11 +1,11 @@
-"""What ``quintet ui`` hands to ``streamlit run``: it runs :mod:`apps.home` on each rerun.
+"""What ``quintet ui`` hands to ``streamlit run``: it runs :mod:`quintet.apps.home` on each rerun.
 
 It lives alone in its folder because Streamlit puts the script's folder first on
-``sys.path``: run from ``apps/``, the page folder ``apps/evaluation`` would shadow the
-top-level ``evaluation`` package (an editable install resolves packages after sys.path).
-Here nothing can shadow anything, so no module edits ``sys.path``.
+``sys.path``: run from ``apps/``, every page folder there (``evaluation``, ``models``,
+``server`` ...) would become an importable top-level name in the UI process. Here nothing
+new is importable, so no module edits ``sys.path``.
 """
 
 import runpy
 
-runpy.run_module("apps.home", run_name="__main__")
+runpy.run_module("quintet.apps.home", run_name="__main__")

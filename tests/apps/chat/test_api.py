@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from apps.chat import ChatError, ChatSession
-from apps.chat.context import SUMMARY_PREFIX
-from core.decoding import Generator
-from core.decoding.prompts import InputTooLongError, encode
-from core.errors import ConfigError
-from core.models import load
-from core.store import ModelStore
+from quintet.apps.chat import ChatError, ChatSession
+from quintet.apps.chat.context import SUMMARY_PREFIX
+from quintet.core.decoding import Generator
+from quintet.core.decoding.prompts import InputTooLongError, encode
+from quintet.core.errors import ConfigError
+from quintet.core.models import load
+from quintet.core.store import ModelStore
 
 MODEL = "smollm2-135m-instruct"
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from apps.chat import ChatSession
-from apps.chat.cli import repl
-from core.decoding import Generator
-from core.models import load
+from quintet.apps.chat import ChatSession
+from quintet.apps.chat.cli import repl
+from quintet.core.decoding import Generator
+from quintet.core.models import load
 
 ROOT = Path(__file__).resolve().parents[3]
-CLI = [sys.executable, "-m", "apps.cli", "chat"]
+CLI = [sys.executable, "-m", "quintet.apps.cli", "chat"]
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import pytest
 import sacrebleu
 import torch
 
-from apps.chat.harness import HARNESS
-from core.data import DataError
-from evaluation import mt_bench
-from evaluation.harness import evaluate
-from evaluation.protocol import DataOptions, EvalItem, Prediction
+from quintet.apps.chat.harness import HARNESS
+from quintet.core.data import DataError
+from quintet.evaluation import mt_bench
+from quintet.evaluation.harness import evaluate
+from quintet.evaluation.protocol import DataOptions, EvalItem, Prediction
 
 ROOT = Path(__file__).resolve().parents[3]
 MT_BENCH = str(ROOT / "data/chat/mt_bench/question.jsonl")
@@ -140,7 +140,7 @@ def test_judge_scores_overall_and_per_category_from_given_predictions(tmp_path: 
 def test_bad_decode_and_judge_options_are_config_errors(
     real_store, tmp_path: Path, decode, options, message
 ) -> None:
-    from core.errors import ConfigError
+    from quintet.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         evaluate(
@@ -243,12 +243,12 @@ def test_tiny_perplexity_run_equals_the_models_own_loss(real_store, tmp_path: Pa
     ppl = report.metrics["perplexity"]
     assert 1 < ppl < 100
     # Independently: transformers' own shifted cross-entropy on the assistant-only labels.
-    from core.models import load
-    from core.training.features import causal_sft_features
+    from quintet.core.models import load
+    from quintet.core.training.features import causal_sft_features
 
     loaded = load("smollm2-135m-instruct")
     items = HARNESS.read(ALPACA, DataOptions(extra={"split": "heldout"})).items[:2]
-    from core.examples import ChatExample
+    from quintet.core.examples import ChatExample
 
     chats = [ChatExample(tuple(i.inputs["messages"])) for i in items]
     features, _ = causal_sft_features(loaded.tokenizer, chats, max_length=8192)

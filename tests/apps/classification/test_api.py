@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from apps.classification import ClassificationError, Classifier, zero_shot
-from core.errors import ConfigError
-from core.models import load
-from core.store import ModelStore
-from core.testing import tiny_model_dir
+from quintet.apps.classification import ClassificationError, Classifier, zero_shot
+from quintet.core.errors import ConfigError
+from quintet.core.models import load
+from quintet.core.store import ModelStore
+from quintet.core.testing import tiny_model_dir
 
 SPORTS = [
     "Manchester United beat Chelsea 2-1 in the Premier League",

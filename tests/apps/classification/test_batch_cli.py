@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from apps.classification import Classifier
-from apps.cli import main
-from core.testing import CORPUS, tiny_model_dir
+from quintet.apps.classification import Classifier
+from quintet.apps.cli import main
+from quintet.core.testing import CORPUS, tiny_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_jsonl_output_and_a_missing_column(tiny: str, tmp_path: Path) -> None:
     clf.classify_csv(source, out, "review", progress=False)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and rows[0]["predicted_label"] in ("neg", "pos")
-    from core.data import DataError
+    from quintet.core.data import DataError
 
     with pytest.raises(DataError, match="no column 'text'"):
         clf.classify_csv(source, out, "text", progress=False)
@@ -147,7 +147,7 @@ def test_a_second_writer_of_the_same_output_is_one_line(tiny: str, tmp_path: Pat
     import subprocess
     import sys
 
-    from core.locks import exclusive_output
+    from quintet.core.locks import exclusive_output
 
     source = _reviews(tmp_path / "in.csv", 5)
     out = tmp_path / "out.csv"

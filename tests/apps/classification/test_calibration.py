@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apps.classification import Classifier, calibration
-from core.data import read_classification
-from core.models import load
+from quintet.apps.classification import Classifier, calibration
+from quintet.core.data import read_classification
+from quintet.core.models import load
 
 AG_NEWS = "data/classification/ag_news/test_1000.csv"
 

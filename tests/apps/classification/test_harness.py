@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from apps.classification.harness import HARNESS, ClassificationHarness
-from core import metrics
-from core.testing import tiny_model_dir
-from evaluation.harness import evaluate
-from evaluation.protocol import DataOptions, Prediction
+from quintet.apps.classification.harness import HARNESS, ClassificationHarness
+from quintet.core import metrics
+from quintet.core.testing import tiny_model_dir
+from quintet.evaluation.harness import evaluate
+from quintet.evaluation.protocol import DataOptions, Prediction
 
 TREC = "data/classification/trec/heldout_500.label"
 AG = "data/classification/ag_news/test_1000.csv"

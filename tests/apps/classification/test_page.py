@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core.testing import tiny_model_dir
+from quintet.core.testing import tiny_model_dir
 
 PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "classification" / "page.py")
 

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from apps.qa import QAError, QuestionAnswerer
-from apps.qa import spans as qa_spans
-from core.errors import ConfigError
-from core.examples import QAExample
-from core.models import load
-from core.store import ModelStore
-from core.testing import tiny_model_dir
-from core.training import features as feats
+from quintet.apps.qa import QAError, QuestionAnswerer
+from quintet.apps.qa import spans as qa_spans
+from quintet.core.errors import ConfigError
+from quintet.core.examples import QAExample
+from quintet.core.models import load
+from quintet.core.store import ModelStore
+from quintet.core.testing import tiny_model_dir
+from quintet.core.training import features as feats
 
 WORDS = [
     "the",

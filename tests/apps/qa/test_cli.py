@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.cli import main
-from core.testing import tiny_model_dir
+from quintet.apps.cli import main
+from quintet.core.testing import tiny_model_dir
 
 CONTEXT = "The Denver Broncos defeated the Carolina Panthers 24-10 to win Super Bowl 50."
 

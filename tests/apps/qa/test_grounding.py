@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from apps.qa import QuestionAnswerer
-from apps.qa.grounding import ground
+from quintet.apps.qa import QuestionAnswerer
+from quintet.apps.qa.grounding import ground
 
 CONTEXT = "Super Bowl 50 was played at Levi's Stadium in Santa Clara, California, in February."
 

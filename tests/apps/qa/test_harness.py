@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from apps.qa.harness import HARNESS
-from core import metrics
-from core.data import DataError
-from core.testing import tiny_model_dir
-from evaluation.harness import evaluate
-from evaluation.protocol import DataOptions, Prediction
+from quintet.apps.qa.harness import HARNESS
+from quintet.core import metrics
+from quintet.core.data import DataError
+from quintet.core.testing import tiny_model_dir
+from quintet.evaluation.harness import evaluate
+from quintet.evaluation.protocol import DataOptions, Prediction
 
 SQUAD = "data/qa/squad_v1.1/dev-v1.1.articles-00-23.json"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core.testing import tiny_model_dir
+from quintet.core.testing import tiny_model_dir
 
 PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "qa" / "page.py")
 OTHER = "Other: a hub id or a local path…"

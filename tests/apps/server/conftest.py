@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.store import ModelStore
+from quintet.core.store import ModelStore
 
 REPO = Path(__file__).resolve().parents[3]
 API_KEY = "test-key-0123456789"
@@ -53,7 +53,7 @@ def start_server(home: Path, log: Path, *extra: str) -> Server:
     env = {**os.environ, "QUINTET_HOME": str(home), "QUINTET_API_KEYS": ""}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "apps.cli", "serve", "--port", str(port), "--api-key",
+            [sys.executable, "-m", "quintet.apps.cli", "serve", "--port", str(port), "--api-key",
              API_KEY, "--log-level", "warning", *extra],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip

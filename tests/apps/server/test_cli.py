@@ -12,7 +12,7 @@ from tests.apps.server.conftest import REPO, free_port
 
 def _quintet(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "apps.cli", *args], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-m", "quintet.apps.cli", *args], cwd=REPO, capture_output=True, text=True,
         timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
 
@@ -31,7 +31,10 @@ def test_bad_settings_are_one_line() -> None:
 
 
 def test_building_the_parser_does_not_import_fastapi() -> None:
-    code = "import sys, apps.cli; apps.cli.build_parser(); print('fastapi' in sys.modules)"
+    code = (
+        "import sys, quintet.apps.cli; quintet.apps.cli.build_parser(); "
+        "print('fastapi' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
     )

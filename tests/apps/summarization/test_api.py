@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from apps.summarization import STYLES, SummarizationError, Summarizer
-from apps.summarization.api import _t5_prefix
-from core.errors import ConfigError
-from core.models import load
-from core.testing import CORPUS, tiny_model_dir
+from quintet.apps.summarization import STYLES, SummarizationError, Summarizer
+from quintet.apps.summarization.api import _t5_prefix
+from quintet.core.errors import ConfigError
+from quintet.core.models import load
+from quintet.core.testing import CORPUS, tiny_model_dir
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "summarization"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.summarization.chunking import chunk_text
-from core.task_prompts import looks_like_dialogue, summarize_prompt
+from quintet.apps.summarization.chunking import chunk_text
+from quintet.core.task_prompts import looks_like_dialogue, summarize_prompt
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "summarization"
 

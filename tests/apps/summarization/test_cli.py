@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from apps.cli import main
-from apps.summarization import STYLES
-from core.testing import CORPUS, tiny_model_dir
+from quintet.apps.cli import main
+from quintet.apps.summarization import STYLES
+from quintet.core.testing import CORPUS, tiny_model_dir
 
 
 @pytest.fixture(scope="module")

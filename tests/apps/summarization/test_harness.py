@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from rouge_score import rouge_scorer
 
-from apps.summarization.harness import HARNESS, detokenize_ptb
-from core.data import DataError
-from core.testing import tiny_model_dir
-from evaluation.harness import evaluate
-from evaluation.protocol import DataOptions, Prediction
+from quintet.apps.summarization.harness import HARNESS, detokenize_ptb
+from quintet.core.data import DataError
+from quintet.core.testing import tiny_model_dir
+from quintet.evaluation.harness import evaluate
+from quintet.evaluation.protocol import DataOptions, Prediction
 
 SAMSUM = "data/summarization/samsum/val.csv"
 XSUM = "data/summarization/xsum/test_100.jsonl"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.testing import CORPUS
+from quintet.core.testing import CORPUS
 
 # A few FLORES-200 codes: the tiny NLLB knows only these, so other languages are unsupported.
 TINY_NLLB_LANGUAGES = ["eng_Latn", "deu_Latn", "fra_Latn"]

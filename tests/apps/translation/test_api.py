@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from apps.translation import Translator
-from apps.translation import segment as seg
-from apps.translation.api import SEQ2SEQ_PIECE_TOKENS, _clean
-from apps.translation.languages import LanguageError
-from core.errors import ConfigError
-from core.testing import CORPUS, tiny_model_dir
+from quintet.apps.translation import Translator
+from quintet.apps.translation import segment as seg
+from quintet.apps.translation.api import SEQ2SEQ_PIECE_TOKENS, _clean
+from quintet.apps.translation.languages import LanguageError
+from quintet.core.errors import ConfigError
+from quintet.core.testing import CORPUS, tiny_model_dir
 
 
 @pytest.fixture(scope="module")

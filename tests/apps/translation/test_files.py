@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from apps.translation import Translator
-from core.data import DataError
-from core.testing import CORPUS, tiny_model_dir
+from quintet.apps.translation import Translator
+from quintet.core.data import DataError
+from quintet.core.testing import CORPUS, tiny_model_dir
 
 
 class Stop(Exception):
@@ -94,7 +94,7 @@ def test_missing_input_is_a_clear_error(marian, tmp_path) -> None:
 
 @pytest.mark.parametrize("block", [1, 3, 1 << 20])
 def test_complete_lines_cuts_the_partial_tail_across_read_blocks(tmp_path, block) -> None:
-    from apps.translation.files import _complete_lines
+    from quintet.apps.translation.files import _complete_lines
 
     path = tmp_path / "out.txt"
     path.write_bytes("eins\n\nzwei ä\nhalb".encode())

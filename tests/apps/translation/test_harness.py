@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-from apps.translation.harness import HARNESS, _infer_code
-from apps.translation.languages import LanguageError
-from core.data import DataError
-from core.testing import tiny_model_dir
-from evaluation.harness import evaluate
-from evaluation.protocol import DataOptions, Prediction
+from quintet.apps.translation.harness import HARNESS, _infer_code
+from quintet.apps.translation.languages import LanguageError
+from quintet.core.data import DataError
+from quintet.core.testing import tiny_model_dir
+from quintet.evaluation.harness import evaluate
+from quintet.evaluation.protocol import DataOptions, Prediction
 
 FLORES = Path("data/translation/flores200_dev")
 WMT = Path("data/translation/wmt17_sample")

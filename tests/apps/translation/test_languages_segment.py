@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from apps.translation import segment as seg
-from apps.translation.languages import LanguageError, all_languages, language
+from quintet.apps.translation import segment as seg
+from quintet.apps.translation.languages import LanguageError, all_languages, language
 
 
 def test_iso_flores_and_names_resolve_to_one_language() -> None:

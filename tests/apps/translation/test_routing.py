@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from apps.translation import Translator
-from apps.translation.languages import LanguageError, language
-from apps.translation.routing import choose
-from core.testing import tiny_model_dir
+from quintet.apps.translation import Translator
+from quintet.apps.translation.languages import LanguageError, language
+from quintet.apps.translation.routing import choose
+from quintet.core.testing import tiny_model_dir
 from tests.apps.translation.conftest import put_in_hf_cache
 
 

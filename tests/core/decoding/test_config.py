@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import DecodeConfig
-from core.errors import ConfigError
+from quintet.core.config import DecodeConfig
+from quintet.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_overrides() -> None:
 
 
 def test_nan_typed_on_the_command_line_is_refused() -> None:
-    from apps.eval_cli import parse_pairs
+    from quintet.apps.eval_cli import parse_pairs
 
     typed = parse_pairs(["temperature=NaN", "do_sample=true"], "--decode")  # JSON reads NaN
     with pytest.raises(ConfigError, match=r"temperature must be a finite number \(got nan\)"):
@@ -78,7 +78,7 @@ def test_nan_typed_on_the_command_line_is_refused() -> None:
 
 
 def test_whole_number_floats_become_ints() -> None:
-    from apps.eval_cli import parse_pairs
+    from quintet.apps.eval_cli import parse_pairs
 
     typed = parse_pairs(["num_beams=2.0", "max_new_tokens=1e3", "seed=7.0"], "--decode")
     config = DecodeConfig.from_overrides(None, **typed)

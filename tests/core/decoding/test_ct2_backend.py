@@ -15,17 +15,17 @@ import torch
 
 pytest.importorskip("ctranslate2")
 
-from core.config import DecodeConfig  # noqa: E402
-from core.decoding import ct2_backend  # noqa: E402
-from core.decoding.ct2_backend import (  # noqa: E402
+from quintet.core.config import DecodeConfig  # noqa: E402
+from quintet.core.decoding import ct2_backend  # noqa: E402
+from quintet.core.decoding.ct2_backend import (  # noqa: E402
     CTranslate2Backend,
     convert_to_ctranslate2,
     store_name,
 )
-from core.errors import ConfigError, ModelLoadError  # noqa: E402
-from core.models import Loaded, load  # noqa: E402
-from core.store import ModelStore  # noqa: E402
-from core.testing import tiny_model_dir  # noqa: E402
+from quintet.core.errors import ConfigError, ModelLoadError  # noqa: E402
+from quintet.core.models import Loaded, load  # noqa: E402
+from quintet.core.store import ModelStore  # noqa: E402
+from quintet.core.testing import tiny_model_dir  # noqa: E402
 
 # MarianTokenizer warns on every load that sacremoses is not installed; that is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:Recommended:UserWarning")

@@ -19,14 +19,14 @@ import pytest
 
 pytest.importorskip("onnxruntime_genai")
 
-from core.config import DecodeConfig  # noqa: E402
-from core.decoding import Generator, engines  # noqa: E402
-from core.decoding import ort_backend as ort  # noqa: E402
-from core.decoding.prompts import encode  # noqa: E402
-from core.errors import ConfigError, ModelLoadError  # noqa: E402
-from core.models import Loaded, load  # noqa: E402
-from core.store import ModelStore  # noqa: E402
-from core.testing import tiny_model_dir  # noqa: E402
+from quintet.core.config import DecodeConfig  # noqa: E402
+from quintet.core.decoding import Generator, engines  # noqa: E402
+from quintet.core.decoding import ort_backend as ort  # noqa: E402
+from quintet.core.decoding.prompts import encode  # noqa: E402
+from quintet.core.errors import ConfigError, ModelLoadError  # noqa: E402
+from quintet.core.models import Loaded, load  # noqa: E402
+from quintet.core.store import ModelStore  # noqa: E402
+from quintet.core.testing import tiny_model_dir  # noqa: E402
 
 pytestmark = pytest.mark.default_backend
 
@@ -84,7 +84,7 @@ def test_auto_runs_causal_models_on_onnx_genai_int8(smollm2: Loaded, engine_home
     # Every matrix product at 8 bits with one scale per 128 weights (the gated default).
     assert _matmul_bits_and_blocks(stored.path) == {(8, 128)}
     # A conversion is reached through its base model, never picked or loaded by name.
-    from apps.ui.widgets import model_choices
+    from quintet.apps.ui.widgets import model_choices
 
     assert stored.name not in {c.name for c in model_choices("chat", ModelStore(engine_home))}
     with pytest.raises(ModelLoadError, match="copy of"):
@@ -284,7 +284,16 @@ def test_a_failed_conversion_is_one_line_and_leaves_nothing(
 
 def test_cli_says_which_engine_ran(engine_home: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "apps.cli", "chat", "--message", "Hi!", "--max-new-tokens", "8"],
+        [
+            sys.executable,
+            "-m",
+            "quintet.apps.cli",
+            "chat",
+            "--message",
+            "Hi!",
+            "--max-new-tokens",
+            "8",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.config import DecodeConfig
-from core.decoding import Generator, InputTooLongError, OutOfMemoryError
-from core.decoding.prompts import DEFAULT_CHAT_TEMPLATE, encode
-from core.errors import ConfigError, ModelLoadError
-from core.models import load
-from core.store import ModelStore
-from core.testing import tiny_model_dir
+from quintet.core.config import DecodeConfig
+from quintet.core.decoding import Generator, InputTooLongError, OutOfMemoryError
+from quintet.core.decoding.prompts import DEFAULT_CHAT_TEMPLATE, encode
+from quintet.core.errors import ConfigError, ModelLoadError
+from quintet.core.models import load
+from quintet.core.store import ModelStore
+from quintet.core.testing import tiny_model_dir
 
 SENTENCES = [
     "the house is small",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.decoding.stops import StopStrings
+from quintet.core.decoding.stops import StopStrings
 
 
 def test_find_earliest() -> None:

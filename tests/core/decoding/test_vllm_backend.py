@@ -20,14 +20,14 @@ import pytest
 import torch
 from transformers import GenerationConfig
 
-from core.config import BACKENDS, DecodeConfig
-from core.decoding import Generator, engines
-from core.decoding import vllm_backend as vb
-from core.devices import pick_dtype
-from core.errors import ConfigError, ModelLoadError, QuintetError
-from core.models import Loaded, load
-from core.store import ModelStore
-from core.testing import tiny_model_dir
+from quintet.core.config import BACKENDS, DecodeConfig
+from quintet.core.decoding import Generator, engines
+from quintet.core.decoding import vllm_backend as vb
+from quintet.core.devices import pick_dtype
+from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
+from quintet.core.models import Loaded, load
+from quintet.core.store import ModelStore
+from quintet.core.testing import tiny_model_dir
 
 pytestmark = pytest.mark.default_backend
 
@@ -126,7 +126,7 @@ def test_env_pinning_vllm_on_a_cpu_falls_back_with_one_line(
 
 def test_cli_backend_vllm_on_a_cpu_is_an_error_line() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "apps.cli", "chat", "--message", "Hi", "--backend", "vllm"],
+        [sys.executable, "-m", "quintet.apps.cli", "chat", "--message", "Hi", "--backend", "vllm"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -22,15 +22,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.config import ModelSpec, TrainConfig
-from core.errors import QuintetError
-from core.examples import ChatExample
-from core.models import load_fresh
-from core.store import ModelStore
-from core.testing import CORPUS, tiny_model_dir
-from core.training import features as feats
-from core.training.batching import global_batches, loss_units, loss_weight, process_part
-from core.training.trainer import finetune
+from quintet.core.config import ModelSpec, TrainConfig
+from quintet.core.errors import QuintetError
+from quintet.core.examples import ChatExample
+from quintet.core.models import load_fresh
+from quintet.core.store import ModelStore
+from quintet.core.testing import CORPUS, tiny_model_dir
+from quintet.core.training import features as feats
+from quintet.core.training.batching import global_batches, loss_units, loss_weight, process_part
+from quintet.core.training.trainer import finetune
 from tests.core.training.test_trainer import _sentiment_csv
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -65,7 +65,8 @@ def _torchrun(
     setup: dict[str, Path], output: str, *extra: str, launcher: list[str] = TORCHRUN
 ) -> subprocess.Popen:
     command = [
-        *launcher, "-m", "apps.cli", "finetune", "classification", "--model", str(setup["base"]),
+        *launcher, "-m", "quintet.apps.cli", "finetune", "classification",
+        "--model", str(setup["base"]),
         "--data", str(setup["data"]), "--batch-size", "4", "--output", output,
         *TRAIN_FLAGS, *extra,
     ]  # fmt: skip

@@ -7,13 +7,13 @@ import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from core.decoding.prompts import DEFAULT_CHAT_TEMPLATE
-from core.errors import ConfigError, QuintetError
-from core.examples import Answer, ChatExample, ClassificationExample, PairExample, QAExample
-from core.models import load
-from core.store import ModelStore
-from core.testing import tiny_model_dir
-from core.training.features import (
+from quintet.core.decoding.prompts import DEFAULT_CHAT_TEMPLATE
+from quintet.core.errors import ConfigError, QuintetError
+from quintet.core.examples import Answer, ChatExample, ClassificationExample, PairExample, QAExample
+from quintet.core.models import load
+from quintet.core.store import ModelStore
+from quintet.core.testing import tiny_model_dir
+from quintet.core.training.features import (
     IGNORE_INDEX,
     FeatureError,
     SpanAnswer,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from core.config import TrainConfig
-from core.store import ModelStore
-from core.testing import CORPUS, tiny_model_dir
-from core.training.trainer import LOG_FILE, finetune
+from quintet.core.config import TrainConfig
+from quintet.core.store import ModelStore
+from quintet.core.testing import CORPUS, tiny_model_dir
+from quintet.core.training.trainer import LOG_FILE, finetune
 
 
 def _data(path: Path) -> Path:

@@ -11,15 +11,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from apps.finetune.recipes import RECIPES, get_recipe
-from core.config import TrainConfig
-from core.data import DataError
-from core.errors import QuintetError
-from core.models import load
-from core.store import ModelStore
-from core.testing import CORPUS, tiny_model_dir
-from core.training import trainer
-from core.training.trainer import finetune
+from quintet.apps.finetune.recipes import RECIPES, get_recipe
+from quintet.core.config import TrainConfig
+from quintet.core.data import DataError
+from quintet.core.errors import QuintetError
+from quintet.core.models import load
+from quintet.core.store import ModelStore
+from quintet.core.testing import CORPUS, tiny_model_dir
+from quintet.core.training import trainer
+from quintet.core.training.trainer import finetune
 
 
 @pytest.fixture
@@ -190,7 +190,7 @@ def test_recipes_are_defined_on_shipped_data() -> None:
 
 
 def test_length_bucketed_batches_cover_every_row_once_with_little_padding() -> None:
-    from core.training.trainer import length_bucketed_batches
+    from quintet.core.training.trainer import length_bucketed_batches
 
     rng = random.Random(1)
     lengths = [rng.randint(3, 60) for _ in range(1000)]
