@@ -193,6 +193,13 @@ def ui_command(args: argparse.Namespace) -> list[str]:
     command += ["--server.address", args.host]
     if args.headless:
         command += ["--server.headless", "true"]
+    # The suite's look, as flags rather than a .streamlit/config.toml, which Streamlit reads
+    # from the working directory only (an installed wheel runs from anywhere).
+    command += [
+        "--client.toolbarMode", "viewer",  # no "Deploy" button: this is a local app
+        "--browser.gatherUsageStats", "false",
+        "--theme.primaryColor", "#3b5bdb",
+    ]  # fmt: skip
     return command
 
 

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from quintet import __version__
 from quintet.apps.server import errors, routes_openai, routes_tasks
 from quintet.apps.server.batching import Batcher
 from quintet.apps.server.config import ServerConfig
@@ -53,7 +54,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Quintet",
-        version="0.1.0",
+        version=__version__,
         summary="OpenAI-compatible chat, completions and embeddings, plus translation, "
         "summarization, extractive QA and classification",
         lifespan=lifespan,
