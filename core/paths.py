@@ -64,3 +64,16 @@ def data_path(relative: str | os.PathLike, *, must_exist: bool = True) -> Path:
             "(the wheel and the source repository ship it)"
         )
     return path
+
+
+def shipped_or_given(path: str) -> str:
+    """``path`` as the user gave it, or the shipped copy when it names one that is not here.
+
+    ``data/classification/sst2/dev.tsv`` (as the docs write them) then works from any working
+    directory and from an installed wheel; a file of that name in the working directory
+    still wins.
+    """
+    if Path(path).exists() or not Path(path).parts or Path(path).parts[0] != "data":
+        return path
+    shipped = data_path(path, must_exist=False)
+    return str(shipped) if shipped.exists() else path

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from quintet.core.errors import QuintetError
 from quintet.core.locks import exclusive_output
+from quintet.core.paths import shipped_or_given
 from quintet.core.progress import ProgressCallback, progress_callback
 from quintet.core.store import default_home
 from quintet.evaluation import predictions as pred_io
@@ -445,7 +446,7 @@ def _local_data(data: str | None) -> str | None:
         from quintet.evaluation.datasets import materialize
 
         return str(materialize(data))
-    return data
+    return shipped_or_given(data) if data else data
 
 
 def _fingerprint(items: Sequence[EvalItem]) -> str:

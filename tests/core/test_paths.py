@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from quintet.core.paths import DataNotFoundError, data_path, data_root
+from quintet.core.paths import DataNotFoundError, data_path, data_root, shipped_or_given
 from quintet.evaluation.mt_bench import load_judge_prompts
 
 
@@ -36,3 +36,19 @@ def test_a_recipe_without_its_data_says_how_to_provide_it(tmp_path: Path, monkey
     name = next(iter(RECIPES))
     with pytest.raises(QuintetError, match="set QUINTET_DATA to a copy of its data/ folder"):
         run_recipe(name)
+
+
+def test_shipped_data_is_found_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shipped = shipped_or_given("data/classification/sst2/dev.tsv")
+    assert Path(shipped).is_file() and Path(shipped).is_absolute()
+    # A file of that name here wins; other paths are left as given.
+    (tmp_path / "data" / "classification" / "sst2").mkdir(parents=True)
+    (tmp_path / "data" / "classification" / "sst2" / "dev.tsv").write_text("mine")
+    assert (
+        shipped_or_given("data/classification/sst2/dev.tsv") == "data/classification/sst2/dev.tsv"
+    )
+    assert shipped_or_given("data/no/such.tsv") == "data/no/such.tsv"
+    assert shipped_or_given("elsewhere.tsv") == "elsewhere.tsv"
