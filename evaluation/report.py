@@ -1,7 +1,7 @@
 """Report files: ``report.json``, ``predictions.jsonl``, ``report.md``, ``report.html``.
 
-The file names and the keys of ``report.json`` are a contract other tools read (README:
-"Evaluation"). The HTML is one self-contained file: inline CSS and SVG charts, no scripts,
+The file names and the keys of ``report.json`` are a contract other tools read
+(docs/reports/README.md). The HTML is one self-contained file: inline CSS and SVG charts, no scripts,
 no external requests.
 """
 
@@ -23,7 +23,7 @@ WORST_EXAMPLES = 10
 
 @dataclass
 class Report:
-    """Everything ``report.json`` holds (see README: the output contract)."""
+    """Everything ``report.json`` holds (see docs/reports/README.md: the output contract)."""
 
     task: str
     model: str

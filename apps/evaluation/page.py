@@ -246,7 +246,7 @@ def run_tab() -> None:
                 "Dataset file",
                 type=["jsonl", "json", "csv", "tsv", "label", "txt"],
                 key=f"eval-upload-{task}",
-                help="The formats of `quintet eval` (see README): JSONL/CSV/TSV with the task's "
+                help="The formats of `quintet eval` (see docs/evaluation.md): JSONL/CSV/TSV with the task's "
                 "fields, SQuAD JSON, TREC .label.",
             )
             if upload is not None:

@@ -84,7 +84,7 @@ def new_run_form() -> None:
                 "Training file",
                 type=["csv", "tsv", "jsonl", "json", "label"],
                 key=f"ft-upload-{task}",
-                help="The formats of `quintet finetune` (see README).",
+                help="The formats of `quintet finetune` (see docs/fine-tuning.md).",
             )
             val_upload = st.file_uploader(
                 "Validation file (optional: else part of the training file is held back)",

@@ -119,7 +119,7 @@ def preferred(loaded: Loaded, batch_size: int = 1) -> BackendChoice:
             # int4-mixed (k-quant, sensitive layers at 8 bits) kept the task metrics at ~1.2x
             # int8's speed but made MT-Bench answers repeat themselves more (+16 points of
             # repetition rate); int8 (blocks of 128 weights per scale) kept SAMSum ROUGE-L and
-            # MT-Bench reference chrF within 1 point of fp32 (benchmarks/results, README).
+            # MT-Bench reference chrF within 1 point of fp32 (benchmarks/results, docs/engines.md).
             return BackendChoice(ONNX_GENAI, "int8, the fastest causal engine on CPU that "
                                  "keeps fp32 quality")  # fmt: skip
         if device == "cuda" and batch_size > 1 and is_installed(VLLM):

@@ -64,7 +64,7 @@ _BUILDER_PRECISION: dict[str, tuple[str, tuple[str, ...]]] = {
     # 8-bit weights with one scale per 128 weights (the builder's default block is 32): fewer
     # scales to read per token, ~1.3x block 32's speed on one thread. Against fp32 on the same
     # items it kept SAMSum ROUGE-L (-0.5 [-1.8, +0.8]) and MT-Bench reference chrF (+4.0
-    # [+1.8, +6.2]); prompted FLORES en-de chrF moved -1.5 [-3.7, +0.4] (README, Engines).
+    # [+1.8, +6.2]); prompted FLORES en-de chrF moved -1.5 [-3.7, +0.4] (docs/engines.md).
     "int8": ("int8", ("block_size=128",)),
     # The default until 2026-12-06 (the builder's own block of 32), kept for comparison.
     "int8-block32": ("int8", ("block_size=32",)),
