@@ -1,8 +1,8 @@
 """Report files: ``report.json``, ``predictions.jsonl``, ``report.md``, ``report.html``.
 
 The file names and the keys of ``report.json`` are a contract other tools read
-(docs/reports/README.md). The HTML is one self-contained file: inline CSS and SVG charts, no scripts,
-no external requests.
+(docs/reports/README.md). The HTML is one self-contained file: inline CSS and SVG charts,
+no scripts, no external requests.
 """
 
 from __future__ import annotations

@@ -246,8 +246,8 @@ def run_tab() -> None:
                 "Dataset file",
                 type=["jsonl", "json", "csv", "tsv", "label", "txt"],
                 key=f"eval-upload-{task}",
-                help="The formats of `quintet eval` (see docs/evaluation.md): JSONL/CSV/TSV with the task's "
-                "fields, SQuAD JSON, TREC .label.",
+                help="The formats of `quintet eval` (see docs/evaluation.md): JSONL/CSV/TSV "
+                "with the task's fields, SQuAD JSON, TREC .label.",
             )
             if upload is not None:
                 data = str(save_upload(upload))
