@@ -20,9 +20,9 @@ def test_every_task_app_declares_its_harness_and_it_loads() -> None:
     assert set(points) == set(TASKS)
     assert registry.task_names()[: len(TASKS)] == list(TASKS)
     for task in TASKS:
-        assert points[task] == f"apps.{task}.harness:HARNESS"
+        assert points[task] == f"quintet.apps.{task}.harness:HARNESS"
         harness = registry.get_harness(task)
-        assert harness.task == task and type(harness).__module__ == f"apps.{task}.harness"
+        assert harness.task == task and type(harness).__module__ == f"quintet.apps.{task}.harness"
 
 
 def test_an_unknown_task_is_one_line_naming_the_real_ones() -> None:
