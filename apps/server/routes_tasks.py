@@ -14,7 +14,7 @@ from fastapi.encoders import jsonable_encoder
 
 from quintet.apps.server import errors
 from quintet.apps.server.auth import require_key
-from quintet.apps.server.models import ServedModel, encoder_backend
+from quintet.apps.server.models import ServedModel
 from quintet.apps.server.schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -53,7 +53,11 @@ async def _run(request: Request, model: ServedModel, work) -> Any:
 def _backend_for(request: Request, model: ServedModel) -> str:
     """Decoding backend for generative models, the matching encoder engine otherwise."""
     backend = request.app.state.config.backend
-    return backend if model.kind in ("causal", "seq2seq") else encoder_backend(backend)
+    if model.kind in ("causal", "seq2seq"):
+        return backend
+    from quintet.core.encoders import encoder_backend  # imports torch: not at server import
+
+    return encoder_backend(backend, model.loaded)
 
 
 @router.post("/translate", response_model=TranslateResponse)
