@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from dataclasses import replace
 
 from quintet.apps.cli_io import add_backend_option, add_cluster_options, cluster_options
 from quintet.apps.flags import add_decode_options, decode_from_args, parse_pairs
@@ -13,8 +13,9 @@ from quintet.core.task_names import TASKS
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from quintet.evaluation.harness import evaluate
+    from quintet.evaluation.harness import run_evaluation
     from quintet.evaluation.protocol import DataOptions
+    from quintet.evaluation.run import EvalRun
 
     if args.data is None and args.source is None:
         raise ConfigError("give --data FILE (or --source FILE --reference FILE for translation)")
@@ -38,32 +39,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         reference_files=tuple(args.reference or ()),
         extra=parse_pairs(args.option, "--option"),
     )
-    out = args.out
-    if out is None:  # say where the run goes up front: that folder is how to resume it
-        from pathlib import Path
-
-        from quintet.evaluation.harness import default_out_dir
-
-        who = Path(args.predictions).stem if args.predictions else args.model or "default"
-        out = str(default_out_dir(args.task, who, args.data or args.source))
+    run = EvalRun(
+        args.task,
+        args.model,
+        args.data,
+        # Every model of the run (the judge's too) decodes on this engine.
+        backend=args.backend,
+        decode=decode_from_args(args),
+        options=options,
+        limit=args.limit,
+        bootstrap=args.bootstrap,
+        cluster=cluster,
+        out=args.out,
+        batch_size=args.batch_size,
+        predictions_file=args.predictions,
+    )
+    # Say where the run goes up front: that folder is how to resume it.
+    out = run.out_dir()
     print(f"writing to {out}", flush=True)
-    if args.backend != "auto":
-        # Every model of the run (the judge's too) resolves "auto" to this engine.
-        os.environ["QUINTET_BACKEND"] = args.backend
     try:
-        report = evaluate(
-            args.task,
-            args.model,
-            args.data,
-            limit=args.limit,
-            out=out,
-            decode=decode_from_args(args),
-            options=options,
-            batch_size=args.batch_size,
-            bootstrap=args.bootstrap,
-            predictions_file=args.predictions,
-            cluster=cluster,
-        )
+        report = run_evaluation(replace(run, out=out))
     except KeyboardInterrupt:
         print(
             f"interrupted: the predictions written so far are kept in {out}; run the same "

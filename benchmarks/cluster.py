@@ -76,17 +76,15 @@ class Timed:
 def factory(job: dict) -> Any:
     """The factory ``--ray`` builds for the job's command."""
     if job["task"] == "classification":
-        from quintet.apps.classification import Classifier
-        from quintet.apps.classification.batch import _ClassifyOnActor
+        from quintet.apps.classification.api import ClassifyOnActor
         from quintet.core.config import ModelSpec
 
-        return _ClassifyOnActor(Classifier, ModelSpec("minilm-l6"), ["negative", "positive"],
-                                False, {}, 1.0, 32, "auto", None, 0.5)  # fmt: skip
-    from quintet.apps.translation import Translator
-    from quintet.apps.translation.files import _TranslateOnActor
+        return ClassifyOnActor(ModelSpec("minilm-l6"), ["negative", "positive"],
+                               False, {}, 1.0, 32, "auto", None, 0.5)  # fmt: skip
+    from quintet.apps.translation.api import TranslateOnActor
 
     decode = {"max_new_tokens": TRANSLATION_TOKENS, "min_new_tokens": TRANSLATION_TOKENS}
-    return _TranslateOnActor(Translator, job["model"], "auto", "auto", 16, "en", "de", decode)
+    return TranslateOnActor(job["model"], "auto", "auto", 16, "en", "de", decode)
 
 
 def worker(job: dict) -> dict:

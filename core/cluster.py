@@ -40,7 +40,7 @@ import pickle
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -141,17 +141,19 @@ def connected(options: ClusterOptions) -> Iterator[dict[str, float]]:
 
 
 def run_batches_here_or_on(
-    batches: Sequence[Sequence[Row]],
+    batches: Iterable[Sequence[Row]],
     factory: BatchFunctionFactory,
     options: ClusterOptions | None,
 ) -> Iterator[tuple[list[Row], Any]]:
     """:func:`run_batches` when ``options`` names a cluster; with None the same in this
-    process (``factory()`` called once), so a batch command has one loop for both."""
+    process, so a batch command has one loop for both. Here ``batches`` is read one batch
+    at a time and ``factory()`` called once, at the first batch (no batches: no model)."""
     if options is not None:
-        yield from run_batches(batches, factory, options)
+        yield from run_batches(list(batches), factory, options)
         return
-    run = factory()
+    run = None
     for batch in batches:
+        run = run or factory()
         yield list(batch), run(list(batch))
 
 

@@ -307,6 +307,21 @@ def preferred(loaded: Loaded) -> BackendChoice:
     return BackendChoice("transformers", f"the reference engine on {loaded.device.type}")
 
 
+def encoder_backend(backend: str, loaded: Loaded) -> str:
+    """The encoder engine that a run-wide engine choice asks of ``loaded``.
+
+    One ``--backend`` names the engine of every model a command runs (``quintet eval``: the
+    app's and a judge's), as ``$QUINTET_BACKEND`` does, but encoders have engines of their
+    own: ``transformers`` pins torch, ``ctranslate2`` a span model's CTranslate2 engine
+    where it runs; any other choice (a decoder engine) leaves the encoder on ``auto``.
+    """
+    if backend == "transformers":
+        return backend
+    if backend == CTRANSLATE2 and _ct2_runs(loaded):
+        return CTRANSLATE2
+    return "auto"
+
+
 def encoder_engine(loaded: Loaded, backend: str = "auto") -> tuple[Any, BackendChoice]:
     """The forward pass to run ``loaded`` with, and which engine it is and why.
 

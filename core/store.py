@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from quintet.core.errors import StoreError
+from quintet.core.processes import pid_alive
 
 MANIFEST = "quintet.json"
 _STAGING_PREFIX = ".staging-"
@@ -74,16 +75,6 @@ class StoredModel:
     @property
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe_os_error(exc: OSError, where: Path) -> str:
@@ -180,7 +171,7 @@ class ModelStore:
                 pid = int(folder.name.split("-")[-2])
             except (ValueError, IndexError):
                 pid = -1
-            if pid == os.getpid() or (pid > 0 and _pid_alive(pid)):
+            if pid == os.getpid() or (pid > 0 and pid_alive(pid)):
                 continue
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)

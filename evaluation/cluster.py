@@ -3,8 +3,9 @@
 The runner keeps everything else (resume, the log, timing, scoring): this module only
 turns "predict these batches" into ordered ``(batch, predictions)`` pairs from
 :func:`quintet.core.cluster.run_batches`. Each actor opens the task's app once with
-``harness.open(eval_set, model, decode, options)``; the harness and the run's
-:class:`EvalSet` (what :meth:`TaskHarness.read` found) travel to it by value.
+:func:`quintet.evaluation.run.open_predictor` (the run's model, decoding, options and engine);
+the harness, the run's settings and its :class:`EvalSet` (what :meth:`TaskHarness.read`
+found) travel to it by value.
 
 An empty first batch asks the actor that takes it what it opened (model name and settings),
 so the runner can check a resumed run against them before any prediction is written, and
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from quintet.core.cluster import ClusterOptions, run_batches
-from quintet.evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, TaskHarness
+from quintet.evaluation.protocol import EvalItem, EvalSet, Prediction, TaskHarness
+from quintet.evaluation.run import EvalRun, open_predictor
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,10 @@ class _OpenOnActor:
 
     harness: TaskHarness
     eval_set: EvalSet
-    model: str | None
-    decode: dict[str, Any]
-    options: DataOptions
+    run: EvalRun  # EvalRun.for_actor(): no progress callback, no cluster
 
     def __call__(self):
-        predictor = self.harness.open(self.eval_set, self.model, self.decode, self.options)
+        predictor = open_predictor(self.harness, self.eval_set, self.run)
         opened = Opened(predictor.model_name, dict(predictor.settings))
 
         def predict(items: list[EvalItem]) -> list[Prediction] | Opened:
@@ -50,22 +50,17 @@ class _OpenOnActor:
 
 
 def predict_on_cluster(
-    harness: TaskHarness,
-    eval_set: EvalSet,
-    model: str | None,
-    decode: dict[str, Any],
-    options: DataOptions,
-    todo: Sequence[EvalItem],
-    batch_size: int,
-    cluster: ClusterOptions,
+    harness: TaskHarness, eval_set: EvalSet, run: EvalRun, todo: Sequence[EvalItem]
 ) -> tuple[Opened, Iterator[tuple[list[EvalItem], list[Prediction]]]]:
-    """Start ``todo`` on the cluster in batches of ``batch_size``; returns what the actors
-    opened (once the first actor has) and the ``(batch, predictions)`` pairs in order.
+    """Start ``todo`` on ``run.cluster`` in batches of ``run.batch_size``; returns what the
+    actors opened (once the first actor has) and the ``(batch, predictions)`` pairs in order.
     Close the iterator to stop early.
     """
-    batches = [[]] + [list(todo[i : i + batch_size]) for i in range(0, len(todo), batch_size)]
-    opener = _OpenOnActor(harness, eval_set, model, decode, options)
-    results = run_batches(batches, opener, cluster)
+    assert run.cluster is not None, "predict_on_cluster needs a run with cluster options"
+    size = run.batch_size
+    batches = [[]] + [list(todo[i : i + size]) for i in range(0, len(todo), size)]
+    opener = _OpenOnActor(harness, eval_set, run.for_actor())
+    results = run_batches(batches, opener, run.cluster)
     try:
         _, opened = next(results)
     except BaseException:

@@ -28,10 +28,10 @@ from typing import Any
 
 from quintet.core.errors import QuintetError
 from quintet.evaluation.bootstrap import make_scorer, paired_bootstrap
-from quintet.evaluation.harness import EvaluationError, check_resamples
 from quintet.evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
 from quintet.evaluation.registry import get_harness
 from quintet.evaluation.render import CSS, atomic_write, escape, fmt, html_table, md_table
+from quintet.evaluation.run import EvaluationError, check_resamples
 from quintet.evaluation.svg import bars
 
 SIGNIFICANCE = 0.05

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,21 +89,27 @@ def _offline(spec: str, target: Path) -> OfflineError:
     )
 
 
+# The offline switch is a module attribute of ``datasets``: one load at a time flips it, so
+# two threads never restore each other's value.
+_OFFLINE_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _datasets_offline(datasets_module: object) -> Iterator[None]:
-    """Run ``load_dataset`` from its cache only: no network retries when there is none."""
-    saved = os.environ.get("HF_DATASETS_OFFLINE")
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    """Run ``load_dataset`` from its cache only: no network retries when there is none.
+
+    Only the ``datasets`` module's own switch changes, for this block: the process's
+    environment (which other libraries and child processes read) is left alone. The
+    environment variable would not even work here: ``datasets`` reads it once, on import.
+    """
     config = getattr(datasets_module, "config", None)
-    before = getattr(config, "HF_DATASETS_OFFLINE", None)
-    if config is not None:
-        config.HF_DATASETS_OFFLINE = True  # read at import time; the module attribute rules
-    try:
+    if config is None:
         yield
-    finally:
-        if saved is None:
-            os.environ.pop("HF_DATASETS_OFFLINE", None)
-        else:
-            os.environ["HF_DATASETS_OFFLINE"] = saved
-        if config is not None:
+        return
+    with _OFFLINE_LOCK:
+        before = getattr(config, "HF_DATASETS_OFFLINE", None)
+        config.HF_DATASETS_OFFLINE = True
+        try:
+            yield
+        finally:
             config.HF_DATASETS_OFFLINE = before

@@ -21,19 +21,16 @@ import hashlib
 import inspect
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quintet.core.errors import QuintetError
 from quintet.core.locks import exclusive_output
 from quintet.core.paths import shipped_or_given
-from quintet.core.progress import ProgressCallback, progress_callback
-from quintet.core.store import default_home
+from quintet.core.progress import progress_callback
 from quintet.evaluation import predictions as pred_io
 from quintet.evaluation.bootstrap import bootstrap_intervals, make_scorer
 from quintet.evaluation.protocol import (
@@ -46,169 +43,111 @@ from quintet.evaluation.protocol import (
 )
 from quintet.evaluation.registry import get_harness
 from quintet.evaluation.report import Report, write_report
+from quintet.evaluation.run import (
+    EvalRun,
+    EvaluationError,
+    check_resamples,
+    default_out_dir,
+    open_predictor,
+)
 
 if TYPE_CHECKING:
     from quintet.core.cluster import ClusterOptions
 
-
-class EvaluationError(QuintetError):
-    """An evaluation cannot run as asked (mismatched resume, bad predictions file ...)."""
-
-
-def check_resamples(resamples: int) -> None:
-    """Refuse a negative ``--bootstrap`` count rather than silently drawing none."""
-    if resamples < 0:
-        raise EvaluationError(
-            f"--bootstrap must be 0 (no intervals) or a positive number of resamples "
-            f"(got {resamples})"
-        )
+# The run's settings and errors live in evaluation.run; importing them from here still works.
+__all__ = [
+    "EvalRun",
+    "EvaluationError",
+    "Predicted",
+    "check_resamples",
+    "default_out_dir",
+    "evaluate",
+    "run_evaluation",
+]
 
 
 def evaluate(
-    task: str,
-    model: str | None = None,
-    data: str | None = None,
-    *,
-    limit: int | None = None,
-    out: str | os.PathLike | None = None,
-    decode: dict[str, Any] | None = None,
-    options: DataOptions | None = None,
-    batch_size: int = 16,
-    bootstrap: int = 1000,
-    bootstrap_seconds: float = 30.0,
-    progress: bool | ProgressCallback = True,
-    predictions_file: str | None = None,
-    cluster: ClusterOptions | None = None,
+    task: str, model: str | None = None, data: str | None = None, **settings: Any
 ) -> Report:
-    """Evaluate ``model`` on ``task`` over ``data`` and write the report files to ``out``.
+    """Evaluate ``model`` on ``task`` over ``data`` and write the report files.
 
-    Args:
-        task: translation, summarization, qa, classification or chat.
-        model: a model name, hub id or directory; None: the task's default.
-        data: a dataset file, ``hf:NAME[:CONFIG]:SPLIT``, or None when ``options`` names
-            plain source/reference files (translation).
-        limit: evaluate only the first ``limit`` items.
-        out: the run folder (default ``$QUINTET_HOME/eval/<task>-<model>-<data>-<time>``).
-            A folder that already holds some predictions of the same run is resumed (only
-            the missing items run); one holding another evaluation is refused.
-        decode: decoding options for generative tasks (``DecodeConfig`` fields).
-        options: field names and task options for reading the data.
-        batch_size: items per call of the app; each finished batch is written at once, so
-            a killed run loses at most the batch in flight.
-        bootstrap: resamples for the 95% intervals (0: none); capped at
-            ``bootstrap_seconds`` of resampling (at least 20 are always drawn).
-        progress: a tqdm bar (True), nothing (False), or ``callback(done, total)`` called
-            after every batch.
-        predictions_file: score these predictions instead of running a model: plain text,
-            one per line (read as the sacrebleu command line reads a system output), JSONL
-            with ``id``/``prediction``, or SQuAD's ``{id: answer}`` JSON.
-        cluster: predict on Ray actors (:mod:`quintet.core.cluster`) instead of in this process:
-            the same batches, predictions, resume and report.
+    The keywords are :class:`~quintet.evaluation.run.EvalRun`'s fields (``limit``, ``out``,
+    ``backend``, ``decode``, ``options``, ``batch_size``, ``bootstrap``,
+    ``bootstrap_seconds``, ``progress``, ``predictions_file``, ``cluster``); see there.
 
     Raises:
         DataError: a bad data or predictions file (``file:line`` and what was expected),
             before any model is loaded.
         EvaluationError: an ``out`` folder of another evaluation, a bad limit, no items.
         OutputInUseError: another run is writing ``out`` now.
+        TypeError: a keyword that is no setting of a run.
     """
-    options = options or DataOptions()
-    if out is None:
-        who = Path(predictions_file).stem if predictions_file is not None else model or "default"
-        out = default_out_dir(task, who, data or options.source_file or "")
+    return run_evaluation(EvalRun(task, model, data, **settings))
+
+
+def run_evaluation(run: EvalRun) -> Report:
+    """Evaluate as ``run`` says; see :func:`evaluate`."""
+    out_dir = run.out_dir()
     # One writer per run folder: two would append to the same predictions.jsonl.
-    with exclusive_output(out):
-        return _evaluate(
-            task, model, data, limit=limit, out_dir=Path(out), decode=decode, options=options,
-            batch_size=batch_size, bootstrap=bootstrap, bootstrap_seconds=bootstrap_seconds,
-            progress=progress, predictions_file=predictions_file, cluster=cluster,
-        )  # fmt: skip
+    with exclusive_output(out_dir):
+        return _evaluate(replace(run, out=out_dir))
 
 
-def _evaluate(
-    task: str,
-    model: str | None,
-    data: str | None,
-    *,
-    limit: int | None,
-    out_dir: Path,
-    decode: dict[str, Any] | None,
-    options: DataOptions,
-    batch_size: int,
-    bootstrap: int,
-    bootstrap_seconds: float,
-    progress: bool | ProgressCallback,
-    predictions_file: str | None,
-    cluster: ClusterOptions | None = None,
-) -> Report:
-    """:func:`evaluate` into the run folder ``out_dir``, whose lock the caller holds."""
+def _evaluate(run: EvalRun) -> Report:
+    """:func:`run_evaluation` into the run folder ``run.out``, whose lock the caller holds."""
     started = time.perf_counter()  # total time: reading, predicting and scoring
-    decode = dict(decode or {})
-    harness = get_harness(task)
-    if limit is not None and limit < 1:
-        raise EvaluationError(f"--limit must be at least 1 (got {limit})")
-    if batch_size < 1:
-        raise EvaluationError(f"--batch-size must be at least 1 (got {batch_size})")
-    check_resamples(bootstrap)
-    if cluster is not None and predictions_file is not None:
-        raise EvaluationError("--ray runs a model; --predictions scores a file: not both")
+    out_dir = Path(run.out)
+    harness = get_harness(run.task)
+    run.check()
     # All reading (and its errors, with file:line) happens here, before any model work.
-    data_path = _local_data(data)
-    eval_set = harness.read(data_path or "", options)  # this evaluation's own state
+    data_path = _local_data(run.data)
+    eval_set = harness.read(data_path or "", run.options)  # this evaluation's own state
     all_items = _unique_ids(eval_set.items)
-    items = all_items[:limit] if limit is not None else all_items
+    items = all_items[: run.limit] if run.limit is not None else all_items
     eval_set = replace(eval_set, items=items)
     if not items:
-        raise EvaluationError(f"{data or options.source_file}: no examples to evaluate")
-    dataset = data or options.source_file or ""
+        raise EvaluationError(f"{run.dataset}: no examples to evaluate")
 
-    if predictions_file is not None:
-        predictions = pred_io.read_given(predictions_file, items, total=len(all_items))
-        model_name, settings, seconds = f"predictions:{Path(predictions_file).name}", {}, 0.0
-        run = _run_key(task, model_name, dataset, {}, options)
-        _claim(out_dir, run, resumable=False)
-        _write_state(out_dir / "run.json", run, model_name, settings, 0.0)
-        device, earlier = "", 0.0
+    if run.predictions_file is not None:
+        predictions = pred_io.read_given(run.predictions_file, items, total=len(all_items))
+        name = f"predictions:{Path(run.predictions_file).name}"
+        predicted = Predicted(predictions, name, {}, 0.0, 0.0)
+        key = _run_key(run.task, name, run.dataset, {}, run.options)
+        _claim(out_dir, key, resumable=False)
+        _write_state(out_dir / "run.json", key, name, {}, 0.0)
+        device = ""
     else:
-        predictions, model_name, settings, seconds, earlier = _predict(
-            harness,
-            eval_set,
-            items,
-            model,
-            decode,
-            options,
-            out_dir,
-            dataset,
-            batch_size,
-            progress,
-            _fingerprint(all_items),
-            cluster,
+        predicted = _predict(harness, eval_set, items, run, _fingerprint(all_items))
+        device = (
+            _device(predicted.settings) if run.cluster is None else _cluster_device(run.cluster)
         )
-        device = _device(settings) if cluster is None else _cluster_device(cluster)
         restore = getattr(harness, "restore", None)
         if callable(restore):  # scoring state only the opened model knows (label names)
-            eval_set = restore(eval_set, settings)
+            eval_set = restore(eval_set, predicted.settings)
+    predictions = predicted.predictions
     scores = harness.score(eval_set, items, predictions)
     _check_scores(harness, scores, items)
     per_category = _per_category(harness, eval_set, items, predictions)
     intervals, boot = bootstrap_intervals(
         make_scorer(harness, eval_set, items, predictions, scores),
         len(items),
-        resamples=bootstrap,
-        max_seconds=bootstrap_seconds,
+        resamples=run.bootstrap,
+        max_seconds=run.bootstrap_seconds,
     )
+    total_seconds = time.perf_counter() - started + predicted.earlier_seconds
     report = Report(
-        task=task,
-        model=model_name,
-        dataset=str(dataset),
+        task=run.task,
+        model=predicted.model_name,
+        dataset=str(run.dataset),
         n=len(items),
         metrics=scores.metrics,
         intervals=intervals,
         signatures=scores.signatures,
         per_category=per_category,
-        decode=decode,
-        settings=settings,
+        decode=dict(run.decode),
+        settings=predicted.settings,
         # A resumed run's total includes the predicting its earlier, interrupted runs did.
-        timing=_timing(predictions, seconds, time.perf_counter() - started + earlier),
+        timing=_timing(predictions, predicted.seconds, total_seconds),
         versions=_versions(),
         date=datetime.now(UTC).isoformat(timespec="seconds"),
         primary_metric=eval_set.primary_metric,
@@ -225,25 +164,30 @@ def _evaluate(
 # Prediction with resume --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Predicted:
+    """What predicting a run gave: predictions in item order, the model actually used and
+    its settings, the seconds spent predicting (this run and the runs it resumes) and the
+    part of those the resumed runs spent."""
+
+    predictions: list[Prediction]
+    model_name: str
+    settings: dict[str, Any]
+    seconds: float
+    earlier_seconds: float
+
+
 def _predict(
     harness: TaskHarness,
     eval_set: EvalSet,
     items: list[EvalItem],
-    model: str | None,
-    decode: dict[str, Any],
-    options: DataOptions,
-    out_dir: Path,
-    dataset: str,
-    batch_size: int,
-    progress: bool | ProgressCallback,
+    run: EvalRun,
     fingerprint: str = "",
-    cluster: ClusterOptions | None = None,
-) -> tuple[list[Prediction], str, dict[str, Any], float, float]:
-    """Run the app on every item not already predicted in ``out_dir``; returns predictions
-    in item order, the model actually used, its settings, the seconds spent predicting (this
-    run and the runs it resumes) and the part of those the resumed runs spent."""
-    run = _run_key(harness.task, model, dataset, decode, options)
-    state = _claim(out_dir, run, resumable=True)
+) -> Predicted:
+    """Run the app on every item not already predicted in ``run.out``."""
+    out_dir, dataset = Path(run.out), run.dataset
+    key = _run_key(harness.task, run.model, dataset, run.decode, run.options)
+    state = _claim(out_dir, key, resumable=True)
     state_path = out_dir / "run.json"
     log_path = out_dir / pred_io.LOG_NAME
     done: dict[str, Prediction] = {}
@@ -260,18 +204,19 @@ def _predict(
     done = {k: v for k, v in done.items() if k in ids}
     todo = [item for item in items if item.id not in done]
 
-    if cluster is None:
-        predictor = harness.open(eval_set, model, decode, options)
+    if run.cluster is None:
+        predictor = open_predictor(harness, eval_set, run)
         model_name, settings = predictor.model_name, dict(predictor.settings)
         batches = _local_batches(
-            predictor, todo, batch_size, lambda finished: report(len(done) + finished, len(items))
+            predictor,
+            todo,
+            run.batch_size,
+            lambda finished: report(len(done) + finished, len(items)),
         )
     else:
         from quintet.evaluation.cluster import predict_on_cluster
 
-        opened, batches = predict_on_cluster(
-            harness, eval_set, model, decode, options, todo, batch_size, cluster
-        )
+        opened, batches = predict_on_cluster(harness, eval_set, run, todo)
         model_name, settings = opened.model_name, dict(opened.settings)
     if done and state is not None and state.get("model_name") not in (None, model_name):
         # e.g. no --model: the default resolved to another model than the first time
@@ -286,8 +231,8 @@ def _predict(
             f"{out_dir} holds predictions decoded on {earlier_engine}, but this run opened "
             f"{settings.get('backend')}; resume with the same --backend, or use another --out"
         )
-    _write_state(state_path, run, model_name, settings, previous_seconds, fingerprint)
-    report = progress_callback(progress, len(items), desc="evaluating", unit="ex")
+    _write_state(state_path, key, model_name, settings, previous_seconds, fingerprint)
+    report = progress_callback(run.progress, len(items), desc="evaluating", unit="ex")
     report(len(done), len(items))
     seconds = previous_seconds
     with contextlib.closing(batches), pred_io.LogWriter(log_path) as log:
@@ -303,10 +248,11 @@ def _predict(
                 output = Prediction(item.id, output.prediction, output.extra)
                 log.append(output)
                 done[item.id] = output
-            _write_state(state_path, run, model_name, settings, seconds, fingerprint)
+            _write_state(state_path, key, model_name, settings, seconds, fingerprint)
             report(len(done), len(items))
             began = time.perf_counter()
-    return [done[item.id] for item in items], model_name, settings, seconds, previous_seconds
+    predictions = [done[item.id] for item in items]
+    return Predicted(predictions, model_name, settings, seconds, previous_seconds)
 
 
 def _local_batches(
@@ -471,17 +417,6 @@ def _unique_ids(items: list[EvalItem]) -> list[EvalItem]:
             item = EvalItem(key, item.inputs, item.references, item.category, item.source)
         result.append(item)
     return result
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(text).name if text else "data").strip("-")[:40]
-
-
-def default_out_dir(task: str, model: str, dataset: str) -> Path:
-    """``$QUINTET_HOME/eval/<task>-<model>-<dataset>-<timestamp>``, where a run is written
-    when no ``out`` is given."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return default_home() / "eval" / f"{task}-{_slug(model)}-{_slug(dataset)}-{stamp}"
 
 
 def _options_json(options: DataOptions) -> dict[str, Any]:

@@ -93,12 +93,17 @@ class ChatSet(EvalSet):
 
 class _MTBenchPredictor:
     def __init__(
-        self, model: str | None, decode: dict[str, Any], options: DataOptions, question_file: str
+        self,
+        model: str | None,
+        decode: dict[str, Any],
+        options: DataOptions,
+        question_file: str,
+        backend: str = "auto",
     ) -> None:
-        self.session = ChatSession(model)
+        self.session = ChatSession(model, backend=backend)
         # The session decodes one conversation at a time; the runner's batches are decoded
         # together (turn 1 of every item, then turn 2), left-padded, by a batched generator.
-        self.generator = Generator(self.session.loaded, batch_size=BATCH_SIZE)
+        self.generator = Generator(self.session.loaded, backend, batch_size=BATCH_SIZE)
         # Unknown or invalid --decode options are one-line ConfigErrors, before any decoding.
         self.config = DecodeConfig.from_overrides(
             None, **{"max_new_tokens": MT_BENCH_MAX_NEW_TOKENS, **decode}
@@ -108,8 +113,11 @@ class _MTBenchPredictor:
         self.judge_name = None
         self.judge = None
         if judge:
-            judge_session = ChatSession(str(judge)) if str(judge) != model else self.session
-            self.judge = Generator(judge_session.loaded, batch_size=BATCH_SIZE)
+            judge_session = (
+                ChatSession(str(judge), backend=backend) if str(judge) != model else self.session
+            )
+            # The judge decodes on the run's engine too.
+            self.judge = Generator(judge_session.loaded, backend, batch_size=BATCH_SIZE)
             self.judge_name = judge_session.model_name
         judge_tokens = _positive_int(
             options.extra.get("judge_max_new_tokens", JUDGE_MAX_NEW_TOKENS), "judge_max_new_tokens"
@@ -191,8 +199,8 @@ class _MTBenchPredictor:
 class _PerplexityPredictor:
     """Negative log-likelihood of every assistant turn given the conversation before it."""
 
-    def __init__(self, model: str | None) -> None:
-        self.session = ChatSession(model)
+    def __init__(self, model: str | None, backend: str = "auto") -> None:
+        self.session = ChatSession(model, backend=backend)
         self.loaded = self.session.loaded
         self.model_name = self.session.model_name
         self.settings = {
@@ -283,10 +291,17 @@ class ChatHarness:
             items.append(EvalItem(ex.id, {"messages": messages}, last, ex.category, ex.source))
         return ChatSet(items, "perplexity", "perplexity")
 
-    def open(self, run: ChatSet, model: str | None, decode: dict[str, Any], options: DataOptions):
+    def open(
+        self,
+        run: ChatSet,
+        model: str | None,
+        decode: dict[str, Any],
+        options: DataOptions,
+        backend: str = "auto",
+    ):
         if run.mode == "mt-bench":
-            return _MTBenchPredictor(model, decode, options, run.question_file)
-        return _PerplexityPredictor(model)
+            return _MTBenchPredictor(model, decode, options, run.question_file, backend)
+        return _PerplexityPredictor(model, backend)
 
     def resampler(self, run: ChatSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]):
         """Fast exact bootstrap scorer (see :mod:`quintet.evaluation.bootstrap`)."""

@@ -32,7 +32,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -325,6 +325,14 @@ class Classifier:
         """
         return classify_file(self, input_path, output_path, text_column, **options)
 
+    def batch_worker(self, top_k: int | None, threshold: float) -> ClassifyOnActor:
+        """What a Ray actor builds once to classify batches of a file as this classifier
+        does (same model, labels, names, temperature and engine): picklable."""
+        return ClassifyOnActor(
+            self.loaded.spec, self.labels, self.multi_label, dict(self.label_names),
+            self.temperature, self.batch_size, self.backend, top_k, threshold,
+        )  # fmt: skip
+
     def targets(self, gold: Sequence[str]) -> list[int]:
         """Gold label names -> column indices of :meth:`label_set` (raw names accepted)."""
         names = self.label_set()
@@ -338,6 +346,31 @@ class Classifier:
                 f"gold labels {unknown[:5]} are not among the classifier's labels {names}"
             )
         return [index[str(g)] for g in gold]
+
+
+@dataclass(frozen=True)
+class ClassifyOnActor:
+    """A batch-function factory for :func:`quintet.core.cluster.run_batches`: a classifier
+    made as the caller's was (same model, labels, names and temperature, so the same
+    probabilities), classifying each batch of texts."""
+
+    spec: ModelSpec
+    labels: Sequence[str] | None
+    multi_label: bool
+    label_names: dict[str, str]
+    temperature: float
+    batch_size: int
+    backend: str
+    top_k: int | None
+    threshold: float
+
+    def __call__(self) -> Callable[[list[str]], list[Classification]]:
+        classifier = Classifier(
+            load(self.spec), self.labels, multi_label=self.multi_label,
+            label_names=self.label_names, batch_size=self.batch_size,
+            temperature=self.temperature, backend=self.backend,
+        )  # fmt: skip
+        return lambda texts: classifier.classify(texts, self.top_k, None, self.threshold)
 
 
 def clean_labels(labels: Sequence[str] | str) -> list[str]:

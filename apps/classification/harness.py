@@ -30,6 +30,7 @@ from quintet.apps.classification.api import Classifier
 from quintet.core import metrics
 from quintet.core.data import is_headerless_ag_news, read_classification
 from quintet.core.defaults import default_model
+from quintet.core.encoders import encoder_backend
 from quintet.core.models import load
 from quintet.core.progress import ProgressCallback
 from quintet.evaluation.protocol import DataOptions, EvalItem, EvalSet, Prediction, Scores
@@ -136,6 +137,7 @@ class ClassificationHarness:
         model: str | None,
         decode: dict[str, Any],
         options: DataOptions,
+        backend: str = "auto",
     ) -> _Predictor:
         extra = options.extra
         multi = bool(extra.get("multi_label", False))
@@ -152,7 +154,12 @@ class ClassificationHarness:
                 if run.trec and not gold_map and set(run.data_labels) <= set(TREC_COARSE_NAMES):
                     gold_map = dict(TREC_COARSE_NAMES)
                 labels = [gold_map.get(x, x) for x in run.data_labels]
-        classifier = Classifier(loaded, labels=labels, multi_label=multi or None)
+        classifier = Classifier(
+            loaded,
+            labels=labels,
+            multi_label=multi or None,
+            backend=encoder_backend(backend, loaded),
+        )
         if has_own_labels:
             for raw, shown in classifier.label_names.items():
                 gold_map.setdefault(raw, shown)

@@ -40,6 +40,7 @@ from quintet.apps.finetune.recipes import RECIPES, get_recipe
 from quintet.core import paths
 from quintet.core.errors import OutputInUseError
 from quintet.core.locks import exclusive_output, lock_path
+from quintet.core.processes import pid_alive
 from quintet.core.store import ModelStore
 
 # The order the builder takes: the task whose fallback is worst first (a prompted 135M model
@@ -169,7 +170,7 @@ def builder_status(store: ModelStore) -> BuilderStatus | None:
         pid = int(state["pid"])
     except (ValueError, KeyError, TypeError):
         return None  # being written this instant: the next poll reads it
-    if not _alive(pid):
+    if not pid_alive(pid):
         return None  # killed outright (SIGKILL leaves the file): the kernel freed the lock
     recipe = state.get("recipe")
     progress = read_progress(store, recipe) if recipe else None
@@ -279,20 +280,6 @@ def _write_state(lock: Path, recipe: str, queue: Sequence[str]) -> None:
     lock.write_text(json.dumps({"pid": os.getpid(), "recipe": recipe, "queue": list(queue)}))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a finished child not yet reaped by its parent is a zombie: not running
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _pythonpath() -> str:
     root = str(Path(__file__).resolve().parents[2])
     current = os.environ.get("PYTHONPATH")
@@ -303,7 +290,7 @@ def _watch_parent(pid: int) -> None:
     """Stop this process (SIGTERM, handled as an exit) once ``pid`` is gone."""
 
     def watch() -> None:
-        while _alive(pid):
+        while pid_alive(pid):
             time.sleep(2)
         os.kill(os.getpid(), signal.SIGTERM)
 

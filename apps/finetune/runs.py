@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from quintet.core.errors import QuintetError
+from quintet.core.processes import pid_alive
 from quintet.core.store import ModelStore, validate_name
 from quintet.core.training.checkpoint import find_checkpoint
 from quintet.core.training.trainer import LOG_FILE
@@ -216,17 +217,7 @@ def _alive(pid: int) -> bool:
     child = _children.get(pid)
     if child is not None:
         return child.poll() is None  # also reaps it once it has exited
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        if not Path("/proc").is_dir():  # not Linux: ask the OS
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                return False
-            return True
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has finished
+    return pid_alive(pid)
 
 
 def read_log(folder: Path) -> list[dict[str, Any]]:

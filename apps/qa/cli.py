@@ -12,14 +12,11 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from quintet.apps.cli_io import add_cluster_options, checked_text, cluster_options, read_text_file
 from quintet.apps.flags import add_deprecated_alias
-from quintet.core.cluster import run_batches_here_or_on
 from quintet.core.errors import ConfigError
-from quintet.core.progress import progress_callback
 
 
 def _read_context(args: argparse.Namespace) -> str:
@@ -84,36 +81,40 @@ def _as_dict(a) -> dict:
 
 
 def _batch(args: argparse.Namespace, options: dict, cluster=None) -> int:
-    from quintet.core.data import DataError, read_records
+    """Answer every ``{question, context}`` line of ``--input`` into ``--output``
+    (``answers_predicted`` added), 16 questions per batch, here or on the cluster; a cut
+    run resumes after the last complete line (``--restart``: start over)."""
+    from quintet.core.batch_files import Records, read_rows, run_batch_file
 
-    records = read_records(args.input, "jsonl")
-    pairs = []
-    for line, record in records:
-        question, context = record.get("question"), record.get("context")
-        if not isinstance(question, str) or not question.strip():
-            raise DataError(args.input, line, "no 'question' text; expected {question, context}")
-        if not isinstance(context, str):
-            raise DataError(args.input, line, "no 'context' text; expected {question, context}")
-        pairs.append((question, context))
-    answer = _AnswerOnActor(args.model, args.device, args.doc_stride, options)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    step = 16
-    chunks = [pairs[begin : begin + step] for begin in range(0, len(pairs), step)]
+    records = read_rows(args.input, "jsonl", _question_problem)
     model = args.model or "the task default"
-    report = progress_callback(True, len(pairs), unit="q")
-    report(0, len(pairs))  # an empty file closes its bar here
-    with out.open("w", encoding="utf-8") as f:
-        for begin, (chunk, result) in zip(
-            range(0, len(pairs), step), run_batches_here_or_on(chunks, answer, cluster), strict=True
-        ):
-            rows, model = result
-            for (_, record), answers in zip(records[begin : begin + step], rows, strict=True):
-                record = {**record, "answers_predicted": [_as_dict(a) for a in answers]}
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            report(begin + len(chunk), len(pairs))
-    print(f"{len(pairs)} answers written to {out} (model {model})", file=sys.stderr)
+
+    def answered(rows: list[dict], result: tuple[list, str]) -> list[dict]:
+        nonlocal model
+        answers, model = result
+        return [{**row, "answers_predicted": [_as_dict(a) for a in found]}
+                for row, found in zip(rows, answers, strict=True)]  # fmt: skip
+
+    done = run_batch_file(
+        [record for _, record in records], len(records), args.output, Records.extending(records),
+        _AnswerOnActor(args.model, args.device, args.doc_stride, options), answered,
+        inputs=lambda rows: [(row["question"], row["context"]) for row in rows],
+        batch_size=16, resume=not args.restart, cluster=cluster, unit="q",
+    )  # fmt: skip
+    resumed = f", {done.resumed} kept from an earlier run" if done.resumed else ""
+    print(f"{done.rows} answers written to {args.output} (model {model}){resumed}",
+          file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _question_problem(record: dict) -> str | None:
+    """What is wrong with a line of a questions file (None: nothing)."""
+    question, context = record.get("question"), record.get("context")
+    if not isinstance(question, str) or not question.strip():
+        return "no 'question' text; expected {question, context}"
+    if not isinstance(context, str):
+        return "no 'context' text; expected {question, context}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--context-file", help="read the context from this UTF-8 file")
     p.add_argument("--input", help="JSONL with question and context per line (batch mode)")
     p.add_argument("--output", help="batch mode: JSONL written with answers_predicted added")
+    p.add_argument("--restart", action="store_true", help="with --output: do not resume")
     p.add_argument("--model", help="span or instruct model (default: the task default)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--top-k", type=int, default=1)

@@ -23,6 +23,9 @@ from quintet.apps.finetune.recipes import get_recipe
 from quintet.apps.qa.api import QuestionAnswerer
 from quintet.core import metrics
 from quintet.core.data import read_qa, split_for_task
+from quintet.core.defaults import default_model
+from quintet.core.encoders import encoder_backend
+from quintet.core.models import load
 from quintet.core.progress import ProgressCallback
 from quintet.evaluation.protocol import (
     DataOptions,
@@ -37,11 +40,14 @@ HELDOUT_RECIPE = "minilm-l6-squad"
 
 
 class _Predictor:
-    def __init__(self, model: str | None, options: DataOptions) -> None:
+    def __init__(self, model: str | None, options: DataOptions, backend: str = "auto") -> None:
         sizes = {
             k: int(options.extra[k]) for k in ("max_length", "doc_stride") if k in options.extra
         }
-        self.qa = QuestionAnswerer(model, **sizes)
+        loaded = load(model or default_model("qa").name)
+        if loaded.kind == "span":  # an encoder: the run's engine choice as encoders read it
+            backend = encoder_backend(backend, loaded)
+        self.qa = QuestionAnswerer(loaded, backend=backend, **sizes)
         self.allow_no_answer = bool(options.extra.get("allow_no_answer", False))
         self.threshold = float(options.extra.get("threshold", 0.0))
         self.model_name = self.qa.model_name
@@ -103,9 +109,14 @@ class QAHarness:
         return EvalSet(items, self.primary_metric)
 
     def open(
-        self, run: EvalSet, model: str | None, decode: dict[str, Any], options: DataOptions
+        self,
+        run: EvalSet,
+        model: str | None,
+        decode: dict[str, Any],
+        options: DataOptions,
+        backend: str = "auto",
     ) -> _Predictor:
-        return _Predictor(model, options)
+        return _Predictor(model, options, backend)
 
     def score(
         self, run: EvalSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]

@@ -40,11 +40,6 @@ LOADING, READY, FAILED = "loading", "ready", "failed"
 CLASSIFIER_CACHE = 16  # zero-shot classifiers kept per model, by label set
 
 
-def encoder_backend(backend: str) -> str:
-    """The encoder engine matching a decoding backend choice (encoders have their own)."""
-    return "transformers" if backend == "transformers" else "auto"
-
-
 class ServedModel:
     """One served model: the loaded weights, its generator and task objects, a lock, a queue.
 
@@ -86,9 +81,9 @@ class ServedModel:
                     loaded, self.config.backend, batch_size=self.config.max_batch
                 )
             elif loaded.kind == "encoder":
-                from quintet.core.encoders import encoder_engine
+                from quintet.core.encoders import encoder_backend, encoder_engine
 
-                engine, _ = encoder_engine(loaded, encoder_backend(self.config.backend))
+                engine, _ = encoder_engine(loaded, encoder_backend(self.config.backend, loaded))
                 loaded = replace(loaded, encoder=engine)
             self.loaded = loaded
             self.state = READY

@@ -6,37 +6,33 @@ the task) and holds that model's lock, so tasks and chat never run one model at 
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
+from fastapi.encoders import jsonable_encoder
 
 from quintet.apps.server import errors
 from quintet.apps.server.auth import require_key
-from quintet.apps.server.models import ServedModel, encoder_backend
+from quintet.apps.server.models import ServedModel
 from quintet.apps.server.schemas import (
     ClassifyRequest,
+    ClassifyResponse,
     QARequest,
+    QAResponse,
     SummarizeRequest,
-    TaskResponse,
+    SummarizeResponse,
     TranslateRequest,
+    TranslateResponse,
 )
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], tags=["tasks"])
 
 
-def jsonable(value: Any) -> Any:
-    """A result dataclass (or list of them) as plain JSON values (numpy scalars included)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+def _rows(results: list[Any]) -> list[Any]:
+    """The apps' result dataclasses as plain JSON values, for the typed response models
+    (scores may be numpy scalars, which pydantic does not take as floats)."""
+    return jsonable_encoder(results, custom_encoder={np.generic: lambda value: value.item()})
 
 
 def _texts(texts: str | list[str]) -> list[str]:
@@ -57,11 +53,15 @@ async def _run(request: Request, model: ServedModel, work) -> Any:
 def _backend_for(request: Request, model: ServedModel) -> str:
     """Decoding backend for generative models, the matching encoder engine otherwise."""
     backend = request.app.state.config.backend
-    return backend if model.kind in ("causal", "seq2seq") else encoder_backend(backend)
+    if model.kind in ("causal", "seq2seq"):
+        return backend
+    from quintet.core.encoders import encoder_backend  # imports torch: not at server import
+
+    return encoder_backend(backend, model.loaded)
 
 
-@router.post("/translate", response_model=TaskResponse)
-async def translate(body: TranslateRequest, request: Request) -> TaskResponse:
+@router.post("/translate", response_model=TranslateResponse)
+async def translate(body: TranslateRequest, request: Request) -> TranslateResponse:
     """``Translator(model).translate(texts, src, tgt)``: text, model, route, style, pieces..."""
     state = request.app.state
     model = await state.registry.for_task("translate", body.model, state.executor)
@@ -86,11 +86,11 @@ async def translate(body: TranslateRequest, request: Request) -> TaskResponse:
         )
 
     results = await _run(request, model, work)
-    return TaskResponse(object="translation", model=model.name, results=jsonable(results))
+    return TranslateResponse(model=model.name, results=_rows(results))
 
 
-@router.post("/summarize", response_model=TaskResponse)
-async def summarize(body: SummarizeRequest, request: Request) -> TaskResponse:
+@router.post("/summarize", response_model=SummarizeResponse)
+async def summarize(body: SummarizeRequest, request: Request) -> SummarizeResponse:
     """``Summarizer(model).summarize(texts, ...)``: text, mode, chunks, timings..."""
     state = request.app.state
     model = await state.registry.for_task("summarize", body.model, state.executor)
@@ -107,11 +107,11 @@ async def summarize(body: SummarizeRequest, request: Request) -> TaskResponse:
         )
 
     results = await _run(request, model, work)
-    return TaskResponse(object="summary", model=model.name, results=jsonable(results))
+    return SummarizeResponse(model=model.name, results=_rows(results))
 
 
-@router.post("/qa", response_model=TaskResponse)
-async def qa(body: QARequest, request: Request) -> TaskResponse:
+@router.post("/qa", response_model=QAResponse)
+async def qa(body: QARequest, request: Request) -> QAResponse:
     """``QuestionAnswerer(model).answer(question, context)``: spans with offsets and
     probabilities, best first."""
     state = request.app.state
@@ -132,11 +132,11 @@ async def qa(body: QARequest, request: Request) -> TaskResponse:
         )
 
     results = await _run(request, model, work)
-    return TaskResponse(object="qa", model=model.name, results=jsonable(results))
+    return QAResponse(model=model.name, results=_rows(results))
 
 
-@router.post("/classify", response_model=TaskResponse)
-async def classify(body: ClassifyRequest, request: Request) -> TaskResponse:
+@router.post("/classify", response_model=ClassifyResponse)
+async def classify(body: ClassifyRequest, request: Request) -> ClassifyResponse:
     """``Classifier(model, labels).classify(texts)``: label, score, every label's probability."""
     state = request.app.state
     model = await state.registry.for_task("classify", body.model, state.executor)
@@ -155,4 +155,4 @@ async def classify(body: ClassifyRequest, request: Request) -> TaskResponse:
         )  # fmt: skip
 
     results = await _run(request, model, work)
-    return TaskResponse(object="classification", model=model.name, results=jsonable(results))
+    return ClassifyResponse(model=model.name, results=_rows(results))

@@ -193,9 +193,95 @@ class ClassifyRequest(_Request):
     threshold: float = Field(default=0.5, ge=0, le=1)
 
 
-class TaskResponse(BaseModel):
-    """What the task's Python API returned: one result per input, as JSON objects."""
+# Task responses: one typed row per input, the fields of the app's result dataclass
+# (TranslationResult, SummaryResult, Answer, Classification; tests/apps/server check that
+# they match), so /docs shows what each endpoint returns.
 
-    object: str
+
+class TranslationRow(BaseModel):
+    """One translated text (:class:`quintet.apps.translation.api.TranslationResult`)."""
+
+    text: str
+    source: str
     model: str
-    results: list[Any]
+    route: str = Field(description="the model or pivot route that translated it")
+    style: str
+    pieces: int = Field(description="how many pieces the text was split into")
+    seconds: float
+    num_tokens: int = 0
+    truncated: bool = Field(
+        default=False, description="a piece stopped at max_tokens: raise it for the rest"
+    )
+    backend: str | None = Field(default=None, description="the decoding engine that wrote it")
+
+
+class ChunkRow(BaseModel):
+    """How a long input was split (:class:`quintet.apps.summarization.api.ChunkInfo`)."""
+
+    count: int
+    spans: list[tuple[int, int]] = Field(default=[], description="character spans of chunks")
+    rounds: int = 0
+
+
+class SummaryRow(BaseModel):
+    """One summary (:class:`quintet.apps.summarization.api.SummaryResult`)."""
+
+    text: str
+    model: str
+    mode: Literal["seq2seq", "prompted"]
+    dialogue: bool
+    chunks: ChunkRow
+    seconds: float
+    num_tokens: int = 0
+    extra: dict[str, Any] = {}
+    backend: str | None = None
+    truncated: bool = Field(default=False, description="the summary stopped at max_length")
+
+
+class AnswerRow(BaseModel):
+    """An answer span, ``context[start:end] == text`` (:class:`quintet.apps.qa.api.Answer`);
+    ``text == ""`` means no answer."""
+
+    text: str
+    start: int
+    end: int
+    score: float
+    probability: float
+    window: int = Field(default=0, description="the context window it came from, -1: none")
+    windows: int = 1
+    grounded: bool = Field(default=True, description="generative mode: found in the context")
+    generated: str = Field(default="", description="generative mode: what the model said")
+
+
+class ClassificationRow(BaseModel):
+    """One text's labels (:class:`quintet.apps.classification.api.Classification`)."""
+
+    label: str
+    score: float
+    scores: dict[str, float] = Field(description="every label (or the top_k) with its probability")
+    labels: list[str] = Field(default=[], description="the chosen label(s)")
+    mode: str = ""
+
+
+class TranslateResponse(BaseModel):
+    object: Literal["translation"] = "translation"
+    model: str
+    results: list[TranslationRow]
+
+
+class SummarizeResponse(BaseModel):
+    object: Literal["summary"] = "summary"
+    model: str
+    results: list[SummaryRow]
+
+
+class QAResponse(BaseModel):
+    object: Literal["qa"] = "qa"
+    model: str
+    results: list[AnswerRow] = Field(description="the top_k answers, best first")
+
+
+class ClassifyResponse(BaseModel):
+    object: Literal["classification"] = "classification"
+    model: str
+    results: list[ClassificationRow]

@@ -14,7 +14,6 @@ cluster).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from quintet.apps.cli_io import (
     read_text_file,
 )
 from quintet.apps.flags import add_decode_options, decode_from_args
-from quintet.core.cluster import run_batches_here_or_on
 from quintet.core.errors import ConfigError
 from quintet.core.progress import ProgressCallback, progress_callback
 
@@ -85,33 +83,35 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
 def _batch(args: argparse.Namespace, decode: dict, cluster) -> int:
     """Summarize every ``{"text"}`` line of ``--input`` into ``--output`` (``summary`` added),
-    16 documents per batch, here or on the cluster."""
-    from tqdm import tqdm
+    16 documents per batch, here or on the cluster; a cut run resumes after the last
+    complete line (``--restart``: start over)."""
+    from quintet.core.batch_files import Records, read_rows, run_batch_file
 
-    from quintet.core.data import DataError, read_records
+    def problem(record: dict) -> str | None:
+        return (
+            None
+            if isinstance(record.get("text"), str)
+            else ("no 'text'; expected one {\"text\": ...} per line")
+        )
 
-    records = read_records(args.input, "jsonl")
-    for line, record in records:
-        if not isinstance(record.get("text"), str):
-            raise DataError(args.input, line, "no 'text'; expected one {\"text\": ...} per line")
+    records = read_rows(args.input, "jsonl", problem)
     summarize = _SummarizeOnActor(args.model, args.device, args.backend, args.min_length,
                                   args.max_length, args.style, decode)  # fmt: skip
-    step = 16
-    chunks = [[r["text"] for _, r in records[i : i + step]] for i in range(0, len(records), step)]
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     model = args.model or "the task default"
-    with out.open("w", encoding="utf-8") as f, tqdm(total=len(records), unit="doc") as bar:
-        for begin, (chunk, result) in zip(
-            range(0, len(records), step),
-            run_batches_here_or_on(chunks, summarize, cluster),
-            strict=True,
-        ):
-            summaries, model = result
-            for (_, record), summary in zip(records[begin : begin + step], summaries, strict=True):
-                f.write(json.dumps({**record, "summary": summary}, ensure_ascii=False) + "\n")
-            bar.update(len(chunk))
-    print(f"{len(records)} summaries written to {out} (model {model})", file=sys.stderr)
+
+    def summarized(rows: list[dict], result: tuple[list[str], str]) -> list[dict]:
+        nonlocal model
+        summaries, model = result
+        return [{**row, "summary": summary} for row, summary in zip(rows, summaries, strict=True)]
+
+    done = run_batch_file(
+        [record for _, record in records], len(records), args.output, Records.extending(records),
+        summarize, summarized, inputs=lambda rows: [row["text"] for row in rows],
+        batch_size=16, resume=not args.restart, cluster=cluster, unit="doc",
+    )  # fmt: skip
+    resumed = f", {done.resumed} kept from an earlier run" if done.resumed else ""
+    print(f"{done.rows} summaries written to {args.output} (model {model}){resumed}",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -168,6 +168,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="a UTF-8 text file to summarize (one document), or a .jsonl batch of documents",
     )  # fmt: skip
     p.add_argument("--output", "-o", help="write the summary (a .jsonl batch: all) here")
+    p.add_argument("--restart", action="store_true", help="a .jsonl batch: do not resume")
     p.add_argument("--min-length", type=int, help="fewest summary tokens")
     p.add_argument("--max-length", type=int, help="most summary tokens (default 96)")
     # Not imported from the API: building the parser must not import torch.

@@ -56,8 +56,14 @@ def detokenize_ptb(text: str) -> str:
 
 
 class _Predictor:
-    def __init__(self, model: str | None, decode: dict[str, Any], options: DataOptions) -> None:
-        self.summarizer = Summarizer(model)
+    def __init__(
+        self,
+        model: str | None,
+        decode: dict[str, Any],
+        options: DataOptions,
+        backend: str = "auto",
+    ) -> None:
+        self.summarizer = Summarizer(model, backend=backend)
         extra = options.extra
         self.kwargs = {
             "style": extra.get("style", "default"),
@@ -126,9 +132,14 @@ class SummarizationHarness:
         return EvalSet(items, self.primary_metric)
 
     def open(
-        self, run: EvalSet, model: str | None, decode: dict[str, Any], options: DataOptions
+        self,
+        run: EvalSet,
+        model: str | None,
+        decode: dict[str, Any],
+        options: DataOptions,
+        backend: str = "auto",
     ) -> _Predictor:
-        return _Predictor(model, decode, options)
+        return _Predictor(model, decode, options, backend)
 
     def score(
         self, run: EvalSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]

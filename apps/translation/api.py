@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from quintet.apps.translation import segment as seg
 from quintet.apps.translation.files import translate_file
@@ -284,6 +285,35 @@ class Translator:
         """Translate a text file line by line into ``output_path``; see
         :func:`quintet.apps.translation.files.translate_file`."""
         return translate_file(self, input_path, output_path, src, tgt, **options)
+
+    def batch_worker(self, src: str, tgt: str, decode: dict[str, Any]) -> TranslateOnActor:
+        """What a Ray actor builds once to translate batches of a file as this translator
+        does (same model, device, engine and batch size): picklable."""
+        return TranslateOnActor(
+            self.model, self.device, self.backend, self.batch_size, src, tgt, dict(decode)
+        )
+
+
+@dataclass(frozen=True)
+class TranslateOnActor:
+    """A batch-function factory for :func:`quintet.core.cluster.run_batches`: builds a
+    :class:`Translator` once and translates each batch of lines from ``src`` to ``tgt``."""
+
+    model: str | None
+    device: str
+    backend: str
+    batch_size: int
+    src: str
+    tgt: str
+    decode: dict[str, Any]
+
+    def __call__(self) -> Callable[[list[str]], list[TranslationResult]]:
+        translator = Translator(
+            self.model, device=self.device, backend=self.backend, batch_size=self.batch_size
+        )
+        return lambda texts: translator.translate(
+            texts, self.src, self.tgt, progress=False, **self.decode
+        )
 
 
 def _is_nllb(tokenizer) -> bool:

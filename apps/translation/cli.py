@@ -93,7 +93,8 @@ def _lines_to_stdout(translator, args: argparse.Namespace, decode: dict) -> int:
     """Translate ``--input`` line by line to stdout, a chunk at a time (bounded memory)."""
     import itertools
 
-    from quintet.apps.translation.files import as_one_line, count_text_lines, line_text, open_lines
+    from quintet.apps.translation.files import as_one_line
+    from quintet.core.batch_files import count_text_lines, line_text, open_lines
 
     # Output starts at once: check the whole file is UTF-8 first, not at a bad line midway
     # (--output runs check it in translate_file, before any model loads).

@@ -107,8 +107,10 @@ def _folder_files(folder: Path, src: str | None, tgt: str | None) -> tuple[Path,
 
 
 class _Predictor:
-    def __init__(self, model: str | None, decode: dict[str, Any], src: str, tgt: str) -> None:
-        self.translator = Translator(model)
+    def __init__(
+        self, model: str | None, decode: dict[str, Any], src: str, tgt: str, backend: str = "auto"
+    ) -> None:
+        self.translator = Translator(model, backend=backend)
         self.src, self.tgt, self.decode = src, tgt, decode
         plan = self.translator.describe(src, tgt)  # loads the model: fails before the run
         self.model_name = plan.pop("model")
@@ -163,10 +165,15 @@ class TranslationHarness:
         return TranslationSet(items, self.primary_metric, *iso)
 
     def open(
-        self, run: TranslationSet, model: str | None, decode: dict[str, Any], options: DataOptions
+        self,
+        run: TranslationSet,
+        model: str | None,
+        decode: dict[str, Any],
+        options: DataOptions,
+        backend: str = "auto",
     ) -> _Predictor:
         src, tgt = options.src or run.src, options.tgt or run.tgt
-        return _Predictor(model, decode, src, tgt)
+        return _Predictor(model, decode, src, tgt, backend)
 
     def score(
         self, run: TranslationSet, items: Sequence[EvalItem], predictions: Sequence[Prediction]

@@ -66,3 +66,30 @@ def test_bad_batch_file_names_file_and_line(tiny: str, tmp_path: Path, capsys) -
     source.write_text('{"question": "Who?", "context": "x"}\n{"context": "y"}\n')
     assert main(["qa", "--model", tiny, "--input", str(source), "--output", "o.jsonl"]) == 2
     assert f"{source}:2: no 'question'" in capsys.readouterr().err
+
+
+def test_a_cut_batch_resumes_to_the_same_file(tiny: str, tmp_path: Path, capsys) -> None:
+    """A run killed mid-write (the output cut inside a line) resumes after the last complete
+    line: the file equals an uninterrupted run's; --restart starts over."""
+    source = tmp_path / "in.jsonl"
+    with source.open("w") as handle:
+        for i in range(40):  # three batches of 16
+            question = ["Who won?", "Who lost?", "What was the score?"][i % 3]
+            handle.write(json.dumps({"id": i, "question": question, "context": CONTEXT}) + "\n")
+    whole, part = tmp_path / "whole.jsonl", tmp_path / "part.jsonl"
+    argv = ["qa", "--model", tiny, "--input", str(source), "--output"]
+    assert main([*argv, str(whole)]) == 0
+    lines = whole.read_bytes().splitlines(keepends=True)
+    part.write_bytes(b"".join(lines[:20]) + lines[20][:25])  # killed writing line 21
+    capsys.readouterr()
+    assert main([*argv, str(part)]) == 0
+    assert "40 answers written" in (err := capsys.readouterr().err)
+    assert "20 kept from an earlier run" in err
+    assert part.read_bytes() == whole.read_bytes()
+    part.write_text('{"id": "another job"}\n')  # not a part of this job: started over
+    assert main([*argv, str(part)]) == 0
+    assert part.read_bytes() == whole.read_bytes()
+    part.write_bytes(b"".join(lines[:5]))
+    assert main([*argv, str(part), "--restart"]) == 0
+    assert "kept from an earlier run" not in capsys.readouterr().err
+    assert part.read_bytes() == whole.read_bytes()

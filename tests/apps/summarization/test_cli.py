@@ -77,3 +77,27 @@ def test_a_file_that_is_not_utf8_is_one_line(bart, tmp_path, capsys) -> None:
     code = main(["summarize", "-m", bart, "--input", str(source)])
     err = capsys.readouterr().err
     assert code == 2 and f"--input {source}: not UTF-8 text (byte 3)" in err
+
+
+def test_a_cut_jsonl_batch_resumes_to_the_same_file(bart, tmp_path, capsys) -> None:
+    """A batch killed after its first batch and mid-line resumes after the last complete
+    line, to the uninterrupted run's file; an output longer than the input is refused."""
+    import json
+
+    source = tmp_path / "docs.jsonl"
+    with source.open("w") as handle:
+        for i in range(20):  # two batches of 16
+            handle.write(json.dumps({"id": i, "text": " ".join(CORPUS[i : i + 1 + i % 3])}))
+            handle.write("\n")
+    whole, part = tmp_path / "whole.jsonl", tmp_path / "part.jsonl"
+    argv = ["summarize", "-m", bart, "--max-length", "4", "--input", str(source), "--output"]
+    assert main([*argv, str(whole)]) == 0
+    lines = whole.read_bytes().splitlines(keepends=True)
+    part.write_bytes(b"".join(lines[:16]) + lines[16][:10])
+    capsys.readouterr()
+    assert main([*argv, str(part)]) == 0
+    assert "16 kept from an earlier run" in capsys.readouterr().err
+    assert part.read_bytes() == whole.read_bytes()
+    part.write_bytes(whole.read_bytes() + lines[0])
+    assert main([*argv, str(part)]) == 2
+    assert "has 21 docs but the input only 20" in capsys.readouterr().err

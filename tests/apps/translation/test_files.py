@@ -94,7 +94,7 @@ def test_missing_input_is_a_clear_error(marian, tmp_path) -> None:
 
 @pytest.mark.parametrize("block", [1, 3, 1 << 20])
 def test_complete_lines_cuts_the_partial_tail_across_read_blocks(tmp_path, block) -> None:
-    from quintet.apps.translation.files import _complete_lines
+    from quintet.core.batch_files import complete_lines as _complete_lines
 
     path = tmp_path / "out.txt"
     path.write_bytes("eins\n\nzwei ä\nhalb".encode())
