@@ -423,11 +423,15 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantization of every Linear layer (weights int8, activations float).
 
     Embeddings and norms stay float32; on a CPU this cuts the Linear weights' memory
-    traffic by four, which is what bounds decoding speed there.
+    traffic by four, which is what bounds decoding speed there. Weights get one scale per
+    output channel: with one per tensor, SmolLM2 on an Intel Xeon (fbgemm kernels) ranked
+    "Paris" 9th after "The capital of France is" (3rd per channel, 1st in float32).
     """
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return quantize_dynamic(
+        model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+    )
 
 
 def refused_pickle_error(name: str, exc: pickle.UnpicklingError) -> ModelLoadError:

@@ -83,11 +83,20 @@ def test_int8_quantization_keeps_greedy_output(real_store: ModelStore) -> None:
     assert not any(type(m) is torch.nn.Linear for m in int8.model.modules())
     assert any("quantized" in type(m).__module__ for m in int8.model.modules())
     assert int8.parameters == full.parameters > 130_000_000
-    prompt = full.tokenizer("The capital of France is", return_tensors="pt")
-    with torch.no_grad():
-        a = full.model.generate(**prompt, max_new_tokens=6, do_sample=False)
-        b = int8.model.generate(**prompt, max_new_tokens=6, do_sample=False)
-    assert full.tokenizer.decode(a[0]) == full.tokenizer.decode(b[0])
+    # Greedy continuations of int8 and float32 part ways on some CPUs (kernels round
+    # differently), so the check is on the next-token ranking: float32's choice stays among
+    # int8's top 5. One scale per weight tensor fails it (rank 9 on "Paris").
+    prompts = ["The capital of France is", "Water boils at a temperature of",
+               "The opposite of hot is", "One, two, three,"]  # fmt: skip
+    for text in prompts:
+        prompt = full.tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            expected = full.model(**prompt).logits[0, -1].argmax()
+            logits = int8.model(**prompt).logits[0, -1]
+        rank = int((logits > logits[expected]).sum())
+        assert rank < 5, (
+            f"{text!r}: float32's {full.tokenizer.decode(expected)!r} is int8's #{rank + 1}"
+        )
 
 
 def test_models_are_cached_per_process(real_store: ModelStore) -> None:
