@@ -214,3 +214,43 @@ def test_greedy_generation_does_not_depend_on_the_batch(real_store) -> None:
         lambda rows: generator.generate(rows, max_new_tokens=24, progress=False), chats
     )
     assert [r.token_ids for r in alone] == [r.token_ids for r in batch]
+
+
+# Evaluation: a run resumed after a cut (quintet eval ... --out DIR) --------------------
+
+
+class Killed(Exception):
+    """Stands in for the process dying after some batches were written."""
+
+
+def test_a_resumed_evaluation_equals_an_uninterrupted_run(real_store, tmp_path: Path) -> None:
+    import json
+
+    from quintet.evaluation.harness import evaluate
+    from quintet.evaluation.protocol import DataOptions
+
+    args = dict(
+        data="data/classification/sst2/dev.tsv", limit=60, bootstrap=50, progress=False,
+        options=DataOptions(extra={"label_map": "0=negative,1=positive"}),
+    )  # fmt: skip
+    whole = evaluate("classification", "minilm-l6", out=tmp_path / "whole", batch_size=16, **args)
+
+    def die_after_two_batches(done: int, total: int) -> None:
+        if done >= 32:
+            raise Killed
+
+    run = tmp_path / "run"
+    with pytest.raises(Killed):
+        evaluate("classification", "minilm-l6", out=run, batch_size=16,
+                 **{**args, "progress": die_after_two_batches})  # fmt: skip
+    # Resumed in other batches (of 7): every later item is scored beside other items.
+    resumed = evaluate("classification", "minilm-l6", out=run, batch_size=7, **args)
+    assert resumed.metrics == whole.metrics
+
+    def predictions(folder: Path) -> list[dict]:
+        rows = [
+            json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()
+        ]
+        return [{k: v for k, v in row.items() if "second" not in k} for row in rows]
+
+    assert predictions(run) == predictions(tmp_path / "whole")
