@@ -403,15 +403,22 @@ class Generator:
         backend = self._backend_for(config)
         started = time.perf_counter()
         check = self._stop_check(stops) if stops else None
-        if limits is not None and any(limit < config.max_new_tokens for limit in limits):
-            check = _with_limits(check, limits)
+        limits = limits or [config.max_new_tokens] * len(prompts)
+        # A model that forces its end token makes it the last of max_new_tokens: a row
+        # whose own limit is lower keeps one token less, as it would run alone.
+        forced = getattr(self.loaded.model.generation_config, "forced_eos_token_id", None)
+        keep = [
+            limit if limit >= config.max_new_tokens or forced is None else limit - 1
+            for limit in limits
+        ]
+        if keep != [config.max_new_tokens] * len(prompts):
+            check = _with_limits(check, keep)
         raw = backend.generate(prompts, config, check, on_row_done=on_row_done)
         ended = time.perf_counter()
-        limits = limits or [config.max_new_tokens] * len(prompts)
         return [
             [
                 self._finish(
-                    _cut(seq, limit),
+                    _cut(seq, kept, forced_end=kept < limit),
                     replace(config, max_new_tokens=limit),
                     stops,
                     started,
@@ -421,7 +428,7 @@ class Generator:
                 )  # fmt: skip
                 for seq in outputs
             ]
-            for prompt, outputs, limit in zip(prompts, raw, limits, strict=True)
+            for prompt, outputs, limit, kept in zip(prompts, raw, limits, keep, strict=True)
         ]
 
     def _finish(
@@ -626,14 +633,21 @@ def _with_limits(check: StopCheck | None, limits: list[int]) -> StopCheck:
     return limited
 
 
-def _cut(seq: RawSequence, limit: int) -> RawSequence:
+def _cut(seq: RawSequence, limit: int, forced_end: bool = False) -> RawSequence:
     """``seq`` without tokens past ``limit`` (an engine may run a step past a stop), and
-    not marked stopped when its limit stopped it: that is a length finish."""
-    if len(seq.token_ids) < limit:
+    not marked stopped when its limit stopped it: that is a length finish (also where
+    the model would have forced its end token after ``limit`` tokens: ``forced_end``)."""
+    if len(seq.token_ids) < limit or (forced_end and seq.ended_by_eos):
         return seq
     logprobs = seq.token_logprobs[:limit] if seq.token_logprobs is not None else None
     extra = {k: v for k, v in seq.extra.items() if k != "stopped_by_check"}
-    return replace(seq, token_ids=seq.token_ids[:limit], token_logprobs=logprobs, extra=extra)
+    return replace(
+        seq,
+        token_ids=seq.token_ids[:limit],
+        token_logprobs=logprobs,
+        extra=extra,
+        hit_length=True,
+    )
 
 
 def _empty_result() -> GenerationResult:
