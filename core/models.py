@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -61,6 +62,37 @@ _KIND_BY_SUFFIX: tuple[tuple[str, Kind], ...] = (
     ("ForSequenceClassification", "sequence-classification"),
     ("Model", "encoder"),
 )
+
+
+# The most rows (texts, or windows of a long text) one forward pass of an encoder-kind model
+# takes: a 200,000-character text is ~400 windows of 512 tokens, and one pass over all of
+# them in one pass drove a server past 23 GB (the attention scores of every window at once).
+ROWS_PER_PASS = 32
+
+
+def forward_in_parts(call: Any, batch: dict[str, torch.Tensor], rows: int) -> Any:
+    """``call(**batch)`` over parts of at most ``rows`` rows, its output fields (tensors
+    with one row per input row) joined back; a batch that fits is passed through as is.
+
+    Every part is padded to the batch's width, so the joined fields have its shape.
+    """
+    size = next(iter(batch.values())).shape[0] if batch else 0
+    if size <= rows:
+        return call(**batch)
+    parts = [
+        call(**{name: value[begin : begin + rows] for name, value in batch.items()})
+        for begin in range(0, size, rows)
+    ]
+    fields = [name for name, value in _fields(parts[0]) if isinstance(value, torch.Tensor)]
+    joined = {name: torch.cat([getattr(part, name) for part in parts]) for name in fields}
+    return SimpleNamespace(**joined)
+
+
+def _fields(output: Any) -> list[tuple[str, Any]]:
+    """The named fields of a model output (a transformers ``ModelOutput`` or a namespace)."""
+    if hasattr(output, "items"):
+        return list(output.items())
+    return list(vars(output).items())
 
 
 @dataclass(frozen=True)
@@ -120,9 +152,9 @@ class Loaded:
 
     def forward(self, **batch: torch.Tensor) -> Any:
         """The model's forward pass on its engine: ``loaded.forward(**tokenized)`` (under
-        the model's lock)."""
+        the model's lock), at most :data:`ROWS_PER_PASS` rows (windows) at a time."""
         with self.lock:
-            return (self.encoder or self.model)(**batch)
+            return forward_in_parts(self.encoder or self.model, batch, ROWS_PER_PASS)
 
     @property
     def config(self) -> PretrainedConfig:

@@ -80,11 +80,23 @@ def encode_chunks(loaded: Loaded, texts: Sequence[str], pairs: Sequence[str] | N
 
 
 def _mean_by_owner(rows: torch.Tensor, owner: Sequence[int], n: int) -> torch.Tensor:
-    index = torch.tensor(owner, device=rows.device)
-    sums = torch.zeros(n, rows.shape[1], dtype=rows.dtype, device=rows.device)
-    sums.index_add_(0, index, rows)
-    counts = torch.bincount(index, minlength=n).clamp(min=1).to(rows.dtype)
-    return sums / counts[:, None]
+    """The mean of each text's chunk rows, one text at a time (see :func:`_chunks_of`)."""
+    return torch.stack([rows[chunks].mean(0) for chunks in _chunks_of(owner, n)])
+
+
+def _chunks_of(owner: Sequence[int], n: int) -> list[list[int]]:
+    """The chunk rows of each of ``n`` texts, in order.
+
+    Everything after the forward pass works on one text's rows at a time, in tensors whose
+    shapes depend on that text only: the same text then gets the same scores to the last
+    digit whatever else is in its batch (a reduction over a batch can round differently
+    with the batch's size). The default engines are batch-invariant too
+    (:mod:`quintet.core.encoders`).
+    """
+    chunks: list[list[int]] = [[] for _ in range(n)]
+    for row, text in enumerate(owner):
+        chunks[text].append(row)
+    return chunks
 
 
 def classifier_logits(loaded: Loaded, texts: Sequence[str]) -> np.ndarray:
@@ -117,18 +129,25 @@ def embed(loaded: Loaded, texts: Sequence[str], batch_size: int = 32) -> torch.T
         part = texts[begin : begin + batch_size]
         batch, owner = encode_chunks(loaded, part)
         hidden = loaded.forward(**batch).last_hidden_state.float()
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        pooled = _mean_by_owner(pooled, owner, len(part))
-        chunks.append(torch.nn.functional.normalize(pooled, dim=-1))
-    return torch.cat(chunks)
+        mask = batch["attention_mask"]
+        for rows in _chunks_of(owner, len(part)):
+            # The text's own width: its rows as they would be padded alone.
+            width = int(mask[rows].sum(1).max())
+            keep = slice(-width, None) if loaded.tokenizer.padding_side == "left" else slice(width)
+            own = hidden[rows][:, keep]
+            weights = mask[rows][:, keep].unsqueeze(-1).to(own.dtype)
+            pooled = (own * weights).sum(1) / weights.sum(1).clamp(min=1)
+            chunks.append(torch.nn.functional.normalize(pooled.mean(0), dim=-1))
+    return torch.stack(chunks)
 
 
 def embedding_similarity(
     loaded: Loaded, texts: Sequence[str], label_embeddings: torch.Tensor, batch_size: int = 32
 ) -> np.ndarray:
-    """Cosine similarity of each text to each label description."""
-    return (embed(loaded, texts, batch_size) @ label_embeddings.T).cpu().numpy()
+    """Cosine similarity of each text to each label description (a text at a time, see
+    :func:`_chunks_of`)."""
+    embeddings = embed(loaded, texts, batch_size)
+    return torch.stack([label_embeddings @ row for row in embeddings]).cpu().numpy()
 
 
 def label_embeddings(loaded: Loaded, labels: Sequence[str]) -> torch.Tensor:

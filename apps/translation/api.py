@@ -217,14 +217,9 @@ class Translator:
         return min(budget, window // 3)
 
     @staticmethod
-    def _config(generator, style, source: Language, target: Language, budget, decode, longest=None):
-        # Room for a translation somewhat longer than its source (German runs ~1.3x, other
-        # scripts take more tokens): 2.5x the longest piece + 16, at most 2x the budget + 16.
-        # A tighter cap matters: a small model stuck in a repetition loop runs to the limit.
-        limit = int(budget * 2 + 16)
-        if longest is not None:
-            limit = min(limit, int(longest * 2.5) + 16)
-        defaults: dict = {"max_new_tokens": limit}
+    def _config(generator, style, source: Language, target: Language, budget, decode):
+        # The most any piece may take: 2x the budget + 16; each piece gets less (_cap).
+        defaults: dict = {"max_new_tokens": int(budget * 2 + 16)}
         if style == "prompted":
             # Pieces hold no line breaks, so a blank line ends the translation (what follows
             # is a note, which _clean would drop anyway).
@@ -251,10 +246,16 @@ class Translator:
         if not pieces:
             return []
         tokenizer = generator.loaded.tokenizer
-        longest = max(
-            len(tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]) for p in pieces
-        )
-        config = self._config(generator, style, source, target, budget, decode, longest)
+        config = self._config(generator, style, source, target, budget, decode)
+        # Each piece's own cap (unless the caller set max_new_tokens): a piece then gets
+        # the same translation whatever else is in its call, chunk or batch, so a file
+        # translation resumed after a cut is byte-identical to an uninterrupted one.
+        caps = None
+        if "max_new_tokens" not in decode:
+            caps = [
+                _cap(len(tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]))
+                for p in pieces
+            ]
         if style == "prompted":
             prompts = [
                 [{"role": "user", "content": translate_prompt(p, source.name, target.name)}]
@@ -269,7 +270,9 @@ class Translator:
         if style == "multilingual":
             state["src_lang"] = _model_code(generator.loaded.tokenizer, source)
         with generator.loaded.using(**state):
-            results = generator.generate(prompts, config, progress=progress, on_text=on_text)
+            results = generator.generate(
+                prompts, config, progress=progress, on_text=on_text, row_limits=caps
+            )
         return [
             (
                 _clean(r.text) if style == "prompted" else r.text.strip(),
@@ -314,6 +317,13 @@ class TranslateOnActor:
         return lambda texts: translator.translate(
             texts, self.src, self.tgt, progress=False, **self.decode
         )
+
+
+def _cap(tokens: int) -> int:
+    """A piece's max_new_tokens, from its own length in tokens: room for a translation
+    somewhat longer than its source (German runs ~1.3x, other scripts take more tokens),
+    2.5x + 16. A tight cap matters: a small model stuck in a repetition loop runs to it."""
+    return int(tokens * 2.5) + 16
 
 
 def _is_nllb(tokenizer) -> bool:

@@ -19,7 +19,7 @@ import torch
 
 from quintet.core.config import DecodeConfig
 from quintet.core.decoding import engines
-from quintet.core.decoding.backend import DecodingBackend, RowDone
+from quintet.core.decoding.backend import DecodingBackend, RowDone, StopCheck
 from quintet.core.decoding.engines import BackendChoice
 from quintet.core.decoding.prompts import (
     check_fits,
@@ -187,6 +187,7 @@ class Generator:
         *,
         progress: bool | ProgressCallback | None = None,
         on_text: TextSink | None = None,
+        row_limits: Sequence[int] | None = None,
         **overrides,
     ) -> list[GenerationResult]:
         """Generate for every prompt; results come back in input order.
@@ -203,6 +204,12 @@ class Generator:
                 will be) while a single prompt is generated, for a page to show it growing.
                 Ignored for several prompts, and for requests that cannot stream (beam
                 search, several outputs, log-probabilities) or an engine that cannot.
+            row_limits: each prompt's own ``max_new_tokens`` (at most the config's), e.g. a
+                cap that follows the prompt's length. A prompt's output then depends on
+                the prompt and the settings only, never on the other prompts of its batch:
+                the engine runs every batch with the config's ``max_new_tokens`` and each
+                row stops at its own limit (beam search, whose hypotheses depend on the
+                limit, batches prompts of equal limits together and runs them with it).
 
         Each result is the best output for its prompt; with ``num_return_sequences > 1``
         the others are in ``result.alternatives``. An empty prompt gives an empty result
@@ -212,7 +219,7 @@ class Generator:
         these weights waits for it.
         """
         with self.loaded.lock:
-            return self._generate(prompts, config, progress, overrides, on_text)
+            return self._generate(prompts, config, progress, overrides, on_text, row_limits)
 
     def _generate(
         self,
@@ -221,10 +228,12 @@ class Generator:
         progress: bool | ProgressCallback | None,
         overrides: dict,
         on_text: TextSink | None = None,
+        row_limits: Sequence[int] | None = None,
     ) -> list[GenerationResult]:
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict)):
             raise ConfigError("generate() takes a list of prompts: use complete() for one")
         config = self._config(config, overrides)
+        limits = _row_limits(row_limits, len(prompts), config.max_new_tokens)
         encoded: dict[int, list[int]] = {}
         results: list[list[GenerationResult] | None] = [None] * len(prompts)
         for index, prompt in enumerate(prompts):
@@ -237,8 +246,10 @@ class Generator:
             encoded[index] = ids
 
         # Longest first: similar lengths share a batch (little padding), and a batch that
-        # runs out of memory does so at the start, not after an hour.
-        order = sorted(encoded, key=lambda i: len(encoded[i]), reverse=True)
+        # runs out of memory does so at the start, not after an hour. Beam search with row
+        # limits: equal limits first (a batch runs with one limit, see row_limits).
+        beams = config.num_beams > 1
+        order = sorted(encoded, key=lambda i: (limits[i] if beams else 0, -len(encoded[i])))
         report = _MonotonicProgress(self._progress(progress, len(order)), len(order))
         if on_text is not None and len(order) == 1 and self._streams_text(config):
             index = order[0]
@@ -248,9 +259,16 @@ class Generator:
         done, position, batch_size = 0, 0, self.batch_size
         while position < len(order):
             batch = order[position : position + batch_size]
+            if beams:
+                batch = [i for i in batch if limits[i] == limits[batch[0]]]
             rows = _RowCounter(config.num_return_sequences, lambda n, d=done: report(d + n))
             try:
-                outputs = self._run_batch([encoded[i] for i in batch], config, rows.row_done)
+                outputs = self._run_batch(
+                    [encoded[i] for i in batch],
+                    replace(config, max_new_tokens=limits[batch[0]]) if beams else config,
+                    rows.row_done,
+                    None if beams else [limits[i] for i in batch],
+                )
             except Exception as exc:
                 if not _is_oom(exc):
                     raise
@@ -374,20 +392,43 @@ class Generator:
         return check
 
     def _run_batch(
-        self, prompts: list[list[int]], config: DecodeConfig, on_row_done: RowDone | None = None
+        self,
+        prompts: list[list[int]],
+        config: DecodeConfig,
+        on_row_done: RowDone | None = None,
+        limits: list[int] | None = None,
     ) -> list[list[GenerationResult]]:
+        """One engine run; ``limits``: each row's own max_new_tokens (see row_limits)."""
         stops = StopStrings(config.stop_strings)
         backend = self._backend_for(config)
         started = time.perf_counter()
         check = self._stop_check(stops) if stops else None
+        limits = limits or [config.max_new_tokens] * len(prompts)
+        # A model that forces its end token makes it the last of max_new_tokens: a row
+        # whose own limit is lower keeps one token less, as it would run alone.
+        forced = getattr(self.loaded.model.generation_config, "forced_eos_token_id", None)
+        keep = [
+            limit if limit >= config.max_new_tokens or forced is None else limit - 1
+            for limit in limits
+        ]
+        if keep != [config.max_new_tokens] * len(prompts):
+            check = _with_limits(check, keep)
         raw = backend.generate(prompts, config, check, on_row_done=on_row_done)
         ended = time.perf_counter()
         return [
             [
-                self._finish(seq, config, stops, started, ended, len(prompt), backend.name)
+                self._finish(
+                    _cut(seq, kept, forced_end=kept < limit),
+                    replace(config, max_new_tokens=limit),
+                    stops,
+                    started,
+                    ended,
+                    len(prompt),
+                    backend.name,
+                )  # fmt: skip
                 for seq in outputs
             ]
-            for prompt, outputs in zip(prompts, raw, strict=True)
+            for prompt, outputs, limit, kept in zip(prompts, raw, limits, keep, strict=True)
         ]
 
     def _finish(
@@ -569,6 +610,44 @@ class _RowCounter:
             self.finished += 1
             finished = self.finished
         self.on_finished(finished)
+
+
+def _row_limits(row_limits: Sequence[int] | None, count: int, most: int) -> list[int]:
+    """Each prompt's max_new_tokens: its own limit (at most ``most``), or ``most``."""
+    if row_limits is None:
+        return [most] * count
+    limits = list(row_limits)
+    if len(limits) != count:
+        raise ConfigError(f"row_limits has {len(limits)} values for {count} prompts")
+    if any(not isinstance(limit, int) or limit < 1 for limit in limits):
+        raise ConfigError("row_limits must be whole numbers of at least 1")
+    return [min(limit, most) for limit in limits]
+
+
+def _with_limits(check: StopCheck | None, limits: list[int]) -> StopCheck:
+    """``check`` that also stops row ``r`` once it holds ``limits[r]`` tokens."""
+
+    def limited(row: int, ids: Sequence[int]) -> bool:
+        return len(ids) >= limits[row] or (check is not None and check(row, ids))
+
+    return limited
+
+
+def _cut(seq: RawSequence, limit: int, forced_end: bool = False) -> RawSequence:
+    """``seq`` without tokens past ``limit`` (an engine may run a step past a stop), and
+    not marked stopped when its limit stopped it: that is a length finish (also where
+    the model would have forced its end token after ``limit`` tokens: ``forced_end``)."""
+    if len(seq.token_ids) < limit or (forced_end and seq.ended_by_eos):
+        return seq
+    logprobs = seq.token_logprobs[:limit] if seq.token_logprobs is not None else None
+    extra = {k: v for k, v in seq.extra.items() if k != "stopped_by_check"}
+    return replace(
+        seq,
+        token_ids=seq.token_ids[:limit],
+        token_logprobs=logprobs,
+        extra=extra,
+        hit_length=True,
+    )
 
 
 def _empty_result() -> GenerationResult:

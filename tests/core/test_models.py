@@ -283,3 +283,27 @@ def test_detect_kind_reads_architectures() -> None:
     assert detect_kind(PretrainedConfig(architectures=["T5ForConditionalGeneration"])) == "seq2seq"
     with pytest.raises(ModelLoadError):
         detect_kind(PretrainedConfig(architectures=None))
+
+
+def test_encoder_passes_take_at_most_rows_per_pass_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of many rows (windows of a long text) runs in parts; the joined output has
+    the batch's shape and the one-pass values (within float rounding)."""
+    from quintet.core import models
+    from quintet.core.testing import tiny_model_dir
+
+    loaded = load(str(tiny_model_dir("bert", kind="sequence-classification", labels=["a", "b"])))
+    batch = loaded.tokenizer(["a short text", "a somewhat longer text here"] * 35,
+                             padding=True, return_tensors="pt")  # fmt: skip
+    with torch.inference_mode():
+        whole = loaded.model(**batch).logits
+        sizes: list[int] = []
+        model = loaded.model
+
+        def recording(**part):
+            sizes.append(len(part["input_ids"]))
+            return model(**part)
+
+        monkeypatch.setattr(loaded, "model", recording)
+        joined = loaded.forward(**batch).logits
+    assert sizes == [models.ROWS_PER_PASS, models.ROWS_PER_PASS, 70 - 2 * models.ROWS_PER_PASS]
+    assert joined.shape == whole.shape and torch.allclose(joined, whole, atol=1e-5)

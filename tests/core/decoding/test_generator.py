@@ -57,6 +57,21 @@ def test_batched_results_match_one_at_a_time_in_input_order(tiny_llama: Generato
     assert all(r.finish_reason == "length" and r.num_tokens == 6 for r in batched)
 
 
+@pytest.mark.parametrize("beams", [1, 3])
+def test_row_limits_give_each_prompt_its_own_cap(tiny_seq2seq: Generator, beams: int) -> None:
+    """Each prompt stops at its own limit, as if run alone with that max_new_tokens (beam
+    search included, where the limit changes the hypotheses)."""
+    limits = [2, 7, 4, 7, 1]
+    config = DecodeConfig(max_new_tokens=9, num_beams=beams)
+    batched = tiny_seq2seq.generate(SENTENCES, config, progress=False, row_limits=limits)
+    for sentence, limit, result in zip(SENTENCES, limits, batched, strict=True):
+        alone = tiny_seq2seq.complete(sentence, config, max_new_tokens=limit)
+        assert result.token_ids == alone.token_ids and result.num_tokens <= limit
+        assert result.finish_reason == alone.finish_reason
+    with pytest.raises(ConfigError, match="row_limits has 1 values for 5 prompts"):
+        tiny_seq2seq.generate(SENTENCES, config, progress=False, row_limits=[3])
+
+
 def test_seq2seq_families_generate_in_order(tiny_seq2seq: Generator) -> None:
     config = DecodeConfig(max_new_tokens=5)
     batched = tiny_seq2seq.generate(SENTENCES, config, progress=False)
@@ -336,3 +351,17 @@ def test_max_new_tokens_beyond_a_seq2seq_decoder_is_refused_up_front() -> None:
     # The whole table is usable: an output that fills it still runs.
     full = marian.complete("the house is small", max_new_tokens=window, min_new_tokens=window)
     assert len(full.token_ids) >= window - 1
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_row_limits_on_ctranslate2(beams: int) -> None:
+    """The same on the CTranslate2 engine (the seq2seq default on CPU), whose forced end
+    token is handled by the engine itself."""
+    pytest.importorskip("ctranslate2")
+    generator = Generator(str(tiny_model_dir("marian")), "ctranslate2", batch_size=2)
+    limits = [2, 7, 4, 7, 1]
+    config = DecodeConfig(max_new_tokens=9, num_beams=beams, early_stopping=True)
+    batched = generator.generate(SENTENCES, config, progress=False, row_limits=limits)
+    for sentence, limit, result in zip(SENTENCES, limits, batched, strict=True):
+        alone = generator.complete(sentence, config, max_new_tokens=limit)
+        assert (result.token_ids, result.finish_reason) == (alone.token_ids, alone.finish_reason)
