@@ -387,12 +387,13 @@ class OnnxGenAIBackend:
         rows = [(index, copy) for index in range(len(prompts)) for copy in range(copies)]
         # Prompts that contain the pad id would be masked where they hold it: alone they
         # need no padding. A minimum length counts padding too: then every row goes alone.
-        # The engine speculates (lookup) on batches of one sequence only.
-        alone = [
-            r
-            for r in rows
-            if config.min_new_tokens or config.lookup or self.pad_id in prompts[r[0]]
-        ]
+        # The engine speculates (lookup) on batches of one sequence only, and its grammar
+        # of a row that finished first fails the next step ("compute_mask() called after
+        # stop"): those requests go one sequence at a time too.
+        one_at_a_time = bool(config.min_new_tokens or config.lookup) or guidance.is_constrained(
+            config
+        )
+        alone = [r for r in rows if one_at_a_time or self.pad_id in prompts[r[0]]]
         together = [r for r in rows if r not in alone]
         found: dict[tuple[int, int], RawSequence] = {}
         for group in ([together] if together else []) + [[r] for r in alone]:
