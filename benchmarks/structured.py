@@ -55,7 +55,7 @@ RECORD = {
             },
         },
         "mood": {"enum": ["positive", "negative", "neutral"]},
-        "summary": {"type": "string", "maxLength": 200},
+        "summary": {"type": "string", "maxLength": 120},
     },
     "required": ["title", "people", "mood", "summary"],
     "additionalProperties": False,
@@ -71,9 +71,7 @@ def samsum_heldout(count: int) -> list[str]:
 
     config = get_recipe(HELDOUT_RECIPE).config
     examples = read_pairs(SAMSUM)
-    _, heldout = split_for_task(
-        "summarization", examples, config.validation_fraction, config.seed
-    )
+    _, heldout = split_for_task("summarization", examples, config.validation_fraction, config.seed)
     return [ex.source_text for ex in heldout[:count]]
 
 
@@ -171,8 +169,10 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         check = r.get("identical", r.get("valid_json"))
         check = "" if check is None else f"{check}/{r['items']}"
-        lines.append(f"{r['section']:<12}{r['task']:<16}{r['precision']:<6}{r['path']:<15}"
-                     f"{r['tokens_per_s']:>8.1f}{r['ratio']:>7.2f}{r['tokens']:>8}  {check}")  # fmt: skip
+        lines.append(
+            f"{r['section']:<12}{r['task']:<16}{r['precision']:<6}{r['path']:<15}"
+            f"{r['tokens_per_s']:>8.1f}{r['ratio']:>7.2f}{r['tokens']:>8}  {check}"
+        )
     return "\n".join(lines)
 
 
@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--lookup", type=int, default=4, help="draft tokens per step")
     parser.add_argument("--summary-tokens", type=int, default=96)
     parser.add_argument("--qa-tokens", type=int, default=64)
-    parser.add_argument("--json-tokens", type=int, default=160)
+    parser.add_argument("--json-tokens", type=int, default=200)
     parser.add_argument("--precisions", nargs="+", default=["int8", "fp32"])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -203,8 +203,11 @@ def main() -> None:
     report = {
         "benchmark": "structured",
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},  # fmt: skip
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        },  # fmt: skip
         "settings": vars(args) | {"out": str(args.out) if args.out else None},
         "rows": rows,
     }

@@ -29,6 +29,12 @@ LOOKUP_NGRAM_SIZE = 3
 # The engine's bound on draft tokens per step (set_speculative_options rejects more).
 MAX_LOOKUP_TOKENS = 16
 
+# How the engine lays JSON out (llguidance's "x-guidance" options; a schema's own win):
+# compact, one line, ", " and ": " between items. With free whitespace SmolLM2 filled the
+# gaps with newlines and indents ('"city"\n    : "Paris"\n\n,\n'): 68 tokens for a
+# record that takes 39 this way.
+JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
 # Regex classes the engine reads as Unicode (llguidance follows Rust's regex crate): ``\d``
 # would admit digits of other scripts, whose multi-byte tokens the engine cannot always
 # follow through (it stops with "token doesn't satisfy the grammar"). ASCII, as users mean.
@@ -56,7 +62,8 @@ def guidance(config: DecodeConfig) -> tuple[str, str] | None:
         ('lark_grammar', 'start: "yes" | "no"')
     """
     if config.json_schema is not None:
-        return "json_schema", json.dumps(config.json_schema)
+        layout = {**JSON_LAYOUT, **config.json_schema.get("x-guidance", {})}
+        return "json_schema", json.dumps({**config.json_schema, "x-guidance": layout})
     if config.regex is not None:
         return "regex", ascii_digits(config.regex)
     if config.choices is not None:

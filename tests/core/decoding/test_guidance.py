@@ -15,10 +15,14 @@ from quintet.core.errors import ConfigError
 
 def test_each_constraint_maps_to_one_engine_guidance() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    assert guidance.guidance(DecodeConfig(json_schema=schema)) == (
-        "json_schema",
-        json.dumps(schema),
-    )
+    kind, data = guidance.guidance(DecodeConfig(json_schema=schema))
+    assert kind == "json_schema"
+    assert json.loads(data) == {**schema, "x-guidance": guidance.JSON_LAYOUT}
+    own = {**schema, "x-guidance": {"whitespace_flexible": True}}
+    assert json.loads(guidance.guidance(DecodeConfig(json_schema=own))[1])["x-guidance"] == {
+        **guidance.JSON_LAYOUT,
+        "whitespace_flexible": True,
+    }
     assert guidance.guidance(DecodeConfig(regex="[a-z]+")) == ("regex", "[a-z]+")
     kind, grammar = guidance.guidance(DecodeConfig(choices=["yes", 'say "hi"', "naïve\\x"]))
     assert kind == "lark_grammar"
