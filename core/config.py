@@ -126,8 +126,10 @@ class DecodeConfig:
             onnxruntime-genai engine (transformers refuses them with a one-line error).
         lookup: prompt lookup decoding: up to this many draft tokens per step, copied from
             where the last few tokens occurred earlier in the prompt or output and checked
-            by the model in one pass (0 = off, at most 16). Greedy output stays the same
-            except for the engine's rounding on int8 weights (see the README).
+            by the model in one pass (0 = off, at most 16). Greedy output stays token for
+            token the same on transformers and fp32 weights; on int8 weights the engine
+            rounds a several-token step differently from single steps, and some outputs
+            change (see :mod:`quintet.core.decoding.guidance`).
 
     Example:
         >>> DecodeConfig(max_new_tokens=64, do_sample=True, temperature=0.7, top_p=0.9).strategy
