@@ -209,3 +209,19 @@ def test_lookup_on_int8_runs_and_refuses_what_it_cannot_verify(int8: Generator) 
     result = int8.complete(LOOKUP_PROMPTS[2], max_new_tokens=40, lookup=4)
     assert result.backend == "onnxruntime-genai" and "alpha" in result.text.lower()
     assert int8.engine_for(DecodeConfig(lookup=4, do_sample=True)) == "transformers"
+
+
+def test_apps_pass_constraints_and_lookup_through(int8: Generator) -> None:
+    from quintet.apps.chat import ChatSession
+    from quintet.apps.summarization import Summarizer
+
+    session = ChatSession(int8)
+    assert session.send("Is Paris the capital of France?", choices=["yes", "no"]).text in (
+        "yes",
+        "no",
+    )
+    streamed = "".join(session.stream("And of Spain?", regex="(yes|no), [A-Z][a-z]+"))
+    assert re.fullmatch("(yes|no), [A-Z][a-z]+", streamed), streamed
+    summarizer = Summarizer(int8.loaded)
+    (summary,) = summarizer.summarize(_samsum_dialogue(), lookup=4)
+    assert summary.text
