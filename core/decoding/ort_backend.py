@@ -20,6 +20,7 @@ last id and decodes any prompt that contains that id on its own.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -397,9 +398,17 @@ class OnnxGenAIBackend:
         together = [r for r in rows if r not in alone]
         found: dict[tuple[int, int], RawSequence] = {}
         for group in ([together] if together else []) + [[r] for r in alone]:
+            # Samples of one prompt decoded alone must not share a seed (they would be
+            # the same sample): copy c draws with seed + c.
+            copy = group[0][1] if len(group) == 1 else 0
+            seeded = (
+                config
+                if config.seed is None or not copy
+                else (dataclasses.replace(config, seed=config.seed + copy))
+            )
             sequences = self._decode(
                 [prompts[index] for index, _ in group],
-                config,
+                seeded,
                 (lambda row, ids, g=group: stop_check(g[row][0], ids)) if stop_check else None,
                 on_row_done=(lambda row, g=group: on_row_done(g[row][0])) if on_row_done else None,
             )

@@ -225,3 +225,16 @@ def test_apps_pass_constraints_and_lookup_through(int8: Generator) -> None:
     summarizer = Summarizer(int8.loaded)
     (summary,) = summarizer.summarize(_samsum_dialogue(), lookup=4)
     assert summary.text
+
+
+def test_seeded_constrained_samples_differ(int8: Generator) -> None:
+    config = DecodeConfig(
+        do_sample=True, temperature=1.0, seed=7, num_return_sequences=4, max_new_tokens=24,
+        regex="[a-z]+( [a-z]+){0,4}",
+    )  # fmt: skip
+    (first,) = int8.generate([chat("Write some words.")], config)
+    texts = [first.text, *(a.text for a in first.alternatives)]
+    assert all(re.fullmatch(config.regex, t) for t in texts), texts
+    assert len(set(texts)) > 1, texts
+    (again,) = int8.generate([chat("Write some words.")], config)
+    assert [again.text, *(a.text for a in again.alternatives)] == texts
