@@ -54,6 +54,7 @@ test-all: setup lint browser
 # minutes here; run it alone on the machine). Results go to benchmarks/results/.
 bench: setup
 	$(BIN)/python -m benchmarks.decoding --out bench-decoding.json
+	$(BIN)/python -m benchmarks.structured --out bench-structured.json
 	$(BIN)/python -m benchmarks.encoders --out bench-encoders.json
 	$(BIN)/python -m benchmarks.file_translation --out bench-file-translation.json
 	$(BIN)/python -m benchmarks.server_load --out bench-server-load.json

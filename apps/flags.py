@@ -28,6 +28,7 @@ import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from quintet.core.config import DecodeConfig
@@ -220,6 +221,13 @@ def parse_pairs(pairs: Sequence[str] | None, flag: str) -> dict[str, Any]:
     return result
 
 
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+
+
 def add_decode_options(
     parser: argparse.ArgumentParser,
     *,
@@ -242,7 +250,9 @@ def add_decode_options(
         nargs="*",
         action="extend",
         metavar="KEY=VALUE",
-        help="decoding settings, e.g. --decode no_repeat_ngram_size=3 do_sample=true",
+        help="decoding settings, e.g. --decode no_repeat_ngram_size=3 do_sample=true; "
+        "constrained output: json_schema=@schema.json (or its JSON), regex=PATTERN, "
+        'choices=\'["yes", "no"]\'; lookup=4 for prompt lookup decoding',
     )
     own = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
     add_config_flags(group, DecodeConfig, only=DECODE_FLAGS, exclude=exclude, defaults=own)
@@ -251,6 +261,9 @@ def add_decode_options(
 def decode_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The DecodeConfig overrides of :func:`add_decode_options`'s flags (checked names)."""
     decode = parse_pairs(getattr(args, "decode", None), "--decode")
+    schema = decode.get("json_schema")
+    if isinstance(schema, str) and schema.startswith("@"):  # json_schema=@schema.json
+        decode["json_schema"] = _read_text(schema[1:], "--decode json_schema=@FILE")
     flags = {k: v for k, v in config_overrides(args, DecodeConfig).items() if k in DECODE_FLAGS}
     sampling = {k: flags.pop(k) for k in _SAMPLING if k in flags}
     if sampling and sampling.get("temperature") != 0:  # --temperature 0: greedy

@@ -117,6 +117,19 @@ class DecodeConfig:
         output_logprobs: return each generated token's log-probability.
         forced_bos_token_id: the first generated token of a seq2seq model, e.g. NLLB's or
             M2M100's target-language token (the translation app sets it).
+        json_schema: constrain the output to JSON valid against this JSON Schema (a dict,
+            or its JSON text); ``{"type": "object"}`` asks for any JSON object.
+        regex: constrain the whole output to match this regular expression (``\\d`` is
+            an ASCII digit).
+        choices: constrain the output to exactly one of these strings.
+            ``json_schema``, ``regex`` and ``choices`` exclude each other; they run on the
+            onnxruntime-genai engine (transformers refuses them with a one-line error).
+        lookup: prompt lookup decoding: up to this many draft tokens per step, copied from
+            where the last few tokens occurred earlier in the prompt or output and checked
+            by the model in one pass (0 = off, at most 16). Greedy output stays token for
+            token the same on transformers and fp32 weights; on int8 weights the engine
+            rounds a several-token step differently from single steps, and some outputs
+            change (see :mod:`quintet.core.decoding.guidance`).
 
     Example:
         >>> DecodeConfig(max_new_tokens=64, do_sample=True, temperature=0.7, top_p=0.9).strategy
@@ -141,11 +154,22 @@ class DecodeConfig:
     seed: int | None = None
     output_logprobs: bool = False
     forced_bos_token_id: int | None = None
+    # A dict does not hash: the schema is left out of the hash (equal configs still hash
+    # equal) and compared as a value.
+    json_schema: dict | None = field(default=None, hash=False)
+    regex: str | None = None
+    choices: tuple[str, ...] | None = None
+    lookup: int = 0
 
     def __post_init__(self) -> None:
         # Lists are accepted for convenience and frozen into tuples so the config hashes.
         object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
         object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids))
+        if isinstance(self.choices, list | tuple):
+            object.__setattr__(self, "choices", tuple(self.choices))
+        schema_problem = self._read_schema()
+        if schema_problem:
+            raise ConfigError(f"invalid decoding settings: {schema_problem}")
         # Wrong types first: the range checks below would fail on them with a TypeError
         # (``--decode max_new_tokens=lots`` reaches here as a string).
         problems = list(self._type_problems()) or list(non_finite_problems(self))
@@ -177,6 +201,34 @@ class DecodeConfig:
                 yield f"{f.name} must be a number (got {value!r})"
             elif expected == "int" and isinstance(value, float) and not value.is_integer():
                 yield f"{f.name} must be a whole number (got {value!r})"
+            elif expected == "str" and not isinstance(value, str):
+                yield f"{f.name} must be a string (got {value!r})"
+            elif expected == "tuple[str, ...]" and not isinstance(value, tuple):
+                yield f"{f.name} must be a list of strings (got {value!r})"
+
+    def _read_schema(self) -> str | None:
+        """Take ``json_schema`` as given in JSON text (``--decode json_schema='{...}'``, a
+        form field) into a dict, copied so that later edits of the caller's dict cannot
+        change a frozen config; a problem as one line, or None."""
+        import copy
+        import json
+
+        schema = self.json_schema
+        if isinstance(schema, str):
+            try:
+                schema = json.loads(schema)
+            except json.JSONDecodeError as exc:
+                return f"json_schema is not valid JSON ({exc.msg} at character {exc.pos})"
+        if schema is None:
+            return None
+        if not isinstance(schema, dict):
+            return f"json_schema must be a JSON object (a dict), got {type(schema).__name__}"
+        try:
+            json.dumps(schema)
+        except (TypeError, ValueError) as exc:
+            return f"json_schema must be plain JSON data: {exc}"
+        object.__setattr__(self, "json_schema", copy.deepcopy(schema))
+        return None
 
     def _problems(self) -> Iterator[str]:
         if self.max_new_tokens < 1:
@@ -219,6 +271,35 @@ class DecodeConfig:
             yield "stop_strings must be non-empty strings"
         if any(not isinstance(t, int) or t < 0 for t in self.stop_token_ids):
             yield "stop_token_ids must be non-negative integers"
+        yield from self._constraint_problems()
+        if not 0 <= self.lookup <= 16:
+            yield f"lookup must be between 0 (off) and 16 draft tokens (got {self.lookup})"
+        if self.lookup and self.num_beams > 1:
+            yield "lookup decoding and beam search cannot be combined: choose one"
+
+    def _constraint_problems(self) -> Iterator[str]:
+        given = [n for n in ("json_schema", "regex", "choices") if getattr(self, n) is not None]
+        if len(given) > 1:
+            yield f"{' and '.join(given)} exclude each other: constrain the output one way"
+        if self.regex is not None:
+            import re
+
+            if not self.regex:
+                yield "regex is empty"
+            else:
+                try:
+                    re.compile(self.regex)
+                except re.error as exc:
+                    yield f"regex {self.regex!r} does not compile: {exc}"
+        if self.choices is not None:
+            if not self.choices:
+                yield "choices is empty: give at least one"
+            elif any(not isinstance(c, str) or not c for c in self.choices):
+                yield "choices must be non-empty strings"
+            elif len(set(self.choices)) != len(self.choices):
+                yield "choices has duplicates"
+        if given and self.num_beams > 1:
+            yield f"{given[0]} cannot be combined with beam search: set num_beams=1"
 
     @property
     def strategy(self) -> str:

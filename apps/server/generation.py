@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 from quintet.apps.server import errors
 from quintet.apps.server.config import ServerConfig
 from quintet.apps.server.models import ServedModel, timed_out
-from quintet.apps.server.schemas import ChatMessage, _Sampling
+from quintet.apps.server.schemas import ChatMessage, ResponseFormat, _Sampling
 from quintet.core.config import DecodeConfig
 from quintet.core.decoding.types import GenerationResult
 from quintet.core.errors import ConfigError, QuintetError
@@ -90,6 +90,9 @@ def decode_config(request: _Sampling, config: ServerConfig) -> DecodeConfig:
         "seed": request.seed,
         "num_return_sequences": request.n,
     }
+    schema = response_schema(getattr(request, "response_format", None))
+    if schema is not None:
+        options["json_schema"] = schema
     if temperature > 0:
         options.update(do_sample=True, temperature=temperature, top_p=top_p)
     elif request.n > 1:
@@ -100,6 +103,24 @@ def decode_config(request: _Sampling, config: ServerConfig) -> DecodeConfig:
         return DecodeConfig(**options)
     except ConfigError as exc:
         raise errors.bad_request(str(exc)) from None
+
+
+def response_schema(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    """The JSON schema that ``response_format`` holds the output to (None: plain text).
+
+    ``json_object`` is any JSON object; ``json_schema`` without a schema is one too.
+    """
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.type == "json_object":
+        return {"type": "object"}
+    if response_format.json_schema is None:
+        raise errors.bad_request(
+            "response_format of type json_schema needs a json_schema object "
+            '({"name": ..., "schema": {...}})',
+            "response_format.json_schema",
+        )
+    return response_format.json_schema.schema_ or {"type": "object"}
 
 
 def _stream_error(exc: BaseException) -> errors.APIError:

@@ -56,8 +56,28 @@ class _Sampling(_Request):
     stream_options: StreamOptions | None = None
 
 
+class JSONSchemaFormat(_Request):
+    """OpenAI's ``response_format.json_schema``: the schema under ``schema``. Output is
+    always held to the schema (``strict`` is accepted; there is no looser mode)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    # "schema" would shadow a BaseModel attribute: stored as schema_, read as "schema".
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Request):
+    """OpenAI's ``response_format``: plain text, any JSON object, or JSON valid against a
+    schema."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
+    response_format: ResponseFormat | None = None
 
 
 class CompletionRequest(_Sampling):

@@ -21,6 +21,7 @@ from quintet.core.config import DecodeConfig
 from quintet.core.decoding import engines
 from quintet.core.decoding.backend import DecodingBackend, RowDone, StopCheck
 from quintet.core.decoding.engines import BackendChoice
+from quintet.core.decoding.guidance import constraint_name
 from quintet.core.decoding.prompts import (
     check_fits,
     check_output_length,
@@ -334,7 +335,10 @@ class Generator:
         config = DecodeConfig.from_overrides(config, **overrides) if overrides else config
         config = config or DecodeConfig()
         check_output_length(self.loaded, config.max_new_tokens)
-        self._backend_for(config, streaming)  # refuse now what no engine here can do
+        backend = self._backend_for(config, streaming)  # refuse now what no engine can do
+        check = getattr(backend, "check", None)
+        if check is not None:  # e.g. compile a JSON schema before any output
+            check(config)
         return config
 
     def engine_for(self, config: DecodeConfig, streaming: bool = False) -> str:
@@ -348,6 +352,18 @@ class Generator:
         missing = self.backend.unsupported(config)
         if streaming and not self.backend.can_stream:
             missing = [*missing, "streaming (it returns whole outputs only)"]
+        constraint = constraint_name(config)
+        if constraint and self.backend.name != engines.ONNX_GENAI:
+            raise ConfigError(
+                f"{constraint} (constrained output) runs on the onnxruntime-genai engine only, "
+                f"for causal models on CPU (pip install 'quintet[fast]'); "
+                f"{self.backend.name} cannot constrain {self.loaded.name}'s output"
+            )
+        if constraint and missing:  # the reference engine cannot constrain either
+            raise ConfigError(
+                f"{constraint} runs on {self.backend.name}, which cannot do "
+                f"{', '.join(missing)}: drop those options"
+            )
         if not missing:
             return self.backend
         if not self.is_auto:

@@ -168,6 +168,9 @@ class TransformersBackend:
         )
         if config.forced_bos_token_id is not None:
             generation.forced_bos_token_id = config.forced_bos_token_id
+        if config.lookup:
+            # transformers' own prompt lookup (assisted generation without a draft model).
+            generation.prompt_lookup_num_tokens = config.lookup
         return generation
 
     # Generation --------------------------------------------------------------------------
@@ -179,6 +182,17 @@ class TransformersBackend:
         stop_check: StopCheck | None = None,
         on_row_done: RowDone | None = None,
     ) -> list[list[RawSequence]]:
+        if config.lookup and len(prompts) > 1:
+            # Assisted generation (prompt lookup) takes one sequence at a time.
+            return [
+                self.generate(
+                    [prompt],
+                    config,
+                    (lambda _, ids, i=index: stop_check(i, ids)) if stop_check else None,
+                    (lambda _, i=index: on_row_done(i)) if on_row_done else None,
+                )[0]
+                for index, prompt in enumerate(prompts)
+            ]
         inputs = self._batch(prompts)
         clock = _FirstStepClock()
         kwargs: dict = {"logits_processor": LogitsProcessorList([clock])}

@@ -20,6 +20,7 @@ last id and decodes any prompt that contains that id on its own.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ import onnxruntime_genai as og
 import torch
 
 from quintet.core.config import DecodeConfig
+from quintet.core.decoding import guidance
 from quintet.core.decoding.backend import RowDone, StopCheck, TokenSink
 from quintet.core.decoding.conversions import ConversionCache, base_name, source_folder
 from quintet.core.decoding.rows import Row, eos_ids
@@ -325,7 +327,25 @@ class OnnxGenAIBackend:
             missing.append("forced_bos_token_id")
         if self._suppresses:
             missing.append("the model's suppressed tokens (bad_words_ids / suppress_tokens)")
+        if config.lookup and (config.do_sample or config.output_logprobs):
+            # The engine verifies sampled drafts by its own rule, and a step that accepts
+            # several tokens has the logits of its last one only.
+            missing.append("lookup with sampling or output_logprobs (greedy only here)")
         return missing
+
+    def check(self, config: DecodeConfig) -> None:
+        """Compile ``config``'s constraint now, so that a schema or regex the engine cannot
+        take fails before any output (a server answers 400, not a broken stream)."""
+        constraint = guidance.guidance(config)
+        if constraint is None:
+            return
+        params = og.GeneratorParams(self._engine(self.threads))
+        params.set_search_options(batch_size=1, max_length=2)
+        try:
+            params.set_guidance(*constraint)
+            og.Generator(self._engine(self.threads), params)
+        except RuntimeError as exc:
+            raise ConfigError(_constraint_error(config, exc)) from None
 
     def _search_options(self, config: DecodeConfig, rows: int, longest: int) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -373,17 +393,29 @@ class OnnxGenAIBackend:
         # answers. Alone costs greedy batches ~2.9x their time (16 chats, 24 tokens, one
         # thread). Sampling keeps its batches: its randomness is drawn per run anyway.
         # Prompts that contain the pad id would be masked where they hold it, and a minimum
-        # length counts padding too: those go alone as well.
-        invariant = not config.do_sample
-        alone = [
-            r for r in rows if invariant or config.min_new_tokens or self.pad_id in prompts[r[0]]
-        ]
+        # length counts padding too: those go alone as well. The engine speculates (lookup)
+        # on batches of one sequence only, and its grammar of a row that finished first
+        # fails the next step ("compute_mask() called after stop"): those go alone too.
+        one_at_a_time = (
+            not config.do_sample
+            or bool(config.min_new_tokens or config.lookup)
+            or guidance.is_constrained(config)
+        )
+        alone = [r for r in rows if one_at_a_time or self.pad_id in prompts[r[0]]]
         together = [r for r in rows if r not in alone]
         found: dict[tuple[int, int], RawSequence] = {}
         for group in ([together] if together else []) + [[r] for r in alone]:
+            # Samples of one prompt decoded alone must not share a seed (they would be
+            # the same sample): copy c draws with seed + c.
+            copy = group[0][1] if len(group) == 1 else 0
+            seeded = (
+                config
+                if config.seed is None or not copy
+                else (dataclasses.replace(config, seed=config.seed + copy))
+            )
             sequences = self._decode(
                 [prompts[index] for index, _ in group],
-                config,
+                seeded,
                 (lambda row, ids, g=group: stop_check(g[row][0], ids)) if stop_check else None,
                 on_row_done=(lambda row, g=group: on_row_done(g[row][0])) if on_row_done else None,
             )
@@ -427,29 +459,39 @@ class OnnxGenAIBackend:
             while active and not generator.is_done():
                 # The logits the next token is chosen from are ready before it is chosen.
                 logits = generator.get_logits() if config.output_logprobs else None
-                generator.generate_next_token()
-                tokens = generator.get_next_tokens()
+                try:
+                    generator.generate_next_token()
+                except RuntimeError as exc:  # the engine lost track of the constraint
+                    raise ConfigError(_constraint_error(config, exc)) from None
+                if config.lookup:
+                    # A speculative step may accept several tokens: read them off the
+                    # sequence (one row: lookup rows are decoded alone).
+                    sequence = generator.get_sequence(0)
+                    step_tokens = [[int(t)] for t in sequence[longest + len(rows[0].ids) :]]
+                else:
+                    step_tokens = [generator.get_next_tokens()]
                 if first_time is None:
                     first_time = time.perf_counter()
-                logprobs = _chosen_logprobs(logits, tokens) if logits is not None else None
-                for index in sorted(active):
-                    row, token = rows[index], int(tokens[index])
-                    logprob = float(logprobs[index]) if logprobs is not None else 0.0
-                    if token in ends:
-                        row.ended = True
-                        row.end_logprob = logprob
-                        finish(index)
-                        continue
-                    row.ids.append(token)
-                    row.logprobs.append(logprob)
-                    if on_token is not None:
-                        on_token(token)
-                    if stop_check is not None and stop_check(index, row.ids):
-                        row.stopped = True
-                        finish(index)
-                    elif len(row.ids) >= config.max_new_tokens:
-                        row.hit_length = True
-                        finish(index)
+                logprobs = _chosen_logprobs(logits, step_tokens[0]) if logits is not None else None
+                for tokens in step_tokens:
+                    for index in sorted(active):
+                        row, token = rows[index], int(tokens[index])
+                        logprob = float(logprobs[index]) if logprobs is not None else 0.0
+                        if token in ends:
+                            row.ended = True
+                            row.end_logprob = logprob
+                            finish(index)
+                            continue
+                        row.ids.append(token)
+                        row.logprobs.append(logprob)
+                        if on_token is not None:
+                            on_token(token)
+                        if stop_check is not None and stop_check(index, row.ids):
+                            row.stopped = True
+                            finish(index)
+                        elif len(row.ids) >= config.max_new_tokens:
+                            row.hit_length = True
+                            finish(index)
         return [row.sequence(config, first_time, scored=config.output_logprobs) for row in rows]
 
     @contextlib.contextmanager
@@ -460,6 +502,11 @@ class OnnxGenAIBackend:
         params = og.GeneratorParams(engine)
         try:
             params.set_search_options(**self._search_options(config, len(prompts), longest))
+            constraint = guidance.guidance(config)
+            if constraint is not None:
+                params.set_guidance(*constraint)
+            if config.lookup:
+                params.set_speculative_options(**guidance.speculative_options(config))
             generator = og.Generator(engine, params)
             padded = [list(p) + [self.pad_id] * (longest - len(p)) for p in prompts]
             generator.append_tokens(np.asarray(padded, dtype=np.int32))
@@ -469,6 +516,15 @@ class OnnxGenAIBackend:
             yield generator
         finally:
             del generator
+
+
+def _constraint_error(config: DecodeConfig, exc: RuntimeError) -> str:
+    """One line for an engine error about a constraint (or the engine's own line)."""
+    line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    name = guidance.constraint_name(config)
+    if name is None:
+        return f"{NAME} failed: {line}"
+    return f"{NAME} cannot follow the {name} constraint: {line}"
 
 
 def _chosen_logprobs(logits: Any, tokens: Any) -> np.ndarray:
