@@ -1,0 +1,522 @@
+"""Continuous batching for onnxruntime-genai: one scheduler per loaded causal model.
+
+Every user of a model decoded by the ONNX Runtime GenAI backend (generators, chat
+sessions, the server's requests) submits *jobs* here instead of running an engine of its
+own. One background thread drives onnxruntime-genai's ``og.Engine``: each call of
+``Engine.run`` advances every running request by one step, so requests join and leave the
+running batch between tokens, each with its own decoding settings (``TurnOptions``).
+Jobs beyond ``max_batch_size`` wait in arrival order and start as soon as a running one
+ends or is cancelled.
+
+The driver thread only talks to the engine and hands token ids to each job's queue; the
+jobs' owners turn them into text, check stop strings and cancel in their own threads, so
+one slow consumer never holds up the batch.
+
+A job may belong to a :class:`Session` (a chat): its next turn appends only the new tokens
+to the request that holds the earlier turns in the engine's KV cache, or rewinds to the
+last turn boundary the new prompt shares. When the engine has evicted the session (its
+slot went to other requests) the turn starts a fresh request with the whole prompt.
+
+Lifetime: the scheduler hangs on the :class:`~quintet.core.models.Loaded` it serves
+(``Loaded.attachment``); the model cache closes it when the model is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnxruntime_genai as og
+
+from quintet.core.config import DecodeConfig
+from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
+
+log = logging.getLogger(__name__)
+
+# The engine reports events as bit flags (the pybind enum has no operator for them).
+_TOKEN = int(og.EngineEventFlags.TOKEN)
+_FINISHED = int(og.EngineEventFlags.TURN_FINISHED)
+_FAILED = int(og.EngineEventFlags.FAILED)
+# The engine takes at most this many stop strings per turn; more are left to the caller.
+_MAX_ENGINE_STOPS = 16
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """How many requests decode together and how long one may grow.
+
+    Attributes:
+        max_batch_size: requests decoded in one step; more wait their turn. Chat sessions
+            keep their KV cache in these slots between turns while no one else needs them.
+        max_session_tokens: prompt plus generated tokens one request (a chat, across its
+            turns) may reach. The engine reserves this much KV cache per slot, so it bounds
+            memory (about 46 KB a token for SmolLM2-135M) and step time: reserving the
+            model's whole context (8192) halved one request's speed on this engine.
+        threads: CPU threads of the engine's session.
+    """
+
+    max_batch_size: int = 8
+    max_session_tokens: int = 2048
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ConfigError(f"max_batch_size must be at least 1 (got {self.max_batch_size})")
+        if self.max_session_tokens < 2:
+            raise ConfigError(
+                f"max_session_tokens must be at least 2 (got {self.max_session_tokens})"
+            )
+        if self.threads < 1:
+            raise ConfigError(f"threads must be at least 1 (got {self.threads})")
+
+
+def turn_options(request: Any, config: DecodeConfig, copy: int = 0) -> Any:
+    """The engine's ``TurnOptions`` for one output decoded with ``config``.
+
+    The one place a :class:`DecodeConfig` becomes per-request engine settings: sampling,
+    limits and stop strings (constrained output would be added here with ``set_guidance``).
+    ``copy`` numbers the outputs of one prompt (``num_return_sequences``): a seeded request
+    seeds its copies ``seed + copy`` so they differ yet repeat exactly.
+    """
+    options = og.TurnOptions(request)
+    options.set_max_generated_tokens(config.max_new_tokens)
+    if config.min_new_tokens:
+        options.set_min_generated_tokens(config.min_new_tokens)
+    options.set_do_sample(config.do_sample)
+    if config.do_sample:
+        options.set_temperature(config.temperature)
+        options.set_top_k(config.top_k)  # 0 disables top-k, as in DecodeConfig
+        options.set_top_p(config.top_p)
+        if config.seed is not None:
+            options.set_seed(config.seed + copy)
+    if config.repetition_penalty != 1.0:
+        options.set_repetition_penalty(config.repetition_penalty)
+    if config.no_repeat_ngram_size:
+        options.set_no_repeat_ngram_size(config.no_repeat_ngram_size)
+    stops = [s for s in config.stop_strings if s]
+    if stops and len(stops) <= _MAX_ENGINE_STOPS:
+        options.set_stop_strings(stops)
+    return options
+
+
+@dataclass
+class JobEnd:
+    """How a job ended: the engine's finish reason and the prompt tokens it reused."""
+
+    reason: str  # eos, stop_string, length, cancelled, failed
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+
+class Session:
+    """A multi-turn conversation whose KV cache stays in the engine between turns.
+
+    Pass the same session to each turn's :meth:`Scheduler.submit` with the *whole* prompt
+    (history included): the scheduler sends the engine only what the cache lacks.
+    ``reused_tokens`` says how many prompt tokens the last turn took from the cache.
+    Only the scheduler's thread touches the engine objects; :meth:`close` is safe anywhere.
+    """
+
+    def __init__(self) -> None:
+        self.request: Any = None
+        self.tokens: list[int] = []  # what the engine's sequence holds
+        self.turns: list[tuple[int, int]] = []  # (turn id, tokens before it began)
+        self.reused_tokens = 0
+        self.closed = False
+        self._scheduler: Scheduler | None = None
+
+    def close(self) -> None:
+        """Free the session's cache (its next turn, if any, starts over)."""
+        self.closed = True
+        if self._scheduler is not None:
+            self._scheduler._close_session(self)
+
+
+@dataclass(eq=False)
+class Job:
+    """One output being generated. Its queue receives ``(row, "token", id)`` per token and
+    one final ``(row, "end", JobEnd)`` or ``(row, "error", exception)``."""
+
+    prompt: list[int]
+    config: DecodeConfig
+    sink: queue.Queue
+    row: int = 0
+    copy: int = 0
+    session: Session | None = None
+    submitted: float = field(default_factory=time.perf_counter)
+    cancelled: bool = False
+    done: bool = False
+    generated: list[int] = field(default_factory=list)
+    turn_id: int = 0
+    request: Any = None
+    _scheduler: Scheduler | None = None
+
+    def cancel(self) -> None:
+        """Stop this job now: a waiting job leaves the queue, a running one its slot."""
+        if self._scheduler is not None and not self.done:
+            self.cancelled = True
+            self._scheduler._wake()
+
+
+class Scheduler:
+    """Runs many generation jobs on one onnxruntime-genai model, batched per step.
+
+    Args:
+        model_path: the conversion's folder (with ``genai_config.json``).
+        settings: batch size, session length, threads.
+        overlay: extra ``genai_config`` settings (pad and end tokens).
+        provider: ``cpu`` or ``cuda``.
+        end_ids: the tokens that end an output (not passed on as tokens).
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        settings: SchedulerSettings,
+        overlay: dict[str, Any],
+        end_ids: Sequence[int],
+        vocab_size: int,
+        provider: str = "cpu",
+    ) -> None:
+        self.settings = settings
+        self.end_ids = frozenset(end_ids)
+        self.vocab_size = vocab_size
+        config = og.Config(model_path)
+        config.clear_providers()
+        if provider != "cpu":
+            config.append_provider(provider)
+        session = {"intra_op_num_threads": settings.threads, "inter_op_num_threads": 1}
+        merged = json.loads(json.dumps(overlay))
+        merged.setdefault("model", {}).setdefault("decoder", {})["session_options"] = session
+        merged["engine"] = {"static_batching": {"max_batch_size": settings.max_batch_size}}
+        merged["search"] = {"max_length": settings.max_session_tokens}
+        config.overlay(json.dumps(merged))
+        self._model = og.Model(config)
+        self._engine: Any = None
+        self._buffer: Any = None
+        self._cond = threading.Condition()
+        self._waiting: deque[Job] = deque()
+        self._running: dict[int, Job] = {}  # id(og.Request) -> job
+        self._sessions_to_close: list[Session] = []
+        self._closed = False
+        # Counters for /metrics: steps run and requests decoded in them.
+        self.steps = 0
+        self.step_requests = 0
+        # The engine only answers the thread that made it: the driver makes it.
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drive, name="quintet-scheduler", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def _new_engine(self) -> None:
+        self._engine = og.Engine(self._model)
+        self._buffer = self._engine.create_event_buffer(max(64, 4 * self.settings.max_batch_size))
+
+    # Public API --------------------------------------------------------------------------
+
+    def submit(
+        self,
+        prompt: Sequence[int],
+        config: DecodeConfig,
+        sink: queue.Queue,
+        *,
+        row: int = 0,
+        copy: int = 0,
+        session: Session | None = None,
+    ) -> Job:
+        """Queue one output for ``prompt`` (token ids); events arrive on ``sink``.
+
+        Raises:
+            ConfigError: the prompt holds ids outside the vocabulary, or with its output it
+                cannot fit in ``max_session_tokens`` (a bad id would fail the whole batch).
+        """
+        ids = [int(t) for t in prompt]
+        if not ids:
+            raise ConfigError("cannot generate from an empty prompt: it needs at least one token")
+        if min(ids) < 0 or max(ids) >= self.vocab_size:
+            raise ConfigError(
+                f"the prompt holds token ids outside the vocabulary (0-{self.vocab_size - 1})"
+            )
+        if not self.fits(len(ids), config.max_new_tokens):
+            raise ConfigError(
+                f"{len(ids)} prompt tokens plus max_new_tokens={config.max_new_tokens} exceed "
+                f"the scheduler's max_session_tokens ({self.settings.max_session_tokens})"
+            )
+        job = Job(ids, config, sink, row=row, copy=copy, session=session, _scheduler=self)
+        with self._cond:
+            if self._closed:
+                raise QuintetError("the model's scheduler was closed (the model was unloaded)")
+            if session is not None:
+                session._scheduler = self
+            self._waiting.append(job)
+            self._cond.notify()
+        return job
+
+    def fits(self, prompt_tokens: int, max_new_tokens: int) -> bool:
+        """Whether a request this long can run here (else decode it another way)."""
+        return prompt_tokens + max_new_tokens <= self.settings.max_session_tokens
+
+    def stats(self) -> dict[str, float]:
+        """Running and waiting jobs, slots, and mean batch occupancy so far."""
+        with self._cond:
+            running, waiting = len(self._running), len(self._waiting)
+        return {
+            "running": running,
+            "waiting": waiting,
+            "max_batch_size": self.settings.max_batch_size,
+            "steps": self.steps,
+            "mean_batch": self.step_requests / self.steps if self.steps else 0.0,
+        }
+
+    def close(self) -> None:
+        """Stop the driver thread, fail what is still queued and drop the engine."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=30)
+
+    # Driver ------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def _close_session(self, session: Session) -> None:
+        with self._cond:
+            self._sessions_to_close.append(session)
+            self._cond.notify()
+
+    def _drive(self) -> None:
+        try:
+            self._new_engine()
+        except RuntimeError as exc:
+            self._start_error = ModelLoadError(f"onnxruntime-genai cannot start its engine: {exc}")
+            self._closed = True
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                with self._cond:
+                    while not (
+                        self._closed or self._waiting or self._running or self._sessions_to_close
+                    ):
+                        self._cond.wait()
+                    if self._closed:
+                        break
+                    closing, self._sessions_to_close = self._sessions_to_close, []
+                for session in closing:
+                    self._release_session(session)
+                self._reap_cancelled()
+                self._admit()
+                if self._running:
+                    self._step()
+        finally:
+            self._shutdown()
+
+    def _reap_cancelled(self) -> None:
+        with self._cond:
+            gone = [job for job in self._waiting if job.cancelled]
+            for job in gone:
+                self._waiting.remove(job)
+            running = [job for job in self._running.values() if job.cancelled]
+        for job in gone:
+            self._finish(job, JobEnd("cancelled", len(job.prompt)))
+        for job in running:
+            try:
+                job.request.cancel_turn(job.turn_id)
+            except RuntimeError as exc:  # already ended in the engine: nothing to free
+                log.debug("cancel_turn: %s", exc)
+            self._end_running(job, JobEnd("cancelled", len(job.prompt)))
+
+    def _admit(self) -> None:
+        """Start waiting jobs while slots are free."""
+        while True:
+            with self._cond:
+                if not self._waiting or len(self._running) >= self.settings.max_batch_size:
+                    return
+                job = self._waiting.popleft()
+            try:
+                self._begin(job)
+            except (RuntimeError, ValueError) as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                rejected = ConfigError(f"onnxruntime-genai rejected the request: {first}")
+                self._finish(job, error=rejected)
+
+    def _begin(self, job: Job) -> None:
+        session = job.session
+        if session is not None and not session.closed:
+            request, new_tokens = self._continue(session, job.prompt)
+        else:
+            request, new_tokens = self._engine.create_request(), job.prompt
+        options = turn_options(request, job.config, job.copy)
+        try:
+            job.turn_id = request.begin_turn(np.asarray(new_tokens, dtype=np.int32), options)
+        except RuntimeError:
+            if session is None or request is not session.request or not session.tokens:
+                raise
+            # The engine evicted the session's cache: start over with the whole prompt.
+            self._forget(session)
+            request, new_tokens = self._engine.create_request(), job.prompt
+            options = turn_options(request, job.config, job.copy)
+            job.turn_id = request.begin_turn(np.asarray(new_tokens, dtype=np.int32), options)
+        job.request = request
+        if session is not None:
+            before = len(job.prompt) - len(new_tokens)
+            session.request = request
+            session.reused_tokens = before
+            session.tokens = list(job.prompt)
+            session.turns.append((job.turn_id, before))
+        with self._cond:
+            self._running[id(request)] = job
+
+    def _continue(self, session: Session, prompt: list[int]) -> tuple[Any, list[int]]:
+        """The session's request and the part of ``prompt`` its cache lacks."""
+        if session.request is None:
+            return self._engine.create_request(), prompt
+        held = session.tokens
+        if len(held) < len(prompt) and prompt[: len(held)] == held:
+            return session.request, prompt[len(held) :]
+        # An edit, undo or retry (or a reply re-tokenized differently): rewind to the last
+        # turn boundary the new prompt still shares.
+        while session.turns:
+            turn_id, before = session.turns.pop()
+            if before < len(prompt) and prompt[:before] == held[:before]:
+                try:
+                    session.request.rewind_to_start_of_turn(turn_id)
+                except RuntimeError:  # evicted: nothing left to rewind
+                    break
+                session.tokens = held[:before]
+                return session.request, prompt[before:]
+        self._forget(session)
+        return self._engine.create_request(), prompt
+
+    def _forget(self, session: Session) -> None:
+        if session.request is not None:
+            try:
+                session.request.close()
+            except RuntimeError as exc:
+                log.debug("closing a session request: %s", exc)
+        session.request = None
+        session.tokens = []
+        session.turns = []
+
+    def _release_session(self, session: Session) -> None:
+        if session.request is not None and id(session.request) not in self._running:
+            self._forget(session)
+
+    def _step(self) -> None:
+        self.steps += 1
+        self.step_requests += len(self._running)
+        try:
+            events = self._engine.run(self._buffer)
+        except RuntimeError as exc:
+            # The engine is unusable after a failed step: fail what it was running, start
+            # a fresh engine for the rest.
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.error("onnxruntime-genai engine step failed: %s", reason)
+            for job in list(self._running.values()):
+                if job.session is not None:
+                    job.session.request = None
+                    job.session.tokens, job.session.turns = [], []
+                self._end_running(job, error=QuintetError(f"generation failed: {reason}"))
+            self._new_engine()
+            return
+        for event in events:
+            job = self._running.get(id(event.request))
+            if job is None or job.turn_id != event.turn_id:
+                continue
+            flags = int(event.flags)
+            finish = event.finish_reason
+            if flags & _TOKEN and not (
+                finish == og.FinishReason.EOS and int(event.token) in self.end_ids
+            ):
+                token = int(event.token)
+                job.generated.append(token)
+                job.sink.put((job.row, "token", token))
+            if flags & _FAILED or finish == og.FinishReason.FAILED:
+                code = event.error_code.name
+                self._end_running(job, error=QuintetError(f"generation failed ({code})"))
+            elif flags & _FINISHED:
+                usage = event.usage
+                end = JobEnd(
+                    _REASONS.get(finish.name, "stop"),
+                    int(usage.prompt_tokens) if usage else 0,
+                    int(usage.cached_prompt_tokens) if usage else 0,
+                )
+                if job.session is not None:
+                    job.session.tokens = job.prompt + job.generated
+                    if end.reason == "eos":
+                        job.session.tokens = [*job.session.tokens, int(event.token)]
+                self._end_running(job, end)
+
+    def _end_running(
+        self, job: Job, end: JobEnd | None = None, error: BaseException | None = None
+    ) -> None:
+        with self._cond:
+            self._running.pop(id(job.request), None)
+        if job.session is None or job.session.closed or error is not None:
+            if job.session is not None:
+                job.session.request = None
+                job.session.tokens, job.session.turns = [], []
+            try:
+                job.request.close()
+            except RuntimeError as exc:
+                log.debug("closing a request: %s", exc)
+        elif end is not None and end.reason == "cancelled":
+            # A cancelled turn leaves the cache mid-reply: rewind it to the turn's start.
+            turn_id, before = job.session.turns[-1]
+            try:
+                job.request.rewind_to_start_of_turn(turn_id)
+                job.session.tokens = job.prompt[:before]
+                job.session.turns.pop()
+            except RuntimeError:
+                self._forget(job.session)
+        self._finish(job, end, error)
+
+    def _finish(
+        self, job: Job, end: JobEnd | None = None, error: BaseException | None = None
+    ) -> None:
+        job.done = True
+        if error is not None:
+            job.sink.put((job.row, "error", error))
+        else:
+            job.sink.put((job.row, "end", end))
+
+    def _shutdown(self) -> None:
+        closed = QuintetError("the model's scheduler was closed (the model was unloaded)")
+        with self._cond:
+            self._closed = True
+            waiting, self._waiting = list(self._waiting), deque()
+        for job in waiting:
+            self._finish(job, error=closed)
+        for job in list(self._running.values()):
+            with contextlib.suppress(RuntimeError):
+                job.request.cancel_turn(job.turn_id)
+            self._end_running(job, error=closed)
+        self._engine = None
+        self._model = None
+
+
+_REASONS = {
+    "EOS": "eos",
+    "STOP_STRING": "stop_string",
+    "MAX_GENERATED_TOKENS": "length",
+    "MAX_SESSION_TOKENS": "length",
+    "CANCELLED": "cancelled",
+}
