@@ -49,7 +49,7 @@ from quintet.core.decoding.conversions import ConversionCache, base_name, source
 from quintet.core.decoding.rows import Row, eos_ids
 from quintet.core.decoding.scheduler import JobEnd, Scheduler, SchedulerSettings, Session
 from quintet.core.decoding.types import RawSequence
-from quintet.core.errors import ConfigError, ModelLoadError
+from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
 from quintet.core.models import Loaded
 from quintet.core.store import ModelStore
 
@@ -272,7 +272,12 @@ class OnnxGenAIBackend:
         say) should fail here, where ``auto`` can still fall back, not mid-request."""
         try:
             self._decode([[0]], DecodeConfig(max_new_tokens=1), None)
-        except ConfigError as exc:
+        except QuintetError as exc:
+            key = self._scheduler_key()
+            with self.loaded.lock:
+                broken = self.loaded.attachments.pop(key, None)
+            if broken is not None:
+                broken.close()
             raise ModelLoadError(
                 f"{NAME} cannot run {self.loaded.name}: {str(exc).removeprefix(NAME + ' ')}"
             ) from None
@@ -282,9 +287,8 @@ class OnnxGenAIBackend:
     @property
     def scheduler(self) -> Scheduler:
         """The model's scheduler for these settings, shared by every backend over it."""
-        key = ("onnxruntime-genai-scheduler", str(self.model_path), self.settings)
         return self.loaded.attachment(
-            key,
+            self._scheduler_key(),
             lambda: Scheduler(
                 str(self.model_path),
                 self.settings,
@@ -294,6 +298,9 @@ class OnnxGenAIBackend:
                 self.provider,
             ),
         )
+
+    def _scheduler_key(self) -> tuple:
+        return ("onnxruntime-genai-scheduler", str(self.model_path), self.settings)
 
     def new_session(self) -> Session:
         """A conversation whose turns reuse the KV cache of the turns before."""
@@ -608,7 +615,7 @@ class OnnxGenAIBackend:
             del generator
 
 
-# "max_batch_size=8,max_session_tokens=2048": the scheduler's settings for this process.
+# "max_batch_size=8,max_session_tokens=2048,lanes=2": the scheduler's settings here.
 SCHEDULER_ENV = "QUINTET_SCHEDULER"
 
 
@@ -620,9 +627,12 @@ def scheduler_settings(
     for item in filter(None, os.environ.get(SCHEDULER_ENV, "").split(",")):
         key, _, value = item.partition("=")
         key = key.strip()
-        if key not in ("max_batch_size", "max_session_tokens") or not value.strip().isdigit():
+        if key not in ("max_batch_size", "max_session_tokens", "lanes") or not (
+            value.strip().isdigit()
+        ):
             raise ConfigError(
-                f"{SCHEDULER_ENV} takes max_batch_size=N,max_session_tokens=N (got {item!r})"
+                f"{SCHEDULER_ENV} takes max_batch_size=N,max_session_tokens=N,lanes=N "
+                f"(got {item!r})"
             )
         values[key] = int(value)
     if max_batch_size is not None:

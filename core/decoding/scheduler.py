@@ -3,19 +3,26 @@
 Every user of a model decoded by the ONNX Runtime GenAI backend (generators, chat
 sessions, the server's requests) submits *jobs* here instead of running an engine of its
 own. One background thread drives onnxruntime-genai's ``og.Engine``: each call of
-``Engine.run`` advances every running request by one step, so requests join and leave the
-running batch between tokens, each with its own decoding settings (``TurnOptions``).
-Jobs beyond ``max_batch_size`` wait in arrival order and start as soon as a running one
-ends or is cancelled.
+``Engine.run`` advances every request of a batch by one step, each with its own decoding
+settings (``TurnOptions``), and each request leaves the batch as soon as it is done.
 
-The driver thread only talks to the engine and hands token ids to each job's queue; the
+On CPU this build of the engine batches *statically*: its dynamic batching needs a paged
+KV cache, which the model builder only makes for CUDA and WebGPU. A static batch takes new
+requests only while it is empty, so a request arriving mid-batch would wait for the
+batch's longest member. The scheduler therefore keeps several engines (*lanes*, two by
+default) over the same weights: a request that arrives while one lane decodes starts on
+another lane at the next step, and the two batches share the CPU step by step. Jobs
+beyond the free slots wait in arrival order.
+
+The driver thread only talks to the engines and hands token ids to each job's queue; the
 jobs' owners turn them into text, check stop strings and cancel in their own threads, so
 one slow consumer never holds up the batch.
 
 A job may belong to a :class:`Session` (a chat): its next turn appends only the new tokens
 to the request that holds the earlier turns in the engine's KV cache, or rewinds to the
 last turn boundary the new prompt shares. When the engine has evicted the session (its
-slot went to other requests) the turn starts a fresh request with the whole prompt.
+slot went to other requests), or its lane is busy, the turn starts a fresh request with
+the whole prompt.
 
 Lifetime: the scheduler hangs on the :class:`~quintet.core.models.Loaded` it serves
 (``Loaded.attachment``); the model cache closes it when the model is dropped.
@@ -46,8 +53,6 @@ log = logging.getLogger(__name__)
 _TOKEN = int(og.EngineEventFlags.TOKEN)
 _FINISHED = int(og.EngineEventFlags.TURN_FINISHED)
 _FAILED = int(og.EngineEventFlags.FAILED)
-# The engine takes at most this many stop strings per turn; more are left to the caller.
-_MAX_ENGINE_STOPS = 16
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,16 @@ class SchedulerSettings:
             turns) may reach. The engine reserves this much KV cache per slot, so it bounds
             memory (about 46 KB a token for SmolLM2-135M) and step time: reserving the
             model's whole context (8192) halved one request's speed on this engine.
+        lanes: engines over the shared weights. This build's CPU engine batches
+            statically: a request joins a running batch only while it is empty, so with
+            one engine a late request waits for the whole batch to end. With two, it starts
+            on the other as soon as that one is free.
         threads: CPU threads of the engine's session.
     """
 
     max_batch_size: int = 8
     max_session_tokens: int = 2048
+    lanes: int = 2
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -75,6 +85,8 @@ class SchedulerSettings:
             raise ConfigError(
                 f"max_session_tokens must be at least 2 (got {self.max_session_tokens})"
             )
+        if self.lanes < 1:
+            raise ConfigError(f"lanes must be at least 1 (got {self.lanes})")
         if self.threads < 1:
             raise ConfigError(f"threads must be at least 1 (got {self.threads})")
 
@@ -83,7 +95,7 @@ def turn_options(request: Any, config: DecodeConfig, copy: int = 0) -> Any:
     """The engine's ``TurnOptions`` for one output decoded with ``config``.
 
     The one place a :class:`DecodeConfig` becomes per-request engine settings: sampling,
-    limits and stop strings (constrained output would be added here with ``set_guidance``).
+    and limits (constrained output would be added here with ``set_guidance``).
     ``copy`` numbers the outputs of one prompt (``num_return_sequences``): a seeded request
     seeds its copies ``seed + copy`` so they differ yet repeat exactly.
     """
@@ -102,9 +114,8 @@ def turn_options(request: Any, config: DecodeConfig, copy: int = 0) -> Any:
         options.set_repetition_penalty(config.repetition_penalty)
     if config.no_repeat_ngram_size:
         options.set_no_repeat_ngram_size(config.no_repeat_ngram_size)
-    stops = [s for s in config.stop_strings if s]
-    if stops and len(stops) <= _MAX_ENGINE_STOPS:
-        options.set_stop_strings(stops)
+    # Stop strings stay with the caller's check: this engine takes them only with dynamic
+    # batching, which needs a paged KV cache that the builder's graphs do not have.
     return options
 
 
@@ -128,6 +139,7 @@ class Session:
 
     def __init__(self) -> None:
         self.request: Any = None
+        self.lane = 0  # the engine that holds its cache
         self.tokens: list[int] = []  # what the engine's sequence holds
         self.turns: list[tuple[int, int]] = []  # (turn id, tokens before it began)
         self.reused_tokens = 0
@@ -158,6 +170,7 @@ class Job:
     generated: list[int] = field(default_factory=list)
     turn_id: int = 0
     request: Any = None
+    lane: int = 0
     _scheduler: Scheduler | None = None
 
     def cancel(self) -> None:
@@ -167,15 +180,27 @@ class Job:
             self._scheduler._wake()
 
 
+class _Lane:
+    """One ``og.Engine`` over the shared model: a static batch that new requests join only
+    while it is empty (see the module docstring)."""
+
+    def __init__(self, model: Any, capacity: int) -> None:
+        self.engine = og.Engine(model)
+        self.buffer = self.engine.create_event_buffer(max(64, 4 * capacity))
+        self.jobs: dict[int, Job] = {}  # id(og.Request) -> job
+        self.open = True  # no step has run since it last drained: it takes new requests
+
+
 class Scheduler:
     """Runs many generation jobs on one onnxruntime-genai model, batched per step.
 
     Args:
         model_path: the conversion's folder (with ``genai_config.json``).
-        settings: batch size, session length, threads.
+        settings: batch size, lanes, session length, threads.
         overlay: extra ``genai_config`` settings (pad and end tokens).
-        provider: ``cpu`` or ``cuda``.
         end_ids: the tokens that end an output (not passed on as tokens).
+        vocab_size: the model's vocabulary (ids outside it are refused).
+        provider: ``cpu`` or ``cuda``.
     """
 
     def __init__(
@@ -201,17 +226,15 @@ class Scheduler:
         merged["search"] = {"max_length": settings.max_session_tokens}
         config.overlay(json.dumps(merged))
         self._model = og.Model(config)
-        self._engine: Any = None
-        self._buffer: Any = None
+        self._lanes: list[_Lane] = []
         self._cond = threading.Condition()
         self._waiting: deque[Job] = deque()
-        self._running: dict[int, Job] = {}  # id(og.Request) -> job
         self._sessions_to_close: list[Session] = []
         self._closed = False
-        # Counters for /metrics: steps run and requests decoded in them.
+        # Counters for /metrics: engine steps run and requests decoded in them.
         self.steps = 0
         self.step_requests = 0
-        # The engine only answers the thread that made it: the driver makes it.
+        # Engines only answer the thread that made them: the driver makes them.
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._thread = threading.Thread(target=self._drive, name="quintet-scheduler", daemon=True)
@@ -219,10 +242,6 @@ class Scheduler:
         self._ready.wait()
         if self._start_error is not None:
             raise self._start_error
-
-    def _new_engine(self) -> None:
-        self._engine = og.Engine(self._model)
-        self._buffer = self._engine.create_event_buffer(max(64, 4 * self.settings.max_batch_size))
 
     # Public API --------------------------------------------------------------------------
 
@@ -269,19 +288,21 @@ class Scheduler:
         return prompt_tokens + max_new_tokens <= self.settings.max_session_tokens
 
     def stats(self) -> dict[str, float]:
-        """Running and waiting jobs, slots, and mean batch occupancy so far."""
+        """Running and waiting jobs, slots, and mean requests per engine step so far."""
         with self._cond:
-            running, waiting = len(self._running), len(self._waiting)
+            running = sum(len(lane.jobs) for lane in self._lanes)
+            waiting = len(self._waiting)
         return {
             "running": running,
             "waiting": waiting,
             "max_batch_size": self.settings.max_batch_size,
+            "lanes": self.settings.lanes,
             "steps": self.steps,
             "mean_batch": self.step_requests / self.steps if self.steps else 0.0,
         }
 
     def close(self) -> None:
-        """Stop the driver thread, fail what is still queued and drop the engine."""
+        """Stop the driver thread, fail what is still queued and drop the engines."""
         with self._cond:
             if self._closed:
                 return
@@ -301,9 +322,13 @@ class Scheduler:
             self._sessions_to_close.append(session)
             self._cond.notify()
 
+    def _busy(self) -> bool:
+        return any(lane.jobs for lane in self._lanes)
+
     def _drive(self) -> None:
         try:
-            self._new_engine()
+            capacity = self.settings.max_batch_size
+            self._lanes = [_Lane(self._model, capacity) for _ in range(self.settings.lanes)]
         except RuntimeError as exc:
             self._start_error = ModelLoadError(f"onnxruntime-genai cannot start its engine: {exc}")
             self._closed = True
@@ -314,7 +339,7 @@ class Scheduler:
             while True:
                 with self._cond:
                     while not (
-                        self._closed or self._waiting or self._running or self._sessions_to_close
+                        self._closed or self._waiting or self._busy() or self._sessions_to_close
                     ):
                         self._cond.wait()
                     if self._closed:
@@ -324,8 +349,9 @@ class Scheduler:
                     self._release_session(session)
                 self._reap_cancelled()
                 self._admit()
-                if self._running:
-                    self._step()
+                for index in range(len(self._lanes)):
+                    if self._lanes[index].jobs:
+                        self._step(index)
         finally:
             self._shutdown()
 
@@ -334,7 +360,7 @@ class Scheduler:
             gone = [job for job in self._waiting if job.cancelled]
             for job in gone:
                 self._waiting.remove(job)
-            running = [job for job in self._running.values() if job.cancelled]
+            running = [job for lane in self._lanes for job in lane.jobs.values() if job.cancelled]
         for job in gone:
             self._finish(job, JobEnd("cancelled", len(job.prompt)))
         for job in running:
@@ -344,26 +370,44 @@ class Scheduler:
                 log.debug("cancel_turn: %s", exc)
             self._end_running(job, JobEnd("cancelled", len(job.prompt)))
 
+    def _lane_for(self, job: Job) -> int | None:
+        """An open lane with a free slot: the session's own when it is open, else the one
+        already filling (requests that arrive together decode together)."""
+        capacity = self.settings.max_batch_size
+        free = [i for i, lane in enumerate(self._lanes) if lane.open and len(lane.jobs) < capacity]
+        if not free:
+            return None
+        session = job.session
+        if session is not None and session.lane in free and session.request is not None:
+            return session.lane
+        return max(free, key=lambda i: len(self._lanes[i].jobs))
+
     def _admit(self) -> None:
-        """Start waiting jobs while slots are free."""
+        """Start waiting jobs on open lanes, in arrival order."""
         while True:
             with self._cond:
-                if not self._waiting or len(self._running) >= self.settings.max_batch_size:
+                if not self._waiting:
+                    return
+                lane = self._lane_for(self._waiting[0])
+                if lane is None:
                     return
                 job = self._waiting.popleft()
             try:
-                self._begin(job)
+                self._begin(job, lane)
             except (RuntimeError, ValueError) as exc:
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 rejected = ConfigError(f"onnxruntime-genai rejected the request: {first}")
                 self._finish(job, error=rejected)
 
-    def _begin(self, job: Job) -> None:
+    def _begin(self, job: Job, lane_index: int) -> None:
+        lane = self._lanes[lane_index]
         session = job.session
+        if session is not None and session.request is not None and session.lane != lane_index:
+            self._forget(session)  # its cache is in another engine, busy now: start over
         if session is not None and not session.closed:
-            request, new_tokens = self._continue(session, job.prompt)
+            request, new_tokens = self._continue(session, job.prompt, lane)
         else:
-            request, new_tokens = self._engine.create_request(), job.prompt
+            request, new_tokens = lane.engine.create_request(), job.prompt
         options = turn_options(request, job.config, job.copy)
         try:
             job.turn_id = request.begin_turn(np.asarray(new_tokens, dtype=np.int32), options)
@@ -372,23 +416,25 @@ class Scheduler:
                 raise
             # The engine evicted the session's cache: start over with the whole prompt.
             self._forget(session)
-            request, new_tokens = self._engine.create_request(), job.prompt
+            request, new_tokens = lane.engine.create_request(), job.prompt
             options = turn_options(request, job.config, job.copy)
             job.turn_id = request.begin_turn(np.asarray(new_tokens, dtype=np.int32), options)
         job.request = request
+        job.lane = lane_index
         if session is not None:
             before = len(job.prompt) - len(new_tokens)
             session.request = request
+            session.lane = lane_index
             session.reused_tokens = before
             session.tokens = list(job.prompt)
             session.turns.append((job.turn_id, before))
         with self._cond:
-            self._running[id(request)] = job
+            lane.jobs[id(request)] = job
 
-    def _continue(self, session: Session, prompt: list[int]) -> tuple[Any, list[int]]:
+    def _continue(self, session: Session, prompt: list[int], lane: _Lane) -> tuple[Any, list[int]]:
         """The session's request and the part of ``prompt`` its cache lacks."""
         if session.request is None:
-            return self._engine.create_request(), prompt
+            return lane.engine.create_request(), prompt
         held = session.tokens
         if len(held) < len(prompt) and prompt[: len(held)] == held:
             return session.request, prompt[len(held) :]
@@ -404,7 +450,7 @@ class Scheduler:
                 session.tokens = held[:before]
                 return session.request, prompt[before:]
         self._forget(session)
-        return self._engine.create_request(), prompt
+        return lane.engine.create_request(), prompt
 
     def _forget(self, session: Session) -> None:
         if session.request is not None:
@@ -417,28 +463,24 @@ class Scheduler:
         session.turns = []
 
     def _release_session(self, session: Session) -> None:
-        if session.request is not None and id(session.request) not in self._running:
+        if session.request is not None and not any(
+            id(session.request) in lane.jobs for lane in self._lanes
+        ):
             self._forget(session)
 
-    def _step(self) -> None:
+    def _step(self, index: int) -> None:
+        lane = self._lanes[index]
+        lane.open = False
         self.steps += 1
-        self.step_requests += len(self._running)
+        self.step_requests += len(lane.jobs)
         try:
-            events = self._engine.run(self._buffer)
+            events = lane.engine.run(lane.buffer)
         except RuntimeError as exc:
-            # The engine is unusable after a failed step: fail what it was running, start
-            # a fresh engine for the rest.
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.error("onnxruntime-genai engine step failed: %s", reason)
-            for job in list(self._running.values()):
-                if job.session is not None:
-                    job.session.request = None
-                    job.session.tokens, job.session.turns = [], []
-                self._end_running(job, error=QuintetError(f"generation failed: {reason}"))
-            self._new_engine()
+            self._restart(index, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return
+        unhealthy = False
         for event in events:
-            job = self._running.get(id(event.request))
+            job = lane.jobs.get(id(event.request))
             if job is None or job.turn_id != event.turn_id:
                 continue
             flags = int(event.flags)
@@ -451,6 +493,7 @@ class Scheduler:
                 job.sink.put((job.row, "token", token))
             if flags & _FAILED or finish == og.FinishReason.FAILED:
                 code = event.error_code.name
+                unhealthy = unhealthy or code in _ENGINE_FAILURES
                 self._end_running(job, error=QuintetError(f"generation failed ({code})"))
             elif flags & _FINISHED:
                 usage = event.usage
@@ -464,12 +507,30 @@ class Scheduler:
                     if end.reason == "eos":
                         job.session.tokens = [*job.session.tokens, int(event.token)]
                 self._end_running(job, end)
+        if unhealthy:
+            self._restart(index, "the engine failed a step")
+        elif not lane.jobs:
+            lane.open = True
+
+    def _restart(self, index: int, reason: str) -> None:
+        """Fail what a lane's engine was running and give the lane a fresh engine: after a
+        failed step onnxruntime-genai refuses every further call."""
+        log.error("onnxruntime-genai engine step failed: %s", reason)
+        lane = self._lanes[index]
+        for job in list(lane.jobs.values()):
+            if job.session is not None:
+                job.session.request = None
+                job.session.tokens, job.session.turns = [], []
+            job.request = None
+            self._finish(job, error=QuintetError(f"generation failed: {reason}"))
+        with self._cond:
+            self._lanes[index] = _Lane(self._model, self.settings.max_batch_size)
 
     def _end_running(
         self, job: Job, end: JobEnd | None = None, error: BaseException | None = None
     ) -> None:
         with self._cond:
-            self._running.pop(id(job.request), None)
+            self._lanes[job.lane].jobs.pop(id(job.request), None)
         if job.session is None or job.session.closed or error is not None:
             if job.session is not None:
                 job.session.request = None
@@ -487,6 +548,7 @@ class Scheduler:
                 job.session.turns.pop()
             except RuntimeError:
                 self._forget(job.session)
+        job.request = None  # the driver thread owns engine objects: drop them here
         self._finish(job, end, error)
 
     def _finish(
@@ -505,14 +567,17 @@ class Scheduler:
             waiting, self._waiting = list(self._waiting), deque()
         for job in waiting:
             self._finish(job, error=closed)
-        for job in list(self._running.values()):
-            with contextlib.suppress(RuntimeError):
-                job.request.cancel_turn(job.turn_id)
-            self._end_running(job, error=closed)
-        self._engine = None
+        for lane in self._lanes:
+            for job in list(lane.jobs.values()):
+                with contextlib.suppress(RuntimeError):
+                    job.request.cancel_turn(job.turn_id)
+                self._end_running(job, error=closed)
+        self._lanes = []
         self._model = None
 
 
+# Error codes after which the engine refuses every further call.
+_ENGINE_FAILURES = {"ENGINE_EXECUTION_FAILURE", "ENGINE_CONTRACT_FAILURE"}
 _REASONS = {
     "EOS": "eos",
     "STOP_STRING": "stop_string",
