@@ -16,7 +16,8 @@ Requests run on the model's :class:`~quintet.core.decoding.scheduler.Scheduler`:
 generator, chat session and server request over the same loaded model joins one
 continuously batched engine, so callers do not hold the model's lock while decoding
 (``concurrent = True``). Requests the scheduler cannot take (log-probabilities, or longer
-than its ``max_session_tokens``) run on a generator of their own, one at a time.
+than its ``max_session_tokens``, seeded sampling) run on a generator of their own, one at
+a time.
 
 That path pads a batch on the right and masks the positions that hold its pad token, so
 the pad token must never occur inside a prompt: the backend pads with the vocabulary's
@@ -218,6 +219,7 @@ class OnnxGenAIBackend:
         max_batch_size: requests the scheduler decodes together (default from
             ``QUINTET_SCHEDULER``, else :class:`SchedulerSettings`).
         max_session_tokens: prompt plus output tokens one scheduled request may hold.
+        lanes: engines the scheduler keeps over the weights (see the scheduler module).
     """
 
     name = NAME
@@ -233,6 +235,7 @@ class OnnxGenAIBackend:
         threads: int | None = None,
         max_batch_size: int | None = None,
         max_session_tokens: int | None = None,
+        lanes: int | None = None,
     ) -> None:
         _check_causal(loaded)
         self.loaded = loaded
@@ -261,7 +264,10 @@ class OnnxGenAIBackend:
         self._suppresses = any(
             getattr(generation, name, None) for name in ("bad_words_ids", "suppress_tokens")
         )
-        self.settings = scheduler_settings(self.threads, max_batch_size, max_session_tokens)
+        self.settings = scheduler_settings(
+            self.threads, max_batch_size=max_batch_size, max_session_tokens=max_session_tokens,
+            lanes=lanes,
+        )  # fmt: skip
         # The per-request generator path (log-probabilities, long requests) runs one at a time.
         self._alone = threading.Lock()
         self._warm_up()
@@ -307,8 +313,10 @@ class OnnxGenAIBackend:
         return Session()
 
     def _schedules(self, prompts: Sequence[Sequence[int]], config: DecodeConfig) -> bool:
-        """Whether the scheduler can run ``prompts`` (no logits there; a bounded length)."""
-        if config.output_logprobs:
+        """Whether the scheduler can run ``prompts``: not for log-probabilities (it gives no
+        logits) or a seed (this CPU engine reseeds per request only with dynamic batching),
+        and only within its length bound."""
+        if config.output_logprobs or (config.do_sample and config.seed is not None):
             return False
         scheduler = self.scheduler
         return all(scheduler.fits(len(p), config.max_new_tokens) for p in prompts)
@@ -619,10 +627,9 @@ class OnnxGenAIBackend:
 SCHEDULER_ENV = "QUINTET_SCHEDULER"
 
 
-def scheduler_settings(
-    threads: int, max_batch_size: int | None = None, max_session_tokens: int | None = None
-) -> SchedulerSettings:
-    """The scheduler settings: explicit values, else ``QUINTET_SCHEDULER``, else defaults."""
+def scheduler_settings(threads: int, **explicit: int | None) -> SchedulerSettings:
+    """The scheduler settings: ``explicit`` values (None: not given), else
+    ``QUINTET_SCHEDULER``, else the defaults of :class:`SchedulerSettings`."""
     values: dict[str, int] = {}
     for item in filter(None, os.environ.get(SCHEDULER_ENV, "").split(",")):
         key, _, value = item.partition("=")
@@ -635,10 +642,7 @@ def scheduler_settings(
                 f"(got {item!r})"
             )
         values[key] = int(value)
-    if max_batch_size is not None:
-        values["max_batch_size"] = max_batch_size
-    if max_session_tokens is not None:
-        values["max_session_tokens"] = max_session_tokens
+    values.update({key: value for key, value in explicit.items() if value is not None})
     return SchedulerSettings(threads=threads, **values)
 
 

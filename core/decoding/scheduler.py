@@ -108,7 +108,7 @@ def turn_options(request: Any, config: DecodeConfig, copy: int = 0) -> Any:
         options.set_temperature(config.temperature)
         options.set_top_k(config.top_k)  # 0 disables top-k, as in DecodeConfig
         options.set_top_p(config.top_p)
-        if config.seed is not None:
+        if config.seed is not None:  # (with dynamic batching only: see OnnxGenAIBackend)
             options.set_seed(config.seed + copy)
     if config.repetition_penalty != 1.0:
         options.set_repetition_penalty(config.repetition_penalty)
@@ -509,8 +509,6 @@ class Scheduler:
                 self._end_running(job, end)
         if unhealthy:
             self._restart(index, "the engine failed a step")
-        elif not lane.jobs:
-            lane.open = True
 
     def _restart(self, index: int, reason: str) -> None:
         """Fail what a lane's engine was running and give the lane a fresh engine: after a
@@ -529,8 +527,11 @@ class Scheduler:
     def _end_running(
         self, job: Job, end: JobEnd | None = None, error: BaseException | None = None
     ) -> None:
+        lane = self._lanes[job.lane]
         with self._cond:
-            self._lanes[job.lane].jobs.pop(id(job.request), None)
+            lane.jobs.pop(id(job.request), None)
+            if not lane.jobs:
+                lane.open = True  # drained (a cancel may be what emptied it)
         if job.session is None or job.session.closed or error is not None:
             if job.session is not None:
                 job.session.request = None
