@@ -170,6 +170,19 @@ def scheduler_counters(base: str) -> dict[str, float]:
     return found
 
 
+def memory_mb(pid: int) -> dict[str, float]:
+    """The server's resident memory now and at its peak (Linux), in MB."""
+    found = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    return found
+
+
 def server_runs(clients: int, log: Path) -> dict:
     port = free_port()
     process = start(port, log)
@@ -205,6 +218,7 @@ def server_runs(clients: int, log: Path) -> dict:
         runs["varied_settings"]["scheduler_steps"] = after.get(
             "quintet_scheduler_steps_total", 0
         ) - before.get("quintet_scheduler_steps_total", 0)
+        runs["server_memory_mb"] = memory_mb(process.pid)
         return runs
     finally:
         stop_server(process)
@@ -245,6 +259,9 @@ def describe(results: dict) -> str:
             f"first token {row['first_token_s'] * 1000:6.0f} ms"
         )
     for name, run in results["server"].items():
+        if name == "server_memory_mb":
+            lines.append(f"server memory: {run}")
+            continue
         first = (
             f"first token p50 {run['first_token_p50_s']:.2f} s p95 {run['first_token_p95_s']:.2f} s"
             if run.get("first_token_p50_s") is not None

@@ -352,6 +352,9 @@ class Scheduler:
                 for index in range(len(self._lanes)):
                     if self._lanes[index].jobs:
                         self._step(index)
+        except Exception:  # a bug here: say so, then fail every job rather than hang them
+            log.exception("the onnxruntime-genai scheduler stopped")
+            raise
         finally:
             self._shutdown()
 
@@ -485,8 +488,10 @@ class Scheduler:
                 continue
             flags = int(event.flags)
             finish = event.finish_reason
-            if flags & _TOKEN and not (
-                finish == og.FinishReason.EOS and int(event.token) in self.end_ids
+            if (
+                flags & _TOKEN
+                and event.token is not None
+                and not (finish == og.FinishReason.EOS and int(event.token) in self.end_ids)
             ):
                 token = int(event.token)
                 job.generated.append(token)
@@ -503,9 +508,12 @@ class Scheduler:
                     int(usage.cached_prompt_tokens) if usage else 0,
                 )
                 if job.session is not None:
+                    # The engine's sequence holds the end token too, though the event does
+                    # not say which: with several end tokens the next turn starts over.
                     job.session.tokens = job.prompt + job.generated
                     if end.reason == "eos":
-                        job.session.tokens = [*job.session.tokens, int(event.token)]
+                        only = sorted(self.end_ids) if len(self.end_ids) == 1 else [-1]
+                        job.session.tokens += only
                 self._end_running(job, end)
         if unhealthy:
             self._restart(index, "the engine failed a step")
