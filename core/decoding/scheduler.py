@@ -70,12 +70,15 @@ class SchedulerSettings:
             statically: a request joins a running batch only while it is empty, so with
             one engine a late request waits for the whole batch to end. With two, it starts
             on the other as soon as that one is free.
+        gather_s: how long a lane waits for more requests before its batch starts, while
+            another lane is decoding (a lone request on an idle scheduler never waits).
         threads: CPU threads of the engine's session.
     """
 
     max_batch_size: int = 8
     max_session_tokens: int = 2048
     lanes: int = 2
+    gather_s: float = 0.1
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -85,6 +88,8 @@ class SchedulerSettings:
             raise ConfigError(
                 f"max_session_tokens must be at least 2 (got {self.max_session_tokens})"
             )
+        if self.gather_s < 0:
+            raise ConfigError(f"gather_s must be >= 0 (got {self.gather_s})")
         if self.lanes < 1:
             raise ConfigError(f"lanes must be at least 1 (got {self.lanes})")
         if self.threads < 1:
@@ -189,6 +194,7 @@ class _Lane:
         self.buffer = self.engine.create_event_buffer(max(64, 4 * capacity))
         self.jobs: dict[int, Job] = {}  # id(og.Request) -> job
         self.open = True  # no step has run since it last drained: it takes new requests
+        self.first_at = 0.0  # when its first request of this batch arrived
 
 
 class Scheduler:
@@ -349,14 +355,37 @@ class Scheduler:
                     self._release_session(session)
                 self._reap_cancelled()
                 self._admit()
-                for index in range(len(self._lanes)):
-                    if self._lanes[index].jobs:
-                        self._step(index)
+                pause = self._step_lanes()
+                if pause is not None:
+                    with self._cond:
+                        self._cond.wait(pause)
         except Exception:  # a bug here: say so, then fail every job rather than hang them
             log.exception("the onnxruntime-genai scheduler stopped")
             raise
         finally:
             self._shutdown()
+
+    def _step_lanes(self) -> float | None:
+        """One step of every lane that may run; the seconds to wait when none could."""
+        now = time.perf_counter()
+        stepped, pause = False, None
+        for index, lane in enumerate(self._lanes):
+            if not lane.jobs:
+                continue
+            gathering = now - lane.first_at
+            # A batch cannot take requests once it has started: while another lane keeps
+            # the CPU busy, give this one a moment to fill up.
+            filling = lane.open and len(lane.jobs) < self.settings.max_batch_size
+            if filling and gathering < self.settings.gather_s and self._others_busy(lane):
+                left = self.settings.gather_s - gathering
+                pause = left if pause is None else min(pause, left)
+                continue
+            self._step(index)
+            stepped = True
+        return None if stepped else pause
+
+    def _others_busy(self, lane: _Lane) -> bool:
+        return any(other.jobs and not other.open for other in self._lanes if other is not lane)
 
     def _reap_cancelled(self) -> None:
         with self._cond:
@@ -432,6 +461,8 @@ class Scheduler:
             session.tokens = list(job.prompt)
             session.turns.append((job.turn_id, before))
         with self._cond:
+            if not lane.jobs:
+                lane.first_at = time.perf_counter()
             lane.jobs[id(request)] = job
 
     def _continue(self, session: Session, prompt: list[int], lane: _Lane) -> tuple[Any, list[int]]:
