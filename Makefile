@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.encoders --out bench-encoders.json
 	$(BIN)/python -m benchmarks.file_translation --out bench-file-translation.json
 	$(BIN)/python -m benchmarks.server_load --out bench-server-load.json
+	$(BIN)/python -m benchmarks.concurrency --out bench-concurrency.json
 	$(BIN)/python -m benchmarks.training --out bench-training.json
 	$(BIN)/python -m benchmarks.training --grad-accum 4 --steps 20 --out bench-training-accum4.json
 	$(BIN)/python -m benchmarks.cluster --out bench-cluster.json

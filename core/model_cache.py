@@ -25,7 +25,8 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -116,36 +117,56 @@ class ModelCache(Generic[V]):
     Args:
         limits: the bounds (default: from ``QUINTET_MODEL_CACHE``).
         size_of: bytes a value takes (for the byte bound).
+        on_drop: called with each value the cache lets go of (evicted, invalidated, stale,
+            cleared), outside the cache's lock: it closes what the value holds open.
 
     Two threads asking for the same missing key wait for one load; different keys load in
     parallel.
     """
 
     def __init__(
-        self, limits: CacheLimits | None = None, size_of: Callable[[V], int] = lambda _: 0
+        self,
+        limits: CacheLimits | None = None,
+        size_of: Callable[[V], int] = lambda _: 0,
+        on_drop: Callable[[V], None] | None = None,
     ) -> None:
         self.limits = limits or CacheLimits.parse(os.environ.get(ENV))
         self._size_of = size_of
+        self._on_drop = on_drop
+        self._dropped: list[V] = []  # dropped under the guard, handed to on_drop after it
         self._entries: OrderedDict[Hashable, _Entry[V]] = OrderedDict()
         self._guard = threading.Lock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
 
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Hold the guard; afterwards, outside it, hand dropped values to ``on_drop``."""
+        with self._guard:
+            yield
+            dropped, self._dropped = self._dropped, []
+        for value in dropped:
+            if self._on_drop is not None:
+                self._on_drop(value)
+
+    def _drop(self, key: Hashable) -> None:
+        self._dropped.append(self._entries.pop(key).value)
+
     def get_or_load(self, key: Hashable, location: str, build: Callable[[], V]) -> V:
         """The cached value for ``key`` if its files are unchanged, else ``build()``'s."""
-        with self._guard:
+        with self._guarded():
             hit = self._fresh(key, location)
             if hit is not None:
                 return hit
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
-            with self._guard:
+            with self._guarded():
                 hit = self._fresh(key, location)
                 if hit is not None:
                     return hit
             # Fingerprint before reading, so a change during the load is seen next time.
             mark = fingerprint(location)
             value = build()
-            with self._guard:
+            with self._guarded():
                 self._entries[key] = _Entry(value, location, mark, self._size_of(value))
                 self._entries.move_to_end(key)
                 self._evict(keep=key)
@@ -158,7 +179,7 @@ class ModelCache(Generic[V]):
         if entry is None:
             return None
         if entry.fingerprint != fingerprint(location):
-            del self._entries[key]
+            self._drop(key)
             return None
         self._entries.move_to_end(key)
         return entry.value
@@ -167,7 +188,7 @@ class ModelCache(Generic[V]):
         """Drop entries whose folder is gone (a deleted model must not hold memory)."""
         for key, entry in list(self._entries.items()):
             if entry.fingerprint is not None and not Path(entry.location).is_dir():
-                del self._entries[key]
+                self._drop(key)
 
     def _evict(self, keep: Hashable) -> None:
         def over() -> bool:
@@ -181,29 +202,30 @@ class ModelCache(Generic[V]):
             oldest = next(iter(self._entries))
             if oldest == keep:
                 break
-            del self._entries[oldest]
+            self._drop(oldest)
 
     def invalidate(self, location: str | Path) -> int:
         """Forget every model read from ``location``; returns how many were dropped."""
         target = str(Path(location).resolve()) if Path(location).exists() else str(location)
-        with self._guard:
+        with self._guarded():
             keys = [k for k, e in self._entries.items() if e.location in (target, str(location))]
             for key in keys:
-                del self._entries[key]
+                self._drop(key)
             return len(keys)
 
     def clear(self) -> None:
         """Forget everything."""
-        with self._guard:
-            self._entries.clear()
+        with self._guarded():
+            for key in list(self._entries):
+                self._drop(key)
             self._key_locks.clear()
 
     def values(self) -> list[V]:
         """The cached models, least recently used first."""
-        with self._guard:
+        with self._guarded():
             self._prune()
             return [e.value for e in self._entries.values()]
 
     def __len__(self) -> int:
-        with self._guard:
+        with self._guarded():
             return len(self._entries)

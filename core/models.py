@@ -22,7 +22,7 @@ import logging
 import pickle
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -134,6 +134,27 @@ class Loaded:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     # Estimated bytes of the weights (for the cache's byte bound).
     nbytes: int = 0
+    # Long-lived helpers built over these weights (an engine's request scheduler), shared
+    # by every copy and closed with the model when the cache drops it (:meth:`close`).
+    attachments: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def attachment(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The helper stored under ``key``, built once (under the model's lock)."""
+        with self.lock:
+            found = self.attachments.get(key)
+            if found is None:
+                found = self.attachments[key] = build()
+            return found
+
+    def close(self) -> None:
+        """Close the attached helpers (their ``close()``): the model is being dropped."""
+        with self.lock:
+            helpers = list(self.attachments.values())
+            self.attachments.clear()
+        for helper in helpers:
+            close = getattr(helper, "close", None)
+            if close is not None:
+                close()
 
     @contextmanager
     def using(self, **tokenizer_state: Any) -> Iterator[Loaded]:
@@ -280,7 +301,7 @@ def default_cache() -> ModelCache[Loaded]:
     pass its own :class:`~quintet.core.model_cache.ModelCache` to ``load(..., cache=)``. There is
     one per process because sharing the weights, and their lock, is the point of caching.
     """
-    return ModelCache(size_of=model_nbytes)
+    return ModelCache(size_of=model_nbytes, on_drop=Loaded.close)
 
 
 def clear_cache() -> None:

@@ -233,6 +233,9 @@ class ChatSession:
         # a rerun; None when the history no longer ends with it.
         self.last_reply: ChatReply | None = None
         self._lock = threading.RLock()
+        # The engine-side KV cache of this conversation (None where the engine keeps none):
+        # each turn sends the whole context, the engine computes only what it lacks.
+        self._kv = self.generator.new_session()
 
     @property
     def model_name(self) -> str:
@@ -357,7 +360,15 @@ class ChatSession:
             self._check_idle()
             config, notice = self._prepare(message, decode)
             try:
-                result = self.generator.complete(self.context_messages, config)
+                if self._kv is not None and config.num_return_sequences == config.num_beams == 1:
+                    # As a stream, so the turn continues the conversation's KV cache.
+                    text_stream = self.generator.stream(
+                        self.context_messages, config, session=self._kv
+                    )
+                    text_stream.text  # noqa: B018 - waits for the end (raises its error)
+                    result = text_stream.result
+                else:
+                    result = self.generator.complete(self.context_messages, config)
             except BaseException:
                 self._turns.pop()  # the user message had no reply: leave no dangling turn
                 raise
@@ -372,7 +383,7 @@ class ChatSession:
             self._check_idle()
             config, notice = self._prepare(message, decode, streaming=True)
             try:
-                text_stream = self.generator.stream(self.context_messages, config)
+                text_stream = self.generator.stream(self.context_messages, config, session=self._kv)
             except BaseException:
                 self._turns.pop()
                 raise

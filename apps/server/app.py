@@ -22,7 +22,7 @@ from quintet.apps.server import errors, routes_openai, routes_tasks
 from quintet.apps.server.batching import Batcher
 from quintet.apps.server.config import ServerConfig
 from quintet.apps.server.limits import BodyLimit
-from quintet.apps.server.metrics import Metrics, MetricsMiddleware
+from quintet.apps.server.metrics import Metrics, MetricsMiddleware, render_scheduler
 from quintet.apps.server.models import ModelRegistry
 
 
@@ -85,6 +85,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         """Prometheus text: requests, latency histograms, generated tokens, queue depth."""
         state = request.app.state
         text = state.metrics.render(state.registry.queue_depths())
+        text += render_scheduler(state.registry.scheduler_stats())
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # Added last = outermost: the metrics see the 413s that the body limit answers.

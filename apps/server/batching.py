@@ -5,7 +5,8 @@ Requests for the same model with the same decoding settings that arrive within
 :meth:`Generator.generate` call (up to ``max_batch`` prompts). Seeded requests run
 alone: a seed reproduces one request's output only when nothing else shares its batch.
 A batch that fails on one request's input (a prompt too long) is rerun request by
-request, so only that request gets the error.
+request, so only that request gets the error. Models whose engine schedules requests per
+step (onnxruntime-genai) skip all this: each request joins the running batch at once.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ class Batcher:
         prompts = list(prompts)
         timeout = self.config.request_timeout_s
         window = self.config.batch_window_ms / 1000
-        if window == 0 or decode.seed is not None or len(prompts) >= self.config.max_batch:
+        # A scheduled model batches per step, across settings and with streams: no window.
+        alone = window == 0 or decode.seed is not None or len(prompts) >= self.config.max_batch
+        if alone or model.scheduled:
             return await model.run(
                 lambda: model.generator.generate(prompts, decode, progress=False),
                 self.executor,

@@ -154,3 +154,26 @@ class MetricsMiddleware:
             self.metrics().observe_request(
                 route, scope.get("method", ""), status, time.perf_counter() - started
             )
+
+
+# Continuous batching ---------------------------------------------------------------------
+
+
+def render_scheduler(stats: dict[str, dict[str, float]]) -> str:
+    """Gauges of each scheduled model: requests decoding now, requests waiting for a slot,
+    the slots, and the mean requests per engine step so far (batch occupancy)."""
+    families = (
+        ("quintet_scheduler_running", "gauge", "Requests decoding in the running batch.",
+         "running"),
+        ("quintet_scheduler_waiting", "gauge", "Requests waiting for a batch slot.", "waiting"),
+        ("quintet_scheduler_max_batch_size", "gauge", "Batch slots of the scheduler.",
+         "max_batch_size"),
+        ("quintet_scheduler_steps_total", "counter", "Engine steps run.", "steps"),
+        ("quintet_scheduler_mean_batch", "gauge",
+         "Mean requests per engine step (batch occupancy = this / max_batch_size).",
+         "mean_batch"),
+    )  # fmt: skip
+    lines: list[str] = []
+    for name, kind, help_text, key in families:
+        lines += _per_model(name, kind, help_text, {m: v[key] for m, v in stats.items()})
+    return "\n".join(lines) + "\n" if lines else ""

@@ -1,7 +1,9 @@
 """The served models: each loaded once, with one lock and a bounded queue.
 
 A request takes a slot on its model (429 when ``max_queue`` requests already wait or run),
-waits for the model's lock without holding a thread (an :class:`asyncio.Lock`), then runs
+and, unless the model's engine schedules concurrent requests itself (onnxruntime-genai:
+its requests decode together, see :mod:`quintet.core.decoding.scheduler`), waits for the
+model's lock without holding a thread (an :class:`asyncio.Lock`), then runs
 the model in the server's thread pool; the event loop never runs a model. The lock is
 released only when the model call has really ended, even when the client timed out or went
 away, so two calls never share one model.
@@ -58,6 +60,18 @@ class ServedModel:
         self._tools: dict[str, Any] = {}
         self._classifiers: OrderedDict[tuple, Any] = OrderedDict()
         self._tools_lock = threading.Lock()
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the model's engine batches concurrent requests itself (no model lock)."""
+        backend = getattr(self.generator, "backend", None)
+        return bool(getattr(backend, "concurrent", False))
+
+    def scheduler_stats(self) -> dict[str, float] | None:
+        """Running and waiting requests and batch occupancy of the model's scheduler."""
+        if not self.scheduled:
+            return None
+        return self.generator.backend.scheduler.stats()
 
     @property
     def kind(self) -> str | None:
@@ -128,6 +142,8 @@ class ServedModel:
         the lock, without holding a thread."""
         if admit:
             self.admit()
+        if self.scheduled:
+            return  # the engine's scheduler runs concurrent requests together
         try:
             await asyncio.wait_for(self.lock.acquire(), timeout)
         except BaseException as exc:
@@ -139,7 +155,8 @@ class ServedModel:
 
     def release(self, admitted: bool = True) -> None:
         """Give the lock back, and the queue place taken by :meth:`acquire` (event loop only)."""
-        self.lock.release()
+        if not self.scheduled:
+            self.lock.release()
         if admitted:
             self.leave()
 
@@ -226,6 +243,15 @@ class ModelRegistry:
 
     def queue_depths(self) -> dict[str, int]:
         return {name: m.queued for name, m in self.models.items()}
+
+    def scheduler_stats(self) -> dict[str, dict[str, float]]:
+        """Each scheduled model's running/waiting requests and batch occupancy."""
+        found = {}
+        for name, model in self.models.items():
+            stats = model.scheduler_stats() if model.state == READY else None
+            if stats is not None:
+                found[name] = stats
+        return found
 
     def _usable(self, model: ServedModel) -> ServedModel:
         if model.state == LOADING:

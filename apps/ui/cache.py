@@ -192,7 +192,10 @@ def cached_generator(model: str, backend: str = "auto") -> Generator:
     """The shared :class:`quintet.core.decoding.Generator` of ``model`` (built once per process).
 
     Use it under ``model_lock(model)``; e.g. ``ChatSession(cached_generator(name))`` in
-    ``st.session_state`` keeps the history per session and the weights shared.
+    ``st.session_state`` keeps the history per session and the weights shared. On
+    onnxruntime-genai (auto's choice on CPU) its calls go through the model's scheduler and
+    take the lock only to tokenize, so several sessions' replies generate together (and
+    :func:`waiting_for` does not wait for another session's reply).
     """
     with st.spinner(f"Loading {model} (once per process)…"):
         return _generator(model, backend)

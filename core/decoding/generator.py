@@ -8,12 +8,14 @@ of results. Backends only turn token ids into token ids.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from typing import Any
 
 import torch
 
@@ -216,11 +218,20 @@ class Generator:
         the others are in ``result.alternatives``. An empty prompt gives an empty result
         (finish reason ``empty``) without running the model.
 
-        The whole call holds the model's lock (:attr:`Loaded.lock`): every app sharing
-        these weights waits for it.
+        The whole call holds the model's lock (:attr:`Loaded.lock`), so every app sharing
+        these weights waits for it, except on an engine that schedules requests itself
+        (onnxruntime-genai): there concurrent calls decode together.
         """
-        with self.loaded.lock:
-            return self._generate(prompts, config, progress, overrides, on_text, row_limits)
+        config = self._config(config, overrides)
+        with self._lock_for(config):
+            return self._generate(prompts, config, progress, {}, on_text, row_limits)
+
+    def _lock_for(self, config: DecodeConfig, streaming: bool = False) -> Any:
+        """The model's lock, or nothing for an engine that batches concurrent requests
+        (only the tokenizer is then locked, briefly)."""
+        if getattr(self._backend_for(config, streaming), "concurrent", False):
+            return contextlib.nullcontext()
+        return self.loaded.lock
 
     def _generate(
         self,
@@ -242,7 +253,8 @@ class Generator:
             if is_empty(prompt):
                 results[index] = [_empty_result()]
                 continue
-            ids = encode(self.loaded, prompt)
+            with self.loaded.lock:  # the tokenizer is shared with every other user
+                ids = encode(self.loaded, prompt)
             check_fits(self.loaded, index, ids, config.max_new_tokens)
             encoded[index] = ids
 
@@ -302,13 +314,24 @@ class Generator:
         """Generate for one prompt (text or chat); ``on_text`` as in :meth:`generate`."""
         return self.generate([prompt], config, progress=False, on_text=on_text, **overrides)[0]
 
-    def stream(self, prompt: Prompt, config: DecodeConfig | None = None, **overrides) -> TextStream:
+    def stream(
+        self,
+        prompt: Prompt,
+        config: DecodeConfig | None = None,
+        *,
+        session: Any = None,
+        **overrides,
+    ) -> TextStream:
         """Start generating for one prompt and return a :class:`TextStream` of text deltas.
 
         Stop strings are honoured while streaming: text that could be the start of a stop
         string is held back until it is ruled out, and never shown if it is one. The worker
-        thread holds the model's lock while it generates, so do not hold that lock yourself
-        while consuming the stream.
+        thread holds the model's lock while it generates (except on an engine that
+        schedules requests itself), so do not hold that lock yourself while consuming the
+        stream.
+
+        ``session`` (from :meth:`new_session`) keeps a conversation's KV cache between
+        calls: pass the whole conversation each time and only what is new is computed.
         """
         config = self._config(config, overrides, streaming=True)
         config.check_streamable()
@@ -322,10 +345,16 @@ class Generator:
             ids = encode(self.loaded, prompt)
         check_fits(self.loaded, 0, ids, config.max_new_tokens)
         worker = threading.Thread(
-            target=self._stream_worker, args=(ids, config, stream), daemon=True
+            target=self._stream_worker, args=(ids, config, stream, session), daemon=True
         )
         worker.start()
         return stream
+
+    def new_session(self) -> Any:
+        """A handle that keeps one conversation's KV cache between :meth:`stream` calls,
+        or None when the engine cannot (then every call computes the whole prompt)."""
+        make = getattr(self.backend, "new_session", None)
+        return make() if make is not None else None
 
     # Internals ---------------------------------------------------------------------------
 
@@ -514,6 +543,7 @@ class Generator:
         config: DecodeConfig,
         on_delta: TextSink,
         cancel: threading.Event | None,
+        session: Any = None,
     ) -> GenerationResult:
         """Stream one output on the backend, handing ``on_delta`` each new piece of visible
         text; the caller holds the model's lock. The deltas add up to the result's text,
@@ -533,7 +563,10 @@ class Generator:
 
         started = time.perf_counter()
         backend = self._backend_for(config, streaming=True)
-        raw = backend.stream(ids, config, on_token, check)
+        if session is not None and backend is self.backend:
+            raw = backend.stream(ids, config, on_token, check, session=session)
+        else:
+            raw = backend.stream(ids, config, on_token, check)
         raw.cancelled = cancel is not None and cancel.is_set() and not visible.stopped
         ended = time.perf_counter()
         result = self._finish(raw, config, stops, started, ended, len(ids), backend.name)
@@ -541,10 +574,14 @@ class Generator:
             on_delta(result.text[visible.emitted :])
         return result
 
-    def _stream_worker(self, ids: list[int], config: DecodeConfig, stream: TextStream) -> None:
+    def _stream_worker(
+        self, ids: list[int], config: DecodeConfig, stream: TextStream, session: Any = None
+    ) -> None:
         try:
-            with self.loaded.lock:
-                stream.result = self._run_stream(ids, config, stream._queue.put, stream._cancel)
+            with self._lock_for(config, streaming=True):
+                stream.result = self._run_stream(
+                    ids, config, stream._queue.put, stream._cancel, session
+                )
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer's thread
             stream._error = exc
         finally:

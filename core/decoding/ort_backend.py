@@ -12,7 +12,14 @@ transformers' greedy tokens exactly (tests); int8 weights keep the task quality 
 ROUGE-L within 1 point of fp32), int4 weights did not (-4.6) on this model, whose weights
 are a dequantized 4-bit GGUF already; the benchmark reports agreement per precision.
 
-The engine pads a batch on the right and masks the positions that hold its pad token, so
+Requests run on the model's :class:`~quintet.core.decoding.scheduler.Scheduler`: every
+generator, chat session and server request over the same loaded model joins one
+continuously batched engine, so callers do not hold the model's lock while decoding
+(``concurrent = True``). Requests the scheduler cannot take (log-probabilities, or longer
+than its ``max_session_tokens``, seeded sampling) run on a generator of their own, one at
+a time.
+
+That path pads a batch on the right and masks the positions that hold its pad token, so
 the pad token must never occur inside a prompt: the backend pads with the vocabulary's
 last id and decodes any prompt that contains that id on its own.
 """
@@ -24,6 +31,7 @@ import dataclasses
 import json
 import logging
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -42,8 +50,9 @@ from quintet.core.decoding import guidance
 from quintet.core.decoding.backend import RowDone, StopCheck, TokenSink
 from quintet.core.decoding.conversions import ConversionCache, base_name, source_folder
 from quintet.core.decoding.rows import Row, eos_ids
+from quintet.core.decoding.scheduler import JobEnd, Scheduler, SchedulerSettings, Session
 from quintet.core.decoding.types import RawSequence
-from quintet.core.errors import ConfigError, ModelLoadError
+from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
 from quintet.core.models import Loaded
 from quintet.core.store import ModelStore
 
@@ -209,10 +218,16 @@ class OnnxGenAIBackend:
         precision: weight type of the conversion (``int8`` by default).
         store: where conversions live (default: ``$QUINTET_HOME``).
         threads: CPU threads (default: torch's thread count).
+        max_batch_size: requests the scheduler decodes together (default from
+            ``QUINTET_SCHEDULER``, else :class:`SchedulerSettings`).
+        max_session_tokens: prompt plus output tokens one scheduled request may hold.
+        lanes: engines the scheduler keeps over the weights (see the scheduler module).
     """
 
     name = NAME
     can_stream = True
+    # Decodes through the model's scheduler: callers need not hold the model's lock.
+    concurrent = True
 
     def __init__(
         self,
@@ -220,6 +235,9 @@ class OnnxGenAIBackend:
         precision: str | None = None,
         store: ModelStore | None = None,
         threads: int | None = None,
+        max_batch_size: int | None = None,
+        max_session_tokens: int | None = None,
+        lanes: int | None = None,
     ) -> None:
         _check_causal(loaded)
         self.loaded = loaded
@@ -248,6 +266,12 @@ class OnnxGenAIBackend:
         self._suppresses = any(
             getattr(generation, name, None) for name in ("bad_words_ids", "suppress_tokens")
         )
+        self.settings = scheduler_settings(
+            self.threads, max_batch_size=max_batch_size, max_session_tokens=max_session_tokens,
+            lanes=lanes,
+        )  # fmt: skip
+        # The per-request generator path (log-probabilities, long requests) runs one at a time.
+        self._alone = threading.Lock()
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -256,12 +280,56 @@ class OnnxGenAIBackend:
         say) should fail here, where ``auto`` can still fall back, not mid-request."""
         try:
             self._decode([[0]], DecodeConfig(max_new_tokens=1), None)
-        except ConfigError as exc:
+        except QuintetError as exc:
+            key = self._scheduler_key()
+            with self.loaded.lock:
+                broken = self.loaded.attachments.pop(key, None)
+            if broken is not None:
+                broken.close()
             raise ModelLoadError(
                 f"{NAME} cannot run {self.loaded.name}: {str(exc).removeprefix(NAME + ' ')}"
             ) from None
 
     # Engines -----------------------------------------------------------------------------
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The model's scheduler for these settings, shared by every backend over it."""
+        return self.loaded.attachment(
+            self._scheduler_key(),
+            lambda: Scheduler(
+                str(self.model_path),
+                self.settings,
+                {"model": {"pad_token_id": self.pad_id, "eos_token_id": self._end_ids}},
+                self._end_ids,
+                self.vocab_size,
+                self.provider,
+            ),
+        )
+
+    def _scheduler_key(self) -> tuple:
+        return ("onnxruntime-genai-scheduler", str(self.model_path), self.settings)
+
+    def new_session(self) -> Session:
+        """A conversation whose turns reuse the KV cache of the turns before."""
+        return Session()
+
+    def _schedules(self, prompts: Sequence[Sequence[int]], config: DecodeConfig) -> bool:
+        """Whether the scheduler can run ``prompts``: not for log-probabilities (it gives no
+        logits) or a seed (this CPU engine reseeds per request only with dynamic batching),
+        and only within its length bound."""
+        if config.output_logprobs or (config.do_sample and config.seed is not None):
+            return False
+        # Constraints and lookup are set on the single-request path only (guidance.py); the
+        # scheduler's turn options carry neither yet.
+        if guidance.is_constrained(config) or config.lookup:
+            return False
+        # Greedy rows of one call decode one at a time, for batch invariance (generate()):
+        # handed to the scheduler together they would share a batch.
+        if not config.do_sample and len(prompts) * config.num_return_sequences > 1:
+            return False
+        scheduler = self.scheduler
+        return all(scheduler.fits(len(p), config.max_new_tokens) for p in prompts)
 
     def threads_for(self, rows: int) -> int:
         """CPU threads for ``rows`` sequences: all of them, even for one sequence.
@@ -386,6 +454,16 @@ class OnnxGenAIBackend:
             raise ConfigError("cannot generate from an empty prompt: it needs at least one token")
         copies = config.num_return_sequences
         rows = [(index, copy) for index in range(len(prompts)) for copy in range(copies)]
+        if self._schedules(prompts, config):
+            sequences = self._decode_scheduled(
+                [prompts[index] for index, _ in rows],
+                config,
+                (lambda row, ids: stop_check(rows[row][0], ids)) if stop_check else None,
+                on_row_done=(lambda row: on_row_done(rows[row][0])) if on_row_done else None,
+                copies=[copy for _, copy in rows],
+            )
+            found = dict(zip(rows, sequences, strict=True))
+            return [[found[(i, c)] for c in range(copies)] for i in range(len(prompts))]
         # Greedy rows each run alone: batched, a row's tokens changed with the other rows
         # (6 of 16 SmolLM2 greedy answers differed from the same prompts alone; padding
         # every prompt to a width of its own, or batching prompts of one length only, still
@@ -428,12 +506,89 @@ class OnnxGenAIBackend:
         config: DecodeConfig,
         on_token: TokenSink,
         stop_check: StopCheck,
+        session: Session | None = None,
     ) -> RawSequence:
-        """Generate one output, calling ``on_token`` with each new (non-end) token id."""
+        """Generate one output, calling ``on_token`` with each new (non-end) token id.
+
+        With a ``session`` (from :meth:`new_session`), ``prompt`` is the whole conversation
+        and the turns it shares with the session's last one come from the KV cache.
+        """
         config.check_streamable()
         if not prompt:
             raise ConfigError("cannot generate from an empty prompt: it needs at least one token")
+        if self._schedules([prompt], config):
+            return self._decode_scheduled([prompt], config, stop_check, on_token, session=session)[
+                0
+            ]
         return self._decode([prompt], config, stop_check, on_token)[0]
+
+    def _decode_scheduled(
+        self,
+        prompts: Sequence[Sequence[int]],
+        config: DecodeConfig,
+        stop_check: StopCheck | None,
+        on_token: TokenSink | None = None,
+        on_row_done: RowDone | None = None,
+        copies: Sequence[int] | None = None,
+        session: Session | None = None,
+    ) -> list[RawSequence]:
+        """Each prompt as its own job on the scheduler; tokens are checked in this thread."""
+        ends = set(eos_ids(self.loaded, config))
+        sink: queue.Queue = queue.Queue()
+        scheduler = self.scheduler
+        jobs = []
+        try:
+            for row, prompt in enumerate(prompts):
+                copy = copies[row] if copies else 0
+                jobs.append(
+                    scheduler.submit(prompt, config, sink, row=row, copy=copy, session=session)
+                )
+            rows = [Row() for _ in prompts]
+            active = set(range(len(prompts)))
+            first_time: float | None = None
+            error: BaseException | None = None
+
+            def finish(index: int) -> None:
+                active.discard(index)
+                jobs[index].cancel()  # no-op once it ended; frees the slot of a stopped one
+                if on_row_done is not None:
+                    on_row_done(index)
+
+            while active:
+                index, kind, value = sink.get()
+                if index not in active:
+                    continue  # tokens that came after a stop, or its end
+                row = rows[index]
+                if kind == "token":
+                    if first_time is None:
+                        first_time = time.perf_counter()
+                    if value in ends:  # a request's own stop token ids
+                        row.ended = True
+                        finish(index)
+                        continue
+                    row.ids.append(value)
+                    if on_token is not None:
+                        on_token(value)
+                    if stop_check is not None and stop_check(index, row.ids):
+                        row.stopped = True
+                        finish(index)
+                    elif len(row.ids) >= config.max_new_tokens:
+                        row.hit_length = True
+                        finish(index)
+                elif kind == "end":
+                    end: JobEnd = value
+                    row.ended = end.reason == "eos"
+                    row.hit_length = end.reason == "length"
+                    finish(index)
+                else:
+                    error = error or value
+                    finish(index)
+            if error is not None:
+                raise error
+        finally:
+            for job in jobs:
+                job.cancel()
+        return [row.sequence(config, first_time, scored=False) for row in rows]
 
     def _decode(
         self,
@@ -443,7 +598,21 @@ class OnnxGenAIBackend:
         on_token: TokenSink | None = None,
         on_row_done: RowDone | None = None,
     ) -> list[RawSequence]:
-        """One engine run over ``prompts`` (right-padded), token by token."""
+        """Decode ``prompts``: on the scheduler, or (logits, long prompts) alone."""
+        if self._schedules(prompts, config):
+            return self._decode_scheduled(prompts, config, stop_check, on_token, on_row_done)
+        with self._alone:
+            return self._decode_alone(prompts, config, stop_check, on_token, on_row_done)
+
+    def _decode_alone(
+        self,
+        prompts: Sequence[Sequence[int]],
+        config: DecodeConfig,
+        stop_check: StopCheck | None,
+        on_token: TokenSink | None = None,
+        on_row_done: RowDone | None = None,
+    ) -> list[RawSequence]:
+        """One generator over ``prompts`` (right-padded), token by token."""
         longest = max(len(p) for p in prompts)
         ends = set(eos_ids(self.loaded, config))
         with self._generator(config, prompts, longest) as generator:
@@ -525,6 +694,29 @@ def _constraint_error(config: DecodeConfig, exc: RuntimeError) -> str:
     if name is None:
         return f"{NAME} failed: {line}"
     return f"{NAME} cannot follow the {name} constraint: {line}"
+
+
+# "max_batch_size=8,max_session_tokens=2048,lanes=2": the scheduler's settings here.
+SCHEDULER_ENV = "QUINTET_SCHEDULER"
+
+
+def scheduler_settings(threads: int, **explicit: int | None) -> SchedulerSettings:
+    """The scheduler settings: ``explicit`` values (None: not given), else
+    ``QUINTET_SCHEDULER``, else the defaults of :class:`SchedulerSettings`."""
+    values: dict[str, int] = {}
+    for item in filter(None, os.environ.get(SCHEDULER_ENV, "").split(",")):
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if key not in ("max_batch_size", "max_session_tokens", "lanes") or not (
+            value.strip().isdigit()
+        ):
+            raise ConfigError(
+                f"{SCHEDULER_ENV} takes max_batch_size=N,max_session_tokens=N,lanes=N "
+                f"(got {item!r})"
+            )
+        values[key] = int(value)
+    values.update({key: value for key, value in explicit.items() if value is not None})
+    return SchedulerSettings(threads=threads, **values)
 
 
 def _chosen_logprobs(logits: Any, tokens: Any) -> np.ndarray:

@@ -1,0 +1,627 @@
+"""Continuous batching for onnxruntime-genai: one scheduler per loaded causal model.
+
+Every user of a model decoded by the ONNX Runtime GenAI backend (generators, chat
+sessions, the server's requests) submits *jobs* here instead of running an engine of its
+own. One background thread drives onnxruntime-genai's ``og.Engine``: each call of
+``Engine.run`` advances every request of a batch by one step, each with its own decoding
+settings (``TurnOptions``), and each request leaves the batch as soon as it is done.
+
+On CPU this build of the engine batches *statically*: its dynamic batching needs a paged
+KV cache, which the model builder only makes for CUDA and WebGPU. A static batch takes new
+requests only while it is empty, so a request arriving mid-batch would wait for the
+batch's longest member. The scheduler therefore keeps several engines (*lanes*, two by
+default) over the same weights: a request that arrives while one lane decodes starts on
+another lane at the next step, and the two batches share the CPU step by step. Jobs
+beyond the free slots wait in arrival order.
+
+The driver thread only talks to the engines and hands token ids to each job's queue; the
+jobs' owners turn them into text, check stop strings and cancel in their own threads, so
+one slow consumer never holds up the batch.
+
+A job may belong to a :class:`Session` (a chat): its next turn appends only the new tokens
+to the request that holds the earlier turns in the engine's KV cache, or rewinds to the
+last turn boundary the new prompt shares. When the engine has evicted the session (its
+slot went to other requests), or its lane is busy, the turn starts a fresh request with
+the whole prompt.
+
+Lifetime: the scheduler hangs on the :class:`~quintet.core.models.Loaded` it serves
+(``Loaded.attachment``); the model cache closes it when the model is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnxruntime_genai as og
+
+from quintet.core.config import DecodeConfig
+from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
+
+log = logging.getLogger(__name__)
+
+# The engine reports events as bit flags (the pybind enum has no operator for them).
+_TOKEN = int(og.EngineEventFlags.TOKEN)
+_FINISHED = int(og.EngineEventFlags.TURN_FINISHED)
+_FAILED = int(og.EngineEventFlags.FAILED)
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """How many requests decode together and how long one may grow.
+
+    Attributes:
+        max_batch_size: requests decoded in one step; more wait their turn. Chat sessions
+            keep their KV cache in these slots between turns while no one else needs them.
+        max_session_tokens: prompt plus generated tokens one request (a chat, across its
+            turns) may reach. The engine reserves this much KV cache per slot, so it bounds
+            memory (about 46 KB a token for SmolLM2-135M) and step time: reserving the
+            model's whole context (8192) halved one request's speed on this engine.
+        lanes: engines over the shared weights. This build's CPU engine batches
+            statically: a request joins a running batch only while it is empty, so with
+            one engine a late request waits for the whole batch to end. With two, it starts
+            on the other as soon as that one is free.
+        gather_s: how long a lane waits for more requests before its batch starts, while
+            another lane is decoding (a lone request on an idle scheduler never waits).
+        threads: CPU threads of the engine's session.
+    """
+
+    max_batch_size: int = 8
+    max_session_tokens: int = 2048
+    lanes: int = 2
+    gather_s: float = 0.1
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ConfigError(f"max_batch_size must be at least 1 (got {self.max_batch_size})")
+        if self.max_session_tokens < 2:
+            raise ConfigError(
+                f"max_session_tokens must be at least 2 (got {self.max_session_tokens})"
+            )
+        if self.gather_s < 0:
+            raise ConfigError(f"gather_s must be >= 0 (got {self.gather_s})")
+        if self.lanes < 1:
+            raise ConfigError(f"lanes must be at least 1 (got {self.lanes})")
+        if self.threads < 1:
+            raise ConfigError(f"threads must be at least 1 (got {self.threads})")
+
+
+def turn_options(request: Any, config: DecodeConfig, copy: int = 0) -> Any:
+    """The engine's ``TurnOptions`` for one output decoded with ``config``.
+
+    The one place a :class:`DecodeConfig` becomes per-request engine settings: sampling,
+    and limits (constrained output would be added here with ``set_guidance``).
+    ``copy`` numbers the outputs of one prompt (``num_return_sequences``): a seeded request
+    seeds its copies ``seed + copy`` so they differ yet repeat exactly.
+    """
+    options = og.TurnOptions(request)
+    options.set_max_generated_tokens(config.max_new_tokens)
+    if config.min_new_tokens:
+        options.set_min_generated_tokens(config.min_new_tokens)
+    options.set_do_sample(config.do_sample)
+    if config.do_sample:
+        options.set_temperature(config.temperature)
+        options.set_top_k(config.top_k)  # 0 disables top-k, as in DecodeConfig
+        options.set_top_p(config.top_p)
+        if config.seed is not None:  # (with dynamic batching only: see OnnxGenAIBackend)
+            options.set_seed(config.seed + copy)
+    if config.repetition_penalty != 1.0:
+        options.set_repetition_penalty(config.repetition_penalty)
+    if config.no_repeat_ngram_size:
+        options.set_no_repeat_ngram_size(config.no_repeat_ngram_size)
+    # Stop strings stay with the caller's check: this engine takes them only with dynamic
+    # batching, which needs a paged KV cache that the builder's graphs do not have.
+    return options
+
+
+@dataclass
+class JobEnd:
+    """How a job ended: the engine's finish reason and the prompt tokens it reused."""
+
+    reason: str  # eos, stop_string, length, cancelled, failed
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+
+class Session:
+    """A multi-turn conversation whose KV cache stays in the engine between turns.
+
+    Pass the same session to each turn's :meth:`Scheduler.submit` with the *whole* prompt
+    (history included): the scheduler sends the engine only what the cache lacks.
+    ``reused_tokens`` says how many prompt tokens the last turn took from the cache.
+    Only the scheduler's thread touches the engine objects; :meth:`close` is safe anywhere.
+    """
+
+    def __init__(self) -> None:
+        self.request: Any = None
+        self.lane = 0  # the engine that holds its cache
+        self.tokens: list[int] = []  # what the engine's sequence holds
+        self.turns: list[tuple[int, int]] = []  # (turn id, tokens before it began)
+        self.reused_tokens = 0
+        self.closed = False
+        self._scheduler: Scheduler | None = None
+
+    def close(self) -> None:
+        """Free the session's cache (its next turn, if any, starts over)."""
+        self.closed = True
+        if self._scheduler is not None:
+            self._scheduler._close_session(self)
+
+
+@dataclass(eq=False)
+class Job:
+    """One output being generated. Its queue receives ``(row, "token", id)`` per token and
+    one final ``(row, "end", JobEnd)`` or ``(row, "error", exception)``."""
+
+    prompt: list[int]
+    config: DecodeConfig
+    sink: queue.Queue
+    row: int = 0
+    copy: int = 0
+    session: Session | None = None
+    submitted: float = field(default_factory=time.perf_counter)
+    cancelled: bool = False
+    done: bool = False
+    generated: list[int] = field(default_factory=list)
+    turn_id: int = 0
+    request: Any = None
+    lane: int = 0
+    _scheduler: Scheduler | None = None
+
+    def cancel(self) -> None:
+        """Stop this job now: a waiting job leaves the queue, a running one its slot."""
+        if self._scheduler is not None and not self.done:
+            self.cancelled = True
+            self._scheduler._wake()
+
+
+class _Lane:
+    """One ``og.Engine`` over the shared model: a static batch that new requests join only
+    while it is empty (see the module docstring)."""
+
+    def __init__(self, model: Any, capacity: int) -> None:
+        self.engine = og.Engine(model)
+        self.buffer = self.engine.create_event_buffer(max(64, 4 * capacity))
+        self.jobs: dict[int, Job] = {}  # id(og.Request) -> job
+        self.open = True  # no step has run since it last drained: it takes new requests
+        self.first_at = 0.0  # when its first request of this batch arrived
+
+
+class Scheduler:
+    """Runs many generation jobs on one onnxruntime-genai model, batched per step.
+
+    Args:
+        model_path: the conversion's folder (with ``genai_config.json``).
+        settings: batch size, lanes, session length, threads.
+        overlay: extra ``genai_config`` settings (pad and end tokens).
+        end_ids: the tokens that end an output (not passed on as tokens).
+        vocab_size: the model's vocabulary (ids outside it are refused).
+        provider: ``cpu`` or ``cuda``.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        settings: SchedulerSettings,
+        overlay: dict[str, Any],
+        end_ids: Sequence[int],
+        vocab_size: int,
+        provider: str = "cpu",
+    ) -> None:
+        self.settings = settings
+        self.end_ids = frozenset(end_ids)
+        self.vocab_size = vocab_size
+        config = og.Config(model_path)
+        config.clear_providers()
+        if provider != "cpu":
+            config.append_provider(provider)
+        session = {"intra_op_num_threads": settings.threads, "inter_op_num_threads": 1}
+        merged = json.loads(json.dumps(overlay))
+        merged.setdefault("model", {}).setdefault("decoder", {})["session_options"] = session
+        merged["engine"] = {"static_batching": {"max_batch_size": settings.max_batch_size}}
+        merged["search"] = {"max_length": settings.max_session_tokens}
+        config.overlay(json.dumps(merged))
+        self._model = og.Model(config)
+        self._lanes: list[_Lane] = []
+        self._cond = threading.Condition()
+        self._waiting: deque[Job] = deque()
+        self._sessions_to_close: list[Session] = []
+        self._closed = False
+        # Counters for /metrics: engine steps run and requests decoded in them.
+        self.steps = 0
+        self.step_requests = 0
+        # Engines only answer the thread that made them: the driver makes them.
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drive, name="quintet-scheduler", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    # Public API --------------------------------------------------------------------------
+
+    def submit(
+        self,
+        prompt: Sequence[int],
+        config: DecodeConfig,
+        sink: queue.Queue,
+        *,
+        row: int = 0,
+        copy: int = 0,
+        session: Session | None = None,
+    ) -> Job:
+        """Queue one output for ``prompt`` (token ids); events arrive on ``sink``.
+
+        Raises:
+            ConfigError: the prompt holds ids outside the vocabulary, or with its output it
+                cannot fit in ``max_session_tokens`` (a bad id would fail the whole batch).
+        """
+        ids = [int(t) for t in prompt]
+        if not ids:
+            raise ConfigError("cannot generate from an empty prompt: it needs at least one token")
+        if min(ids) < 0 or max(ids) >= self.vocab_size:
+            raise ConfigError(
+                f"the prompt holds token ids outside the vocabulary (0-{self.vocab_size - 1})"
+            )
+        if not self.fits(len(ids), config.max_new_tokens):
+            raise ConfigError(
+                f"{len(ids)} prompt tokens plus max_new_tokens={config.max_new_tokens} exceed "
+                f"the scheduler's max_session_tokens ({self.settings.max_session_tokens})"
+            )
+        job = Job(ids, config, sink, row=row, copy=copy, session=session, _scheduler=self)
+        with self._cond:
+            if self._closed:
+                raise QuintetError("the model's scheduler was closed (the model was unloaded)")
+            if session is not None:
+                session._scheduler = self
+            self._waiting.append(job)
+            self._cond.notify()
+        return job
+
+    def fits(self, prompt_tokens: int, max_new_tokens: int) -> bool:
+        """Whether a request this long can run here (else decode it another way)."""
+        return prompt_tokens + max_new_tokens <= self.settings.max_session_tokens
+
+    def stats(self) -> dict[str, float]:
+        """Running and waiting jobs, slots, and mean requests per engine step so far."""
+        with self._cond:
+            running = sum(len(lane.jobs) for lane in self._lanes)
+            waiting = len(self._waiting)
+        return {
+            "running": running,
+            "waiting": waiting,
+            "max_batch_size": self.settings.max_batch_size,
+            "lanes": self.settings.lanes,
+            "steps": self.steps,
+            "mean_batch": self.step_requests / self.steps if self.steps else 0.0,
+        }
+
+    def close(self) -> None:
+        """Stop the driver thread, fail what is still queued and drop the engines."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=30)
+
+    # Driver ------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def _close_session(self, session: Session) -> None:
+        with self._cond:
+            self._sessions_to_close.append(session)
+            self._cond.notify()
+
+    def _busy(self) -> bool:
+        return any(lane.jobs for lane in self._lanes)
+
+    def _drive(self) -> None:
+        try:
+            capacity = self.settings.max_batch_size
+            self._lanes = [_Lane(self._model, capacity) for _ in range(self.settings.lanes)]
+        except RuntimeError as exc:
+            self._start_error = ModelLoadError(f"onnxruntime-genai cannot start its engine: {exc}")
+            self._closed = True
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                with self._cond:
+                    while not (
+                        self._closed or self._waiting or self._busy() or self._sessions_to_close
+                    ):
+                        self._cond.wait()
+                    if self._closed:
+                        break
+                    closing, self._sessions_to_close = self._sessions_to_close, []
+                for session in closing:
+                    self._release_session(session)
+                self._reap_cancelled()
+                self._admit()
+                pause = self._step_lanes()
+                if pause is not None:
+                    with self._cond:
+                        self._cond.wait(pause)
+        except Exception:  # a bug here: say so, then fail every job rather than hang them
+            log.exception("the onnxruntime-genai scheduler stopped")
+            raise
+        finally:
+            self._shutdown()
+
+    def _step_lanes(self) -> float | None:
+        """One step of every lane that may run; the seconds to wait when none could."""
+        now = time.perf_counter()
+        stepped, pause = False, None
+        for index, lane in enumerate(self._lanes):
+            if not lane.jobs:
+                continue
+            gathering = now - lane.first_at
+            # A batch cannot take requests once it has started: while another lane keeps
+            # the CPU busy, give this one a moment to fill up.
+            filling = lane.open and len(lane.jobs) < self.settings.max_batch_size
+            if filling and gathering < self.settings.gather_s and self._others_busy(lane):
+                left = self.settings.gather_s - gathering
+                pause = left if pause is None else min(pause, left)
+                continue
+            self._step(index)
+            stepped = True
+        return None if stepped else pause
+
+    def _others_busy(self, lane: _Lane) -> bool:
+        return any(other.jobs and not other.open for other in self._lanes if other is not lane)
+
+    def _reap_cancelled(self) -> None:
+        with self._cond:
+            gone = [job for job in self._waiting if job.cancelled]
+            for job in gone:
+                self._waiting.remove(job)
+            running = [job for lane in self._lanes for job in lane.jobs.values() if job.cancelled]
+        for job in gone:
+            self._finish(job, JobEnd("cancelled", len(job.prompt)))
+        for job in running:
+            try:
+                job.request.cancel_turn(job.turn_id)
+            except RuntimeError as exc:  # already ended in the engine: nothing to free
+                log.debug("cancel_turn: %s", exc)
+            self._end_running(job, JobEnd("cancelled", len(job.prompt)))
+
+    def _lane_for(self, job: Job) -> int | None:
+        """An open lane with a free slot: the session's own when it is open, else the one
+        already filling (requests that arrive together decode together)."""
+        capacity = self.settings.max_batch_size
+        free = [i for i, lane in enumerate(self._lanes) if lane.open and len(lane.jobs) < capacity]
+        if not free:
+            return None
+        session = job.session
+        if session is not None and session.lane in free and session.request is not None:
+            return session.lane
+        return max(free, key=lambda i: len(self._lanes[i].jobs))
+
+    def _admit(self) -> None:
+        """Start waiting jobs on open lanes, in arrival order."""
+        while True:
+            with self._cond:
+                if not self._waiting:
+                    return
+                lane = self._lane_for(self._waiting[0])
+                if lane is None:
+                    return
+                job = self._waiting.popleft()
+            try:
+                self._begin(job, lane)
+            except (RuntimeError, ValueError) as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                rejected = ConfigError(f"onnxruntime-genai rejected the request: {first}")
+                self._finish(job, error=rejected)
+
+    def _begin(self, job: Job, lane_index: int) -> None:
+        lane = self._lanes[lane_index]
+        session = job.session
+        if session is not None and session.request is not None and session.lane != lane_index:
+            self._forget(session)  # its cache is in another engine, busy now: start over
+        if session is not None and not session.closed:
+            request, new_tokens = self._continue(session, job.prompt, lane)
+        else:
+            request, new_tokens = lane.engine.create_request(), job.prompt
+        options = turn_options(request, job.config, job.copy)
+        try:
+            job.turn_id = request.begin_turn(np.asarray(new_tokens, dtype=np.int32), options)
+        except RuntimeError:
+            if session is None or request is not session.request or not session.tokens:
+                raise
+            # The engine evicted the session's cache: start over with the whole prompt.
+            self._forget(session)
+            request, new_tokens = lane.engine.create_request(), job.prompt
+            options = turn_options(request, job.config, job.copy)
+            job.turn_id = request.begin_turn(np.asarray(new_tokens, dtype=np.int32), options)
+        job.request = request
+        job.lane = lane_index
+        if session is not None:
+            before = len(job.prompt) - len(new_tokens)
+            session.request = request
+            session.lane = lane_index
+            session.reused_tokens = before
+            session.tokens = list(job.prompt)
+            session.turns.append((job.turn_id, before))
+        with self._cond:
+            if not lane.jobs:
+                lane.first_at = time.perf_counter()
+            lane.jobs[id(request)] = job
+
+    def _continue(self, session: Session, prompt: list[int], lane: _Lane) -> tuple[Any, list[int]]:
+        """The session's request and the part of ``prompt`` its cache lacks."""
+        if session.request is None:
+            return lane.engine.create_request(), prompt
+        held = session.tokens
+        if len(held) < len(prompt) and prompt[: len(held)] == held:
+            return session.request, prompt[len(held) :]
+        # An edit, undo or retry (or a reply re-tokenized differently): rewind to the last
+        # turn boundary the new prompt still shares.
+        while session.turns:
+            turn_id, before = session.turns.pop()
+            if before < len(prompt) and prompt[:before] == held[:before]:
+                try:
+                    session.request.rewind_to_start_of_turn(turn_id)
+                except RuntimeError:  # evicted: nothing left to rewind
+                    break
+                session.tokens = held[:before]
+                return session.request, prompt[before:]
+        self._forget(session)
+        return lane.engine.create_request(), prompt
+
+    def _forget(self, session: Session) -> None:
+        if session.request is not None:
+            try:
+                session.request.close()
+            except RuntimeError as exc:
+                log.debug("closing a session request: %s", exc)
+        session.request = None
+        session.tokens = []
+        session.turns = []
+
+    def _release_session(self, session: Session) -> None:
+        if session.request is not None and not any(
+            id(session.request) in lane.jobs for lane in self._lanes
+        ):
+            self._forget(session)
+
+    def _step(self, index: int) -> None:
+        lane = self._lanes[index]
+        lane.open = False
+        self.steps += 1
+        self.step_requests += len(lane.jobs)
+        try:
+            events = lane.engine.run(lane.buffer)
+        except RuntimeError as exc:
+            self._restart(index, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return
+        unhealthy = False
+        for event in events:
+            job = lane.jobs.get(id(event.request))
+            if job is None or job.turn_id != event.turn_id:
+                continue
+            flags = int(event.flags)
+            finish = event.finish_reason
+            if (
+                flags & _TOKEN
+                and event.token is not None
+                and not (finish == og.FinishReason.EOS and int(event.token) in self.end_ids)
+            ):
+                token = int(event.token)
+                job.generated.append(token)
+                job.sink.put((job.row, "token", token))
+            if flags & _FAILED or finish == og.FinishReason.FAILED:
+                code = event.error_code.name
+                unhealthy = unhealthy or code in _ENGINE_FAILURES
+                self._end_running(job, error=QuintetError(f"generation failed ({code})"))
+            elif flags & _FINISHED:
+                usage = event.usage
+                end = JobEnd(
+                    _REASONS.get(finish.name, "stop"),
+                    int(usage.prompt_tokens) if usage else 0,
+                    int(usage.cached_prompt_tokens) if usage else 0,
+                )
+                if job.session is not None:
+                    # The engine's sequence holds the end token too, though the event does
+                    # not say which: with several end tokens the next turn starts over.
+                    job.session.tokens = job.prompt + job.generated
+                    if end.reason == "eos":
+                        only = sorted(self.end_ids) if len(self.end_ids) == 1 else [-1]
+                        job.session.tokens += only
+                self._end_running(job, end)
+        if unhealthy:
+            self._restart(index, "the engine failed a step")
+
+    def _restart(self, index: int, reason: str) -> None:
+        """Fail what a lane's engine was running and give the lane a fresh engine: after a
+        failed step onnxruntime-genai refuses every further call."""
+        log.error("onnxruntime-genai engine step failed: %s", reason)
+        lane = self._lanes[index]
+        for job in list(lane.jobs.values()):
+            if job.session is not None:
+                job.session.request = None
+                job.session.tokens, job.session.turns = [], []
+            job.request = None
+            self._finish(job, error=QuintetError(f"generation failed: {reason}"))
+        with self._cond:
+            self._lanes[index] = _Lane(self._model, self.settings.max_batch_size)
+
+    def _end_running(
+        self, job: Job, end: JobEnd | None = None, error: BaseException | None = None
+    ) -> None:
+        lane = self._lanes[job.lane]
+        with self._cond:
+            lane.jobs.pop(id(job.request), None)
+            if not lane.jobs:
+                lane.open = True  # drained (a cancel may be what emptied it)
+        if job.session is None or job.session.closed or error is not None:
+            if job.session is not None:
+                job.session.request = None
+                job.session.tokens, job.session.turns = [], []
+            try:
+                job.request.close()
+            except RuntimeError as exc:
+                log.debug("closing a request: %s", exc)
+        elif end is not None and end.reason == "cancelled":
+            # A cancelled turn leaves the cache mid-reply: rewind it to the turn's start.
+            turn_id, before = job.session.turns[-1]
+            try:
+                job.request.rewind_to_start_of_turn(turn_id)
+                job.session.tokens = job.prompt[:before]
+                job.session.turns.pop()
+            except RuntimeError:
+                self._forget(job.session)
+        job.request = None  # the driver thread owns engine objects: drop them here
+        self._finish(job, end, error)
+
+    def _finish(
+        self, job: Job, end: JobEnd | None = None, error: BaseException | None = None
+    ) -> None:
+        job.done = True
+        if error is not None:
+            job.sink.put((job.row, "error", error))
+        else:
+            job.sink.put((job.row, "end", end))
+
+    def _shutdown(self) -> None:
+        closed = QuintetError("the model's scheduler was closed (the model was unloaded)")
+        with self._cond:
+            self._closed = True
+            waiting, self._waiting = list(self._waiting), deque()
+        for job in waiting:
+            self._finish(job, error=closed)
+        for lane in self._lanes:
+            for job in list(lane.jobs.values()):
+                with contextlib.suppress(RuntimeError):
+                    job.request.cancel_turn(job.turn_id)
+                self._end_running(job, error=closed)
+        self._lanes = []
+        self._model = None
+
+
+# Error codes after which the engine refuses every further call.
+_ENGINE_FAILURES = {"ENGINE_EXECUTION_FAILURE", "ENGINE_CONTRACT_FAILURE"}
+_REASONS = {
+    "EOS": "eos",
+    "STOP_STRING": "stop_string",
+    "MAX_GENERATED_TOKENS": "length",
+    "MAX_SESSION_TOKENS": "length",
+    "CANCELLED": "cancelled",
+}
