@@ -71,11 +71,21 @@ def probability_chart(scores: dict[str, float]) -> dict:
         "data": {"values": [{"label": k, "probability": v} for k, v in scores.items()]},
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
-            "y": {"field": "label", "type": "nominal", "sort": None, "title": None,
-                  "axis": {"labelLimit": 280}},
-            "x": {"field": "probability", "type": "quantitative", "title": "probability",
-                  "scale": {"domain": [0, 1]}, "axis": {"format": ".1f"}},
-        },  # fmt: skip
+            "y": {
+                "field": "label",
+                "type": "nominal",
+                "sort": None,
+                "title": None,
+                "axis": {"labelLimit": 280},
+            },
+            "x": {
+                "field": "probability",
+                "type": "quantitative",
+                "title": "probability",
+                "scale": {"domain": [0, 1]},
+                "axis": {"format": ".1f"},
+            },
+        },
         "height": {"step": CHART_BAND_PX},
     }
 
