@@ -131,7 +131,7 @@ def render() -> None:
                 )
             )
         upload = st.file_uploader("Load a conversation (JSON)", type=["json"], key="chat-upload")
-    with guarded("loading the chat model"):
+    with guarded("loading the chat model", task="chat"):
         model = model or default_model("chat").name
         _load_upload(upload, model, strategy, window, backend)
         _session(model, system, strategy, window, backend)

@@ -141,7 +141,7 @@ def render() -> None:
         texts = [t for t in texts_raw.splitlines() if t.strip()]
         if not texts:
             st.warning("Type at least one text.")
-        with guarded("classifying"):
+        with guarded("classifying", task="classification"):
             if texts:
                 app = _load(model, labels, multi, backend)
                 results, seconds = run_in_batches(
@@ -160,7 +160,7 @@ def render() -> None:
     st.subheader("Batch")
     batch = batch_upload("File to classify (CSV / TSV / JSONL / text)", key="cls-batch")
     if batch is not None and st.button("Classify all", key="cls-batch-run"):
-        with guarded("classifying the batch"):
+        with guarded("classifying the batch", task="classification"):
             app = _load(model, labels, multi, backend)
             present = [i for i, t in enumerate(batch.texts) if t.strip()]
             results, seconds = run_in_batches(

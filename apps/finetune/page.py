@@ -14,6 +14,7 @@ import streamlit as st
 
 from quintet.apps.finetune import runs
 from quintet.apps.ui import model_picker, show_error
+from quintet.apps.ui.messages import for_pages
 from quintet.apps.ui.uploads import save_upload
 from quintet.core.paths import data_path
 from quintet.core.store import ModelStore
@@ -183,7 +184,7 @@ def show_run(run: runs.RunStatus) -> None:
         st.success(f"Stored as **{run.name}**: it is in every model picker.")
     elif run.state == "failed":
         lines = [line for line in run.console_tail.splitlines() if line.startswith("error:")]
-        st.error(lines[-1] if lines else "The run failed: see its console output below.")
+        st.error(for_pages(lines[-1]) if lines else "The run failed: see its console output below.")
     columns = st.columns(4)
     if run.state == "running":
         if columns[0].button("Stop", key=f"ft-stop-{run.name}", help="The checkpoint stays."):

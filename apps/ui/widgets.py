@@ -80,6 +80,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from quintet.apps.ui.messages import for_pages
 from quintet.core import catalog
 from quintet.core.config import BACKENDS, DecodeConfig
 from quintet.core.data import parse_records
@@ -91,6 +92,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OTHER = "Other: a hub id or a local path…"
+# How the catalog's mode notes end for a default that a background recipe replaces.
+UNTIL_RECIPE = " until the recipe has run"
 STRATEGIES = ("greedy", "beam search", "sampling")
 # Model kinds that can serve a task, for store models whose manifest names no task.
 TASK_KINDS: dict[str, tuple[str, ...]] = {
@@ -145,8 +148,14 @@ def _default_name(task: str, store: ModelStore) -> tuple[str | None, str]:
     try:
         choice = default_model(task, store)
     except QuintetError as exc:
-        return None, str(exc)
-    return choice.name, choice.reason + (f", {choice.mode}" if choice.mode != "native" else "")
+        return None, for_pages(str(exc))
+    mode = choice.mode
+    if mode.endswith(UNTIL_RECIPE):
+        from quintet.apps.finetune.background import opted_out  # late: light to import
+
+        if why := opted_out():  # no background build will come: promise none
+            mode = f"{mode.removesuffix(UNTIL_RECIPE)} (the background recipe build is off: {why})"
+    return choice.name, choice.reason + (f", {mode}" if mode != "native" else "")
 
 
 def model_picker(
@@ -217,7 +226,7 @@ def model_picker(
         return typed or None
     if picked == auto_label:
         return None
-    status = by_name[picked].status
+    status = for_pages(by_name[picked].status)
     if picked == default:
         st.caption(f"{status[:1].upper()}{status[1:]}; default: {reason}.")
     elif not by_name[picked].present:
@@ -329,9 +338,12 @@ def _read_text(upload: Any) -> str:
     raw = upload.getvalue()
     try:
         return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
         raise QuintetError(
-            f"{upload.name} is not UTF-8 text: save it as UTF-8 (or upload a .txt file)"
+            f"{upload.name} is not UTF-8 text (byte 0x{raw[exc.start]:02X} on line {line}; "
+            "Latin-1 or Windows-1252, perhaps): open it in a text editor, save it with the "
+            "UTF-8 encoding, and upload it again"
         ) from None
 
 
@@ -642,10 +654,10 @@ def show_error(exc: BaseException, doing: str | None = None, task: str | None = 
         st.error(unknown_model_message(exc.name, task), icon=":material/warning:")
         return
     if isinstance(exc, QuintetError):
-        st.error(f"{exc}", icon=":material/warning:")
+        st.error(for_pages(f"{exc}"), icon=":material/warning:")
         return
     log.exception("unexpected error%s", where, exc_info=exc)
-    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+    first_line = for_pages((str(exc).strip().splitlines() or [""])[0][:300])
     st.error(
         f"Something went wrong{where}: {type(exc).__name__}"
         + (f": {first_line}" if first_line else "")

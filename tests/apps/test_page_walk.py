@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,15 @@ def open_page(page: str) -> AppTest:
     app.switch_page(page).run()
     assert not app.exception
     return app
+
+
+def wait_for(predicate, timeout: float = 300.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.5)
+    raise AssertionError("timed out")
 
 
 def chart_specs(app: AppTest) -> list[dict]:
@@ -100,3 +110,124 @@ def test_a_batch_with_an_empty_row_shows_blank_cells(home: Path, caplog) -> None
     assert empty["predicted_label"] == "" and empty["confidence"] != empty["confidence"]  # NaN
     assert table["confidence"].dtype.kind == "f"
     assert "Serialization of dataframe to Arrow table was unsuccessful" not in caplog.text
+
+
+# Messages in the pages' terms -------------------------------------------------------------
+
+
+def test_command_line_wording_is_said_in_page_terms() -> None:
+    from quintet.apps.ui.messages import for_pages
+
+    assert for_pages("/srv/q/uploads/060bf6ecf7-broken.jsonl:2: not JSON") == (
+        "broken.jsonl:2: not JSON"
+    )
+    assert for_pages("run `quintet models pull minilm-l6` first") == (
+        "pull minilm-l6 on the Models page first"
+    )
+    assert "Models page" in for_pages("no offline model (see `quintet models list`)")
+    assert for_pages("not built: quintet recipes run x") == (
+        "not built (in a terminal: quintet recipes run x)"
+    )
+    assert "--limit" not in for_pages("compare runs ... with the same number of examples (--limit)")
+
+
+def test_an_uploaded_files_error_names_the_file_not_the_server_path(home: Path) -> None:
+    from quintet.apps.ui.jobs import all_jobs
+
+    app = open_page("evaluation/page.py")
+    app.selectbox(key="eval-task").set_value("classification").run()
+    app.selectbox(key="eval-model-classification").set_value("minilm-l6").run()
+    app.radio(key="eval-source").set_value("Upload").run()
+    broken = b'{"text": "fine", "label": "a"}\n{"text": oops\n'
+    app.file_uploader(key="eval-upload-classification").upload(
+        "broken.jsonl", broken, "application/jsonl"
+    ).run()
+    before = {job.id for job in all_jobs("eval-")}
+    app.button(key="eval-run").click().run()
+    wait_for(lambda: (jobs := [j for j in all_jobs("eval-") if j.id not in before])
+             and jobs[0].state != "running")  # fmt: skip
+    app.run()
+    errors = [e.value for e in app.error]
+    assert errors and "broken.jsonl:2" in errors[0], errors
+    assert "uploads/" not in errors[0] and str(home) not in errors[0]
+
+
+def test_comparing_runs_of_other_sizes_names_the_examples_field(home: Path) -> None:
+    from quintet.evaluation.harness import evaluate
+    from quintet.evaluation.protocol import DataOptions
+
+    data = str(Path(HOME).parents[1] / "data/classification/sst2/dev.tsv")
+    options = DataOptions(extra={"label_map": "0=negative,1=positive"})
+    folders = [
+        str(evaluate("classification", "minilm-l6", data, limit=n, out=home / "eval" / f"n{n}",
+                     options=options, progress=False, bootstrap=0).out_dir)
+        for n in (6, 8)
+    ]  # fmt: skip
+    app = open_page("evaluation/page.py")
+    app.multiselect(key="eval-compare").set_value(folders).run()
+    app.button(key="eval-compare-run").click().run()
+    [error] = [e.value for e in app.error]
+    assert "same number of examples" in error and "--limit" not in error
+
+
+def test_a_latin1_upload_is_told_how_to_fix_it(home: Path) -> None:
+    app = open_page("summarization/page.py")
+    app.radio(key="sum-text-mode").set_value("Upload a file").run()
+    app.file_uploader(key="sum-text-file").upload(
+        "latin1.txt", "Café à Lisboa\n".encode("latin-1"), "text/plain"
+    ).run()
+    [error] = [e.value for e in app.error]
+    assert error.startswith("latin1.txt is not UTF-8 text (byte 0xE9 on line 1")
+    assert "upload a .txt file" not in error and "save it with the UTF-8 encoding" in error
+
+
+def test_summarization_suggests_summarization_models_for_an_unknown_name(home: Path) -> None:
+    app = open_page("summarization/page.py")
+    app.selectbox(key="sum-model").set_value("Other: a hub id or a local path…").run()
+    app.text_input(key="sum-model-other").set_value("minilm-l6x").run()
+    app.button(key="sum-run").click().run()
+    [error] = [e.value for e in app.error]
+    assert error.startswith("unknown model 'minilm-l6x'")
+    assert "minilm-l6" not in error.removeprefix("unknown model 'minilm-l6x'")  # an encoder
+    assert "quintet models list" not in error
+
+
+def test_summarization_sidebar_promises_no_recipe_when_recipes_are_off(
+    home: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("QUINTET_NO_RECIPES", "1")
+    app = open_page("summarization/page.py")
+    [caption] = [c.value for c in app.sidebar.caption if "default:" in c.value]
+    assert "until the recipe has run" not in caption
+    assert "background recipe build is off: QUINTET_NO_RECIPES=1" in caption
+
+
+def test_home_names_the_engine_a_loaded_chat_model_runs_on(real_store: ModelStore,
+                                                           monkeypatch) -> None:  # fmt: skip
+    from quintet.core.models import load
+
+    monkeypatch.setenv("QUINTET_HOME", str(real_store.home))
+    monkeypatch.delenv("QUINTET_BACKEND", raising=False)
+    load("smollm2-135m-instruct")
+    app = AppTest.from_file(HOME, default_timeout=60).run()
+    [line] = [m.value for m in app.markdown if "**smollm2-135m-instruct**" in m.value]
+    assert "runs on onnxruntime-genai, int8" in line
+    assert not line.rstrip().endswith("float32")
+
+
+def test_models_page_verifies_a_stored_model(tmp_home: Path) -> None:
+    store = ModelStore()
+    with store.staging("checked") as staging:
+        for item in tiny_model_dir("bert").iterdir():
+            (staging / item.name).write_bytes(item.read_bytes())
+        store.commit(staging, "checked", {"kind": "encoder", "tasks": ["classification"]})
+    app = open_page("models/page.py")
+    app.button(key="verify-checked").click().run()
+    assert [s.value for s in app.success] == ["checked: every file matches its manifest."]
+    weights = next(p for p in store.get("checked").path.iterdir() if p.suffix == ".safetensors")
+    data = bytearray(weights.read_bytes())
+    data[-100:] = b"\xff" * 100  # same size, other bytes
+    weights.write_bytes(bytes(data))
+    app.button(key="verify-checked").click().run()
+    [error] = [e.value for e in app.error]
+    assert error.startswith("checked is damaged:") and weights.name in error
