@@ -21,6 +21,7 @@ from quintet.core.store import ModelStore
 from quintet.core.task_names import TASK_TITLES
 
 TASKS = TASK_TITLES
+REFRESH_S = 2.0  # how often the runs panel redraws while a run trains
 # Shipped training data per task: (label, train file, validation file or None).
 SHIPPED: dict[str, list[tuple[str, str, str | None]]] = {
     "classification": [
@@ -206,10 +207,17 @@ def show_run(run: runs.RunStatus) -> None:
         st.code(run.console_tail or "(nothing yet)", language="text")
 
 
-@st.fragment(run_every=2.0)
 def runs_panel() -> None:
-    """The runs, redrawn every two seconds: live curves while a run trains."""
+    """The runs, redrawn every two seconds while one trains (live curves); an idle page does
+    not poll (it reran every 2 s, a quarter of a core, with nothing to show)."""
+    polling = any(run.state == "running" for run in runs.all_runs())
+    st.fragment(run_every=REFRESH_S if polling else None)(_runs_panel)(polling)
+
+
+def _runs_panel(polling: bool) -> None:
     all_runs = runs.all_runs()
+    if polling and not any(run.state == "running" for run in all_runs):
+        st.rerun(scope="app")  # the last run ended: redraw once, without the timer
     if not all_runs:
         st.info("No fine-tuning run yet.")
         return

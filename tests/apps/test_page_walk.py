@@ -231,3 +231,46 @@ def test_models_page_verifies_a_stored_model(tmp_home: Path) -> None:
     app.button(key="verify-checked").click().run()
     [error] = [e.value for e in app.error]
     assert error.startswith("checked is damaged:") and weights.name in error
+
+
+# Evaluation off the server process ---------------------------------------------------------
+
+
+def test_an_evaluation_runs_in_a_worker_process_not_the_pages_server(home: Path) -> None:
+    """The page's process loads no model for it: its models, threads and CPU time are the
+    worker's (an evaluation in a server thread made a Chat tab wait 27 s for its box)."""
+    from quintet.apps.ui.jobs import all_jobs
+    from quintet.core.models import cached_models, default_cache
+
+    default_cache().clear()
+    app = open_page("evaluation/page.py")
+    app.selectbox(key="eval-task").set_value("classification").run()
+    app.selectbox(key="eval-model-classification").set_value("minilm-l6").run()
+    sets = app.selectbox(key="eval-set-classification")
+    sets.set_value(next(i for i, o in enumerate(sets.options) if o.startswith("SST-2"))).run()
+    app.number_input(key="eval-limit").set_value(8).run()
+    before = {job.id for job in all_jobs("eval-")}
+    app.button(key="eval-run").click().run()
+    job = wait_for(lambda: (jobs := [j for j in all_jobs("eval-") if j.id not in before])
+                   and jobs[0].state != "running" and jobs[0])  # fmt: skip
+    assert job.state == "done", job.details
+    assert job.done == job.total == 8  # progress came back from the worker
+    assert json.loads((Path(job.result[0]) / "report.json").read_text())["n"] == 8
+    assert [m.name for m in cached_models()] == []
+
+
+def test_a_failing_worker_job_reports_its_error_and_traceback() -> None:
+    from quintet.apps.ui.jobs import start_process_job
+    from quintet.core.errors import QuintetError
+
+    job = start_process_job("walk-failing", "Failing", _fails, {"message": "no such file x"})
+    wait_for(lambda: job.state != "running", 120)
+    assert isinstance(job.error, QuintetError) and str(job.error) == "no such file x"
+    assert "_fails" in job.details
+
+
+def _fails(job, message: str) -> None:
+    from quintet.core.errors import QuintetError
+
+    job.progress(1, 2)
+    raise QuintetError(message)
