@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from quintet.apps.ui import decode_controls, model_choices, model_picker, show_error
@@ -314,8 +315,17 @@ def run_label(run: Path) -> str:
     headline = f", {metric} {score:.1f}" if isinstance(score, int | float) else ""
     return (
         f"{report.get('task')} · {report.get('model')} · {Path(report.get('dataset', '')).name}"
-        f" · n={report.get('n')}{headline} · {report.get('date', '')[:16]} ({where})"
+        f"{language_pair(report)} · n={report.get('n')}{headline} · "
+        f"{report.get('date', '')[:16]} ({where})"
     )
+
+
+def language_pair(report: dict[str, Any]) -> str:
+    """`` · en→de`` for a translation run (runs of one dataset in two directions had the
+    same name in Reports and Compare), else ``""``."""
+    settings = report.get("settings") or {}
+    src, tgt = settings.get("src"), settings.get("tgt")
+    return f" · {src}→{tgt}" if src and tgt else ""
 
 
 def format_timing(timing: dict[str, Any]) -> str:
@@ -417,14 +427,11 @@ def compare_tab() -> None:
     folder = st.session_state.get("eval-comparison")
     if folder and Path(folder, "comparison.json").is_file():
         result = json.loads(Path(folder, "comparison.json").read_text())
-        rows = []
-        for entry in result["runs"]:
-            row = {"model": entry["model"], **{m: round(v, 2) for m, v in entry["metrics"].items()}}
-            for metric, stats in (entry.get("versus_first") or {}).items():
-                if isinstance(stats, dict) and "p_value" in stats:
-                    row[f"{metric} p"] = round(stats["p_value"], 3)
-            rows.append(row)
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.dataframe(
+            comparison_table(result).style.format(precision=3, na_rep="(baseline)"),
+            hide_index=True,
+            width="stretch",
+        )
         left, right = st.columns(2)
         for col, name in ((left, "comparison.md"), (right, "comparison.html")):
             col.download_button(
@@ -435,6 +442,22 @@ def compare_tab() -> None:
                 icon=":material/download:",
             )
         st.iframe(Path(folder, "comparison.html"), height=500)
+
+
+def comparison_table(result: dict[str, Any]) -> pd.DataFrame:
+    """One row per run: its metrics and, against the baseline (the first run), each metric's
+    p-value; the baseline's own p-values are NaN (drawn "(baseline)", not "None")."""
+    rows = []
+    for entry in result["runs"]:
+        row = {"model": entry["model"], **{m: round(v, 2) for m, v in entry["metrics"].items()}}
+        for metric, stats in (entry.get("versus_first") or {}).items():
+            if isinstance(stats, dict) and "p_value" in stats:
+                row[f"{metric} p"] = round(stats["p_value"], 3)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    numeric = [c for c in table.columns if c != "model"]
+    table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
+    return table
 
 
 def render() -> None:

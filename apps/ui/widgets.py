@@ -264,12 +264,16 @@ def decode_controls(
     max_new_tokens: int = 128,
     max_tokens_limit: int = 2048,
     show_max_tokens: bool = True,
+    defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Decoding strategy and limits; returns validated ``DecodeConfig`` keyword arguments.
 
     Greedy returns only ``max_new_tokens``; beam search adds ``num_beams`` (and
     ``length_penalty``); sampling adds ``do_sample``, ``temperature``, ``top_k``, ``top_p``
     and ``seed`` (when set). Invalid combinations cannot be built here.
+
+    ``defaults``: the page's starting values, ``DecodeConfig`` fields (``do_sample=True``
+    starts on sampling; ``temperature``, ``top_k``, ``top_p``); unset ones keep the widgets'.
 
     Example:
         >>> decode = decode_controls(key="sum-decode")  # doctest: +SKIP
@@ -295,8 +299,16 @@ def decode_controls(
                 help="The longest output, in tokens; longer outputs end with finish 'length'.",
             )
         )
+    start = dict(defaults or {})
+    first = "sampling" if start.get("do_sample") and "sampling" in strategies else strategies[0]
     strategy = (
-        st.radio("Strategy", strategies, horizontal=True, key=f"{key}-strategy")
+        st.radio(
+            "Strategy",
+            strategies,
+            index=strategies.index(first),
+            horizontal=True,
+            key=f"{key}-strategy",
+        )
         if len(strategies) > 1
         else "greedy"
     )
@@ -318,10 +330,16 @@ def decode_controls(
     elif strategy == "sampling":
         kwargs["do_sample"] = True
         kwargs["temperature"] = float(
-            st.slider("Temperature", 0.05, 2.0, 0.7, 0.05, key=f"{key}-temp")
+            st.slider(
+                "Temperature", 0.05, 2.0, start.get("temperature", 0.7), 0.05, key=f"{key}-temp"
+            )  # fmt: skip
         )
-        kwargs["top_k"] = int(st.number_input("Top-k (0 = off)", 0, 1000, 50, key=f"{key}-topk"))
-        kwargs["top_p"] = float(st.slider("Top-p", 0.05, 1.0, 0.95, 0.05, key=f"{key}-topp"))
+        kwargs["top_k"] = int(
+            st.number_input("Top-k (0 = off)", 0, 1000, start.get("top_k", 50), key=f"{key}-topk")
+        )
+        kwargs["top_p"] = float(
+            st.slider("Top-p", 0.05, 1.0, start.get("top_p", 0.95), 0.05, key=f"{key}-topp")
+        )
         seed = st.number_input(
             "Seed (0 = random)", 0, 2**31 - 1, 0, key=f"{key}-seed", help="Repeat a sample."
         )

@@ -274,3 +274,43 @@ def _fails(job, message: str) -> None:
 
     job.progress(1, 2)
     raise QuintetError(message)
+
+
+# Reports and Compare -------------------------------------------------------------------------
+
+
+def test_translation_runs_are_named_with_their_language_pair(home: Path) -> None:
+    shipped = next(Path(HOME).parents[1].glob("docs/reports/translation-*/report.json"))
+    for tgt in ("de", "fr"):
+        report = json.loads(shipped.read_text())
+        report["settings"] = {**report.get("settings", {}), "src": "en", "tgt": tgt}
+        (home / "eval" / f"en-{tgt}").mkdir(parents=True)
+        (home / "eval" / f"en-{tgt}" / "report.json").write_text(json.dumps(report))
+    app = open_page("evaluation/page.py")
+    picker = app.selectbox(key="eval-pick")
+    ours = [o for o in picker.options if o.endswith("(yours)")]
+    assert len(ours) == 2 and len(set(ours)) == 2
+    assert any(" · en→de · " in o for o in ours) and any(" · en→fr · " in o for o in ours)
+
+
+def test_compare_draws_the_baselines_p_values_as_baseline_not_none(home: Path) -> None:
+    from quintet.evaluation.harness import evaluate
+    from quintet.evaluation.protocol import DataOptions
+
+    data = str(Path(HOME).parents[1] / "data/classification/sst2/dev.tsv")
+    options = DataOptions(extra={"label_map": "0=negative,1=positive"})
+    folders = [
+        str(evaluate("classification", "minilm-l6", data, limit=8, out=home / "eval" / name,
+                     options=options, progress=False, bootstrap=50).out_dir)
+        for name in ("a", "b")
+    ]  # fmt: skip
+    app = open_page("evaluation/page.py")
+    app.multiselect(key="eval-compare").set_value(folders).run()
+    app.button(key="eval-compare-run").click().run()
+    assert not app.exception and not app.error
+    proto = app.dataframe[0].proto
+    styler = (
+        proto.arrow_data.styler if proto.arrow_data.data else proto.lazy_data.initial_chunk.styler
+    )
+    shown = str(styler.display_values)
+    assert "(baseline)" in shown and "None" not in shown
