@@ -27,6 +27,7 @@ import streamlit as st
 
 from quintet.apps.chat import ChatReply, ChatSession
 from quintet.apps.chat.api import STRATEGIES
+from quintet.apps.chat.settings import CHAT_PAGE_DECODE
 from quintet.apps.ui import (
     cached_generator,
     decode_controls,
@@ -38,6 +39,11 @@ from quintet.apps.ui import (
 from quintet.core.defaults import default_model
 
 KEY = "chat-session"
+DEFAULT_DECODE_NOTE = (
+    "Default: greedy with repetition penalty 1.1. Plain greedy made the small packaged model "
+    "loop (2 of 4 travel answers); the penalty stopped it at a small cost in speed (it decodes "
+    "on transformers, the int8 engine has no penalty). Set the penalty to 1 for plain greedy."
+)
 WAIT_SHOWN_S = 0.1  # a shorter wait for the model is not worth a word in the caption
 PENDING_SYSTEM = "chat-system-loaded"  # a loaded conversation's system prompt, for the box
 STATS = "chat-stats"  # {index of an assistant message in session.messages: caption}
@@ -172,7 +178,10 @@ def render() -> None:
             placeholder="e.g. You are a concise assistant.",
             help="Sent first with every message; never dropped when the window fills up.",
         )
-        decode = decode_controls(key="chat-decode", allow_beams=False, max_new_tokens=256)
+        decode = decode_controls(
+            key="chat-decode", allow_beams=False, max_new_tokens=256, defaults=CHAT_PAGE_DECODE
+        )
+        st.caption(DEFAULT_DECODE_NOTE)
         backend = engine_picker("chat-engine")
         with st.expander("Context window"):
             strategy = st.radio(

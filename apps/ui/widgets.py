@@ -345,6 +345,20 @@ def decode_controls(
         )
         if seed:
             kwargs["seed"] = int(seed)
+    if strategy != "beam search":
+        penalty = st.slider(
+            "Repetition penalty (1 = off)",
+            1.0,
+            2.0,
+            float(start.get("repetition_penalty", 1.0)),
+            0.05,
+            key=f"{key}-rep",
+            help="> 1 makes tokens already in the text less likely: small models loop without "
+            "it. The int8 ONNX Runtime GenAI engine has no such penalty, so auto then decodes "
+            "on transformers.",
+        )
+        if penalty != 1.0:
+            kwargs["repetition_penalty"] = float(penalty)
     DecodeConfig(**kwargs)  # the widgets' ranges make this valid; fail here if not
     return kwargs
 

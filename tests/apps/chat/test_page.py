@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "chat" / "page.py")
@@ -188,3 +189,21 @@ def test_a_question_stopped_while_waiting_stays_with_a_notice(real_store) -> Non
     assert app.chat_message[-1].markdown[0].value == "What should I see in Lisbon?"
     app.button(key="chat-reset").click().run()
     assert len(app.chat_message) == 0
+
+
+@pytest.mark.default_backend
+def test_the_page_starts_on_the_measured_chat_decoding_and_says_so(real_store) -> None:
+    """Greedy alone loops on the packaged model: the page starts with repetition penalty 1.1
+    (apps/chat/settings.py has the measurement) and says so under the controls."""
+    app = _page()
+    assert app.radio(key="chat-decode-strategy").value == "greedy"
+    assert app.slider(key="chat-decode-rep").value == 1.1
+    assert any(c.value.startswith("Default: greedy with repetition penalty 1.1")
+               for c in app.sidebar.caption)  # fmt: skip
+    app.chat_input(key="chat-input").set_value("Hi").run()
+    assert not app.exception and not app.error
+    reply = app.session_state["chat-session"].last_reply
+    assert reply.backend == "transformers"  # the int8 engine has no repetition penalty
+    app.slider(key="chat-decode-rep").set_value(1.0).run()
+    app.chat_input(key="chat-input").set_value("Hi again").run()
+    assert app.session_state["chat-session"].last_reply.backend == "onnxruntime-genai"
