@@ -57,9 +57,11 @@ UNSENT_NOTICE = (
 )
 # Keeps the Reset / Save / Stop row at the top of the view while a long reply scrolls the
 # page (the Stop button went out of view, 295 px above the top).
+# The sticky box is the container's wrapper: the container alone is as tall as its own box,
+# which leaves a sticky element no room to move.
 STICKY_CSS = """<style>
-.st-key-chat-controls { position: sticky; top: 3.75rem; z-index: 100;
-  background: var(--st-background-color, white); padding: 0.25rem 0; }
+div:has(> .st-key-chat-controls) { position: sticky; top: 3.75rem; z-index: 100; }
+.st-key-chat-controls { background: var(--st-background-color, white); padding: 0.25rem 0; }
 </style>"""
 
 

@@ -323,15 +323,16 @@ def test_an_idle_tab_does_not_rerun(server: str, browser, path: str) -> None:
     assert browser.execute_script("return window.__quintetSends;") == 0
 
 
-# How far the page scrolls (its scroller is stMain, or the document), and scrolling to the end.
+# How far the page scrolls (its scroller is main.stMain, or the document), and scrolling to the
+# end.
 OVERFLOW = """
-const main = document.querySelector('[data-testid="stMain"]');
+const main = document.querySelector('.stMain');
 const page = document.scrollingElement;
 return Math.max(main ? main.scrollHeight - main.clientHeight : 0,
                 page ? page.scrollHeight - window.innerHeight : 0);
 """
 SCROLL_TO_END = """
-const main = document.querySelector('[data-testid="stMain"]');
+const main = document.querySelector('.stMain');
 if (main) { main.scrollTop = main.scrollHeight; }
 window.scrollTo(0, document.scrollingElement.scrollHeight);
 """
@@ -346,6 +347,9 @@ def test_chat_stop_stays_in_view_during_a_long_reply(server: str, browser) -> No
     try:
         open_page(browser, server, "chat")
         set_number(browser, "Max new tokens", 300)
+        # Plain greedy: the int8 engine writes the long reply faster than the penalty's engine.
+        browser.find_element(By.CSS_SELECTOR, ".st-key-chat-decode-rep input").send_keys(Keys.HOME)
+        settle(browser)
         box = browser.find_element(By.CSS_SELECTOR, '[data-testid="stChatInput"] textarea')
         box.send_keys("Write a long story about a dragon and a knight, in many paragraphs.",
                       Keys.ENTER)  # fmt: skip
