@@ -28,9 +28,11 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +121,7 @@ def all_jobs(prefix: str = "") -> list[Job]:
 
 WORKER_NICENESS = 10  # below the server's priority: pages stay responsive while it works
 _SPAWN = multiprocessing.get_context("spawn")  # no fork of a threaded server
+_START_LOCK = threading.Lock()
 
 
 class _WorkerJob:
@@ -190,11 +193,28 @@ def start_process_job(
         name=f"quintet-job-{job_id}",
         daemon=True,
     )
-    process.start()
+    _start_without_main(process)
     threading.Thread(
         target=_follow, args=(job, process, queue), name=f"quintet-job-{job_id}", daemon=True
     ).start()
     return job
+
+
+def _start_without_main(process: Any) -> None:
+    """Start ``process`` without re-running ``__main__`` in it.
+
+    A spawned child first re-imports the parent's ``__main__``, and under ``streamlit run``
+    that is the page script: the child would draw the page and start the job again, and
+    again. The child needs nothing from it (``work`` is importable), so it is shown an empty
+    ``__main__`` for the moment the process starts.
+    """
+    with _START_LOCK:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            sys.modules["__main__"] = main
 
 
 def _follow(job: Job, process: Any, queue: Any) -> None:

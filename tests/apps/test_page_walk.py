@@ -314,3 +314,28 @@ def test_compare_draws_the_baselines_p_values_as_baseline_not_none(home: Path) -
     )
     shown = str(styler.display_values)
     assert "(baseline)" in shown and "None" not in shown
+
+
+def test_a_worker_does_not_rerun_the_page_script(tmp_path: Path, monkeypatch) -> None:
+    """Under ``streamlit run`` the page script is ``__main__``: a spawned worker that re-ran
+    it drew the page again and started the job again (exit code 1, no result)."""
+    import sys
+    import types
+
+    from quintet.apps.ui.jobs import start_process_job
+
+    marker = tmp_path / "ran"
+    page = tmp_path / "page.py"
+    page.write_text(f"open({str(marker)!r}, 'w').write('the page ran again')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__, fake_main.__spec__ = str(page), None
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    job = start_process_job("walk-main", "Main", _adds, {"a": 2, "b": 3})
+    wait_for(lambda: job.state != "running", 120)
+    assert job.state == "done" and job.result == 5, job.error
+    assert not marker.exists()
+    assert sys.modules["__main__"] is fake_main  # given back after the start
+
+
+def _adds(job, a: int, b: int) -> int:
+    return a + b
