@@ -105,7 +105,6 @@ class ChatStream:
         # while the next run finishes the reply. The underlying stream ends once (one end
         # marker): reads are serialised and a reader after the end returns at once, where
         # it waited for a marker already taken, and the page hung.
-        self._deltas_left = iter(stream)
         self._read_lock = threading.Lock()
         self._finish_lock = threading.Lock()
 
@@ -116,11 +115,15 @@ class ChatStream:
                 if self._ended:
                     return
                 try:
-                    delta = next(self._deltas_left)
+                    # A fresh iterator per delta: an interrupt (Ctrl-C) while waiting takes
+                    # no delta and leaves the stream readable, where it would end a shared
+                    # iterator before the stream's end (and the worker, still writing, was
+                    # never waited for).
+                    delta = next(iter(self._stream))
                 except StopIteration:
                     self._ended = True
                     return
-                except BaseException:
+                except Exception:  # the stream's own error, raised after its end
                     self._ended = True
                     raise
             yield delta
