@@ -16,7 +16,8 @@ import torch
 
 from quintet.core import catalog, hub
 from quintet.core.devices import describe_device, pick_device
-from quintet.core.models import cached_models
+from quintet.core.errors import QuintetError
+from quintet.core.models import Loaded, cached_models
 from quintet.core.store import ModelStore
 
 APPS_DIR = Path(__file__).resolve().parent
@@ -94,7 +95,28 @@ def home() -> None:
     if not loaded:
         st.write("No model loaded yet: models load on first use and are shared by sessions.")
     for model in loaded:
-        st.write(f"- **{model.name}** ({model.kind}) on {model.device}, {model.dtype}")
+        st.write(f"- **{model.name}** ({model.kind}) on {model.device}: {engine_line(model)}")
+
+
+def engine_line(model: Loaded) -> str:
+    """What runs a loaded model's outputs: the torch weights are kept in memory for every
+    model, but a page left on Engine auto runs most models on a faster engine (an int8
+    ONNX Runtime GenAI chat model is not "torch.float32")."""
+    weights = str(model.dtype).removeprefix("torch.")
+    try:
+        if model.kind in ("causal", "seq2seq"):
+            from quintet.core.decoding.engines import choose
+
+            choice = choose(model)
+        else:
+            from quintet.core.encoders import preferred
+
+            choice = preferred(model)
+    except QuintetError as exc:  # e.g. an unknown QUINTET_BACKEND: say so, do not break Home
+        return f"{weights} weights ({exc})"
+    if choice.name == "transformers":
+        return f"runs on transformers, {weights} weights"
+    return f"runs on {choice.name}, {choice.reason} (Engine auto; {weights} torch weights kept)"
 
 
 # (title, folder under apps/, url path, icon, section)

@@ -265,7 +265,7 @@ def _check_same_items(
         raise EvaluationError(
             f"{folder} was not run on the same items as {base_dir} ({len(items)} vs "
             f"{len(base)} items; e.g. id {only[0]!r} is in only one): compare runs of the same "
-            "dataset and --limit"
+            "dataset with the same number of examples (--limit)"
         )
     for key, item in ours.items():
         if _canonical(item.references) != _canonical(theirs[key].references):

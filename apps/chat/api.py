@@ -101,15 +101,40 @@ class ChatStream:
         self._shown: list[str] = []
         self._ended = False  # the underlying stream has delivered its end
         self._reply: ChatReply | None = None
+        # Two threads may read one reply: a page run interrupted by Stop closes its reading
+        # while the next run finishes the reply. The underlying stream ends once (one end
+        # marker): reads are serialised and a reader after the end returns at once, where
+        # it waited for a marker already taken, and the page hung.
+        self._read_lock = threading.Lock()
+        self._finish_lock = threading.Lock()
+
+    def _read(self) -> Iterator[str]:
+        """The underlying stream's deltas, safe to read from several threads."""
+        while True:
+            with self._read_lock:
+                if self._ended:
+                    return
+                try:
+                    # A fresh iterator per delta: an interrupt (Ctrl-C) while waiting takes
+                    # no delta and leaves the stream readable, where it would end a shared
+                    # iterator before the stream's end (and the worker, still writing, was
+                    # never waited for).
+                    delta = next(iter(self._stream))
+                except StopIteration:
+                    self._ended = True
+                    return
+                except Exception:  # the stream's own error, raised after its end
+                    self._ended = True
+                    raise
+            yield delta
 
     def __iter__(self) -> Iterator[str]:
         if self._reply is not None:
             return
         try:
-            for delta in self._stream:
+            for delta in self._read():
                 self._shown.append(delta)
                 yield delta
-            self._ended = True
         except GeneratorExit:  # the consumer stopped reading: stop generating too
             self._stream.cancel()
             raise
@@ -140,14 +165,18 @@ class ChatStream:
         return "".join(self._shown)
 
     def _finish(self) -> None:
+        with self._finish_lock:
+            if self._reply is None:
+                self._finish_once()
+
+    def _finish_once(self) -> None:
         if not self._ended:  # abandoned mid-way: wait for the worker to stop
             self._stream.cancel()
             try:
-                for _ in self._stream:
+                for _ in self._read():
                     pass
             except Exception:  # noqa: BLE001 - the turn is abandoned anyway
                 pass
-            self._ended = True
         result = self._stream.result
         shown = "".join(self._shown)
         if result is None:

@@ -8,14 +8,26 @@ decode on one model at once.
 
 Stop: pressing "Stop" reruns the page, which interrupts ``st.write_stream``; the abandoned
 stream cancels itself and the text written so far stays in the history, marked "stopped".
+The Stop row sticks to the top of the page, so it stays in view under a long reply. Stop
+pressed while the reply still waits for the model (another session is using it) keeps the
+question on the page with a notice: it never reached the model, so it is not in the history
+the model sees or the saved file.
+
+The caption under a reply counts from the moment it was sent: "waited 28.6 s for the model,
+first token after 29.0 s" when another session held the model, not just the model's own
+0.37 s.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Iterator
 
 import streamlit as st
 
 from quintet.apps.chat import ChatReply, ChatSession
 from quintet.apps.chat.api import STRATEGIES
+from quintet.apps.chat.settings import CHAT_PAGE_DECODE
 from quintet.apps.ui import (
     cached_generator,
     decode_controls,
@@ -27,16 +39,47 @@ from quintet.apps.ui import (
 from quintet.core.defaults import default_model
 
 KEY = "chat-session"
+DEFAULT_DECODE_NOTE = (
+    "Default: greedy with repetition penalty 1.1. Plain greedy made the small packaged model "
+    "loop (2 of 4 travel answers); the penalty stopped it at a small cost in speed (it decodes "
+    "on transformers, the int8 engine has no penalty). Set the penalty to 1 for plain greedy."
+)
+WAIT_SHOWN_S = 0.1  # a shorter wait for the model is not worth a word in the caption
 PENDING_SYSTEM = "chat-system-loaded"  # a loaded conversation's system prompt, for the box
 STATS = "chat-stats"  # {index of an assistant message in session.messages: caption}
 NOTICES = "chat-notices"  # {index of an assistant message: what left the model's view}
+TIMING = "chat-timing"  # (seconds waited for the model, seconds to the first token) of a reply
+PENDING = "chat-pending"  # a question sent but not yet in the history (waiting for the model)
+UNSENT = "chat-unsent"  # [(index in session.messages it would have had, question)]
+UNSENT_NOTICE = (
+    "Stopped while waiting for the model: this question was not sent, so it has no reply and "
+    "the model does not see it. Send it again for a reply."
+)
+# Keeps the Reset / Save / Stop row at the top of the view while a long reply scrolls the
+# page (the Stop button went out of view, 295 px above the top).
+# The sticky box is the container's wrapper: the container alone is as tall as its own box,
+# which leaves a sticky element no room to move.
+STICKY_CSS = """<style>
+div:has(> .st-key-chat-controls) { position: sticky; top: 3.75rem; z-index: 100; }
+.st-key-chat-controls { background: var(--st-background-color, white); padding: 0.25rem 0; }
+</style>"""
 
 
-def caption(reply: ChatReply) -> str:
-    """One line under a reply: tokens, tokens/s, time to first token, how it ended."""
+def caption(reply: ChatReply, timing: tuple[float, float | None] | None = None) -> str:
+    """One line under a reply: tokens, tokens/s, time to first token, how it ended.
+
+    ``timing``: (seconds waited for the model, seconds from sending to the first token) as the
+    page measured them; the user's wait, where the reply's own time to first token counts
+    from when the model started on it.
+    """
     parts = [f"{reply.num_tokens} tokens", f"{reply.tokens_per_s:.1f} tokens/s"]
-    if reply.time_to_first_token_s is not None:
-        parts.append(f"first token after {reply.time_to_first_token_s:.2f} s")
+    waited, first = timing if timing is not None else (0.0, None)
+    if first is None:
+        first = reply.time_to_first_token_s
+    if waited >= WAIT_SHOWN_S:
+        parts.append(f"waited {waited:.1f} s for the model")
+    if first is not None:
+        parts.append(f"first token after {first:.2f} s")
     if reply.backend:
         parts.append(f"on {reply.backend}")
     if reply.cancelled:
@@ -72,10 +115,34 @@ def _session(
     stats = st.session_state.setdefault(STATS, {})
     last = len(session.messages) - 1
     if session.last_reply is not None and last not in stats:
-        stats[last] = caption(session.last_reply)
+        stats[last] = caption(session.last_reply, st.session_state.pop(TIMING, None))
         if session.last_reply.context_notice:
             st.session_state.setdefault(NOTICES, {})[last] = session.last_reply.context_notice
     return session
+
+
+def _timed(stream: Iterator[str], sent: float, waited: float) -> Iterator[str]:
+    """``stream``, noting (waited, seconds to its first text) in the session state."""
+    first = True
+    deltas = iter(stream)
+    try:
+        for delta in deltas:
+            if first and delta:
+                st.session_state[TIMING] = (waited, time.perf_counter() - sent)
+                first = False
+            yield delta
+    finally:  # an interrupted page stops reading this; the reply's stream must stop too
+        deltas.close()
+
+
+def _keep_unsent(session: ChatSession) -> list[tuple[int, str]]:
+    """This session's unsent questions; a question still pending when this run starts was
+    stopped before it reached the history (Stop while waiting): keep it, with its place."""
+    unsent: list[tuple[int, str]] = st.session_state.setdefault(UNSENT, [])
+    pending = st.session_state.pop(PENDING, None)
+    if pending is not None:
+        unsent.append((len(session.messages), pending))
+    return unsent
 
 
 def _load_upload(upload, model: str, strategy: str, window: int, backend: str = "auto") -> None:
@@ -113,7 +180,10 @@ def render() -> None:
             placeholder="e.g. You are a concise assistant.",
             help="Sent first with every message; never dropped when the window fills up.",
         )
-        decode = decode_controls(key="chat-decode", allow_beams=False, max_new_tokens=256)
+        decode = decode_controls(
+            key="chat-decode", allow_beams=False, max_new_tokens=256, defaults=CHAT_PAGE_DECODE
+        )
+        st.caption(DEFAULT_DECODE_NOTE)
         backend = engine_picker("chat-engine")
         with st.expander("Context window"):
             strategy = st.radio(
@@ -131,7 +201,7 @@ def render() -> None:
                 )
             )
         upload = st.file_uploader("Load a conversation (JSON)", type=["json"], key="chat-upload")
-    with guarded("loading the chat model"):
+    with guarded("loading the chat model", task="chat"):
         model = model or default_model("chat").name
         _load_upload(upload, model, strategy, window, backend)
         _session(model, system, strategy, window, backend)
@@ -141,11 +211,15 @@ def render() -> None:
     stats: dict[int, str] = st.session_state.setdefault(STATS, {})
     notices: dict[int, str] = st.session_state.setdefault(NOTICES, {})
 
-    left, middle, right = st.columns(3)
+    unsent = _keep_unsent(session)
+    st.html(STICKY_CSS)
+    controls = st.container(key="chat-controls")
+    left, middle, right = controls.columns(3)
     if left.button("Reset", key="chat-reset", icon=":material/restart_alt:"):
         session.reset()
         stats.clear()
         notices.clear()
+        unsent.clear()
     middle.download_button(
         "Save (JSON)",
         session.to_json(),
@@ -170,8 +244,12 @@ def render() -> None:
             icon=":material/info:",
         )
 
-    for index, message in enumerate(session.messages):
-        if message["role"] == "system":
+    for index, message in enumerate([*session.messages, None]):
+        for _, question in (entry for entry in unsent if entry[0] == index):
+            with st.chat_message("user"):
+                st.markdown(question)
+                st.info(UNSENT_NOTICE, icon=":material/info:")
+        if message is None or message["role"] == "system":
             continue
         with st.chat_message(message["role"]):
             st.markdown(message["content"])
@@ -191,15 +269,21 @@ def render() -> None:
         written = False
         with st.chat_message("user"):
             st.markdown(prompt)
-        with st.chat_message("assistant"), guarded("writing the reply"):
+        with st.chat_message("assistant"), guarded("writing the reply", task="chat"):
+            st.session_state[PENDING] = prompt  # until the question is in the history
+            sent = time.perf_counter()
             with waiting_for(session.model_name):
-                stream = session.stream(prompt, **decode)
+                waited = time.perf_counter() - sent
+                try:
+                    stream = session.stream(prompt, **decode)
+                finally:  # in the history now, or refused: either way no longer pending
+                    st.session_state.pop(PENDING, None)
                 if stream.context_notice:
                     st.info(stream.context_notice, icon=":material/info:")
-                st.write_stream(stream)
+                st.write_stream(_timed(stream, sent, waited))
             reply = stream.result
             index = len(session.messages) - 1
-            stats[index] = caption(reply)
+            stats[index] = caption(reply, st.session_state.pop(TIMING, (waited, None)))
             if reply.context_notice:
                 notices[index] = reply.context_notice
             st.caption(stats[index])

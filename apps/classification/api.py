@@ -130,14 +130,16 @@ class Classifier:
             raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
         self.batch_size = batch_size
         self.backend = backend  # as asked ("auto" ...): a Ray worker rebuilds it so
+        # Display names first: an error about the model's own labels names them as results do.
+        self.label_names = {**KNOWN_LABEL_NAMES.get(self.loaded.name, {}), **(label_names or {})}
         self.mode: Mode = self._pick_mode()
         if self.mode == "zero-shot-likelihood":
             self.backend_choice = BackendChoice("transformers", "label likelihood runs on torch")
         else:
             engine, self.backend_choice = encoder_engine(self.loaded, backend)
             self.loaded = replace(self.loaded, encoder=engine)
-        known = KNOWN_LABEL_NAMES.get(self.loaded.name, {}) if self.mode == "classifier" else {}
-        self.label_names = {**known, **(label_names or {})}
+        if self.mode != "classifier":  # zero-shot labels are the user's own, shown as typed
+            self.label_names = dict(label_names or {})
         config_multi = getattr(self.loaded.config, "problem_type", None) == (
             "multi_label_classification"
         )
@@ -163,11 +165,12 @@ class Classifier:
                 return "classifier"
             if self._label_id("entailment") is not None:
                 return "zero-shot-nli"
+            own = [self.label_names.get(label, label) for label in self.model_labels()]
             raise OwnLabelsError(
-                f"{self.loaded.name} has its own labels ({', '.join(self.model_labels())}); "
+                f"{self.loaded.name} has its own labels ({', '.join(own)}); "
                 "drop labels=, or use an NLI model (bart-large-mnli) or an encoder "
                 "(minilm-l6) for labels of your own",
-                self.model_labels(),
+                own,
             )
         if kind in ("encoder", "causal"):
             if not self.labels:

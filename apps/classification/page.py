@@ -6,6 +6,7 @@ sessions through :func:`quintet.apps.ui.cached_app`).
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from quintet.apps.classification import Classifier
@@ -25,6 +26,7 @@ from quintet.core.defaults import default_model
 from quintet.core.errors import QuintetError
 
 EXAMPLE_LABELS = "positive, negative"  # for the example text below
+CHART_BAND_PX = 30  # height of one label's bar band: room for its name on the axis
 
 
 def _zero_shot_default(model: str | None) -> str:
@@ -56,6 +58,46 @@ def _load(model: str | None, labels: list[str] | None, multi: bool, backend: str
             "'Zero-shot labels' field to use them, or pick an encoder (minilm-l6) or an NLI "
             "model for labels of your own"
         ) from None
+
+
+def probability_chart(scores: dict[str, float]) -> dict:
+    """A Vega-Lite horizontal bar chart of one text's label probabilities.
+
+    The probability axis is fixed to 0..1 (a chart scaled to its own maximum drew 0.03 as a
+    full bar), and each label gets a band of its own height (two labels in a chart of fixed
+    height printed on top of each other).
+    """
+    return {
+        "data": {"values": [{"label": k, "probability": v} for k, v in scores.items()]},
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "y": {
+                "field": "label",
+                "type": "nominal",
+                "sort": None,
+                "title": None,
+                "axis": {"labelLimit": 280},
+            },
+            "x": {
+                "field": "probability",
+                "type": "quantitative",
+                "title": "probability",
+                "scale": {"domain": [0, 1]},
+                "axis": {"format": ".1f"},
+            },
+        },
+        "height": {"step": CHART_BAND_PX},
+    }
+
+
+def results_table(rows: list[dict]) -> pd.DataFrame:
+    """The batch results for the page's table: probabilities as numbers, and blank (not
+    "None") where a row had no text to classify."""
+    table = pd.DataFrame(rows)
+    for column in table.columns:
+        if column == "confidence" or column.startswith("p_"):
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+    return table
 
 
 def _labels(raw: str) -> list[str] | None:
@@ -99,7 +141,7 @@ def render() -> None:
         texts = [t for t in texts_raw.splitlines() if t.strip()]
         if not texts:
             st.warning("Type at least one text.")
-        with guarded("classifying"):
+        with guarded("classifying", task="classification"):
             if texts:
                 app = _load(model, labels, multi, backend)
                 results, seconds = run_in_batches(
@@ -110,10 +152,7 @@ def render() -> None:
                     chosen = ", ".join(r.labels) if multi else r.label
                     st.markdown(f"**{chosen or '(no label over the threshold)'}** "
                                 f"({r.score:.2f}) · {text}")  # fmt: skip
-                    # Horizontal: x_label names the label axis (drawn vertically), y_label
-                    # the value axis.
-                    st.bar_chart({"probability": r.scores}, horizontal=True, height=40 + 28 *
-                                 len(r.scores), x_label="", y_label="probability")  # fmt: skip
+                    st.vega_lite_chart(probability_chart(r.scores), width="stretch")
                 show_timings(seconds, items=len(texts), model=app.model_name, mode=app.mode,
                              temperature=f"{app.temperature:.3g}")  # fmt: skip
 
@@ -121,7 +160,7 @@ def render() -> None:
     st.subheader("Batch")
     batch = batch_upload("File to classify (CSV / TSV / JSONL / text)", key="cls-batch")
     if batch is not None and st.button("Classify all", key="cls-batch-run"):
-        with guarded("classifying the batch"):
+        with guarded("classifying the batch", task="classification"):
             app = _load(model, labels, multi, backend)
             present = [i for i, t in enumerate(batch.texts) if t.strip()]
             results, seconds = run_in_batches(
@@ -132,13 +171,14 @@ def render() -> None:
             rows = []
             for i, row in enumerate(batch.rows):
                 r = by_row.get(i)
-                out = {**row, "predicted_label": "", "confidence": ""}
+                out = {**row, "predicted_label": "", "confidence": None}
                 if r is not None:
                     out["predicted_label"] = "|".join(r.labels) if multi else r.label
                     out["confidence"] = round(r.score, 4)
                     out.update({f"p_{k}": round(v, 4) for k, v in r.scores.items()})
                 rows.append(out)
-            st.dataframe(rows, hide_index=True)
+            st.dataframe(results_table(rows).style.format(precision=4, na_rep=""),
+                         hide_index=True)  # fmt: skip
             counts: dict[str, int] = {}
             for row in rows:
                 counts[row["predicted_label"] or "(empty text)"] = (

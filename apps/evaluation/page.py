@@ -2,7 +2,8 @@
 
 Everything goes through ``quintet.evaluation.harness.evaluate`` and
 ``quintet.evaluation.compare.compare``;
-the page adds the choices (task, models, shipped or uploaded data), a background job with a
+the page adds the choices (task, models, shipped or uploaded data), a job in a worker process
+(:func:`quintet.apps.ui.jobs.start_process_job`, so the other pages stay responsive) with a
 progress bar, and the report viewer. (No ``__init__.py`` here on purpose: a package
 ``apps/evaluation`` could shadow the top-level ``evaluation`` package.)
 """
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from quintet.apps.ui import decode_controls, model_choices, model_picker, show_error
-from quintet.apps.ui.jobs import Job, all_jobs, get_job, start_job
+from quintet.apps.ui.eval_worker import BATCH_SIZE
+from quintet.apps.ui.jobs import Job, all_jobs, get_job, start_process_job
 from quintet.apps.ui.uploads import save_upload
 from quintet.core.paths import data_path, example_reports_root
 from quintet.core.store import ModelStore
@@ -94,7 +97,7 @@ FIELD_OPTIONS = (
 )
 
 
-BATCH_SIZE = 16  # examples per call of the app (the harness's default)
+REFRESH_S = 1.0  # how often a running job's progress is redrawn
 
 
 def available_tasks() -> list[str]:
@@ -141,42 +144,21 @@ def run_job(
     extra: dict,
     cluster: Any = None,
 ) -> Job:
-    """Start the evaluation of every model in a background job (on ``cluster``, a
+    """Start the evaluation of every model in a worker process (on ``cluster``, a
     :class:`quintet.core.cluster.ClusterOptions`, when given); returns the job."""
-    from quintet.evaluation.harness import evaluate
-    from quintet.evaluation.protocol import DataOptions
+    from quintet.apps.ui.eval_worker import evaluate_models
 
-    data_options = DataOptions(**options, extra=extra)
     job_id = f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
-
-    def work(job: Job) -> list[str]:
-        folders = []
-        for number, model in enumerate(models, 1):
-            job.note = f"model {number}/{len(models)}: {model or 'task default'}"
-            job.done, job.total = 0, 0
-            report = evaluate(
-                task,
-                model,
-                data,
-                limit=limit,
-                decode=decode or None,
-                options=data_options,
-                progress=job.progress,
-                batch_size=BATCH_SIZE,
-                cluster=cluster,
-            )
-            folders.append(report.out_dir)
-        if len(folders) > 1:
-            from quintet.evaluation.compare import compare
-
-            job.note = "comparing the runs (paired bootstrap)"
-            job.result = folders
-            compare(folders, max_seconds=20.0)
-        return folders
-
-    job = start_job(job_id, f"{TASK_LABELS[task]} evaluation", work)
+    kwargs = {"task": task, "models": models, "data": data, "limit": limit, "decode": decode,
+              "options": options, "extra": extra, "cluster": cluster}  # fmt: skip
+    job = start_process_job(job_id, f"{TASK_LABELS[task]} evaluation", evaluate_models, kwargs)
     st.session_state["eval-job"] = job.id
     return job
+
+
+def task_of(job: Job) -> str | None:
+    """The task of an evaluation job (its label starts with the task's title)."""
+    return next((task for task, title in TASK_LABELS.items() if job.label.startswith(title)), None)
 
 
 def show_job(job: Job) -> None:
@@ -190,7 +172,7 @@ def show_job(job: Job) -> None:
             counts += f", working on the next {batch}" if batch > 1 else ", the next one now"
         st.progress(job.fraction, text=f"{job.label}: {job.note} — {counts} ({job.seconds:.0f} s)")
     elif job.state == "failed":
-        show_error(job.error or RuntimeError("unknown"), "evaluating")
+        show_error(job.error or RuntimeError("unknown"), "evaluating", task=task_of(job))
     else:
         st.success(f"{job.label} finished in {job.seconds:.0f} s: {len(job.result)} run(s).")
         if st.session_state.get("eval-shown") != job.id:
@@ -199,9 +181,16 @@ def show_job(job: Job) -> None:
             st.session_state["eval-pick"] = str(Path(job.result[-1]))
 
 
-@st.fragment(run_every=1.0)
 def job_monitor() -> None:
-    """Redraws itself every second while the job runs; the rest of the page stays usable."""
+    """The job's progress, redrawn every second while it runs (the rest of the page stays
+    usable); nothing polls while no job runs (an idle tab reran 24 times in 30 s)."""
+    job_id = st.session_state.get("eval-job")
+    job = get_job(job_id) if job_id else None
+    running = job is not None and job.state == "running"
+    st.fragment(run_every=REFRESH_S if running else None)(_job_monitor)()
+
+
+def _job_monitor() -> None:
     job_id = st.session_state.get("eval-job")
     job = get_job(job_id) if job_id else None
     if job is None:
@@ -326,8 +315,17 @@ def run_label(run: Path) -> str:
     headline = f", {metric} {score:.1f}" if isinstance(score, int | float) else ""
     return (
         f"{report.get('task')} · {report.get('model')} · {Path(report.get('dataset', '')).name}"
-        f" · n={report.get('n')}{headline} · {report.get('date', '')[:16]} ({where})"
+        f"{language_pair(report)} · n={report.get('n')}{headline} · "
+        f"{report.get('date', '')[:16]} ({where})"
     )
+
+
+def language_pair(report: dict[str, Any]) -> str:
+    """`` · en→de`` for a translation run (runs of one dataset in two directions had the
+    same name in Reports and Compare), else ``""``."""
+    settings = report.get("settings") or {}
+    src, tgt = settings.get("src"), settings.get("tgt")
+    return f" · {src}→{tgt}" if src and tgt else ""
 
 
 def format_timing(timing: dict[str, Any]) -> str:
@@ -429,14 +427,11 @@ def compare_tab() -> None:
     folder = st.session_state.get("eval-comparison")
     if folder and Path(folder, "comparison.json").is_file():
         result = json.loads(Path(folder, "comparison.json").read_text())
-        rows = []
-        for entry in result["runs"]:
-            row = {"model": entry["model"], **{m: round(v, 2) for m, v in entry["metrics"].items()}}
-            for metric, stats in (entry.get("versus_first") or {}).items():
-                if isinstance(stats, dict) and "p_value" in stats:
-                    row[f"{metric} p"] = round(stats["p_value"], 3)
-            rows.append(row)
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.dataframe(
+            comparison_table(result).style.format(precision=3, na_rep="(baseline)"),
+            hide_index=True,
+            width="stretch",
+        )
         left, right = st.columns(2)
         for col, name in ((left, "comparison.md"), (right, "comparison.html")):
             col.download_button(
@@ -447,6 +442,22 @@ def compare_tab() -> None:
                 icon=":material/download:",
             )
         st.iframe(Path(folder, "comparison.html"), height=500)
+
+
+def comparison_table(result: dict[str, Any]) -> pd.DataFrame:
+    """One row per run: its metrics and, against the baseline (the first run), each metric's
+    p-value; the baseline's own p-values are NaN (drawn "(baseline)", not "None")."""
+    rows = []
+    for entry in result["runs"]:
+        row = {"model": entry["model"], **{m: round(v, 2) for m, v in entry["metrics"].items()}}
+        for metric, stats in (entry.get("versus_first") or {}).items():
+            if isinstance(stats, dict) and "p_value" in stats:
+                row[f"{metric} p"] = round(stats["p_value"], 3)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    numeric = [c for c in table.columns if c != "model"]
+    table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
+    return table
 
 
 def render() -> None:

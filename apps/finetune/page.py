@@ -14,12 +14,14 @@ import streamlit as st
 
 from quintet.apps.finetune import runs
 from quintet.apps.ui import model_picker, show_error
+from quintet.apps.ui.messages import for_pages
 from quintet.apps.ui.uploads import save_upload
 from quintet.core.paths import data_path
 from quintet.core.store import ModelStore
 from quintet.core.task_names import TASK_TITLES
 
 TASKS = TASK_TITLES
+REFRESH_S = 2.0  # how often the runs panel redraws while a run trains
 # Shipped training data per task: (label, train file, validation file or None).
 SHIPPED: dict[str, list[tuple[str, str, str | None]]] = {
     "classification": [
@@ -183,7 +185,7 @@ def show_run(run: runs.RunStatus) -> None:
         st.success(f"Stored as **{run.name}**: it is in every model picker.")
     elif run.state == "failed":
         lines = [line for line in run.console_tail.splitlines() if line.startswith("error:")]
-        st.error(lines[-1] if lines else "The run failed: see its console output below.")
+        st.error(for_pages(lines[-1]) if lines else "The run failed: see its console output below.")
     columns = st.columns(4)
     if run.state == "running":
         if columns[0].button("Stop", key=f"ft-stop-{run.name}", help="The checkpoint stays."):
@@ -205,10 +207,17 @@ def show_run(run: runs.RunStatus) -> None:
         st.code(run.console_tail or "(nothing yet)", language="text")
 
 
-@st.fragment(run_every=2.0)
 def runs_panel() -> None:
-    """The runs, redrawn every two seconds: live curves while a run trains."""
+    """The runs, redrawn every two seconds while one trains (live curves); an idle page does
+    not poll (it reran every 2 s, a quarter of a core, with nothing to show)."""
+    polling = any(run.state == "running" for run in runs.all_runs())
+    st.fragment(run_every=REFRESH_S if polling else None)(_runs_panel)(polling)
+
+
+def _runs_panel(polling: bool) -> None:
     all_runs = runs.all_runs()
+    if polling and not any(run.state == "running" for run in all_runs):
+        st.rerun(scope="app")  # the last run ended: redraw once, without the timer
     if not all_runs:
         st.info("No fine-tuning run yet.")
         return

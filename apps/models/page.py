@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from quintet.apps.ui.messages import for_pages
 from quintet.core import catalog
 from quintet.core.errors import QuintetError
 from quintet.core.inventory import catalog_rows, store_only_rows
@@ -17,6 +18,25 @@ from quintet.core.store import ModelStore
 
 STORE_COLUMNS = ("name", "present", "status", "kind", "tasks", "source", "location", "license",
                  "description")  # fmt: skip
+
+
+def verify(store: ModelStore, name: str) -> None:
+    """Check ``name``'s files against its manifest and say what was found."""
+    with st.spinner(f"Verifying {name} (hashing every file)…"):
+        try:
+            problems = store.verify(name)
+        except QuintetError as exc:
+            st.error(for_pages(str(exc)))
+            return
+    if not problems:
+        st.success(f"{name}: every file matches its manifest.")
+        return
+    fix = (
+        f"re-pull it above ({name} is a packaged model)"
+        if name in PACKAGED
+        else "delete it and pull, rebuild or fine-tune it again"
+    )
+    st.error(f"{name} is damaged: " + "; ".join(problems) + f". To repair it, {fix}.")
 
 
 def render() -> None:
@@ -88,11 +108,18 @@ def render() -> None:
     if not stored:
         st.info("The store is empty. Pull a packaged model above.")
     for model in stored:
-        cols = st.columns([3, 1])
+        cols = st.columns([3, 1, 1])
         cols[0].markdown(
             f"**{model.name}** ({model.kind}, {model.size_bytes / 1e6:.0f} MB) `{model.path}`"
         )
-        if cols[1].button("Delete", key=f"delete-{model.name}"):
+        if cols[1].button(
+            "Verify",
+            key=f"verify-{model.name}",
+            help="Check every file against the sha256 its manifest recorded (a damaged or "
+            "edited file is named); reads the whole model.",
+        ):
+            verify(store, model.name)
+        if cols[2].button("Delete", key=f"delete-{model.name}"):
             st.session_state["confirm_delete"] = model.name
     pending = st.session_state.get("confirm_delete")
     if pending:

@@ -64,7 +64,7 @@ def render() -> None:
     if clicked and not question.strip():
         st.warning("Type a question first.")
     elif clicked:
-        with guarded("answering"):
+        with guarded("answering", task="qa"):
             app = cached_app(QuestionAnswerer, model, backend=backend)
             answers, seconds = run_in_batches(
                 lambda pairs: app.answer_many(
@@ -91,7 +91,7 @@ def render() -> None:
             st.error(f"Row {empty[0] + 1} of {batch.filename} has no question in column "
                      f"{batch.column!r}: fill it in or remove the row.")  # fmt: skip
         elif clicked:
-            with guarded("answering the batch"):
+            with guarded("answering the batch", task="qa"):
                 app = cached_app(QuestionAnswerer, model, backend=backend)
                 pairs = [(str(r.get(batch.column, "")), str(r.get(context_column, "")))
                          for r in batch.rows]  # fmt: skip

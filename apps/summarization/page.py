@@ -96,7 +96,7 @@ def render() -> None:
         elif min_length > max_length:
             st.error("Min length is above max length: lower it.")
         else:
-            with guarded("summarizing"):
+            with guarded("summarizing", task="summarization"):
                 app = cached_app(Summarizer, model, backend=backend)
                 with growing_text() as show:
                     # A long text moves a bar chunk by chunk; a short one grows as it is written.
@@ -127,7 +127,7 @@ def render() -> None:
         preferred=("dialogue", "document", "article", "text"),
     )
     if batch is not None and st.button("Summarize all", key="sum-batch-run"):
-        with guarded("summarizing the batch"):
+        with guarded("summarizing the batch", task="summarization"):
             app = cached_app(Summarizer, model, backend=backend)
             results, seconds = run_in_batches(
                 lambda texts: app.summarize(texts, **options),

@@ -40,7 +40,7 @@ def recipe_build_notice(task: str | None = None, *, key: str) -> None:
         if failed is not None and not store.has(name):
             st.caption(
                 f"The task model {name} could not be built in the background ({failed}); "
-                f"build it by hand with `quintet recipes run {name}`."
+                f"it can be built from a terminal with `quintet recipes run {name}`."
             )
     missing = {name for name in names if not store.has(name)}
     if not missing or background.builder_status(store) is None:

@@ -80,6 +80,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from quintet.apps.ui.messages import for_pages
 from quintet.core import catalog
 from quintet.core.config import BACKENDS, DecodeConfig
 from quintet.core.data import parse_records
@@ -91,6 +92,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OTHER = "Other: a hub id or a local path…"
+# How the catalog's mode notes end for a default that a background recipe replaces.
+UNTIL_RECIPE = " until the recipe has run"
 STRATEGIES = ("greedy", "beam search", "sampling")
 # Model kinds that can serve a task, for store models whose manifest names no task.
 TASK_KINDS: dict[str, tuple[str, ...]] = {
@@ -145,8 +148,14 @@ def _default_name(task: str, store: ModelStore) -> tuple[str | None, str]:
     try:
         choice = default_model(task, store)
     except QuintetError as exc:
-        return None, str(exc)
-    return choice.name, choice.reason + (f", {choice.mode}" if choice.mode != "native" else "")
+        return None, for_pages(str(exc))
+    mode = choice.mode
+    if mode.endswith(UNTIL_RECIPE):
+        from quintet.apps.finetune.background import opted_out  # late: light to import
+
+        if why := opted_out():  # no background build will come: promise none
+            mode = f"{mode.removesuffix(UNTIL_RECIPE)} (the background recipe build is off: {why})"
+    return choice.name, choice.reason + (f", {mode}" if mode != "native" else "")
 
 
 def model_picker(
@@ -217,7 +226,7 @@ def model_picker(
         return typed or None
     if picked == auto_label:
         return None
-    status = by_name[picked].status
+    status = for_pages(by_name[picked].status)
     if picked == default:
         st.caption(f"{status[:1].upper()}{status[1:]}; default: {reason}.")
     elif not by_name[picked].present:
@@ -255,12 +264,16 @@ def decode_controls(
     max_new_tokens: int = 128,
     max_tokens_limit: int = 2048,
     show_max_tokens: bool = True,
+    defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Decoding strategy and limits; returns validated ``DecodeConfig`` keyword arguments.
 
     Greedy returns only ``max_new_tokens``; beam search adds ``num_beams`` (and
     ``length_penalty``); sampling adds ``do_sample``, ``temperature``, ``top_k``, ``top_p``
     and ``seed`` (when set). Invalid combinations cannot be built here.
+
+    ``defaults``: the page's starting values, ``DecodeConfig`` fields (``do_sample=True``
+    starts on sampling; ``temperature``, ``top_k``, ``top_p``); unset ones keep the widgets'.
 
     Example:
         >>> decode = decode_controls(key="sum-decode")  # doctest: +SKIP
@@ -286,8 +299,16 @@ def decode_controls(
                 help="The longest output, in tokens; longer outputs end with finish 'length'.",
             )
         )
+    start = dict(defaults or {})
+    first = "sampling" if start.get("do_sample") and "sampling" in strategies else strategies[0]
     strategy = (
-        st.radio("Strategy", strategies, horizontal=True, key=f"{key}-strategy")
+        st.radio(
+            "Strategy",
+            strategies,
+            index=strategies.index(first),
+            horizontal=True,
+            key=f"{key}-strategy",
+        )
         if len(strategies) > 1
         else "greedy"
     )
@@ -309,15 +330,35 @@ def decode_controls(
     elif strategy == "sampling":
         kwargs["do_sample"] = True
         kwargs["temperature"] = float(
-            st.slider("Temperature", 0.05, 2.0, 0.7, 0.05, key=f"{key}-temp")
+            st.slider(
+                "Temperature", 0.05, 2.0, start.get("temperature", 0.7), 0.05, key=f"{key}-temp"
+            )  # fmt: skip
         )
-        kwargs["top_k"] = int(st.number_input("Top-k (0 = off)", 0, 1000, 50, key=f"{key}-topk"))
-        kwargs["top_p"] = float(st.slider("Top-p", 0.05, 1.0, 0.95, 0.05, key=f"{key}-topp"))
+        kwargs["top_k"] = int(
+            st.number_input("Top-k (0 = off)", 0, 1000, start.get("top_k", 50), key=f"{key}-topk")
+        )
+        kwargs["top_p"] = float(
+            st.slider("Top-p", 0.05, 1.0, start.get("top_p", 0.95), 0.05, key=f"{key}-topp")
+        )
         seed = st.number_input(
             "Seed (0 = random)", 0, 2**31 - 1, 0, key=f"{key}-seed", help="Repeat a sample."
         )
         if seed:
             kwargs["seed"] = int(seed)
+    if strategy != "beam search":
+        penalty = st.slider(
+            "Repetition penalty (1 = off)",
+            1.0,
+            2.0,
+            float(start.get("repetition_penalty", 1.0)),
+            0.05,
+            key=f"{key}-rep",
+            help="> 1 makes tokens already in the text less likely: small models loop without "
+            "it. The int8 ONNX Runtime GenAI engine has no such penalty, so auto then decodes "
+            "on transformers.",
+        )
+        if penalty != 1.0:
+            kwargs["repetition_penalty"] = float(penalty)
     DecodeConfig(**kwargs)  # the widgets' ranges make this valid; fail here if not
     return kwargs
 
@@ -329,9 +370,12 @@ def _read_text(upload: Any) -> str:
     raw = upload.getvalue()
     try:
         return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
         raise QuintetError(
-            f"{upload.name} is not UTF-8 text: save it as UTF-8 (or upload a .txt file)"
+            f"{upload.name} is not UTF-8 text (byte 0x{raw[exc.start]:02X} on line {line}; "
+            "Latin-1 or Windows-1252, perhaps): open it in a text editor, save it with the "
+            "UTF-8 encoding, and upload it again"
         ) from None
 
 
@@ -642,10 +686,10 @@ def show_error(exc: BaseException, doing: str | None = None, task: str | None = 
         st.error(unknown_model_message(exc.name, task), icon=":material/warning:")
         return
     if isinstance(exc, QuintetError):
-        st.error(f"{exc}", icon=":material/warning:")
+        st.error(for_pages(f"{exc}"), icon=":material/warning:")
         return
     log.exception("unexpected error%s", where, exc_info=exc)
-    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+    first_line = for_pages((str(exc).strip().splitlines() or [""])[0][:300])
     st.error(
         f"Something went wrong{where}: {type(exc).__name__}"
         + (f": {first_line}" if first_line else "")

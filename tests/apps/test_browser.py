@@ -299,3 +299,76 @@ def test_chat_stop_marks_the_reply_stopped_at_once(server: str, browser) -> None
     assert not page_problems(browser), page_problems(browser)
     messages = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
     assert "stopped" in messages[-1].text, messages[-1].text
+
+
+# Counts the messages the page sends its server (a rerun is one).
+COUNT_SENDS = """
+window.__quintetSends = 0;
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  window.__quintetSends += 1; return send.call(this, data);
+};
+"""
+
+
+@pytest.mark.parametrize("path", ["finetune", "evaluation"])
+def test_an_idle_tab_does_not_rerun(server: str, browser, path: str) -> None:
+    """Nothing runs: the page asks the server for nothing (an idle Fine-tuning tab reran every
+    2 s, an idle Evaluation tab 24 times in 30 s)."""
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_SENDS})
+    open_page(browser, server, path)
+    settle(browser, quiet_s=2.0)
+    browser.execute_script("window.__quintetSends = 0;")
+    time.sleep(6.5)
+    assert browser.execute_script("return window.__quintetSends;") == 0
+
+
+# How far the page scrolls (its scroller is main.stMain, or the document), and scrolling to the
+# end.
+OVERFLOW = """
+const main = document.querySelector('.stMain');
+const page = document.scrollingElement;
+return Math.max(main ? main.scrollHeight - main.clientHeight : 0,
+                page ? page.scrollHeight - window.innerHeight : 0);
+"""
+SCROLL_TO_END = """
+const main = document.querySelector('.stMain');
+if (main) { main.scrollTop = main.scrollHeight; }
+window.scrollTo(0, document.scrollingElement.scrollHeight);
+"""
+
+
+@pytest.mark.slow  # a reply long enough to scroll the page (about 40 s here)
+def test_chat_stop_stays_in_view_during_a_long_reply(server: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.set_window_size(1200, 480)
+    try:
+        open_page(browser, server, "chat")
+        set_number(browser, "Max new tokens", 300)
+        # Plain greedy: the int8 engine writes the long reply faster than the penalty's engine.
+        browser.find_element(By.CSS_SELECTOR, ".st-key-chat-decode-rep input").send_keys(Keys.HOME)
+        settle(browser)
+        box = browser.find_element(By.CSS_SELECTOR, '[data-testid="stChatInput"] textarea')
+        box.send_keys("Write a long story about a dragon and a knight, in many paragraphs.",
+                      Keys.ENTER)  # fmt: skip
+
+        def long_enough(driver) -> bool:  # the page scrolls well past Stop's first place
+            messages = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
+            return len(messages) >= 2 and driver.execute_script(OVERFLOW) > 250
+
+        wait_until(browser, lambda d: long_enough(d) or page_problems(d))
+        stop = browser.find_element(By.CSS_SELECTOR, ".st-key-chat-stop button")
+        browser.execute_script(SCROLL_TO_END)
+        time.sleep(0.5)
+        top = browser.execute_script("return arguments[0].getBoundingClientRect().top;", stop)
+        height = browser.execute_script("return window.innerHeight;")
+        assert 0 <= top < height, f"Stop is out of view (top {top} px)"
+        assert stop.is_enabled()
+        stop.click()
+        settle(browser, quiet_s=3.0)
+        messages = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
+        assert "stopped" in messages[-1].text
+    finally:
+        browser.set_window_size(1440, 1000)

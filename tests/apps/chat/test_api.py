@@ -272,3 +272,34 @@ def test_malformed_files_name_the_problem(tmp_path: Path, content: str, problem:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ChatError, match="no such conversation file"):
         ChatSession.load(tmp_path / "absent.json")
+
+
+def test_a_reply_read_by_two_threads_ends_for_both(real_store) -> None:
+    """A page run stopped mid-reply closes its reading while the next run finishes the reply:
+    the stream's one end marker must not leave the second reader waiting forever."""
+    import threading
+
+    from quintet.apps.chat import ChatSession
+
+    session = ChatSession("smollm2-135m-instruct")
+    stream = session.stream("Tell me a long story about a dragon.", max_new_tokens=64)
+    first = iter(stream)
+    next(first)
+    stream.cancel()
+    results = []
+
+    def old_run() -> None:  # the interrupted run's generator is closed: it drains the end
+        first.close()
+
+    def new_run() -> None:  # the next run finishes the reply meanwhile
+        results.append(stream.result)
+
+    readers = [threading.Thread(target=f, daemon=True) for f in (old_run, new_run)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(30)
+    assert not any(reader.is_alive() for reader in readers), "a reader waits forever"
+    [result] = results
+    assert result.cancelled and session.streaming is None
+    assert session.messages[-1]["content"] == result.text

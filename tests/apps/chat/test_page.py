@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 PAGE = str(Path(__file__).resolve().parents[3] / "apps" / "chat" / "page.py")
@@ -139,3 +140,73 @@ def test_stop_is_clickable_only_while_a_reply_is_written(real_store) -> None:
     app.number_input(key="chat-window").set_value(1).run()
     app.chat_input(key="chat-input").set_value("Hello").run()
     assert app.error and app.button(key="chat-stop").disabled
+
+
+def test_the_caption_reports_the_wait_for_the_model(real_store) -> None:
+    """Another session holds the model for 2 s: the caption says the user waited, and counts
+    the first token from sending (it said "first token after 0.37 s" after a 29 s wait)."""
+    import threading
+    import time
+
+    from quintet.apps.ui import model_lock
+
+    app = _page()
+    app.chat_input(key="chat-input").set_value("Hi").run()  # the model is loaded now
+    lock, held = model_lock("smollm2-135m-instruct"), threading.Event()
+
+    def other_session() -> None:
+        with lock:
+            held.set()
+            time.sleep(2.0)
+
+    threading.Thread(target=other_session).start()
+    held.wait(10)
+    app.chat_input(key="chat-input").set_value("Hello again").run()
+    assert not app.exception and not app.error
+    [caption] = [c.value for c in app.chat_message[-1].caption]
+    waited = float(caption.split("waited ")[1].split(" s")[0])
+    first = float(caption.split("first token after ")[1].split(" s")[0])
+    assert 1.5 <= waited <= first, caption
+
+
+def test_a_question_stopped_while_waiting_stays_with_a_notice(real_store) -> None:
+    """Stop while "Waiting..." interrupts the run before the question reaches the history;
+    the next run keeps it on the page, says it was not sent, and the model never sees it.
+    (AppTest cannot click during a run: the run that waited leaves the question pending, as
+    the interrupted run does; the browser walk clicks for real.)"""
+    app = _page()
+    app.chat_input(key="chat-input").set_value("Hi").run()
+    app.session_state["chat-pending"] = "What should I see in Lisbon?"
+    app.run()
+    assert not app.exception and not app.error
+    last = app.chat_message[-1]
+    assert last.name == "user" and last.markdown[0].value == "What should I see in Lisbon?"
+    assert last.info[0].value.startswith("Stopped while waiting for the model: this question "
+                                         "was not sent")  # fmt: skip
+    session = app.session_state["chat-session"]
+    assert "Lisbon" not in json.dumps(session.messages)  # not sent, not saved
+    app.run()  # still there on the next rerun, in its place
+    assert app.chat_message[-1].markdown[0].value == "What should I see in Lisbon?"
+    app.button(key="chat-reset").click().run()
+    assert len(app.chat_message) == 0
+
+
+@pytest.mark.default_backend
+def test_the_page_starts_on_the_measured_chat_decoding_and_says_so(real_store) -> None:
+    """Greedy alone loops on the packaged model: the page starts with repetition penalty 1.1
+    (apps/chat/settings.py has the measurement) and says so under the controls."""
+    from quintet.apps.ui.cache import clear
+
+    clear()  # a generator other tests built on the pinned transformers engine
+    app = _page()
+    assert app.radio(key="chat-decode-strategy").value == "greedy"
+    assert app.slider(key="chat-decode-rep").value == 1.1
+    assert any(c.value.startswith("Default: greedy with repetition penalty 1.1")
+               for c in app.sidebar.caption)  # fmt: skip
+    app.chat_input(key="chat-input").set_value("Hi").run()
+    assert not app.exception and not app.error
+    reply = app.session_state["chat-session"].last_reply
+    assert reply.backend == "transformers"  # the int8 engine has no repetition penalty
+    app.slider(key="chat-decode-rep").set_value(1.0).run()
+    app.chat_input(key="chat-input").set_value("Hi again").run()
+    assert app.session_state["chat-session"].last_reply.backend == "onnxruntime-genai"
