@@ -63,6 +63,7 @@ def _record(request: Request, model: str, results: list[GenerationResult]) -> No
 async def list_models(request: Request) -> ModelList:
     """The served models (loading ones too), with their kind and endpoints."""
     created = request.app.state.started
+    request.app.state.registry.prune()
     cards = [
         ModelCard(id=name, created=created, kind=m.kind, endpoints=m.endpoints())
         for name, m in request.app.state.registry.models.items()
