@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from quintet.core.errors import QuintetError
 from quintet.core.examples import Answer, ChatExample, ClassificationExample, PairExample, QAExample
+from quintet.core.input_limits import max_input_chars, too_long
 from quintet.core.unicode import find_lone_surrogate
 
 T = TypeVar("T")
@@ -90,11 +91,23 @@ _LONE_ESCAPE = re.compile(
 
 def check_unicode(path: PathLike, line: int | str, value: Any) -> Any:
     """``value`` (parsed JSON) unchanged, or a :class:`DataError` at ``path:line`` naming the
-    field that holds a lone surrogate (see :mod:`quintet.core.unicode`)."""
+    field that holds a lone surrogate (see :mod:`quintet.core.unicode`) or a text over the
+    input limit (see :mod:`quintet.core.input_limits`)."""
     problem = find_lone_surrogate(value)
     if problem is not None:
         raise DataError(path, line, f"{problem}; expected valid Unicode text")
+    _check_sizes(path, line, value)
     return value
+
+
+def _check_sizes(path: PathLike, line: int | str, record: Any) -> None:
+    if not isinstance(record, dict):
+        return
+    limit = max_input_chars()
+    for field, value in record.items():
+        problem = too_long(value, limit) if isinstance(value, str) else None
+        if problem is not None:
+            raise DataError(path, line, f"field {field!r} is {problem}")
 
 
 def check_document(path: PathLike, text: str, value: Any) -> Any:
@@ -314,7 +327,10 @@ def parse_records(
         return _parse_jsonl(name, text)
     if fmt == "json":
         return _parse_json_list(name, text)
-    return _parse_delimited(name, text, fmt, fieldnames)
+    records = _parse_delimited(name, text, fmt, fieldnames)
+    for line, record in records:
+        _check_sizes(name, line, record)
+    return records
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -10,6 +10,7 @@ import sys
 from quintet.apps.server.config import DEFAULT_MODELS, ServerConfig
 from quintet.core.config import BACKENDS
 from quintet.core.errors import ConfigError
+from quintet.core.input_limits import DEFAULT_MAX_INPUT_CHARS
 
 
 def _is_loopback(host: str) -> bool:
@@ -110,7 +111,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413"
     )
     serve.add_argument(
-        "--max-input-chars", type=int, default=100_000,
+        "--max-input-chars", type=int, default=DEFAULT_MAX_INPUT_CHARS,
         help="characters of text one request may carry, all fields together (413 above)",
     )  # fmt: skip
     serve.add_argument("--max-tokens-limit", type=int, default=1024, help="cap on max_tokens")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from quintet.core.config import non_finite_problems
 from quintet.core.errors import ConfigError
+from quintet.core.input_limits import DEFAULT_MAX_INPUT_CHARS
 
 # Served out of the box: both come from `make models` / `quintet models pull`, offline.
 DEFAULT_MODELS: tuple[str, ...] = ("smollm2-135m-instruct", "minilm-l6")
@@ -50,7 +51,7 @@ class ServerConfig:
     backend: str = "auto"
     device: str = "auto"
     max_body_bytes: int = 1_000_000
-    max_input_chars: int = 100_000
+    max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
     max_tokens_limit: int = 1024
     max_request_tokens: int = 32_768
     max_beams: int = 16
