@@ -19,7 +19,7 @@ from pathlib import Path
 from quintet import __version__
 from quintet.apps.flags import add_config_flags, config_overrides
 from quintet.core import catalog
-from quintet.core.config import ModelSpec, TrainConfig
+from quintet.core.config import ModelSpec, TrainConfig, backend_from_env
 from quintet.core.errors import QuintetError
 from quintet.core.store import ModelStore
 
@@ -89,8 +89,10 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_models_delete(args: argparse.Namespace) -> int:
-    ModelStore().delete(args.name)
+    conversions = ModelStore().delete(args.name)
     print(f"deleted {args.name}")
+    for conversion in conversions:
+        print(f"deleted {conversion} (its engine conversion)")
     return 0
 
 
@@ -346,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _show_core_notes() -> None:
     """Print the core's warnings (an engine fallback, a conversion) as one ``note:`` line
     each on stderr; a program that configured logging itself keeps its own setup."""
-    core_log = logging.getLogger("core")
+    core_log = logging.getLogger("quintet.core")
     if core_log.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
@@ -360,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _show_core_notes()
     try:
+        backend_from_env()  # a bad $QUINTET_BACKEND stops every command before any work
         return args.func(args)
     except QuintetError as exc:
         print(f"error: {exc}", file=sys.stderr)

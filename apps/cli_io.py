@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from quintet.core.config import BACKENDS
 from quintet.core.errors import ConfigError
+from quintet.core.input_limits import too_long
 
 if TYPE_CHECKING:
     from quintet.core.cluster import ClusterOptions
@@ -35,9 +36,10 @@ def read_text_file(path: str | Path, option: str) -> str:
     if not path.is_file():
         raise ConfigError(f"{option} {path}: no such file; give a UTF-8 text file")
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{option} {path}: not UTF-8 text (byte {e.start + 1})") from None
+    return checked_size(text, f"{option} {path}")
 
 
 def read_stdin() -> str:
@@ -64,6 +66,15 @@ def checked_text(text: str, source: str) -> str:
             f"{source} is not UTF-8 text (a stray byte at character {e.start + 1}): "
             "give it as UTF-8"
         ) from None
+    return checked_size(text, source)
+
+
+def checked_size(text: str, source: str) -> str:
+    """``text`` unchanged, or a ``ConfigError`` if it is over the input limit
+    (``$QUINTET_MAX_INPUT_CHARS``, see :mod:`quintet.core.input_limits`)."""
+    problem = too_long(text)
+    if problem is not None:
+        raise ConfigError(f"{source} is {problem}")
     return text
 
 

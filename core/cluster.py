@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import pickle
+import socket
 import sys
 import traceback
 import warnings
@@ -52,6 +53,8 @@ Result = TypeVar("Result")
 BatchFunctionFactory = Callable[[], Callable[[list[Any]], Any]]
 
 INSTALL_HINT = "Ray is not installed: pip install 'quintet[cluster]'"
+# How long a joined cluster's address may take to accept a connection.
+CONNECT_TIMEOUT_S = 10.0
 # The local cluster's object store only carries batches of text and their outputs.
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
 
@@ -120,6 +123,10 @@ def connected(options: ClusterOptions) -> Iterator[dict[str, float]]:
         yield ray.cluster_resources()
         return
     address = options.address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        probe(address)
+    else:
+        _check_local(options)
     settings: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     try:
         if address:
@@ -138,6 +145,49 @@ def connected(options: ClusterOptions) -> Iterator[dict[str, float]]:
         yield ray.cluster_resources()
     finally:
         ray.shutdown()
+
+
+def probe(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """A one-line :class:`ClusterError` unless ``HOST:PORT`` (or ``ray://HOST:PORT``)
+    resolves and accepts a TCP connection within ``timeout_s``.
+
+    ``ray.init`` retries an address that is down, closed or unresolvable for minutes; a
+    plain connection attempt first makes every such case fail at once, in bounded time.
+    ``auto`` and ``local`` (Ray finds the cluster itself) are left to Ray.
+    """
+    if address in ("auto", "local"):
+        return
+    bare = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port_text = bare.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit():
+        raise ClusterError(f"Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout_s):
+            pass
+    except socket.gaierror:
+        raise ClusterError(
+            f"cannot connect to the Ray cluster at {address}: unknown host {host}"
+        ) from None
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else error.strerror or error
+        raise ClusterError(
+            f"cannot connect to the Ray cluster at {address}: {reason} (is it running? "
+            "start one with `ray start --head`)"
+        ) from None
+
+
+def _check_local(options: ClusterOptions) -> None:
+    """Refuse more workers than this machine has CPUs for a local cluster: Ray would make
+    up the CPUs asked for and the actors would fight over the real ones (or never start)."""
+    cpus = os.cpu_count() or 1
+    needed = options.workers * options.cpus_per_worker
+    if needed > cpus:
+        raise ClusterError(
+            f"--workers {options.workers} needs {needed} CPU(s) but this machine has {cpus}: "
+            f"ask for at most {max(1, cpus // options.cpus_per_worker)} (or join a larger "
+            "cluster with --ray-address)"
+        )
 
 
 def run_batches_here_or_on(

@@ -7,6 +7,7 @@ not deep inside torch.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
@@ -28,6 +29,26 @@ QUANTIZATIONS: tuple[str, ...] = ("int8",)
 # Decoding engines (core.decoding.engines chooses among them): here so that building the
 # command line needs no torch import.
 BACKENDS: tuple[str, ...] = ("auto", "transformers", "ctranslate2", "onnxruntime-genai", "vllm")
+# Pins the engine of every ``backend="auto"`` choice (decoders and encoders) for a process.
+ENV_BACKEND = "QUINTET_BACKEND"
+
+
+def backend_from_env() -> str | None:
+    """``$QUINTET_BACKEND`` when it is set, checked: an unknown name is a one-line
+    ConfigError listing the valid ones, so a typo is never silently ignored."""
+    value = os.environ.get(ENV_BACKEND, "").strip()
+    if not value:
+        return None
+    if value not in BACKENDS:
+        raise ConfigError(
+            f"unknown backend {value!r} in ${ENV_BACKEND}: choose one of {', '.join(BACKENDS)} "
+            "(or unset it)"
+        )
+    return value
+
+
+# The largest sampling seed (see DecodeConfig.seed): a signed 32-bit integer.
+MAX_SEED = 2**31 - 1
 
 
 def non_finite_problems(config: object) -> Iterator[str]:
@@ -113,7 +134,9 @@ class DecodeConfig:
         no_repeat_ngram_size: forbid repeating n-grams of this size (0 = off).
         stop_strings: end an output when one of these appears; it is cut from the text.
         stop_token_ids: extra token ids that end an output, besides the model's end token.
-        seed: seed for sampling, so a call can be repeated exactly.
+        seed: seed for sampling, so a call can be repeated exactly; 0 to 2**31 - 1 (the
+            range every engine accepts: CTranslate2 takes no negative seed, vLLM reads -1 as
+            none, ONNX Runtime GenAI and torch overflow on huge ones).
         output_logprobs: return each generated token's log-probability.
         forced_bos_token_id: the first generated token of a seq2seq model, e.g. NLLB's or
             M2M100's target-language token (the translation app sets it).
@@ -263,6 +286,8 @@ class DecodeConfig:
             self.temperature != 1.0 or self.top_k or self.top_p != 1.0 or self.min_p
         ):
             yield "temperature, top_k, top_p and min_p only apply with do_sample=True"
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            yield f"seed must be in 0..{MAX_SEED} (got {self.seed})"
         if self.repetition_penalty <= 0:
             yield f"repetition_penalty must be > 0 (got {self.repetition_penalty})"
         if self.no_repeat_ngram_size < 0:

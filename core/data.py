@@ -36,6 +36,8 @@ from typing import Any, TypeVar
 
 from quintet.core.errors import QuintetError
 from quintet.core.examples import Answer, ChatExample, ClassificationExample, PairExample, QAExample
+from quintet.core.input_limits import max_input_chars, too_long
+from quintet.core.unicode import find_lone_surrogate
 
 T = TypeVar("T")
 PathLike = str | os.PathLike
@@ -78,6 +80,42 @@ class DataError(QuintetError):
 
 
 # ----------------------------------------------------------------------------- raw records
+
+# An unpaired UTF-16 surrogate escape in JSON text: a high one not followed by a low one, or
+# a low one not preceded by a high one (a pair such as \ud83d\ude00 is an emoji, fine).
+_LONE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def check_unicode(path: PathLike, line: int | str, value: Any) -> Any:
+    """``value`` (parsed JSON) unchanged, or a :class:`DataError` at ``path:line`` naming the
+    field that holds a lone surrogate (see :mod:`quintet.core.unicode`) or a text over the
+    input limit (see :mod:`quintet.core.input_limits`)."""
+    problem = find_lone_surrogate(value)
+    if problem is not None:
+        raise DataError(path, line, f"{problem}; expected valid Unicode text")
+    _check_sizes(path, line, value)
+    return value
+
+
+def _check_sizes(path: PathLike, line: int | str, record: Any) -> None:
+    if not isinstance(record, dict):
+        return
+    limit = max_input_chars()
+    for field, value in record.items():
+        problem = too_long(value, limit) if isinstance(value, str) else None
+        if problem is not None:
+            raise DataError(path, line, f"field {field!r} is {problem}")
+
+
+def check_document(path: PathLike, text: str, value: Any) -> Any:
+    """:func:`check_unicode` for a whole-file JSON document, at the line of the escape."""
+    if find_lone_surrogate(value) is None:
+        return value
+    match = _LONE_ESCAPE.search(text)
+    return check_unicode(path, text.count("\n", 0, match.start()) + 1 if match else 0, value)
 
 
 def _read_text(path: PathLike, what: str, *, latin1_fallback: bool = False) -> str:
@@ -149,7 +187,7 @@ def _parse_jsonl(path: PathLike, text: str) -> list[tuple[int, dict]]:
             ) from e
         if not isinstance(obj, dict):
             raise DataError(path, number, f"{_type_name(obj)}; expected one JSON object per line")
-        records.append((number, obj))
+        records.append((number, check_unicode(path, number, obj)))
     return records
 
 
@@ -197,7 +235,7 @@ def _parse_json_list(path: PathLike, text: str) -> list[tuple[int, dict]]:
                     start_line,
                     f"item {len(records) + 1} is {_type_name(obj)}; expected a JSON object",
                 )
-            records.append((start_line, obj))
+            records.append((start_line, check_unicode(path, start_line, obj)))
             i = _JSON_WS.match(text, i).end()
             if text.startswith(",", i):
                 i = _JSON_WS.match(text, i + 1).end()
@@ -289,7 +327,10 @@ def parse_records(
         return _parse_jsonl(name, text)
     if fmt == "json":
         return _parse_json_list(name, text)
-    return _parse_delimited(name, text, fmt, fieldnames)
+    records = _parse_delimited(name, text, fmt, fieldnames)
+    for line, record in records:
+        _check_sizes(name, line, record)
+    return records
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -608,6 +649,7 @@ def _read_squad(path: PathLike, text: str) -> list[QAExample]:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(path, e.lineno, f"not valid JSON ({e.msg}); expected SQuAD JSON") from e
+    check_document(path, text, doc)
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, list):
         raise DataError(
@@ -690,6 +732,7 @@ def read_qa(path: PathLike, format: str | None = None) -> list[QAExample]:
                     raise DataError(
                         path, line, f"field 'answers' is not JSON ({e.msg}); expected JSON answers"
                     ) from e
+                check_unicode(path, line, {"answers": raw})
             answers = _answers(path, line, raw, context)
         examples.append(
             QAExample(

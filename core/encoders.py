@@ -24,7 +24,6 @@ import contextlib
 import importlib.util
 import inspect
 import logging
-import os
 import threading
 import warnings
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from quintet.core.config import backend_from_env
 from quintet.core.decoding.conversions import ConversionCache, base_name, first_line
 from quintet.core.decoding.engines import ENV_BACKEND, BackendChoice
 from quintet.core.errors import ConfigError, ModelLoadError
@@ -377,7 +377,7 @@ def encoder_engine(loaded: Loaded, backend: str = "auto") -> tuple[Any, BackendC
         precision = NAMED_PRECISION.get(loaded.kind, "int8")
         engine = OnnxEncoder(loaded, precision)
         return engine, BackendChoice(ONNX_RUNTIME, f"{precision}, chosen by the caller")
-    pinned = os.environ.get(ENV_BACKEND, "").strip()
+    pinned = backend_from_env()
     if pinned == "transformers":
         return TorchEncoder(loaded), BackendChoice("transformers", f"set by {ENV_BACKEND}")
     if pinned == CTRANSLATE2 and _ct2_runs(loaded):  # `--backend ctranslate2` on a span model

@@ -235,11 +235,36 @@ class ModelStore:
         assert stored is not None
         return stored
 
-    def delete(self, name: str) -> None:
-        """Remove model ``name`` from the store."""
-        folder = self.path(name)
+    def conversions_of(self, name: str) -> list[StoredModel]:
+        """The engine conversions (ONNX Runtime, CTranslate2, ...) built from model ``name``:
+        derived copies whose manifest names it as their base."""
+        folder = str(self.path(name))
+
+        def name_or_folder(manifest: dict[str, Any]) -> str | None:
+            base = manifest.get("base")
+            return base if base == name else manifest.get("base_location")
+
+        return [
+            model
+            for model in self.list()
+            if model.name != name
+            and "backend" in model.manifest
+            and name_or_folder(model.manifest) in (name, folder)
+        ]
+
+    def delete(self, name: str) -> list[str]:
+        """Remove model ``name`` from the store, and its engine conversions with it (they are
+        derived data, useless without it). Returns the conversions' names."""
         if not self.has(name):
             raise StoreError(f"no model named {name!r} in the store at {self.models_dir}")
+        conversions = [model.name for model in self.conversions_of(name)]
+        self._remove(name)
+        for conversion in conversions:
+            self._remove(conversion)
+        return conversions
+
+    def _remove(self, name: str) -> None:
+        folder = self.path(name)
         try:
             # Removing the manifest first makes the model absent at once, even if the
             # rest of the removal is interrupted.

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quintet.core.data import check_document
 from quintet.core.decoding.types import Message
 from quintet.core.errors import QuintetError
 
@@ -83,6 +84,7 @@ def parse_conversation(text: str, where: str = "conversation") -> Conversation:
         raise ChatError(
             f"{where}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
+    check_document(where, text, data)  # a lone surrogate: one line here, not in the tokenizer
     if isinstance(data, dict):
         if "messages" not in data:
             raise ChatError(f'{where}: no "messages" field; expected {{"messages": [...]}}')

@@ -14,15 +14,21 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from quintet import __version__
 from quintet.apps.server import errors, routes_openai, routes_tasks
+from quintet.apps.server.auth import require_key
 from quintet.apps.server.batching import Batcher
 from quintet.apps.server.config import ServerConfig
 from quintet.apps.server.limits import BodyLimit
-from quintet.apps.server.metrics import Metrics, MetricsMiddleware, render_scheduler
+from quintet.apps.server.metrics import (
+    CONTENT_TYPE,
+    Metrics,
+    MetricsMiddleware,
+    add_scheduler_gauges,
+)
 from quintet.apps.server.models import ModelRegistry
 
 
@@ -62,6 +68,11 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.state.config = config
     app.state.registry = ModelRegistry(config)
     app.state.metrics = Metrics()
+    app.state.metrics.add_gauges(
+        "quintet_queue_depth", "Requests waiting for or running on each model.",
+        app.state.registry.queue_depths,
+    )  # fmt: skip
+    add_scheduler_gauges(app.state.metrics, app.state.registry.scheduler_stats)
     app.state.started = int(time.time())
     errors.install(app)
     app.include_router(routes_openai.router)
@@ -80,13 +91,13 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         body = {"status": "ready" if ok else "not ready", "models": registry.status()}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
+    # With --metrics-require-key the scrape needs the API key like /v1 does.
+    guard = [Depends(require_key)] if config.metrics_require_key else []
+
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse, dependencies=guard)
     async def metrics(request: Request) -> PlainTextResponse:
         """Prometheus text: requests, latency histograms, generated tokens, queue depth."""
-        state = request.app.state
-        text = state.metrics.render(state.registry.queue_depths())
-        text += render_scheduler(state.registry.scheduler_stats())
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
 
     # Added last = outermost: the metrics see the 413s that the body limit answers.
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)

@@ -10,6 +10,7 @@ import sys
 from quintet.apps.server.config import DEFAULT_MODELS, ServerConfig
 from quintet.core.config import BACKENDS
 from quintet.core.errors import ConfigError
+from quintet.core.input_limits import DEFAULT_MAX_INPUT_CHARS
 
 
 def _is_loopback(host: str) -> bool:
@@ -44,7 +45,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         backend=args.backend,
         device=args.device,
         max_body_bytes=args.max_body_bytes,
+        max_input_chars=args.max_input_chars,
         max_tokens_limit=args.max_tokens_limit,
+        max_request_tokens=args.max_request_tokens,
+        max_beams=args.max_beams,
+        metrics_require_key=args.metrics_require_key,
         max_queue=args.max_queue,
         request_timeout_s=args.timeout,
         batch_window_ms=args.batch_window_ms,
@@ -102,8 +107,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     serve.add_argument("--backend", default="auto", choices=BACKENDS, help="decoding engine")
     serve.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    serve.add_argument("--max-body-bytes", type=int, default=1_000_000)
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413"
+    )
+    serve.add_argument(
+        "--max-input-chars", type=int, default=DEFAULT_MAX_INPUT_CHARS,
+        help="characters of text one request may carry, all fields together (413 above)",
+    )  # fmt: skip
     serve.add_argument("--max-tokens-limit", type=int, default=1024, help="cap on max_tokens")
+    serve.add_argument(
+        "--max-request-tokens", type=int, default=32_768,
+        help="cap on prompts x n x max_tokens in one request (400 above)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-beams", type=int, default=16, help="cap on a translation's num_beams (400 above)"
+    )
+    serve.add_argument(
+        "--metrics-require-key", action="store_true",
+        help="/metrics needs the API key too (default: open to scrapers)",
+    )  # fmt: skip
     serve.add_argument("--max-queue", type=int, default=64, help="requests per model before 429")
     serve.add_argument("--timeout", type=float, default=300.0, help="per-request timeout (s)")
     serve.add_argument(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from quintet.core.config import non_finite_problems
 from quintet.core.errors import ConfigError
+from quintet.core.input_limits import DEFAULT_MAX_INPUT_CHARS
 
 # Served out of the box: both come from `make models` / `quintet models pull`, offline.
 DEFAULT_MODELS: tuple[str, ...] = ("smollm2-135m-instruct", "minilm-l6")
@@ -24,7 +25,14 @@ class ServerConfig:
             ``quintet.core.config.BACKENDS``); encoders follow it (``transformers`` pins torch).
         device: where models run.
         max_body_bytes: larger request bodies get 413.
+        max_input_chars: the most characters of text one request may carry, all its texts,
+            messages, labels, questions and contexts together (413 above it).
         max_tokens_limit: the most ``max_tokens`` a request may ask for (400 above it).
+        max_request_tokens: the most tokens one request may ask to generate in all: prompts
+            x ``n`` x ``max_tokens`` (400 above it).
+        max_beams: the most beams (``num_beams``) a translation may ask for (400 above it).
+        metrics_require_key: ``/metrics`` needs the API key too (it is open by default, as
+            Prometheus scrapers expect).
         default_max_tokens: ``max_tokens`` when a request gives none.
         max_queue: requests waiting or running per model before 429.
         request_timeout_s: a request still waiting or generating after this gets 504.
@@ -43,7 +51,11 @@ class ServerConfig:
     backend: str = "auto"
     device: str = "auto"
     max_body_bytes: int = 1_000_000
+    max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
     max_tokens_limit: int = 1024
+    max_request_tokens: int = 32_768
+    max_beams: int = 16
+    metrics_require_key: bool = False
     default_max_tokens: int = 256
     max_queue: int = 64
     request_timeout_s: float = 300.0
@@ -58,10 +70,13 @@ class ServerConfig:
             problems.append("no models to serve: name at least one with --models")
         if not 0 < self.port < 65536:
             problems.append(f"port must be in 1..65535 (got {self.port})")
-        for name in ("max_body_bytes", "max_tokens_limit", "default_max_tokens", "max_queue",
+        for name in ("max_body_bytes", "max_input_chars", "max_tokens_limit",
+                     "max_request_tokens", "max_beams", "default_max_tokens", "max_queue",
                      "max_batch", "threads"):  # fmt: skip
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if self.metrics_require_key and not self.api_keys:
+            problems.append("metrics_require_key needs an API key (--api-key or QUINTET_API_KEYS)")
         if self.request_timeout_s <= 0 or self.graceful_timeout_s < 0:
             problems.append("timeouts must be positive")
         if self.batch_window_ms < 0:

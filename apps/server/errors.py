@@ -117,7 +117,10 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     param = ".".join(location) or None
     where = f"{param}: " if param else ""
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"{where}{first.get('msg', 'invalid value')}{more}", param
+    message = first.get("msg", "invalid value")
+    if first.get("type") == "value_error" and "error" in first.get("ctx", {}):
+        message = str(first["ctx"]["error"])  # our validators' own words, without "Value error, "
+    return f"{where}{message}{more}", param
 
 
 def install(app: FastAPI) -> None:

@@ -1,10 +1,15 @@
-"""A request body size limit, enforced before the body reaches FastAPI."""
+"""What one request may ask of the server: body bytes (before the body reaches FastAPI),
+characters of text, and tokens to generate (documented by ``quintet serve --help``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from quintet.apps.server.errors import APIError
+from quintet.apps.server.config import ServerConfig
+from quintet.apps.server.errors import APIError, bad_request
 
 
 class BodyLimit:
@@ -64,3 +69,48 @@ class BodyLimit:
             {"Connection": "close"},
         )
         await error.response()(scope, receive, send)
+
+
+def _characters(value: Any) -> int:
+    """Characters of text in a parsed request: every string, however deeply nested."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_characters(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_characters(item) for item in value)
+    return 0
+
+
+def check_input_size(body: BaseModel, config: ServerConfig) -> None:
+    """413 when ``body`` carries more than ``config.max_input_chars`` characters of text.
+
+    The body limit counts bytes; this counts what reaches the models (texts, messages,
+    labels, question and context together), so one request cannot hand an encoder or a
+    generator unbounded work within an allowed body size.
+    """
+    size = _characters(body.model_dump(exclude={"model"}))
+    if size > config.max_input_chars:
+        raise APIError(
+            413,
+            f"the request carries {size} characters of text, over this server's limit of "
+            f"{config.max_input_chars} (split it into several requests)",
+            "invalid_request_error",
+            None,
+            "input_too_large",
+        )
+
+
+def check_generation_budget(
+    config: ServerConfig, outputs: int, max_tokens: int, param: str = "max_tokens"
+) -> None:
+    """400 when ``outputs`` generations of up to ``max_tokens`` tokens each (prompts x n)
+    exceed ``config.max_request_tokens``."""
+    total = outputs * max_tokens
+    if total > config.max_request_tokens:
+        raise bad_request(
+            f"{outputs} outputs x {param} {max_tokens} = {total} tokens, over this server's "
+            f"limit of {config.max_request_tokens} per request: lower {param} or send fewer "
+            "prompts (or a smaller n)",
+            param,
+        )

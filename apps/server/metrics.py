@@ -1,133 +1,132 @@
-"""Prometheus metrics in the text exposition format (written here: no extra dependency).
+"""Prometheus metrics (``prometheus_client``), one registry per server.
 
-Requests by route and status, a latency histogram per route, generated tokens and the
-seconds spent generating them per model (tokens/s is their ratio), and each model's queue
-depth (requests waiting or running), read live from the registry.
+Requests by route, method and status, a latency histogram per route, generated tokens and
+the seconds spent generating them per model (tokens/s is their ratio), dynamic batches, and
+each model's queue depth (requests waiting or running), read live from the model registry.
+
+Label values come from small fixed sets, so no client can grow ``/metrics``: the route is
+the matched path template (``unmatched`` for anything else) and a method outside HTTP's
+usual ones counts as ``other``.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import disable_created_metrics
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Seconds: chat on a CPU takes seconds, health checks microseconds.
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
+# Every other method string (anything a client can send) counts as "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
 
-def _per_model(name: str, kind: str, help_text: str, values: dict[str, float]) -> list[str]:
-    """One metric family with a value per model, in Prometheus text."""
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    return lines + [f"{name}{_labels(model=m)} {v}" for m, v in sorted(values.items())]
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# The *_created series would double every counter's lines for a timestamp nobody graphs.
+disable_created_metrics()
 
 
-def _labels(**labels: str) -> str:
-    def escape(value: str) -> str:
-        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def method_label(method: str) -> str:
+    """``method`` if it is a standard HTTP method, else ``other`` (bounded label set)."""
+    return method if method in METHODS else OTHER_METHOD
 
-    return "{" + ",".join(f'{k}="{escape(str(v))}"' for k, v in labels.items()) + "}"
+
+class _Gauges(Collector):
+    """A gauge family whose values per model are read when ``/metrics`` is scraped."""
+
+    def __init__(self, name: str, help_text: str, read: Callable[[], dict[str, float]]) -> None:
+        self.name, self.help_text, self.read = name, help_text, read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.name, self.help_text, labels=["model"])
+        for model, value in sorted(self.read().items()):
+            family.add_metric([model], value)
+        yield family
 
 
 class Metrics:
-    """Counters and histograms for one server (kept on ``app.state``, not in the module)."""
+    """The metrics of one server (kept on ``app.state``, never module-global, so two apps in
+    one process count separately).
+
+    Live values (gauges read at scrape time, e.g. queue depths) are added with
+    :meth:`add_gauges`.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency_buckets: dict[str, list[int]] = {}
-        self.latency_sum: dict[str, float] = defaultdict(float)
-        self.latency_count: dict[str, int] = defaultdict(int)
-        self.tokens: dict[str, int] = defaultdict(int)
-        self.generation_seconds: dict[str, float] = defaultdict(float)
-        self.batches: dict[str, int] = defaultdict(int)
-        self.batched_requests: dict[str, int] = defaultdict(int)
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "quintet_requests", "HTTP requests by route, method and status.",
+            ["route", "method", "status"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "quintet_request_duration_seconds", "Request latency by route.", ["route"],
+            buckets=BUCKETS, registry=r,
+        )  # fmt: skip
+        self.tokens = Counter(
+            "quintet_generated_tokens", "Tokens generated, by model.", ["model"], registry=r
+        )
+        self.generation_seconds = Counter(
+            "quintet_generation_seconds",
+            "Seconds spent generating, by model "
+            "(tokens/s = generated_tokens_total / generation_seconds_total).",
+            ["model"], registry=r,
+        )  # fmt: skip
+        self.batches = Counter(
+            "quintet_batches",
+            "Dynamic batches run, by model (requests per batch = batched_requests_total / "
+            "batches_total).",
+            ["model"], registry=r,
+        )  # fmt: skip
+        self.batched_requests = Counter(
+            "quintet_batched_requests", "Requests run in dynamic batches, by model.", ["model"],
+            registry=r,
+        )  # fmt: skip
+
+    def add_gauges(self, name: str, help_text: str, read: Callable[[], dict[str, float]]) -> None:
+        """Expose ``read()`` (model name -> value) as the gauge ``name``, read at each scrape."""
+        self.registry.register(_Gauges(name, help_text, read))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request and its latency."""
-        with self._lock:
-            self.requests[(route, method, status)] += 1
-            buckets = self.latency_buckets.setdefault(route, [0] * len(BUCKETS))
-            for index, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    buckets[index] += 1
-            self.latency_sum[route] += seconds
-            self.latency_count[route] += 1
+        self.requests.labels(route, method_label(method), str(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
     def observe_generation(self, model: str, tokens: int, seconds: float) -> None:
         """Count tokens generated by ``model`` and the time it took."""
-        with self._lock:
-            self.tokens[model] += tokens
-            self.generation_seconds[model] += seconds
+        self.tokens.labels(model).inc(tokens)
+        self.generation_seconds.labels(model).inc(seconds)
 
     def observe_batch(self, model: str, requests: int) -> None:
         """Count one dynamic batch of ``requests`` requests run on ``model``."""
-        with self._lock:
-            self.batches[model] += 1
-            self.batched_requests[model] += requests
+        self.batches.labels(model).inc()
+        self.batched_requests.labels(model).inc(requests)
 
-    def render(self, queue_depths: dict[str, int]) -> str:
+    def render(self) -> str:
         """Everything in Prometheus' text format (version 0.0.4)."""
-        lines: list[str] = []
-        with self._lock:
-            lines += [
-                "# HELP quintet_requests_total HTTP requests by route, method and status.",
-                "# TYPE quintet_requests_total counter",
-            ]
-            for (route, method, status), count in sorted(self.requests.items()):
-                labels = _labels(route=route, method=method, status=str(status))
-                lines.append(f"quintet_requests_total{labels} {count}")
-            lines += [
-                "# HELP quintet_request_duration_seconds Request latency by route.",
-                "# TYPE quintet_request_duration_seconds histogram",
-            ]
-            for route in sorted(self.latency_buckets):
-                for bound, count in zip(BUCKETS, self.latency_buckets[route], strict=True):
-                    labels = _labels(route=route, le=repr(float(bound)))
-                    lines.append(f"quintet_request_duration_seconds_bucket{labels} {count}")
-                labels = _labels(route=route, le="+Inf")
-                total = self.latency_count[route]
-                lines.append(f"quintet_request_duration_seconds_bucket{labels} {total}")
-                plain = _labels(route=route)
-                lines.append(
-                    f"quintet_request_duration_seconds_sum{plain} {self.latency_sum[route]}"
-                )
-                lines.append(f"quintet_request_duration_seconds_count{plain} {total}")
-            lines += _per_model(
-                "quintet_generated_tokens_total", "counter",
-                "Tokens generated, by model.", self.tokens,
-            )  # fmt: skip
-            lines += _per_model(
-                "quintet_generation_seconds_total", "counter",
-                "Seconds spent generating, by model "
-                "(tokens/s = generated_tokens_total / generation_seconds_total).",
-                self.generation_seconds,
-            )  # fmt: skip
-            lines += _per_model(
-                "quintet_batches_total", "counter",
-                "Dynamic batches run, by model (requests per "
-                "batch = batched_requests_total / batches_total).",
-                self.batches,
-            )  # fmt: skip
-            lines += _per_model(
-                "quintet_batched_requests_total", "counter",
-                "Requests run in dynamic batches, by model.", self.batched_requests,
-            )  # fmt: skip
-        lines += _per_model(
-            "quintet_queue_depth", "gauge",
-            "Requests waiting for or running on each model.", queue_depths,
-        )  # fmt: skip
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode("utf-8")
+
+    def sample_names(self) -> Iterable[str]:
+        """The names of the series exposed now (for tests and debugging)."""
+        for family in self.registry.collect():
+            for sample in family.samples:
+                yield sample.name
 
 
 class MetricsMiddleware:
     """ASGI middleware: time every HTTP request and count it by route template and status.
 
     The route is the matched path template (``/v1/models``), never the raw path, so random
-    URLs cannot grow the label set; unmatched paths count as ``other``. A streamed response
-    is timed until its last byte.
+    URLs cannot grow the label set; unmatched paths count as ``unmatched``, unknown methods
+    as ``other``. A streamed response is timed until its last byte.
     """
 
     def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics]) -> None:
@@ -150,7 +149,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "other"
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             self.metrics().observe_request(
                 route, scope.get("method", ""), status, time.perf_counter() - started
             )
@@ -158,22 +157,20 @@ class MetricsMiddleware:
 
 # Continuous batching ---------------------------------------------------------------------
 
+# Per scheduled model: stats key -> (gauge name, help).
+SCHEDULER_GAUGES: dict[str, tuple[str, str]] = {
+    "running": ("quintet_scheduler_running", "Requests decoding in the running batch."),
+    "waiting": ("quintet_scheduler_waiting", "Requests waiting for a batch slot."),
+    "max_batch_size": ("quintet_scheduler_max_batch_size", "Batch slots of the scheduler."),
+    "steps": ("quintet_scheduler_steps_total", "Engine steps run so far."),
+    "mean_batch": (
+        "quintet_scheduler_mean_batch",
+        "Mean requests per engine step (batch occupancy = this / max_batch_size).",
+    ),
+}
 
-def render_scheduler(stats: dict[str, dict[str, float]]) -> str:
-    """Gauges of each scheduled model: requests decoding now, requests waiting for a slot,
-    the slots, and the mean requests per engine step so far (batch occupancy)."""
-    families = (
-        ("quintet_scheduler_running", "gauge", "Requests decoding in the running batch.",
-         "running"),
-        ("quintet_scheduler_waiting", "gauge", "Requests waiting for a batch slot.", "waiting"),
-        ("quintet_scheduler_max_batch_size", "gauge", "Batch slots of the scheduler.",
-         "max_batch_size"),
-        ("quintet_scheduler_steps_total", "counter", "Engine steps run.", "steps"),
-        ("quintet_scheduler_mean_batch", "gauge",
-         "Mean requests per engine step (batch occupancy = this / max_batch_size).",
-         "mean_batch"),
-    )  # fmt: skip
-    lines: list[str] = []
-    for name, kind, help_text, key in families:
-        lines += _per_model(name, kind, help_text, {m: v[key] for m, v in stats.items()})
-    return "\n".join(lines) + "\n" if lines else ""
+
+def add_scheduler_gauges(metrics: Metrics, read: Callable[[], dict[str, dict[str, float]]]) -> None:
+    """Expose each scheduled model's stats (``read()``: model -> stats) as gauges."""
+    for key, (name, help_text) in SCHEDULER_GAUGES.items():
+        metrics.add_gauges(name, help_text, lambda key=key: {m: s[key] for m, s in read().items()})

@@ -19,11 +19,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from quintet.apps.server import errors
 from quintet.apps.server.config import ServerConfig
 from quintet.core.errors import QuintetError
+from quintet.core.store import MANIFEST
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +62,15 @@ class ServedModel:
         self._tools: dict[str, Any] = {}
         self._classifiers: OrderedDict[tuple, Any] = OrderedDict()
         self._tools_lock = threading.Lock()
+        # The store folder the weights came from, if any: `quintet models delete` empties it.
+        self.store_folder: Path | None = None
+
+    @property
+    def deleted(self) -> bool:
+        """True once the model's store copy is gone (deleted while served): the task objects
+        that reload it by name would fail, so it is no longer offered."""
+        folder = self.store_folder
+        return folder is not None and not (folder / MANIFEST).is_file()
 
     @property
     def scheduled(self) -> bool:
@@ -99,6 +110,8 @@ class ServedModel:
 
                 engine, _ = encoder_engine(loaded, encoder_backend(self.config.backend, loaded))
                 loaded = replace(loaded, encoder=engine)
+            if loaded.resolved.origin == "store":
+                self.store_folder = Path(loaded.resolved.location)
             self.loaded = loaded
             self.state = READY
         except Exception as exc:  # noqa: BLE001 - reported by /ready and on each request
@@ -224,6 +237,13 @@ class ModelRegistry:
         # Set on SIGTERM: new requests get 503 while the ones in flight finish.
         self.closing = False
 
+    def prune(self) -> None:
+        """Stop serving the models deleted from the store since they loaded (their in-flight
+        requests finish on the weights already in memory)."""
+        for name in [name for name, model in self.models.items() if model.deleted]:
+            log.warning("%s was deleted from the store: no longer served", name)
+            del self.models[name]
+
     def load_all(self) -> None:
         """Load every served model, one after the other (run in a background thread)."""
         for model in list(self.models.values()):
@@ -236,6 +256,7 @@ class ModelRegistry:
 
     def status(self) -> dict[str, str]:
         """Each model's state, with the error for a failed one."""
+        self.prune()
         return {
             name: m.state if m.state != FAILED else f"failed: {m.error}"
             for name, m in self.models.items()
@@ -265,6 +286,7 @@ class ModelRegistry:
         it loads or the server shuts down."""
         if self.closing:
             raise errors.unavailable("the server is shutting down", "shutting_down")
+        self.prune()
         if name in self.models:
             return self._usable(self.models[name])
         if not self.config.allow_any_model:
@@ -296,6 +318,7 @@ class ModelRegistry:
                     "model_not_supported",
                 )
             return model
+        self.prune()
         for kind in kinds:
             for model in self.models.values():
                 if model.state == READY and model.kind == kind:

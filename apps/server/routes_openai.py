@@ -16,6 +16,7 @@ from quintet.apps.server.generation import (
     finish_reason,
     stream_response,
 )
+from quintet.apps.server.limits import check_generation_budget, check_input_size
 from quintet.apps.server.schemas import (
     ChatChoice,
     ChatCompletion,
@@ -62,6 +63,7 @@ def _record(request: Request, model: str, results: list[GenerationResult]) -> No
 async def list_models(request: Request) -> ModelList:
     """The served models (loading ones too), with their kind and endpoints."""
     created = request.app.state.started
+    request.app.state.registry.prune()
     cards = [
         ModelCard(id=name, created=created, kind=m.kind, endpoints=m.endpoints())
         for name, m in request.app.state.registry.models.items()
@@ -83,9 +85,11 @@ async def retrieve_model(model_id: str, request: Request) -> ModelCard:
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     """OpenAI chat completions, streamed as server-sent events with ``stream: true``."""
     state = request.app.state
+    check_input_size(body, state.config)
     model = await state.registry.for_task("chat", body.model, state.executor)
     prompt = chat_prompt(body.messages)
     decode = decode_config(body, state.config)
+    check_generation_budget(state.config, body.n, decode.max_new_tokens)
     ident, created = new_id("chatcmpl"), now()
     if body.stream:
         if body.n > 1:
@@ -137,11 +141,13 @@ def _usage_chunk(ident: str, created: int, model: str, kind: str, body: Any):
 async def completions(body: CompletionRequest, request: Request) -> Any:
     """OpenAI (legacy) text completions: one prompt or a list, ``n`` choices each."""
     state = request.app.state
+    check_input_size(body, state.config)
     model = await state.registry.for_task("completions", body.model, state.executor)
     prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
     if not prompts:
         raise errors.bad_request("prompt is an empty list", "prompt")
     decode = decode_config(body, state.config)
+    check_generation_budget(state.config, len(prompts) * body.n, decode.max_new_tokens)
     ident, created = new_id("cmpl"), now()
     if body.stream:
         if body.n > 1 or len(prompts) > 1:
@@ -183,6 +189,7 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
 async def embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingList:
     """Sentence embeddings (mean-pooled, L2-normalised), as floats or base64 float32."""
     state = request.app.state
+    check_input_size(body, state.config)
     model = await state.registry.for_task("embeddings", body.model, state.executor)
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     if any(not text.strip() for text in texts):

@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 
 from quintet.apps.server import errors
 from quintet.apps.server.auth import require_key
+from quintet.apps.server.limits import check_generation_budget, check_input_size
 from quintet.apps.server.models import ServedModel
 from quintet.apps.server.schemas import (
     ClassifyRequest,
@@ -64,12 +65,20 @@ def _backend_for(request: Request, model: ServedModel) -> str:
 async def translate(body: TranslateRequest, request: Request) -> TranslateResponse:
     """``Translator(model).translate(texts, src, tgt)``: text, model, route, style, pieces..."""
     state = request.app.state
+    check_input_size(body, state.config)
     model = await state.registry.for_task("translate", body.model, state.executor)
     _check_length(request, body.max_tokens, "max_tokens")
     decode: dict[str, Any] = {}
     if body.max_tokens is not None:
+        check_generation_budget(state.config, len(_texts(body.texts)), body.max_tokens)
         decode["max_new_tokens"] = body.max_tokens
     if body.num_beams is not None:
+        if body.num_beams > state.config.max_beams:
+            raise errors.bad_request(
+                f"num_beams is {body.num_beams}, over this server's limit of "
+                f"{state.config.max_beams}",
+                "num_beams",
+            )
         decode["num_beams"] = body.num_beams
 
     def work() -> list[Any]:
@@ -93,6 +102,7 @@ async def translate(body: TranslateRequest, request: Request) -> TranslateRespon
 async def summarize(body: SummarizeRequest, request: Request) -> SummarizeResponse:
     """``Summarizer(model).summarize(texts, ...)``: text, mode, chunks, timings..."""
     state = request.app.state
+    check_input_size(body, state.config)
     model = await state.registry.for_task("summarize", body.model, state.executor)
     _check_length(request, body.max_length, "max_length")
 
@@ -115,6 +125,7 @@ async def qa(body: QARequest, request: Request) -> QAResponse:
     """``QuestionAnswerer(model).answer(question, context)``: spans with offsets and
     probabilities, best first."""
     state = request.app.state
+    check_input_size(body, state.config)
     model = await state.registry.for_task("qa", body.model, state.executor)
 
     def work() -> list[Any]:
@@ -139,6 +150,7 @@ async def qa(body: QARequest, request: Request) -> QAResponse:
 async def classify(body: ClassifyRequest, request: Request) -> ClassifyResponse:
     """``Classifier(model, labels).classify(texts)``: label, score, every label's probability."""
     state = request.app.state
+    check_input_size(body, state.config)
     model = await state.registry.for_task("classify", body.model, state.executor)
     labels = tuple(body.labels) if body.labels is not None else None
 

@@ -11,7 +11,9 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from quintet.core.unicode import find_lone_surrogate
 
 
 def new_id(prefix: str) -> str:
@@ -25,6 +27,16 @@ def now() -> int:
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_only(cls, data: Any) -> Any:
+        """Refuse a lone surrogate (JSON's ``"\\ud800"``) anywhere in the request: a 400
+        naming the field, before any text reaches a tokenizer."""
+        problem = find_lone_surrogate(data)
+        if problem is not None:
+            raise ValueError(problem)
+        return data
 
 
 # Chat and completions -------------------------------------------------------------------

@@ -5,6 +5,10 @@ model. The copy is built once, in a staging folder committed atomically with a m
 (sha256 per file, see :class:`quintet.core.store.ModelStore`), and reused until the base model
 changes: store and catalog models are named, a directory is fingerprinted by its weight
 files' names, sizes and modification times, so retraining in place converts again.
+
+A reused copy is checked like a stored model (:func:`quintet.core.integrity.check_files`:
+sizes and mtimes each time, the full sha256 when they changed); a damaged or truncated one is
+rebuilt, with a one-line note, instead of running on corrupt weights.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from quintet.core import hub
+from quintet.core.errors import ChecksumError
+from quintet.core.integrity import check_files
 from quintet.core.models import Loaded
 from quintet.core.store import ModelStore
 
@@ -94,6 +100,12 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     return text.splitlines()[0][:limit]
 
 
+def _problem(exc: ChecksumError) -> str:
+    """What :func:`check_files` found, without its advice for store models."""
+    text = str(exc)
+    return text.split(": ", 1)[-1].split("; ", 1)[0]
+
+
 class ConversionCache:
     """Builds each conversion once per store and reuses it while its base is unchanged.
 
@@ -145,7 +157,16 @@ class ConversionCache:
                 and all(stored.manifest.get(k) == v for k, v in full.items())
                 and (stored.path / required_file).is_file()
             ):
-                return stored.path
+                try:
+                    check_files(store, stored)
+                    return stored.path
+                except ChecksumError as exc:
+                    # Derived data: rebuilt from the base model rather than run damaged
+                    # (damaged weights load without complaint and answer garbage).
+                    log.warning(
+                        "the %s conversion %s is damaged (%s): rebuilding it",
+                        engine, name, _problem(exc),
+                    )  # fmt: skip
             log.info("converting %s for %s as %s", loaded.name, engine, name)
             started = time.perf_counter()
             with store.staging(name) as tmp:

@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from quintet.core.config import BACKENDS
+from quintet.core.config import BACKENDS, ENV_BACKEND, backend_from_env
 from quintet.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -50,7 +49,6 @@ CTRANSLATE2 = "ctranslate2"
 ONNX_GENAI = "onnxruntime-genai"
 VLLM = "vllm"
 assert BACKENDS == (AUTO, TRANSFORMERS, CTRANSLATE2, ONNX_GENAI, VLLM)
-ENV_BACKEND = "QUINTET_BACKEND"
 
 _PACKAGES = {CTRANSLATE2: "ctranslate2", ONNX_GENAI: "onnxruntime_genai", VLLM: "vllm"}
 _EXTRA_HINT = "pip install 'quintet[fast]'"
@@ -143,9 +141,8 @@ def choose(loaded: Loaded, requested: str = AUTO, batch_size: int = 1) -> Backen
     check_backend_name(requested)
     if requested != AUTO:
         return BackendChoice(requested, "chosen by the caller")
-    pinned = os.environ.get(ENV_BACKEND, "").strip()
+    pinned = backend_from_env()
     if pinned and pinned != AUTO:
-        check_backend_name(pinned)
         return BackendChoice(pinned, f"set by {ENV_BACKEND}")
     choice = preferred(loaded, batch_size)
     if not is_installed(choice.name):

@@ -159,8 +159,6 @@ def request_differences(
         missing.append(
             "min_new_tokens with stop_strings (vLLM looks for stop strings only after the minimum)"
         )
-    if config.seed is not None and config.seed < 0:
-        missing.append("a negative seed (vLLM reads -1 as no seed)")
     if config.min_new_tokens and tokenizer_eos is not None and tokenizer_eos not in end_ids:
         missing.append(
             "min_new_tokens on a model whose tokenizer end token is not one of its end tokens "

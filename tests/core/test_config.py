@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quintet.core.config import ModelSpec, TrainConfig
+from quintet.core.config import DecodeConfig, ModelSpec, TrainConfig
 from quintet.core.errors import ConfigError
 
 
@@ -50,3 +50,10 @@ def test_bad_values_are_refused(kwargs: dict, message: str) -> None:
 def test_bad_training_values_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 10**30])
+def test_a_seed_outside_what_every_engine_takes_is_refused(seed: int) -> None:
+    with pytest.raises(ConfigError, match=rf"seed must be in 0\.\.2147483647 \(got {seed}\)"):
+        DecodeConfig(do_sample=True, seed=seed)
+    assert DecodeConfig(do_sample=True, seed=2**31 - 1).seed == 2**31 - 1

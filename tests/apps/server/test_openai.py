@@ -126,7 +126,7 @@ def test_concurrent_chat_requests_are_batched(server: Server) -> None:
         counts = []
         for name in ("quintet_batches_total", "quintet_batched_requests_total"):
             line = next((ln for ln in text.splitlines() if ln.startswith(f"{name}{{")), "")
-            counts.append(int(line.rsplit(" ", 1)[1]) if line else 0)
+            counts.append(int(float(line.rsplit(" ", 1)[1])) if line else 0)  # "3.0"
         return counts[0], counts[1]
 
     before = batches()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.apps.server.conftest import CHAT_MODEL, EMBED_MODEL, Server
 
@@ -70,7 +71,15 @@ def test_health_ready_and_metrics(server: Server) -> None:
     assert ready["models"] == {CHAT_MODEL: "ready", EMBED_MODEL: "ready"}
     _post(server, "/v1/classify", {"texts": ["fine"], "labels": ["a", "b"]})
     text = httpx.get(f"{server.url}/metrics").text
-    assert 'quintet_requests_total{route="/v1/classify",method="POST",status="200"}' in text
-    assert 'quintet_request_duration_seconds_bucket{route="/v1/classify",le="+Inf"}' in text
-    assert f'quintet_queue_depth{{model="{EMBED_MODEL}"}} 0' in text
+    # Parsed, not matched as text: prometheus_client writes labels in its own order.
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    key = (("method", "POST"), ("route", "/v1/classify"), ("status", "200"))
+    assert samples[("quintet_requests_total", key)] >= 1
+    key = (("le", "+Inf"), ("route", "/v1/classify"))
+    assert samples[("quintet_request_duration_seconds_bucket", key)] >= 1
+    assert samples[("quintet_queue_depth", (("model", EMBED_MODEL),))] == 0
     assert "# TYPE quintet_generated_tokens_total counter" in text

@@ -212,7 +212,6 @@ def test_a_tokenizer_end_token_transformers_does_not_stop_on_is_ignored() -> Non
         ({"do_sample": True, "temperature": 2.5}, "temperature 2.5"),
         ({"do_sample": True, "temperature": 0.005}, "temperature 0.005"),
         ({"min_new_tokens": 4, "stop_strings": ("END",)}, "min_new_tokens with stop_strings"),
-        ({"seed": -1}, "a negative seed"),
     ],
 )
 def test_what_vllm_would_decode_differently_is_refused(options: dict, expected: str) -> None:
