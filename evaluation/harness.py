@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import os
 import time
@@ -46,6 +45,7 @@ from quintet.evaluation.report import Report, write_report
 from quintet.evaluation.run import (
     EvalRun,
     EvaluationError,
+    accepts_keyword,
     check_resamples,
     default_out_dir,
     open_predictor,
@@ -263,7 +263,7 @@ def _local_batches(
 ) -> Iterator[tuple[list[EvalItem], list[Prediction]]]:
     """``(batch, predictions)`` for each batch of ``todo``, predicted in this process;
     ``within_batch(items)`` hears how many items of the current batch are done so far."""
-    reports = _takes_progress(predictor.predict)
+    reports = accepts_keyword(predictor.predict, "progress")
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
         if not reports:
@@ -276,18 +276,6 @@ def _local_batches(
                 within_batch(min(size, size * done // total))
 
         yield batch, predictor.predict(batch, progress=partial)
-
-
-def _takes_progress(predict: Callable[..., Any]) -> bool:
-    """Whether ``predict`` takes ``progress=``: plugins written before it was added (and
-    wrappers of ``predict(items)``) are called as they were, and report per batch."""
-    try:
-        parameters = inspect.signature(predict).parameters
-    except (TypeError, ValueError):
-        return False
-    return "progress" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
 
 
 def _run_key(

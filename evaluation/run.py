@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -153,18 +154,20 @@ def open_predictor(harness: TaskHarness, eval_set: EvalSet, run: EvalRun) -> Pre
     """
     if run.backend == "auto":
         return harness.open(eval_set, run.model, dict(run.decode), run.options)
-    if not _takes_backend(harness.open):
+    if not accepts_keyword(harness.open, "backend"):
         raise EvaluationError(
             f"the {harness.task} harness cannot choose an engine: run it with --backend auto"
         )
     return harness.open(eval_set, run.model, dict(run.decode), run.options, backend=run.backend)
 
 
-def _takes_backend(open_: Any) -> bool:
+def accepts_keyword(function: Callable[..., Any], name: str) -> bool:
+    """Whether ``function`` takes ``name=`` (by name or through ``**kwargs``): harness
+    plugins written before a keyword was added are called as they were."""
     try:
-        parameters = inspect.signature(open_).parameters
+        parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):
         return False
-    return "backend" in parameters or any(
+    return name in parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
