@@ -79,30 +79,10 @@ def one_user(repeats: int) -> dict:
 
 
 def start(port: int, log: Path):
-    import os
-    import subprocess
-    import sys
+    """The server under test: the benchmark's one model."""
+    from benchmarks.server_load import start_server
 
-    from benchmarks.server_load import ROOT
-
-    env = {k: v for k, v in os.environ.items() if k != "QUINTET_BACKEND"}
-    command = [sys.executable, "-m", "quintet.apps.cli", "serve", "--port", str(port),
-               "--models", MODEL, "--log-level", "warning"]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("the server did not become ready")
+    return start_server(port, log, "--models", MODEL)
 
 
 async def one_request(http: httpx.AsyncClient, url: str, body: dict) -> dict:

@@ -40,10 +40,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int, window_ms: float, log: Path) -> subprocess.Popen:
+def start_server(port: int, log: Path, *flags: str) -> subprocess.Popen:
+    """``quintet serve`` on ``port`` with ``flags``, on the default engines, once ready."""
     env = {k: v for k, v in os.environ.items() if k != "QUINTET_BACKEND"}
     command = [sys.executable, "-m", "quintet.apps.cli", "serve", "--port", str(port),
-               "--batch-window-ms", str(window_ms), "--log-level", "warning"]  # fmt: skip
+               "--log-level", "warning", *flags]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
     )
@@ -160,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# Server load test ({os.cpu_count()} CPUs, {args.clients} clients)", flush=True)
     for label, window in (("batching (default 10 ms window)", 10.0), ("one at a time", 0.0)):
         port = free_port()
-        server = start_server(port, window, Path(f"/tmp/quintet-load-{port}.log"))
+        server = start_server(
+            port, Path(f"/tmp/quintet-load-{port}.log"), "--batch-window-ms", str(window)
+        )
         try:
             base = f"http://127.0.0.1:{port}/v1"
             run = {
