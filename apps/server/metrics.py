@@ -167,6 +167,14 @@ SCHEDULER_GAUGES: dict[str, tuple[str, str]] = {
         "quintet_scheduler_mean_batch",
         "Mean requests per engine step (batch occupancy = this / max_batch_size).",
     ),
+    "regroups": (
+        "quintet_scheduler_regroups_total",
+        "Running batches re-formed to let waiting requests in.",
+    ),
+    "reused_prompt_tokens": (
+        "quintet_scheduler_reused_prompt_tokens_total",
+        "Prompt tokens taken from a kept KV cache instead of recomputed.",
+    ),
 }
 
 

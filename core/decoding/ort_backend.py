@@ -320,9 +320,9 @@ class OnnxGenAIBackend:
         and only within its length bound."""
         if config.output_logprobs or (config.do_sample and config.seed is not None):
             return False
-        # Constraints and lookup are set on the single-request path only (guidance.py); the
-        # scheduler's turn options carry neither yet.
-        if guidance.is_constrained(config) or config.lookup:
+        # Lookup proposes its drafts on the single-request path only (the engine takes
+        # drafts per request, from its caller); constraints travel in the turn options.
+        if config.lookup:
             return False
         # Greedy rows of one call decode one at a time, for batch invariance (generate()):
         # handed to the scheduler together they would share a batch.
@@ -698,6 +698,7 @@ def _constraint_error(config: DecodeConfig, exc: RuntimeError) -> str:
 
 # "max_batch_size=8,max_session_tokens=2048,lanes=2": the scheduler's settings here.
 SCHEDULER_ENV = "QUINTET_SCHEDULER"
+_SCHEDULER_KEYS = ("max_batch_size", "max_session_tokens", "lanes", "regroup_tokens", "prefix_pool")
 
 
 def scheduler_settings(threads: int, **explicit: int | None) -> SchedulerSettings:
@@ -707,12 +708,9 @@ def scheduler_settings(threads: int, **explicit: int | None) -> SchedulerSetting
     for item in filter(None, os.environ.get(SCHEDULER_ENV, "").split(",")):
         key, _, value = item.partition("=")
         key = key.strip()
-        if key not in ("max_batch_size", "max_session_tokens", "lanes") or not (
-            value.strip().isdigit()
-        ):
+        if key not in _SCHEDULER_KEYS or not value.strip().isdigit():
             raise ConfigError(
-                f"{SCHEDULER_ENV} takes max_batch_size=N,max_session_tokens=N,lanes=N "
-                f"(got {item!r})"
+                f"{SCHEDULER_ENV} takes {'=N,'.join(_SCHEDULER_KEYS)}=N (got {item!r})"
             )
         values[key] = int(value)
     values.update({key: value for key, value in explicit.items() if value is not None})

@@ -11,12 +11,22 @@ KV cache, which the model builder only makes for CUDA and WebGPU. A static batch
 requests only while it is empty, so a request arriving mid-batch would wait for the
 batch's longest member. The scheduler therefore keeps several engines (*lanes*, two by
 default) over the same weights: a request that arrives while one lane decodes starts on
-another lane at the next step, and the two batches share the CPU step by step. Jobs
-beyond the free slots wait in arrival order.
+another lane at the next step, and the two batches share the CPU step by step. When every
+lane is running, a young batch with free slots *re-forms* (recompute, as vLLM preempts):
+its requests end their engine turns and start again with their prompt plus what they have
+generated, next to the waiting ones. The recomputation is bounded: only while the batch's
+requests have generated at most ``regroup_tokens`` tokens, once per request. Jobs beyond
+the free slots wait in arrival order.
 
 The driver thread only talks to the engines and hands token ids to each job's queue; the
 jobs' owners turn them into text, check stop strings and cancel in their own threads, so
 one slow consumer never holds up the batch.
+
+Requests without a session keep their KV cache too, in a small pool of finished requests
+(``prefix_pool``): a later request whose prompt extends one of them exactly (the next
+message of a conversation sent as separate HTTP requests) sends the engine only the new
+tokens, as llama.cpp's server does with ``cache_prompt``. Idle requests hold no slot the
+engine needs: it evicts them when a batch wants their room.
 
 A job may belong to a :class:`Session` (a chat): its next turn appends only the new tokens
 to the request that holds the earlier turns in the engine's KV cache, or rewinds to the
@@ -38,13 +48,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import onnxruntime_genai as og
 
 from quintet.core.config import DecodeConfig
+from quintet.core.decoding import guidance
 from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
 
 log = logging.getLogger(__name__)
@@ -71,7 +82,13 @@ class SchedulerSettings:
             one engine a late request waits for the whole batch to end. With two, it starts
             on the other as soon as that one is free.
         gather_s: how long a lane waits for more requests before its batch starts, while
-            another lane is decoding (a lone request on an idle scheduler never waits).
+            another lane is decoding (a lone request on an idle scheduler never waits), and
+            how long a request waits before a running batch re-forms to take it.
+        regroup_tokens: a running batch with free slots re-forms for waiting requests
+            while its requests have generated at most this many tokens (each is recomputed
+            once, prompt and output, in the new batch); 0 never re-forms.
+        prefix_pool: finished requests whose KV cache is kept for a follow-up request that
+            extends them; 0 keeps none.
         threads: CPU threads of the engine's session.
     """
 
@@ -79,6 +96,8 @@ class SchedulerSettings:
     max_session_tokens: int = 2048
     lanes: int = 2
     gather_s: float = 0.1
+    regroup_tokens: int = 32
+    prefix_pool: int = 8
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -94,13 +113,15 @@ class SchedulerSettings:
             raise ConfigError(f"lanes must be at least 1 (got {self.lanes})")
         if self.threads < 1:
             raise ConfigError(f"threads must be at least 1 (got {self.threads})")
+        if self.regroup_tokens < 0 or self.prefix_pool < 0:
+            raise ConfigError("regroup_tokens and prefix_pool must be >= 0")
 
 
 def turn_options(request: Any, config: DecodeConfig, copy: int = 0) -> Any:
     """The engine's ``TurnOptions`` for one output decoded with ``config``.
 
     The one place a :class:`DecodeConfig` becomes per-request engine settings: sampling,
-    and limits (constrained output would be added here with ``set_guidance``).
+    limits and constrained output (``set_guidance``, the grammar of :mod:`.guidance`).
     ``copy`` numbers the outputs of one prompt (``num_return_sequences``): a seeded request
     seeds its copies ``seed + copy`` so they differ yet repeat exactly.
     """
@@ -119,6 +140,9 @@ def turn_options(request: Any, config: DecodeConfig, copy: int = 0) -> Any:
         options.set_repetition_penalty(config.repetition_penalty)
     if config.no_repeat_ngram_size:
         options.set_no_repeat_ngram_size(config.no_repeat_ngram_size)
+    constraint = guidance.guidance(config)
+    if constraint is not None:
+        options.set_guidance(*constraint)
     # Stop strings stay with the caller's check: this engine takes them only with dynamic
     # batching, which needs a paged KV cache that the builder's graphs do not have.
     return options
@@ -149,6 +173,7 @@ class Session:
         self.turns: list[tuple[int, int]] = []  # (turn id, tokens before it began)
         self.reused_tokens = 0
         self.closed = False
+        self.pooled = False  # the scheduler's own, for prefix reuse (see prefix_pool)
         self._scheduler: Scheduler | None = None
 
     def close(self) -> None:
@@ -176,6 +201,7 @@ class Job:
     turn_id: int = 0
     request: Any = None
     lane: int = 0
+    recomputed: int = 0  # generated tokens fed back as prompt when its batch re-formed
     _scheduler: Scheduler | None = None
 
     def cancel(self) -> None:
@@ -236,10 +262,14 @@ class Scheduler:
         self._cond = threading.Condition()
         self._waiting: deque[Job] = deque()
         self._sessions_to_close: list[Session] = []
+        self._pool: deque[Session] = deque()  # idle pooled sessions, oldest first
         self._closed = False
-        # Counters for /metrics: engine steps run and requests decoded in them.
+        # Counters for /metrics: engine steps run and requests decoded in them, batches
+        # re-formed, and prompt tokens taken from a kept KV cache instead of recomputed.
         self.steps = 0
         self.step_requests = 0
+        self.regroups = 0
+        self.reused_prompt_tokens = 0
         # Engines only answer the thread that made them: the driver makes them.
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
@@ -283,11 +313,29 @@ class Scheduler:
         with self._cond:
             if self._closed:
                 raise QuintetError("the model's scheduler was closed (the model was unloaded)")
+            if session is None and self.settings.prefix_pool:
+                job.session = session = self._pooled_session(ids)
             if session is not None:
                 session._scheduler = self
             self._waiting.append(job)
             self._cond.notify()
         return job
+
+    def _pooled_session(self, prompt: list[int]) -> Session:
+        """The kept request whose tokens ``prompt`` extends the furthest, taken out of the
+        pool, or a new pooled session (called with the lock held)."""
+        extended = [
+            session
+            for session in self._pool
+            if len(session.tokens) < len(prompt) and prompt[: len(session.tokens)] == session.tokens
+        ]
+        if extended:
+            best = max(extended, key=lambda session: len(session.tokens))
+            self._pool.remove(best)
+            return best
+        session = Session()
+        session.pooled = True
+        return session
 
     def fits(self, prompt_tokens: int, max_new_tokens: int) -> bool:
         """Whether a request this long can run here (else decode it another way)."""
@@ -305,6 +353,8 @@ class Scheduler:
             "lanes": self.settings.lanes,
             "steps": self.steps,
             "mean_batch": self.step_requests / self.steps if self.steps else 0.0,
+            "regroups": self.regroups,
+            "reused_prompt_tokens": self.reused_prompt_tokens,
         }
 
     def close(self) -> None:
@@ -355,6 +405,8 @@ class Scheduler:
                     self._release_session(session)
                 self._reap_cancelled()
                 self._admit()
+                if self._regroup():
+                    self._admit()
                 pause = self._step_lanes()
                 if pause is not None:
                     with self._cond:
@@ -401,6 +453,88 @@ class Scheduler:
             except RuntimeError as exc:  # already ended in the engine: nothing to free
                 log.debug("cancel_turn: %s", exc)
             self._end_running(job, JobEnd("cancelled", len(job.prompt)))
+
+    def _regroup(self) -> bool:
+        """Re-form a running batch that has room for the waiting jobs (see the module
+        docstring); whether one did."""
+        with self._cond:
+            if not self._waiting or self.settings.regroup_tokens == 0:
+                return False
+            waited = time.perf_counter() - self._waiting[0].submitted
+        if waited < self.settings.gather_s:
+            return False  # requests that arrive together re-form a batch once
+        capacity = self.settings.max_batch_size
+        candidates = [
+            index
+            for index, lane in enumerate(self._lanes)
+            if lane.jobs
+            and not lane.open
+            and len(lane.jobs) < capacity
+            and all(self._regroupable(job) for job in lane.jobs.values())
+        ]
+        if not candidates:
+            return False
+        index = min(candidates, key=lambda i: len(self._lanes[i].jobs))
+        lane = self._lanes[index]
+        with self._cond:
+            jobs = sorted(lane.jobs.values(), key=lambda job: job.submitted)
+            lane.jobs.clear()
+            lane.open = True
+            lane.first_at = jobs[0].submitted  # it has gathered long enough: step at once
+        for job in jobs:
+            with contextlib.suppress(RuntimeError):
+                job.request.cancel_turn(job.turn_id)
+            with contextlib.suppress(RuntimeError):
+                job.request.close()
+            if job.session is not None:
+                job.session.request = None
+                job.session.tokens, job.session.turns = [], []
+            job.request = None
+        self.regroups += 1
+        for job in jobs:
+            try:
+                self._rebegin(job, index)
+            except (RuntimeError, ValueError) as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self._finish(job, error=QuintetError(f"generation failed: {first}"))
+        return True
+
+    def _regroupable(self, job: Job) -> bool:
+        """Whether re-forming ``job``'s batch pays: it has generated little (cheap to
+        recompute), has not been recomputed before, is far from done, and carries no
+        grammar (a restarted turn would lose the grammar's state)."""
+        generated = len(job.generated)
+        return (
+            not job.cancelled
+            and job.recomputed == 0
+            and generated <= self.settings.regroup_tokens
+            and job.config.max_new_tokens - generated >= 8
+            and not guidance.is_constrained(job.config)
+        )
+
+    def _rebegin(self, job: Job, lane_index: int) -> None:
+        """Start ``job`` again on ``lane_index``: its prompt and what it generated so far as
+        the new prompt, for the tokens it has left."""
+        lane = self._lanes[lane_index]
+        done = len(job.generated)
+        config = replace(
+            job.config,
+            max_new_tokens=job.config.max_new_tokens - done,
+            min_new_tokens=max(0, job.config.min_new_tokens - done),
+        )
+        request = lane.engine.create_request()
+        tokens = job.prompt + job.generated
+        job.turn_id = request.begin_turn(
+            np.asarray(tokens, dtype=np.int32), turn_options(request, config, job.copy)
+        )
+        job.request, job.lane, job.recomputed = request, lane_index, done
+        if job.session is not None:
+            job.session.request = request
+            job.session.lane = lane_index
+            job.session.tokens = list(tokens)
+            job.session.turns = [(job.turn_id, 0)]
+        with self._cond:
+            lane.jobs[id(request)] = job
 
     def _lane_for(self, job: Job) -> int | None:
         """An open lane with a free slot: the session's own when it is open, else the one
@@ -455,6 +589,7 @@ class Scheduler:
         job.lane = lane_index
         if session is not None:
             before = len(job.prompt) - len(new_tokens)
+            self.reused_prompt_tokens += before
             session.request = request
             session.lane = lane_index
             session.reused_tokens = before
@@ -535,7 +670,7 @@ class Scheduler:
                 usage = event.usage
                 end = JobEnd(
                     _REASONS.get(finish.name, "stop"),
-                    int(usage.prompt_tokens) if usage else 0,
+                    int(usage.prompt_tokens) - job.recomputed if usage else 0,
                     int(usage.cached_prompt_tokens) if usage else 0,
                 )
                 if job.session is not None:
@@ -571,7 +706,13 @@ class Scheduler:
             lane.jobs.pop(id(job.request), None)
             if not lane.jobs:
                 lane.open = True  # drained (a cancel may be what emptied it)
-        if job.session is None or job.session.closed or error is not None:
+        session = job.session
+        if session is not None and session.pooled:
+            if error is None and end is not None and end.reason != "cancelled":
+                self._keep(session)
+            else:
+                self._forget(session)
+        elif job.session is None or job.session.closed or error is not None:
             if job.session is not None:
                 job.session.request = None
                 job.session.tokens, job.session.turns = [], []
@@ -591,6 +732,16 @@ class Scheduler:
         job.request = None  # the driver thread owns engine objects: drop them here
         self._finish(job, end, error)
 
+    def _keep(self, session: Session) -> None:
+        """Put a finished pooled session back, dropping the oldest beyond ``prefix_pool``."""
+        with self._cond:
+            self._pool.append(session)
+            dropped = []
+            while len(self._pool) > self.settings.prefix_pool:
+                dropped.append(self._pool.popleft())
+        for old in dropped:
+            self._forget(old)
+
     def _finish(
         self, job: Job, end: JobEnd | None = None, error: BaseException | None = None
     ) -> None:
@@ -605,6 +756,7 @@ class Scheduler:
         with self._cond:
             self._closed = True
             waiting, self._waiting = list(self._waiting), deque()
+            self._pool.clear()
         for job in waiting:
             self._finish(job, error=closed)
         for lane in self._lanes:

@@ -239,3 +239,95 @@ def test_server_streams_overlap_in_time(engine_home: Path, generator: Generator,
         assert "quintet_scheduler_mean_batch" in metrics
     finally:
         stop_server(server)
+
+
+def _scheduler_with(smollm2: Loaded, monkeypatch: pytest.MonkeyPatch, settings: str) -> Generator:
+    monkeypatch.setenv("QUINTET_SCHEDULER", settings)
+    return Generator(smollm2, "onnxruntime-genai")
+
+
+def test_a_young_batch_reforms_to_take_waiting_requests(
+    smollm2: Loaded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One engine: without re-forming, a request arriving after the batch started would
+    # wait for its whole 120 tokens.
+    generator = _scheduler_with(smollm2, monkeypatch, "lanes=1,max_batch_size=4")
+    scheduler: Scheduler = generator.backend.scheduler
+    sink: queue.Queue = queue.Queue()
+    long = DecodeConfig(max_new_tokens=120, min_new_tokens=120)
+    prompt = _ids(generator, CHATS[1])
+    scheduler.submit(prompt, long, sink, row=0)
+    assert sink.get(timeout=60)[:2] == (0, "token")
+    for row in (1, 2):
+        scheduler.submit(_ids(generator, CHATS[0]), DecodeConfig(max_new_tokens=6), sink, row=row)
+    events = _drain(sink, 3)
+    late_first = min(i for i, (row, _, _) in enumerate(events) if row in (1, 2))
+    long_end = next(i for i, (row, kind, _) in enumerate(events) if (row, kind) == (0, "end"))
+    assert late_first < long_end - 60  # they started while the long one had far to go
+    counts = {row: sum(1 for r, k, _ in events if r == row and k == "token") for row in range(3)}
+    assert counts == {0: 119, 1: 6, 2: 6}  # the long one's first token came before
+    end = events[long_end][2]
+    assert end.reason == "length" and end.prompt_tokens == len(prompt)
+    assert scheduler.stats()["regroups"] == 1
+
+
+def test_no_regroup_when_it_is_turned_off(smollm2: Loaded, monkeypatch: pytest.MonkeyPatch) -> None:
+    generator = _scheduler_with(smollm2, monkeypatch, "lanes=1,max_batch_size=4,regroup_tokens=0")
+    scheduler: Scheduler = generator.backend.scheduler
+    sink: queue.Queue = queue.Queue()
+    scheduler.submit(_ids(generator, CHATS[1]), DecodeConfig(max_new_tokens=40), sink, row=0)
+    assert sink.get(timeout=60)[:2] == (0, "token")
+    scheduler.submit(_ids(generator, CHATS[0]), DecodeConfig(max_new_tokens=4), sink, row=1)
+    events = _drain(sink, 2)
+    ends = [row for row, kind, _ in events if kind == "end"]
+    assert ends == [0, 1]  # the late one waited for the batch to end
+    assert scheduler.stats()["regroups"] == 0
+
+
+def test_a_follow_up_request_reuses_the_kept_prefix(generator: Generator) -> None:
+    scheduler: Scheduler = generator.backend.scheduler
+    chat = [{"role": "user", "content": "Name one planet."}]
+    first = generator.complete(chat, max_new_tokens=12)
+    before = scheduler.stats()["reused_prompt_tokens"]
+    follow_up = [
+        *chat,
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "And one more?"},
+    ]
+    second = generator.complete(follow_up, max_new_tokens=12)
+    assert second.num_tokens > 0 and second.text
+    # The first request's prompt (and its reply, when it re-tokenizes as generated) came
+    # from the kept KV cache, not from a new prefill.
+    assert scheduler.stats()["reused_prompt_tokens"] - before >= len(_ids(generator, chat))
+
+
+def test_constrained_requests_batch_with_others(generator: Generator) -> None:
+    import json
+
+    import jsonschema
+
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "year": {"type": "integer"}},
+        "required": ["city", "year"],
+    }
+    scheduler: Scheduler = generator.backend.scheduler
+    steps, requests = scheduler.steps, scheduler.step_requests
+    results: dict[int, object] = {}
+
+    def run(index: int, config: DecodeConfig) -> None:
+        results[index] = generator.complete(CHATS[index], config)
+
+    configs = [
+        DecodeConfig(max_new_tokens=60, json_schema=schema),
+        DecodeConfig(max_new_tokens=8, choices=("yes", "no")),
+        DecodeConfig(max_new_tokens=40),
+    ]
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(configs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    jsonschema.validate(json.loads(results[0].text), schema)
+    assert results[1].text in ("yes", "no")
+    assert (scheduler.step_requests - requests) / (scheduler.steps - steps) > 1
