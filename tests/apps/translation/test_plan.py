@@ -79,4 +79,3 @@ def test_keeping_the_ids_costs_no_tokenizer_call_beyond_segmenting(marian: Trans
     assert tokens.calls <= len(measured) and tokens.calls == len(set(measured))
     assert all(p.cap == cap(len(p.token_ids)) for p in planned)
     assert texts[0].count == len(pieces)
-
