@@ -20,11 +20,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
-from quintet.apps.translation import segment as seg
 from quintet.apps.translation.files import translate_file
 from quintet.apps.translation.languages import Language, LanguageError, language
+from quintet.apps.translation.plan import PieceTranslation, TokenIds, TranslationPlan, plan_pieces
 from quintet.apps.translation.routing import Route, choose, style_for
 from quintet.core.config import DecodeConfig
 from quintet.core.decoding import Generator
@@ -36,6 +36,16 @@ from quintet.core.task_prompts import translate_prompt
 SEQ2SEQ_PIECE_TOKENS = 256
 PROMPTED_PIECE_TOKENS = 96
 _PREFIXES = ("translation:", "here is the translation:", "translated text:")
+
+
+class _Routed(NamedTuple):
+    """A language pair's languages, route, generator and prompt style."""
+
+    source: Language
+    target: Language
+    route: Route
+    generator: Generator
+    style: str
 
 
 @dataclass(frozen=True)
@@ -120,58 +130,64 @@ class Translator:
         cleaned of an instruct model's framing.
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
-        source, target = language(src), language(tgt)
-        route = choose(source, target, self.model)
-        generator = self._generator(route.model)
-        style = style_for(generator.loaded, route, source, target)
+        routed = self._routed(src, tgt)  # loads the model, which the timings leave out
         started = time.perf_counter()
-        budget = self._budget(generator, style)
-        # Fail on bad decoding options or a language the model lacks before any work.
-        config = self._config(generator, style, source, target, budget, decode)
-        engine = generator.engine_for(config)
-        tokenizer = generator.loaded.tokenizer
-
-        def fits(piece: str) -> bool:
-            ids = tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"]
-            return len(ids) <= budget
-
-        pieces: list[str] = []
-        layouts: list[tuple[int, seg.Layout]] = []
-        for text in texts:
-            if not isinstance(text, str):
-                raise TypeError(f"texts must be strings, got {type(text).__name__}")
-            parts, layout = seg.segment(text, fits) if text.strip() else ([], seg.Layout([], []))
-            layouts.append((len(pieces), layout))
-            pieces += parts
-        outputs = self._run(
-            generator, style, pieces, source, target, budget, decode, progress,
-            on_text if len(pieces) == 1 else None,
-        )  # fmt: skip
+        plan = self._plan(texts, routed, decode)
+        engine = plan.generator.engine_for(plan.config)
+        rows = self._run(plan, progress, on_text if len(plan.pieces) == 1 else None)
         seconds = time.perf_counter() - started
+        translations = [row.text for row in rows]
         results = []
-        for text, (offset, layout) in zip(texts, layouts, strict=True):
-            count = sum(len(p) for p in layout.paragraphs)
-            shifted = seg.Layout(
-                [[offset + i for i in p] for p in layout.paragraphs], layout.separators
-            )
-            translated = seg.reassemble([o[0] for o in outputs], shifted) if count else ""
-            tokens = sum(outputs[i][1] for p in shifted.paragraphs for i in p)
-            truncated = any(outputs[i][2] for p in shifted.paragraphs for i in p)
+        for text in plan.texts:
+            indices = text.indices()
             results.append(
                 TranslationResult(
-                    translated,
-                    text,
-                    generator.loaded.name,
-                    route.reason,
-                    style,
-                    count,
+                    text.reassemble(translations),
+                    text.source,
+                    plan.generator.loaded.name,
+                    plan.route.reason,
+                    plan.style,
+                    text.count,
                     seconds,
-                    tokens,
-                    truncated,
+                    sum(rows[i].num_tokens for i in indices),
+                    any(rows[i].truncated for i in indices),
                     backend=engine,
                 )
             )
         return results
+
+    def plan(self, texts: str | Iterable[str], src: str, tgt: str, **decode) -> TranslationPlan:
+        """What :meth:`translate` does with these arguments before it generates: the route,
+        the decoding settings and each text's pieces with their token ids and caps (loads
+        the routed model, generates nothing).
+
+        Raises:
+            LanguageError: an unknown language, or one the model lacks.
+            ConfigError: bad decoding options.
+            TypeError: a text is not a string.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return self._plan(texts, self._routed(src, tgt), decode)
+
+    def _plan(self, texts: list[str], routed: _Routed, decode: dict) -> TranslationPlan:
+        source, target, route, generator, style = routed
+        budget = self._budget(generator, style)
+        # Fail on bad decoding options or a language the model lacks before any work.
+        config = self._config(generator, style, source, target, budget, decode)
+        # Each piece's own cap unless the caller set max_new_tokens (see plan.cap).
+        tokens = TokenIds(generator.loaded.tokenizer)
+        pieces, planned = plan_pieces(texts, tokens, budget, "max_new_tokens" not in decode)
+        return TranslationPlan(
+            source, target, route, style, budget, config, pieces, planned, generator
+        )
+
+    def _routed(self, src: str, tgt: str) -> _Routed:
+        """The languages, route, generator and prompt style of ``src -> tgt``."""
+        source, target = language(src), language(tgt)
+        route = choose(source, target, self.model)
+        generator = self._generator(route.model)
+        style = style_for(generator.loaded, route, source, target)
+        return _Routed(source, target, route, generator, style)
 
     def describe(self, src: str, tgt: str) -> dict:
         """Model, route reason, style and piece budget for ``src -> tgt`` (loads the model).
@@ -181,15 +197,13 @@ class Translator:
             >>> Translator().describe("en", "de")["style"]                    # doctest: +SKIP
             'marian'
         """
-        source, target = language(src), language(tgt)
-        route = choose(source, target, self.model)
-        generator = self._generator(route.model)
-        style = style_for(generator.loaded, route, source, target)
+        routed = self._routed(src, tgt)
+        generator = routed.generator
         return {
             "model": generator.loaded.name,
-            "route": route.reason,
-            "style": style,
-            "piece_tokens": self._budget(generator, style),
+            "route": routed.route.reason,
+            "style": routed.style,
+            "piece_tokens": self._budget(generator, routed.style),
             "backend": generator.backend_choice.describe(),
         }
 
@@ -203,12 +217,7 @@ class Translator:
             >>> Translator("nllb-200-distilled-600m").decode_config("en", "de")  # doctest: +SKIP
             DecodeConfig(..., forced_bos_token_id=256042)
         """
-        source, target = language(src), language(tgt)
-        route = choose(source, target, self.model)
-        generator = self._generator(route.model)
-        style = style_for(generator.loaded, route, source, target)
-        budget = self._budget(generator, style)
-        return self._config(generator, style, source, target, budget, decode)
+        return self.plan([], src, tgt, **decode).config
 
     @staticmethod
     def _budget(generator: Generator, style: str) -> int:
@@ -218,7 +227,7 @@ class Translator:
 
     @staticmethod
     def _config(generator, style, source: Language, target: Language, budget, decode):
-        # The most any piece may take: 2x the budget + 16; each piece gets less (_cap).
+        # The most any piece may take: 2x the budget + 16; each piece gets less (plan.cap).
         defaults: dict = {"max_new_tokens": int(budget * 2 + 16)}
         if style == "prompted":
             # Pieces hold no line breaks, so a blank line ends the translation (what follows
@@ -231,51 +240,34 @@ class Translator:
             config = replace(config, forced_bos_token_id=token)
         return config
 
+    @staticmethod
     def _run(
-        self,
-        generator,
-        style,
-        pieces,
-        source: Language,
-        target: Language,
-        budget: int,
-        decode: dict,
-        progress,
-        on_text: Callable[[str], None] | None = None,
-    ) -> list[tuple[str, int, bool]]:
-        if not pieces:
+        plan: TranslationPlan, progress, on_text: Callable[[str], None] | None = None
+    ) -> list[PieceTranslation]:
+        """Generate every piece of ``plan`` once, each with its own cap."""
+        if not plan.pieces:
             return []
-        tokenizer = generator.loaded.tokenizer
-        config = self._config(generator, style, source, target, budget, decode)
-        # Each piece's own cap (unless the caller set max_new_tokens): a piece then gets
-        # the same translation whatever else is in its call, chunk or batch, so a file
-        # translation resumed after a cut is byte-identical to an uninterrupted one.
-        caps = None
-        if "max_new_tokens" not in decode:
-            caps = [
-                _cap(len(tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]))
-                for p in pieces
-            ]
-        if style == "prompted":
-            prompts = [
-                [{"role": "user", "content": translate_prompt(p, source.name, target.name)}]
-                for p in pieces
+        generator, source, target = plan.generator, plan.source, plan.target
+        if plan.style == "prompted":
+            prompts: list = [
+                [{"role": "user", "content": translate_prompt(p.text, source.name, target.name)}]
+                for p in plan.pieces
             ]
         else:
             prefix = _t5_prefix(generator.loaded, source, target)
-            prompts = [prefix + p for p in pieces]
+            prompts = [prefix + p.text for p in plan.pieces]
         # NLLB/M2M100 tokenizers carry the source language as state, and the tokenizer is
         # shared by every user of the model: set it under the model's own lock.
         state = {}
-        if style == "multilingual":
+        if plan.style == "multilingual":
             state["src_lang"] = _model_code(generator.loaded.tokenizer, source)
         with generator.loaded.using(**state):
             results = generator.generate(
-                prompts, config, progress=progress, on_text=on_text, row_limits=caps
+                prompts, plan.config, progress=progress, on_text=on_text, row_limits=plan.caps
             )
         return [
-            (
-                _clean(r.text) if style == "prompted" else r.text.strip(),
+            PieceTranslation(
+                _clean(r.text) if plan.style == "prompted" else r.text.strip(),
                 r.num_tokens,
                 r.finish_reason == "length",
             )
@@ -317,13 +309,6 @@ class TranslateOnActor:
         return lambda texts: translator.translate(
             texts, self.src, self.tgt, progress=False, **self.decode
         )
-
-
-def _cap(tokens: int) -> int:
-    """A piece's max_new_tokens, from its own length in tokens: room for a translation
-    somewhat longer than its source (German runs ~1.3x, other scripts take more tokens),
-    2.5x + 16. A tight cap matters: a small model stuck in a repetition loop runs to it."""
-    return int(tokens * 2.5) + 16
 
 
 def _is_nllb(tokenizer) -> bool:

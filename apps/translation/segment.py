@@ -9,8 +9,9 @@ so nothing is ever dropped.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 # A sentence ends at . ! ? (or their CJK forms), up to two closing quotes or brackets, then
 # space and an upper-case letter, digit or quote; abbreviations like "e.g. the" stay together
@@ -21,6 +22,7 @@ _SENTENCE_END = re.compile(
     r"(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|(?<=[。！？])"
 )
 _PARAGRAPH_BREAK = re.compile(r"(\n\s*\n|\n)")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,23 +39,25 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(text.strip()) if s and s.strip()]
 
 
-def _split_words(sentence: str, fits: Callable[[str], bool]) -> list[str]:
-    pieces, current = [], ""
+def _split_words(sentence: str, fits: Callable[[str], bool]) -> Iterator[str]:
+    current = ""
     for word in sentence.split():
         candidate = f"{current} {word}".strip()
         if current and not fits(candidate):
-            pieces.append(current)
+            yield current
             current = word
         else:
             current = candidate
-    return pieces + ([current] if current else [])
+    if current:
+        yield current
 
 
-def pack(paragraph: str, fits: Callable[[str], bool]) -> list[str]:
-    """Pieces of ``paragraph``, each one for which ``fits(piece)`` holds where possible."""
+def _pack(paragraph: str, fits: Callable[[str], bool]) -> Iterator[str]:
+    # Each piece is yielded as soon as it is decided, right after ``fits`` measured it (see
+    # segment's ``keep``).
     if fits(paragraph):
-        return [paragraph.strip()]
-    pieces: list[str] = []
+        yield paragraph.strip()
+        return
     current = ""
     for sentence in split_sentences(paragraph):
         candidate = f"{current} {sentence}".strip()
@@ -61,28 +65,41 @@ def pack(paragraph: str, fits: Callable[[str], bool]) -> list[str]:
             current = candidate
             continue
         if current:
-            pieces.append(current)
+            yield current
         if fits(sentence):
             current = sentence
         else:
-            pieces += _split_words(sentence, fits)
+            yield from _split_words(sentence, fits)
             current = ""
-    return pieces + ([current] if current else [])
+    if current:
+        yield current
 
 
-def segment(text: str, fits: Callable[[str], bool]) -> tuple[list[str], Layout]:
-    """Split ``text`` into pieces that fit, and the layout to reassemble their translations."""
+def pack(paragraph: str, fits: Callable[[str], bool]) -> list[str]:
+    """Pieces of ``paragraph``, each one for which ``fits(piece)`` holds where possible."""
+    return list(_pack(paragraph, fits))
+
+
+def segment(
+    text: str, fits: Callable[[str], bool], keep: Callable[[str], T] = str
+) -> tuple[list[T], Layout]:
+    """Split ``text`` into pieces that fit, and the layout to reassemble their translations.
+
+    ``keep(piece)`` is called on each piece as soon as it is decided, before ``fits`` is
+    asked about anything else, and the pieces come back as what it returns: a caller whose
+    ``fits`` remembers what it last measured (the token ids) can keep that with the piece.
+    """
     parts = _PARAGRAPH_BREAK.split(text)
     paragraphs_text, separators = parts[0::2], parts[1::2]
-    pieces: list[str] = []
+    pieces: list[T] = []
     paragraphs: list[list[int]] = []
     for paragraph in paragraphs_text:
         if not paragraph.strip():
             paragraphs.append([])
             continue
-        packed = pack(paragraph, fits)
-        paragraphs.append(list(range(len(pieces), len(pieces) + len(packed))))
-        pieces += packed
+        start = len(pieces)
+        pieces += [keep(piece) for piece in _pack(paragraph, fits)]
+        paragraphs.append(list(range(start, len(pieces))))
     return pieces, Layout(paragraphs, separators)
 
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -85,20 +85,70 @@ class _Window:
         self.examples += examples
 
 
+class RunData(NamedTuple):
+    """What :meth:`FinetuneRecipe.setup_data` reads: the examples and a classifier's labels."""
+
+    train: list
+    validation: list
+    labels: list[str]  # a classifier's classes, in the order of its outputs; else empty
+
+
+class RunModel(NamedTuple):
+    """What :meth:`FinetuneRecipe.setup_model` builds."""
+
+    kind: str  # the model kind the task trains (sequence-classification, span, ...)
+    loaded: Loaded  # the private copy of the base, with the task's head and its tokenizer
+    model: torch.nn.Module  # loaded.model, in LoRA adapters when asked; in training mode
+
+
+class Optimization(NamedTuple):
+    """What :meth:`FinetuneRecipe.setup_optimizer` builds: the model and optimizer as
+    ``accelerate`` prepared them, the schedule, and the step counts it was made for."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    trainable: list[torch.nn.Parameter]
+    total_steps: int
+    eval_every: int
+
+
 class FinetuneRecipe:
     """One fine-tuning run, in the order it happens (torchtune's recipe shape).
 
-    ``run()`` calls, top to bottom: :meth:`setup_data` (read and split the data, decide the
-    labels: bad data fails before any model work), :meth:`setup_model` (a private copy of the
-    base with the task's head, LoRA, features), :meth:`setup_optimizer` (AdamW, the linear
-    schedule, ``accelerate`` wrapping), :meth:`restore` (resume a checkpoint or refuse to
-    overwrite one), :meth:`train` (the loop, calling :meth:`validate` and :meth:`checkpoint`)
-    and :meth:`save` (the best weights into the store).
+    ``run()`` calls :meth:`setup`, :meth:`train` (the loop, calling :meth:`validate` and
+    :meth:`checkpoint`) and :meth:`save` (the best weights into the store). :meth:`setup`
+    calls each setup step in order and is the one place that assigns what they return:
+    :meth:`setup_data` (read and split the data, decide the labels: bad data fails before any
+    model work), :meth:`setup_accelerator` (the processes' group), :meth:`setup_model` (a
+    private copy of the base with the task's head, LoRA), :meth:`setup_features` (token
+    features), :meth:`setup_optimizer` (AdamW, the linear schedule, ``accelerate`` wrapping)
+    and :meth:`restore` (resume a checkpoint or refuse to overwrite one). A step reads what
+    earlier steps built from the recipe's attributes and assigns none itself.
 
     Several processes (``torchrun``/``accelerate launch``): each takes its part of every global
     batch, gradients are averaged by DDP, only the main process validates, writes the log,
     checkpoints and the store entry; the others wait for it at a barrier.
     """
+
+    # Assigned by setup(), in this order.
+    train_examples: list
+    val_examples: list
+    label2id: dict[str, int]
+    id2label: dict[int, str]
+    accelerator: Any = None  # None until setup: one process
+    kind: str
+    loaded: Loaded
+    train_rows: list[dict]
+    val_rows: list[dict]
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    trainable: list[torch.nn.Parameter]
+    total_steps: int
+    eval_every: int
+    meta: dict[str, Any]
+    state: ckpt.TrainState
 
     def __init__(
         self,
@@ -129,34 +179,32 @@ class FinetuneRecipe:
         self.run_dir = self.store.home / "runs" / output
         self.checkpoint_dir = self.run_dir / "checkpoint"
         self.started = time.perf_counter()
-        # Filled by the setup steps, in order.
-        self.train_examples: list = []
-        self.val_examples: list = []
-        self.label2id: dict[str, int] = {}
-        self.id2label: dict[int, str] = {}
-        self.accelerator: Any = None
-        self.kind = ""
-        self.loaded: Loaded | None = None
-        self.model: torch.nn.Module | None = None
-        self.pad_id = 0
-        self.train_rows: list[dict] = []
-        self.val_rows: list[dict] = []
-        self.total_steps = 0
-        self.eval_every = 0
-        self.trainable: list[torch.nn.Parameter] = []
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler: Any = None
-        self.state = ckpt.TrainState()
-        self.meta: dict[str, Any] = {}
 
     def run(self) -> TrainResult:
         """Every step of the run; returns what it stored (on every process)."""
-        self.setup_data()
-        self.setup_model()
-        self.setup_optimizer()
-        self.restore()
+        self.setup()
         self.train()
         return self.save()
+
+    def setup(self) -> None:
+        """Every setup step, in order; what each returns is assigned here and only here."""
+        data = self.setup_data()
+        self.train_examples, self.val_examples = data.train, data.validation
+        self.label2id = {name: i for i, name in enumerate(data.labels)}
+        self.id2label = dict(enumerate(data.labels))
+        self.accelerator = self.setup_accelerator()
+        built = self.setup_model()
+        self.kind, self.loaded = built.kind, built.loaded
+        self.train_rows, self.val_rows = self.setup_features()
+        optimization = self.setup_optimizer(built.model)
+        self.model, self.optimizer = optimization.model, optimization.optimizer
+        self.scheduler, self.trainable = optimization.scheduler, optimization.trainable
+        self.total_steps, self.eval_every = optimization.total_steps, optimization.eval_every
+        self.meta = self.run_meta()
+        self.state = self.restore()
+        self.start_log({"event": "start", "step": self.state.step, "total_steps": self.total_steps,
+                        "task": self.task, "base": self.base, "resumed": self.resume,
+                        "processes": self.processes})  # fmt: skip
 
     # Processes ---------------------------------------------------------------------------
 
@@ -167,6 +215,12 @@ class FinetuneRecipe:
     @property
     def processes(self) -> int:
         return self.accelerator.num_processes if self.accelerator else 1
+
+    @property
+    def pad_id(self) -> int:
+        """The token id batches are padded with (0 when the tokenizer has no pad token)."""
+        tokenizer = self.loaded.tokenizer
+        return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     @property
     def is_main(self) -> bool:
@@ -181,78 +235,79 @@ class FinetuneRecipe:
 
     # 1. Data -----------------------------------------------------------------------------
 
-    def setup_data(self) -> None:
+    def setup_data(self) -> RunData:
         """Read, validate and split the data; decide a classifier's labels."""
         config = self.config
-        self.train_examples = read_task_data(self.task, self.data, self.fields, config.multi_label)
+        train = read_task_data(self.task, self.data, self.fields, config.multi_label)
         validation = (
             read_task_data(self.task, self.validation_data, self.fields, config.multi_label)
             if self.validation_data
             else None
         )
-        if validation is not None:
-            self.val_examples = validation
-        else:  # QA by article (questions on one paragraph share answers), the rest at random
-            self.train_examples, self.val_examples = split_for_task(
-                self.task, self.train_examples, config.validation_fraction, config.seed
+        if validation is None:
+            # QA by article (questions on one paragraph share answers), the rest at random
+            train, validation = split_for_task(
+                self.task, train, config.validation_fraction, config.seed
             )
-        if not self.train_examples or not self.val_examples:
+        if not train or not validation:
             raise QuintetError(f"{self.data}: need training and validation examples, found too few")
+        names: list[str] = []
         if self.task == "classification":
-            names = label_names(self.data, self.train_examples, self.val_examples, self.labels)
-            self.label2id = {name: i for i, name in enumerate(names)}
-            self.id2label = dict(enumerate(names))
+            names = label_names(self.data, train, validation, self.labels)
         limit = config.eval_max_examples
-        if limit and len(self.val_examples) > limit:
-            self.val_examples = random.Random(config.seed).sample(self.val_examples, limit)
+        if limit and len(validation) > limit:
+            validation = random.Random(config.seed).sample(validation, limit)
         check_writable(self.store)  # before minutes of loading and training, not at the first save
+        return RunData(train, validation, names)
 
     # 2. Model ----------------------------------------------------------------------------
 
-    def setup_model(self) -> None:
-        """Start the processes' group, load the base with the task's head, featurize."""
+    def setup_accelerator(self) -> Any:
+        """The processes' group (one process unless launched by torchrun/accelerate)."""
         from accelerate import Accelerator
 
         # accelerate only forms a CPU process group when told the run is on CPU; without
         # cpu=True every process of `torchrun` on a CPU machine trained alone (and they all
         # wrote the same checkpoint).
-        self.accelerator = Accelerator(
+        return Accelerator(
             mixed_precision="bf16" if torch.cuda.is_available() else "no",
             cpu=not torch.cuda.is_available(),
         )
+
+    def setup_model(self) -> RunModel:
+        """Load the base with the task's head, wrapped in LoRA adapters when asked."""
         # Seed before loading: a new task head is initialised while the model loads, and
         # every process must start from the same weights.
         torch.manual_seed(self.config.seed)
         # The config alone decides the kind, so the weights are loaded once, with their head.
         base_config = read_config(self.base, self.store)
-        self.kind = model_kind(self.task, bool(getattr(base_config, "is_encoder_decoder", False)))
+        kind = model_kind(self.task, bool(getattr(base_config, "is_encoder_decoder", False)))
         extra: dict[str, Any] = {}
-        if self.kind == "sequence-classification":
+        if kind == "sequence-classification":
             extra = {"num_labels": len(self.label2id), "id2label": self.id2label,
                      "label2id": self.label2id}  # fmt: skip
             if self.config.multi_label:
                 extra["problem_type"] = "multi_label_classification"
-        self.loaded = load_fresh(ModelSpec(self.base, kind=self.kind, device="cpu"),
-                                 self.store, **extra)  # fmt: skip
-        tokenizer = self.loaded.tokenizer
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        model = self.loaded.model
+        loaded = load_fresh(ModelSpec(self.base, kind=kind, device="cpu"), self.store, **extra)
+        model = loaded.model
         if self.config.lora:
             from quintet.core.training.lora import apply_lora
 
             config = self.config
-            model = apply_lora(model, self.kind, config.lora_r, config.lora_alpha,
-                               config.lora_dropout)  # fmt: skip
+            model = apply_lora(model, kind, config.lora_r, config.lora_alpha, config.lora_dropout)
         model.train()
-        self.model = model
-        self.train_rows = self.featurize(self.train_examples, training=True)
-        self.val_rows = self.featurize(self.val_examples, training=False)
-        if not self.train_rows:
+        return RunModel(kind, loaded, model)
+
+    def setup_features(self) -> tuple[list[dict], list[dict]]:
+        """Token features of the training and the validation examples."""
+        train_rows = self.featurize(self.train_examples, training=True)
+        val_rows = self.featurize(self.val_examples, training=False)
+        if not train_rows:
             raise QuintetError("no training example fits the model: raise --max-length")
+        return train_rows, val_rows
 
     def featurize(self, examples: list, training: bool) -> list[dict]:
         """Token features of ``examples`` for this model kind."""
-        assert self.loaded is not None
         tokenizer, kind = self.loaded.tokenizer, self.kind
         max_length = self.config.max_length or DEFAULT_MAX_LENGTH[kind]
         if kind == "sequence-classification":
@@ -287,26 +342,30 @@ class FinetuneRecipe:
         return global_batches(lengths, self.config.batch_size, self.processes,
                               seed=self.config.seed + epoch)  # fmt: skip
 
-    def setup_optimizer(self) -> None:
-        """AdamW over the trainable weights and a linear warm-up/decay schedule."""
+    def setup_optimizer(self, model: torch.nn.Module) -> Optimization:
+        """AdamW over the trainable weights of ``model`` and a linear warm-up/decay schedule,
+        prepared by ``accelerate``."""
         from transformers import get_linear_schedule_with_warmup
 
-        config, model = self.config, self.model
-        assert model is not None
+        config = self.config
         steps_per_epoch = max(1, len(self.epoch_batches(0)) // config.grad_accum)
-        self.total_steps = config.max_steps or max(1, int(steps_per_epoch * config.epochs))
-        self.eval_every = config.eval_every or steps_per_epoch
-        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        total_steps = config.max_steps or max(1, int(steps_per_epoch * config.epochs))
+        trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
-            self.trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+            trainable, lr=config.learning_rate, weight_decay=config.weight_decay
         )
-        self.scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(config.warmup_ratio * self.total_steps), self.total_steps
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(config.warmup_ratio * total_steps), total_steps
         )
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.meta = {
+        model, optimizer = self.accelerator.prepare(model, optimizer)
+        return Optimization(model, optimizer, scheduler, trainable, total_steps,
+                            config.eval_every or steps_per_epoch)  # fmt: skip
+
+    def run_meta(self) -> dict[str, Any]:
+        """What the run's checkpoints and its model card record about it."""
+        return {
             "task": self.task, "base": self.base, "data": self.data, "kind": self.kind,
-            "validation_data": self.validation_data, "config": asdict(config),
+            "validation_data": self.validation_data, "config": asdict(self.config),
             "train_examples": len(self.train_examples),
             "validation_examples": len(self.val_examples),
             "labels": self.id2label or None, "processes": self.processes,
@@ -314,16 +373,18 @@ class FinetuneRecipe:
 
     # 4. Resume ---------------------------------------------------------------------------
 
-    def restore(self) -> None:
-        """Continue from the run's checkpoint (``resume``), or refuse to overwrite one."""
+    def restore(self) -> ckpt.TrainState:
+        """The training state to start from: the run's checkpoint's (``resume``), or a fresh
+        one; refuses to overwrite a checkpoint."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         found = ckpt.find_checkpoint(self.checkpoint_dir)
+        state = ckpt.TrainState()
         if self.resume:
             if found is None:
                 raise QuintetError(
                     f"nothing to resume: no checkpoint for {self.output!r} in {self.run_dir}"
                 )
-            self.state, saved = ckpt.load_checkpoint(
+            state, saved = ckpt.load_checkpoint(
                 found, self.unwrapped(), self.optimizer, self.scheduler, self.process
             )
             if saved.get("base") != self.base or saved.get("task") != self.task:
@@ -339,7 +400,7 @@ class FinetuneRecipe:
                     f"{saved.get('processes', 1)}-process run; resume it with the same number "
                     f"of processes (this run has {self.processes})"
                 )
-            self.say(f"resuming {self.output} at step {self.state.step}")
+            self.say(f"resuming {self.output} at step {state.step}")
         elif found is not None:
             raise QuintetError(
                 f"a run named {self.output!r} already has a checkpoint in {self.run_dir}: pass "
@@ -347,9 +408,7 @@ class FinetuneRecipe:
             )
         # Every process has checked before the main one may write a first checkpoint.
         self.accelerator.wait_for_everyone()
-        self.start_log({"event": "start", "step": self.state.step, "total_steps": self.total_steps,
-                        "task": self.task, "base": self.base, "resumed": self.resume,
-                        "processes": self.processes})  # fmt: skip
+        return state
 
     # 5. Train ----------------------------------------------------------------------------
 
@@ -416,7 +475,6 @@ class FinetuneRecipe:
 
     def optimizer_step(self) -> None:
         """Clip, step the optimizer and the schedule, count the step."""
-        assert self.optimizer is not None
         self.accelerator.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
@@ -512,7 +570,6 @@ class FinetuneRecipe:
                 from safetensors.torch import load_file
 
                 ckpt.load_trainable(final, load_file(str(self.run_dir / "best.safetensors")))
-            assert self.loaded is not None
             export_model(
                 final, self.loaded.tokenizer, self.output, self.store,
                 meta={**self.meta, "steps": state.step, "best_step": state.best_step,
