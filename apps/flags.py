@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import types
@@ -42,6 +43,7 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+@functools.cache  # every generating command reads DecodeConfig's: parse it once
 def docstring_args(cls: type) -> dict[str, str]:
     """The ``Args:`` entries of a class docstring, one line each, read by docstring-parser
     (the parser jsonargparse and tyro use), e.g.
