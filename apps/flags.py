@@ -16,6 +16,13 @@ keeps its own defaults: the defaults live in one place too.
 (translate, summarize, chat, eval): ``--decode KEY=VALUE ...`` for any
 :class:`~quintet.core.config.DecodeConfig` field, plus the common ones as flags.
 
+Why argparse and not a dataclass-CLI library: jsonargparse (litgpt's) names flags
+``--max_steps`` and cannot be an argparse sub-parser (its ``parse_known_args`` raises), and
+tyro parses the whole command line itself, wants ``None`` spelled so and reports a bad value
+in a multi-line box; the commands keep their flag names, ``none``, ``--stop`` repeated and
+the one-line ``error:``. The help text comes from docstring-parser, the docstring reader
+both of them use.
+
 This module imports no torch: ``quintet --help`` stays fast.
 """
 
