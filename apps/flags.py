@@ -3,9 +3,10 @@
 Every field of a config dataclass (:class:`quintet.core.config.TrainConfig`,
 :class:`quintet.core.config.DecodeConfig` ...) becomes ``--field-name`` with the field's type; its
 help is the field's ``metadata["help"]`` or else its entry in the class docstring's
-``Args:`` section, so the docstring that documents the API documents the flag too. Field
-metadata may also give ``choices``, ``aliases`` (other spellings, shown: ``--lr``) and
-``deprecated`` (old spellings that still work, hidden, with a note on stderr).
+``Args:`` section (read by docstring-parser), so the docstring that documents the API
+documents the flag too. Field metadata may also give ``choices``, ``aliases`` (other
+spellings, shown: ``--lr``) and ``deprecated`` (old spellings that still work, hidden, with a
+note on stderr).
 
 A flag not given is absent from the parsed namespace, so :func:`config_overrides` returns
 only what the user typed (``none`` included, for ``X | None`` fields) and the dataclass
@@ -15,6 +16,13 @@ keeps its own defaults: the defaults live in one place too.
 (translate, summarize, chat, eval): ``--decode KEY=VALUE ...`` for any
 :class:`~quintet.core.config.DecodeConfig` field, plus the common ones as flags.
 
+Why argparse and not a dataclass-CLI library: jsonargparse (litgpt's) names flags
+``--max_steps`` and cannot be an argparse sub-parser (its ``parse_known_args`` raises), and
+tyro parses the whole command line itself, wants ``None`` spelled so and reports a bad value
+in a multi-line box; the commands keep their flag names, ``none``, ``--stop`` repeated and
+the one-line ``error:``. The help text comes from docstring-parser, the docstring reader
+both of them use.
+
 This module imports no torch: ``quintet --help`` stays fast.
 """
 
@@ -22,14 +30,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
-import re
 import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+
+import docstring_parser
 
 from quintet.core.config import DecodeConfig
 from quintet.core.errors import ConfigError
@@ -40,23 +50,13 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+@functools.cache  # every generating command reads DecodeConfig's: parse it once
 def docstring_args(cls: type) -> dict[str, str]:
-    """The ``Args:`` entries of a class docstring (``name: text``, continuation lines
-    joined), e.g. ``{"epochs": "passes over the training data (fractions allowed)."}``."""
-    doc = cls.__doc__ or ""
-    match = re.search(r"^\s*Args:\s*$(.*?)(?:^\s*\w[\w ]*:\s*$|\Z)", doc, re.M | re.S)
-    if not match:
-        return {}
-    entries: dict[str, str] = {}
-    current = None
-    for line in match.group(1).splitlines():
-        entry = re.match(r"^\s{4,8}(\w+):\s*(.*)$", line)
-        if entry and line.startswith(" " * 8) and not line.startswith(" " * 9):
-            current = entry.group(1)
-            entries[current] = entry.group(2).strip()
-        elif current and line.strip():
-            entries[current] += " " + line.strip()
-    return entries
+    """The ``Args:`` entries of a class docstring, one line each, read by docstring-parser
+    (the parser jsonargparse and tyro use), e.g.
+    ``{"epochs": "passes over the training data (fractions allowed)."}``."""
+    parsed = docstring_parser.parse(cls.__doc__ or "", style=docstring_parser.DocstringStyle.GOOGLE)
+    return {param.arg_name: " ".join((param.description or "").split()) for param in parsed.params}
 
 
 class _DeprecatedAlias(argparse.Action):

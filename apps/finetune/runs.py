@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -35,20 +36,6 @@ from quintet.core.training.trainer import LOG_FILE
 REPO = Path(__file__).resolve().parents[2]
 PROCESS_FILE = "ui-process.json"
 CONSOLE_FILE = "console.log"
-# Command-line flags of `quintet finetune` for the options the page offers.
-FLAGS = {
-    "epochs": "--epochs",
-    "max_steps": "--max-steps",
-    "learning_rate": "--lr",
-    "batch_size": "--batch-size",
-    "eval_every": "--eval-every",
-    "save_every": "--save-every",
-    "max_length": "--max-length",
-    "patience": "--patience",
-    "text_field": "--text-field",
-    "target_field": "--target-field",
-    "label_field": "--label-field",
-}
 # Popen objects of the runs this process started: polled so finished children are reaped
 # (a zombie would still answer os.kill(pid, 0)).
 _children: dict[int, subprocess.Popen] = {}
@@ -92,6 +79,21 @@ def runs_dir(store: ModelStore | None = None) -> Path:
     return (store or ModelStore()).home / "runs"
 
 
+def finetune_flags() -> dict[str, str]:
+    """``quintet finetune``'s options by setting name (``{"max_steps": "--max-steps", ...}``),
+    read from the command's own parser: one source for the CLI and the page's runs."""
+    from quintet.apps.cli import build_parser  # the CLI builds its parser without torch
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    tune = commands.choices["finetune"]
+    given_by_run = {"help", "model", "data", "output", "validation", "lora", "resume"}
+    return {
+        a.dest: a.option_strings[0]
+        for a in tune._actions
+        if a.option_strings and a.dest not in given_by_run
+    }
+
+
 def build_command(
     task: str,
     base: str,
@@ -101,16 +103,24 @@ def build_command(
     validation: str | None = None,
     lora: bool = False,
 ) -> list[str]:
-    """The ``quintet finetune`` command line of a run (as ``python -m quintet.apps.cli``)."""
+    """The ``quintet finetune`` command line of a run (as ``python -m quintet.apps.cli``);
+    ``options`` are TrainConfig fields or the field-name settings (``text_field`` ...), unset
+    when None, empty or 0."""
     command = [sys.executable, "-m", "quintet.apps.cli", "finetune", task, "--model", base,
                "--data", data, "--output", output]  # fmt: skip
     if validation:
         command += ["--validation", validation]
     if lora:
         command.append("--lora")
+    flags = finetune_flags()
+    unknown = sorted(set(options) - set(flags))
+    if unknown:
+        raise QuintetError(f"unknown fine-tuning option(s) {', '.join(unknown)}")
     for key, value in options.items():
-        if value not in (None, "", 0) and key in FLAGS:
-            command += [FLAGS[key], str(value)]
+        if value is True:  # an on/off flag (--multi-label)
+            command.append(flags[key])
+        elif value not in (None, "", 0):
+            command += [flags[key], str(value)]
     return command
 
 
@@ -149,11 +159,12 @@ def start_run(
     """Start ``quintet finetune`` in the background; returns its pid.
 
     Raises:
-        QuintetError: a bad name, a run of that name still running or with a checkpoint
-            (resume it instead), or a store model of that name.
+        QuintetError: a bad name, an unknown option, a run of that name still running or
+            with a checkpoint (resume it instead), or a store model of that name.
     """
     store = store or ModelStore()
     validate_name(output)
+    command = build_command(task, base, data, output, options, validation, lora)
     folder = runs_dir(store) / output
     current = status(output, store) if folder.is_dir() else None
     if current is not None and current.state == "running":
@@ -170,7 +181,7 @@ def start_run(
     if folder.is_dir():
         for stale in (LOG_FILE, CONSOLE_FILE, PROCESS_FILE):
             (folder / stale).unlink(missing_ok=True)  # a failed attempt's leftovers
-    return _launch(folder, build_command(task, base, data, output, options, validation, lora))
+    return _launch(folder, command)
 
 
 def resume_run(name: str, store: ModelStore | None = None) -> int:

@@ -80,3 +80,35 @@ def test_bad_data_is_a_failed_run_with_its_message(tmp_home: Path, tmp_path: Pat
 def test_a_name_taken_in_the_store_is_refused(real_store: ModelStore, tmp_path: Path) -> None:
     with pytest.raises(QuintetError, match="already holds a model"):
         runs.start_run("chat", "x", str(tmp_path), "smollm2-135m-instruct", {}, store=real_store)
+
+
+def test_a_run_command_line_is_the_cli_parse_of_its_options() -> None:
+    """The page's options become ``quintet finetune`` flags read off the command's own parser,
+    and the command line parses back into the same settings."""
+    from quintet.apps.cli import build_parser, train_config
+    from quintet.core.config import TrainConfig
+
+    options = {
+        "max_steps": 60,
+        "epochs": 1.5,
+        "learning_rate": 3e-4,
+        "eval_every": 0,  # 0: left to the default
+        "early_stopping_patience": 2,
+        "multi_label": True,
+        "text_field": "sentence",
+    }
+    command = runs.build_command("classification", "m", "d.csv", "out", options, lora=True)
+    assert command[3:5] == ["finetune", "classification"]
+    args = build_parser().parse_args(command[3:])
+    assert train_config(args) == TrainConfig(
+        max_steps=60, epochs=1.5, learning_rate=3e-4, early_stopping_patience=2,
+        multi_label=True, lora=True,
+    )  # fmt: skip
+    assert [args.model, args.data, args.output, args.text_field] == [
+        "m",
+        "d.csv",
+        "out",
+        "sentence",
+    ]
+    with pytest.raises(QuintetError, match="unknown fine-tuning option.*max_stepz"):
+        runs.build_command("classification", "m", "d.csv", "out", {"max_stepz": 5})
