@@ -5,8 +5,9 @@ instructions) and then 50 zero-shot classifications each (one SST-2 sentence, mi
 against a real server on 127.0.0.1 started for the run. The same load runs twice: with the
 defaults (chat requests decode together on the model's scheduler, classifications arriving
 within the 10 ms window as one batch) and with batching off (one scheduler slot, no
-window: one request at a time), so the batching gain is a ratio in the same run. Reported: throughput, p50/p95 latency, errors (non-200) and lost responses
-(no answer at all). Every request has a timeout; the server is stopped at the end.
+window: one request at a time), so the batching gain is a ratio in the same run.
+Reported: throughput, p50/p95 latency, errors (non-200) and lost responses (no answer at
+all). Every request has a timeout; the server is stopped at the end.
 
 Usage: ``python -m benchmarks.server_load [--clients 32] [--chat 10] [--classify 50]
 [--out results.json]``.

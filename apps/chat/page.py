@@ -41,8 +41,8 @@ from quintet.core.defaults import default_model
 KEY = "chat-session"
 DEFAULT_DECODE_NOTE = (
     "Default: greedy with repetition penalty 1.1. Plain greedy made the small packaged model "
-    "loop (2 of 4 travel answers); the penalty stopped it at a small cost in speed (it decodes "
-    "on transformers, the int8 engine has no penalty). Set the penalty to 1 for plain greedy."
+    "loop (2 of 4 travel answers); the penalty stopped it. Set the penalty to 1 for plain "
+    "greedy."
 )
 WAIT_SHOWN_S = 0.1  # a shorter wait for the model is not worth a word in the caption
 PENDING_SYSTEM = "chat-system-loaded"  # a loaded conversation's system prompt, for the box

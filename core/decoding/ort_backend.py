@@ -210,7 +210,7 @@ class OnnxGenAIBackend:
     Honours greedy search and sampling (temperature, top_k, top_p, seed, several samples
     per prompt), stop tokens and stop strings, streaming and cancellation. What it would do
     differently from transformers it refuses in :meth:`unsupported` (beam search, min_p,
-    sampled log-probabilities, repetition penalties), so ``backend="auto"`` can
+    sampled log-probabilities), so ``backend="auto"`` can
     hand those requests to transformers instead.
 
     Args:
@@ -385,8 +385,6 @@ class OnnxGenAIBackend:
             missing.append("min_p (no min-p sampling in onnxruntime-genai)")
         if config.output_logprobs and config.do_sample:
             missing.append("output_logprobs with sampling (log-probabilities are greedy-only here)")
-        if config.repetition_penalty != 1.0:
-            missing.append("repetition_penalty (the engine's penalty differs from transformers')")
         if config.no_repeat_ngram_size:
             missing.append("no_repeat_ngram_size")
         if config.min_new_tokens and config.stop_token_ids:
@@ -433,6 +431,9 @@ class OnnxGenAIBackend:
             )
             if config.seed is not None:
                 options["random_seed"] = config.seed
+        if config.repetition_penalty != 1.0:
+            # As transformers': over the prompt's tokens and the output's (tested).
+            options["repetition_penalty"] = config.repetition_penalty
         return options
 
     # Generation --------------------------------------------------------------------------

@@ -331,3 +331,23 @@ def test_constrained_requests_batch_with_others(generator: Generator) -> None:
     jsonschema.validate(json.loads(results[0].text), schema)
     assert results[1].text in ("yes", "no")
     assert (scheduler.step_requests - requests) / (scheduler.steps - steps) > 1
+
+
+def test_repetition_penalty_counts_the_prompt_and_the_output_as_transformers_does(
+    generator: Generator,
+) -> None:
+    # A penalty this strong leaves no token free to come back: not one of the prompt's
+    # (transformers penalises those too) and none twice, on both of the engine's paths.
+    chat = [{"role": "user", "content": "Repeat after me: the cat, the cat, the cat."}]
+    prompt = _ids(generator, chat)
+    config = DecodeConfig(max_new_tokens=20, repetition_penalty=100.0)
+    plain = generator.complete(chat, max_new_tokens=20)
+    assert len(set(plain.token_ids)) < len(plain.token_ids)  # unpenalised, it repeats
+    backend = generator.backend
+    scheduled = backend._decode_scheduled([prompt], config, None)[0].token_ids
+    with backend._alone:
+        alone = backend._decode_alone([prompt], config, None)[0].token_ids
+    for tokens in (scheduled, alone):
+        assert len(tokens) == 20
+        assert len(set(tokens)) == len(tokens) and not set(tokens) & set(prompt)
+    assert generator.complete(chat, config).backend == "onnxruntime-genai"
