@@ -8,7 +8,8 @@ new tokens, the same Alpaca instructions throughout:
 * against a real `quintet serve` on 127.0.0.1: 16 concurrent clients non-streamed, the
   same 16 streamed (aggregate tokens/s, first-token and latency p50/p95, errors), and 16
   streamed clients with 16 different settings (temperature, max_tokens, stop strings),
-  with the scheduler's batch occupancy from /metrics;
+  with the scheduler's batch occupancy from /metrics; then one 6-turn conversation sent as
+  6 requests with the whole history (first token per turn, prompt tokens from a kept cache);
 * a 6-turn chat (``ChatSession.stream``, 96 tokens a turn) in this process: time to first
   token of turn 6 against turn 1, and how many prompt tokens came from the KV cache.
 
@@ -140,11 +141,19 @@ async def burst(base: str, bodies: list[dict]) -> dict:
     }
 
 
+COUNTERS = (
+    "quintet_scheduler_steps_total",
+    "quintet_scheduler_mean_batch",
+    "quintet_scheduler_regroups_total",
+    "quintet_scheduler_reused_prompt_tokens_total",
+)
+
+
 def scheduler_counters(base: str) -> dict[str, float]:
     text = httpx.get(f"{base}/metrics", timeout=10).text
     found = {}
     for line in text.splitlines():
-        for name in ("quintet_scheduler_steps_total", "quintet_scheduler_mean_batch"):
+        for name in COUNTERS:
             if line.startswith(name + "{"):
                 found[name] = float(line.rsplit(" ", 1)[1])
     return found
@@ -198,10 +207,42 @@ def server_runs(clients: int, log: Path) -> dict:
         runs["varied_settings"]["scheduler_steps"] = after.get(
             "quintet_scheduler_steps_total", 0
         ) - before.get("quintet_scheduler_steps_total", 0)
+        runs["varied_settings"]["regroups"] = after.get(
+            "quintet_scheduler_regroups_total", 0
+        ) - before.get("quintet_scheduler_regroups_total", 0)
+        runs["conversation"] = asyncio.run(conversation(base, body, 6))
         runs["server_memory_mb"] = memory_mb(process.pid)
         return runs
     finally:
         stop_server(process)
+
+
+async def conversation(base: str, body, turns: int) -> list[dict]:
+    """One conversation sent as ``turns`` streamed requests, each with the whole history (as
+    OpenAI clients do): first-token time per turn and prompt tokens from a kept cache."""
+    url = f"{base}/v1/chat/completions"
+    messages: list[dict] = []
+    found = []
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
+        for text in prompts(turns):
+            messages.append({"role": "user", "content": text})
+            request = body(text, stream=True, max_tokens=96)
+            request["messages"] = list(messages)
+            reused = scheduler_counters(base).get("quintet_scheduler_reused_prompt_tokens_total", 0)
+            started = time.perf_counter()
+            first, reply = None, []
+            async with http.stream("POST", url, json=request) as response:
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: {"):
+                        continue
+                    delta = json.loads(line[6:])["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        first = first if first is not None else time.perf_counter() - started
+                        reply.append(delta)
+            messages.append({"role": "assistant", "content": "".join(reply)})
+            now = scheduler_counters(base).get("quintet_scheduler_reused_prompt_tokens_total", 0)
+            found.append({"first_token_s": first, "cached_prompt_tokens": now - reused})
+    return found
 
 
 # Chat turns ---------------------------------------------------------------------------------
@@ -242,6 +283,18 @@ def describe(results: dict) -> str:
         if name == "server_memory_mb":
             lines.append(f"server memory: {run}")
             continue
+        if name == "conversation":
+            for index, turn in enumerate(run, 1):
+                lines.append(
+                    f"HTTP conversation turn {index}: first token "
+                    f"{turn['first_token_s'] * 1000:6.0f} ms, "
+                    f"{turn['cached_prompt_tokens']:.0f} prompt tokens from a kept cache"
+                )
+            lines.append(
+                "HTTP conversation turn 6 / turn 1 first token: "
+                f"x{run[-1]['first_token_s'] / run[0]['first_token_s']:.2f}"
+            )
+            continue
         first = (
             f"first token p50 {run['first_token_p50_s']:.2f} s p95 {run['first_token_p95_s']:.2f} s"
             if run.get("first_token_p50_s") is not None
@@ -261,7 +314,8 @@ def describe(results: dict) -> str:
     )
     lines.append(
         f"varied settings: mean requests per engine step (whole run) "
-        f"{server['varied_settings']['scheduler_mean_batch_overall']:.2f}"
+        f"{server['varied_settings']['scheduler_mean_batch_overall']:.2f}, "
+        f"batches re-formed {server['varied_settings']['regroups']:.0f}"
     )
     chat = results["chat"]
     for index, turn in enumerate(chat, 1):
