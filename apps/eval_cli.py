@@ -9,7 +9,7 @@ from dataclasses import replace
 from quintet.apps.cli_io import add_backend_option, add_cluster_options, cluster_options
 from quintet.apps.flags import add_decode_options, decode_from_args, parse_pairs
 from quintet.core.errors import ConfigError
-from quintet.core.task_names import TASKS
+from quintet.core.tasks import TASKS
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -16,15 +16,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from quintet.core.config import Kind
 from quintet.core.errors import ModelNotFoundError
-from quintet.core.task_names import TASKS as APP_TASKS
+from quintet.core.tasks import task_names
 
 Source = Literal["hub", "packaged", "recipe"]
-# Model tasks: the five apps' (core.task_names) and embeddings.
-TASKS: tuple[str, ...] = (*APP_TASKS, "embeddings")
+# The one model task that is no app's: the encoders behind /v1/embeddings, and their kinds.
+EMBEDDINGS = "embeddings"
+EMBEDDING_KINDS: tuple[str, ...] = ("encoder",)
+
+
+def model_tasks() -> tuple[str, ...]:
+    """The tasks a catalog model is tagged with: the installed task apps' and embeddings."""
+    return (*task_names(), EMBEDDINGS)
+
+
+def __getattr__(name: str) -> Any:
+    """``TASKS``: :func:`model_tasks`, read when first asked for (the task registry loads
+    the apps' spec modules through their entry points)."""
+    if name == "TASKS":
+        return model_tasks()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -281,8 +295,9 @@ _TASK_DEFAULTS: dict[str, TaskDefaults] = {
 
 def entries(task: str | None = None, source: Source | None = None) -> list[CatalogEntry]:
     """All catalog entries, optionally only those for one task and/or one source."""
-    if task is not None and task not in TASKS:
-        raise ModelNotFoundError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+    if task is not None and task not in model_tasks():
+        known = ", ".join(model_tasks())
+        raise ModelNotFoundError(f"unknown task {task!r}: choose one of {known}")
     return [
         entry
         for entry in _ENTRIES

@@ -18,7 +18,7 @@ from quintet.apps.ui.messages import for_pages
 from quintet.apps.ui.uploads import save_upload
 from quintet.core.paths import data_path
 from quintet.core.store import ModelStore
-from quintet.core.task_names import TASK_TITLES
+from quintet.core.tasks import TASK_TITLES
 
 TASKS = TASK_TITLES
 REFRESH_S = 2.0  # how often the runs panel redraws while a run trains
