@@ -22,6 +22,7 @@ from quintet.core import catalog
 from quintet.core.config import ModelSpec, TrainConfig, backend_from_env
 from quintet.core.errors import QuintetError
 from quintet.core.store import ModelStore
+from quintet.core.tasks import task_names
 
 EXIT_USER_ERROR = 2
 LORA_LEARNING_RATE = 2e-4
@@ -289,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_models_info)
 
     tune = commands.add_parser("finetune", help="fine-tune a model for a task")
-    tune.add_argument("task", help="classification, qa, summarization, translation or chat")
+    tune.add_argument("task", help=f"one of {', '.join(task_names())} (or an alias)")
     tune.add_argument("--model", required=True, help="base model: name, hub id or directory")
     tune.add_argument("--data", required=True, help="training file")
     tune.add_argument("--output", required=True, help="store name of the result")

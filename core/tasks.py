@@ -2,7 +2,8 @@
 
 A :class:`TaskSpec` gathers what the layers need to know about one task: its name, title and
 aliases, the model kinds that serve it, the data fields it reads, its endpoint on the HTTP
-server and its fine-tuning (:class:`TrainingTask`). The *type* lives here, in core, so that
+server, its fine-tuning (:class:`TrainingTask`) and the recipes that build its offline
+models (:class:`Recipe`). The *type* lives here, in core, so that
 every layer can read a spec; each *instance* lives with its app (``apps/<task>/spec.py``) and
 is registered through the ``quintet.tasks`` entry points that ``pyproject.toml`` declares
 (``qa = "quintet.apps.qa.spec:SPEC"``), the way the evaluation harnesses are
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+from quintet.core.config import Kind, TrainConfig
 from quintet.core.errors import ConfigError
 
 ENTRY_POINT_GROUP = "quintet.tasks"
@@ -59,11 +61,53 @@ class TrainingTask:
     """
 
     read: Callable[[str, FieldNames, bool], list]
-    kind: str | None = None
+    kind: Kind | None = None
     to_chats: Callable[[Sequence[Any]], list] | None = None
     t5_prefix: str = ""
     group: Callable[[Any], str] | None = None
     labelled: bool = False
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One reproducible fine-tuning run that builds an offline model of the catalog.
+
+    The task's spec lists it; ``quintet recipes run NAME`` runs it
+    (:mod:`quintet.apps.finetune.recipes`) and the catalog lists the model it builds
+    (:mod:`quintet.core.catalog`), both from here.
+
+    Attributes:
+        name: the built model's name in the store and the catalog.
+        task: the task it is trained for (the spec that lists it).
+        base: the model it starts from.
+        train: the training file, relative to the data root; ``validation`` likewise, or
+            None to hold back ``config.validation_fraction`` of ``train``.
+        config: the hyperparameters.
+        description: what ``quintet recipes list`` says of the run.
+        kind: the kind of the model it builds.
+        serves: the tasks the built model is listed for in the catalog.
+        summary: the catalog's description of the built model.
+        license: the licence of the weights and the data.
+        size_mb: about how large the built model is.
+        fields: column names in the data, when not the defaults.
+        report: an extra evaluation after training, ``report(recipe, result, data_root)``,
+            whose entries join the run's report.
+    """
+
+    name: str
+    task: str
+    base: str
+    train: str
+    validation: str | None
+    config: TrainConfig
+    description: str
+    kind: Kind
+    serves: tuple[str, ...]
+    summary: str
+    license: str
+    size_mb: int
+    fields: FieldNames = FieldNames()
+    report: Callable[..., dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,16 +123,18 @@ class TaskSpec:
         route: its endpoint on ``quintet serve`` (``/v1/<route>``; chat's is
             ``/v1/chat/completions``), or None when it is not served.
         training: how it is fine-tuned, or None when it cannot be.
+        recipes: the runs that build its offline models (``quintet recipes run NAME``).
         order: where it is listed among the tasks (lower first).
     """
 
     name: str
     title: str
-    kinds: tuple[str, ...]
+    kinds: tuple[Kind, ...]
     aliases: tuple[str, ...] = ()
     data_fields: tuple[str, ...] = ()
     route: str | None = None
     training: TrainingTask | None = None
+    recipes: tuple[Recipe, ...] = ()
     order: int = 100
 
 
@@ -98,8 +144,18 @@ _REGISTERED: dict[str, TaskSpec] = {}
 _LOADED: dict[str, TaskSpec] = {}
 
 
+def _check(spec: TaskSpec) -> None:
+    """Refuse a spec whose recipes say they are for another task."""
+    for recipe in spec.recipes:
+        if recipe.task != spec.name:
+            raise ConfigError(
+                f"recipe {recipe.name} is for {recipe.task!r} but listed by the {spec.name!r} task"
+            )
+
+
 def register(spec: TaskSpec) -> None:
     """Add ``spec`` (a new task, or one replacing an installed task of the same name)."""
+    _check(spec)
     _REGISTERED[spec.name] = spec
 
 
@@ -118,6 +174,7 @@ def _installed() -> dict[str, TaskSpec]:
                     f"entry point {point.name} = {point.value} is not the TaskSpec of "
                     f"{point.name!r}"
                 )
+            _check(spec)
             _LOADED[point.name] = spec
     return _LOADED
 
@@ -153,6 +210,11 @@ def get_task(name: str | TaskSpec) -> TaskSpec:
     raise ConfigError(
         f"unknown task {name!r}: choose one of {', '.join(spec.name for spec in specs)}"
     )
+
+
+def recipes() -> dict[str, Recipe]:
+    """Every task's recipes, by name, in listing order."""
+    return {recipe.name: recipe for spec in task_specs() for recipe in spec.recipes}
 
 
 def task_titles() -> dict[str, str]:

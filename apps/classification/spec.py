@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from quintet.core.tasks import FieldNames, TaskSpec, TrainingTask
+from quintet.core.config import TrainConfig
+from quintet.core.tasks import FieldNames, Recipe, TaskSpec, TrainingTask
+
+NAME = "classification"
 
 
 def read_classification(path: str, fields: FieldNames, multi_label: bool = False) -> list:
@@ -14,15 +17,38 @@ def read_classification(path: str, fields: FieldNames, multi_label: bool = False
     )
 
 
+SST2 = Recipe(
+    name="minilm-l6-sst2",
+    task=NAME,
+    base="minilm-l6",
+    train="classification/sst2/train.tsv",
+    validation="classification/sst2/dev.tsv",
+    config=TrainConfig(
+        max_steps=600,
+        learning_rate=1e-4,
+        batch_size=32,
+        max_length=66,
+        eval_every=200,
+        save_every=100,
+        eval_max_examples=None,
+    ),
+    description="sentiment classifier: minilm-l6 on SST-2 train (600 steps of 32 phrases, "
+    "29% of it: about ten minutes on a 2-core CPU), validated on all of SST-2 dev",
+    kind="sequence-classification",
+    serves=(NAME,),
+    summary="minilm-l6 fine-tuned on SST-2 train (binary sentiment)",
+    license="Apache-2.0 (weights); SST-2 data: see data/",
+    size_mb=91,
+)
+
 SPEC = TaskSpec(
-    name="classification",
+    name=NAME,
     title="Classification",
     kinds=("sequence-classification", "encoder", "causal"),
     aliases=("classify",),
     data_fields=("text", "label"),
     route="classify",
-    training=TrainingTask(
-        read=read_classification, kind="sequence-classification", labelled=True
-    ),  # fmt: skip
+    training=TrainingTask(read=read_classification, kind="sequence-classification", labelled=True),
+    recipes=(SST2,),
     order=40,
 )
