@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from quintet.core.config import Kind, TrainConfig
@@ -167,6 +166,10 @@ def unregister(name: str) -> None:
 def _installed() -> dict[str, TaskSpec]:
     """The specs the installed packages declare, loaded once."""
     if not _LOADED:
+        # Imported here: importlib.metadata and the scan of every installed package cost
+        # tens of milliseconds, which building the CLI's parser does not pay.
+        from importlib.metadata import entry_points
+
         for point in entry_points(group=ENTRY_POINT_GROUP):
             spec = point.load()
             if not isinstance(spec, TaskSpec) or spec.name != point.name:
@@ -188,6 +191,11 @@ def task_specs() -> list[TaskSpec]:
 def task_names() -> tuple[str, ...]:
     """Every task's name, in listing order."""
     return tuple(spec.name for spec in task_specs())
+
+
+def task_and_alias_names() -> tuple[str, ...]:
+    """Every name :func:`get_task` accepts: each task's, then its aliases."""
+    return tuple(name for spec in task_specs() for name in (spec.name, *spec.aliases))
 
 
 def get_task(name: str | TaskSpec) -> TaskSpec:
