@@ -150,3 +150,18 @@ def test_a_task_core_has_never_heard_of_fine_tunes_from_its_spec(tmp_path: Path)
     assert set(config_json["id2label"].values()) == {"bad", "good"}  # labels from the data
     with pytest.raises(ConfigError, match="unknown task 'spot'"):
         get_task("spot")
+
+
+def test_the_server_and_the_pages_take_each_task_s_kinds_from_its_spec() -> None:
+    from quintet.apps.server.models import endpoint_kinds
+    from quintet.apps.ui.widgets import serving_kinds
+
+    served = endpoint_kinds()
+    for spec in tasks.task_specs():
+        assert served[spec.route] == spec.kinds == serving_kinds(spec.name)
+    # The OpenAI endpoints that are no task's, and /v1/models' order.
+    assert list(served) == [
+        "chat", "completions", "embeddings", "translate", "summarize", "qa", "classify",
+    ]  # fmt: skip
+    assert serving_kinds("embeddings") == served["embeddings"] == ("encoder",)
+    assert serving_kinds("poetry") == ()
