@@ -164,12 +164,18 @@ def unregister(name: str) -> None:
 
 
 def _installed() -> dict[str, TaskSpec]:
-    """The specs the installed packages declare, loaded once."""
+    """The specs the installed packages declare, loaded once.
+
+    Raises:
+        ConfigError: an entry point is not a task's spec, or none is installed (a checkout
+            whose package metadata predates the ``quintet.tasks`` entry points).
+    """
     if not _LOADED:
         # Imported here: importlib.metadata and the scan of every installed package cost
         # tens of milliseconds, which building the CLI's parser does not pay.
         from importlib.metadata import entry_points
 
+        found: dict[str, TaskSpec] = {}
         for point in entry_points(group=ENTRY_POINT_GROUP):
             spec = point.load()
             if not isinstance(spec, TaskSpec) or spec.name != point.name:
@@ -178,7 +184,13 @@ def _installed() -> dict[str, TaskSpec]:
                     f"{point.name!r}"
                 )
             _check(spec)
-            _LOADED[point.name] = spec
+            found[point.name] = spec
+        if not found:
+            raise ConfigError(
+                f"no task is installed ({ENTRY_POINT_GROUP} entry points): reinstall Quintet "
+                "(pip install -e .)"
+            )
+        _LOADED.update(found)  # all or nothing: a failed load is retried, not half kept
     return _LOADED
 
 
@@ -210,11 +222,6 @@ def get_task(name: str | TaskSpec) -> TaskSpec:
     for spec in specs:
         if name == spec.name or name in spec.aliases:
             return spec
-    if not specs:
-        raise ConfigError(
-            f"no task is installed ({ENTRY_POINT_GROUP} entry points): reinstall Quintet "
-            "(pip install -e .)"
-        )
     raise ConfigError(
         f"unknown task {name!r}: choose one of {', '.join(spec.name for spec in specs)}"
     )
