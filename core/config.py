@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
 
 from quintet.core.errors import ConfigError
-from quintet.core.task_names import TASKS
 
 Kind = Literal["seq2seq", "causal", "span", "sequence-classification", "encoder"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -356,9 +355,6 @@ class DecodeConfig:
                 f"choose from {', '.join(sorted(known))}"
             )
         return replace(base or cls(), **overrides)
-
-
-TASKS_TRAINABLE: tuple[str, ...] = TASKS  # every task app can be fine-tuned
 
 
 @dataclass(frozen=True)

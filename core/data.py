@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from quintet.core.errors import QuintetError
 from quintet.core.examples import Answer, ChatExample, ClassificationExample, PairExample, QAExample
 from quintet.core.input_limits import max_input_chars, too_long
+from quintet.core.tasks import TaskSpec, get_task
 from quintet.core.unicode import find_lone_surrogate
 
 T = TypeVar("T")
@@ -1079,15 +1080,17 @@ def split_items(
 
 
 def split_for_task(
-    task: str, items: Sequence[T], validation_fraction: float, seed: int = 0
+    task: str | TaskSpec, items: Sequence[T], validation_fraction: float, seed: int = 0
 ) -> tuple[list[T], list[T]]:
     """The fine-tuning engine's (train, held out) split of a task's examples.
 
-    Extractive QA is split by article title (:func:`split_by_group`): questions on one
-    paragraph share answers, which would leak. Every other task is split at random
-    (:func:`split_items`). The evaluation harnesses' ``split=heldout`` calls this with a
-    recipe's fraction and seed, so they score exactly what that recipe held back.
+    A task whose spec names a ``group`` (extractive QA: the article title, since questions on
+    one paragraph share answers, which would leak) is split by group (:func:`split_by_group`);
+    every other task at random (:func:`split_items`). The evaluation harnesses'
+    ``split=heldout`` calls this with a recipe's fraction and seed, so they score exactly what
+    that recipe held back.
     """
-    if task == "qa":
-        return split_by_group(items, lambda e: e.title, validation_fraction, seed)
+    training = get_task(task).training
+    if training is not None and training.group is not None:
+        return split_by_group(items, training.group, validation_fraction, seed)
     return split_items(items, validation_fraction, seed)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from quintet.core.errors import QuintetError
-from quintet.core.task_names import TASKS
+from quintet.core.tasks import task_names as installed_tasks
 from quintet.evaluation.protocol import TaskHarness
 
 ENTRY_POINT_GROUP = "quintet.eval_tasks"
@@ -46,7 +46,8 @@ def unregister(task: str) -> None:
 def task_names() -> list[str]:
     """Every task a harness is installed or registered for: Quintet's five first."""
     found = {point.name for point in entry_points(group=ENTRY_POINT_GROUP)} | set(_REGISTERED)
-    return [t for t in TASKS if t in found] + sorted(found - set(TASKS))
+    known = installed_tasks()
+    return [t for t in known if t in found] + sorted(found - set(known))
 
 
 def get_harness(task: str) -> TaskHarness:
@@ -55,7 +56,7 @@ def get_harness(task: str) -> TaskHarness:
         return _REGISTERED[task]
     points = entry_points(group=ENTRY_POINT_GROUP, name=task)
     if not points:
-        if task in TASKS:  # a checkout whose package metadata predates the entry points
+        if task in installed_tasks():  # a checkout whose package metadata predates the entry points
             raise QuintetError(
                 f"no evaluation harness installed for {task!r}: reinstall Quintet "
                 "(pip install -e .) so that its quintet.eval_tasks entry points are registered"

@@ -26,7 +26,7 @@ from quintet.apps.ui.jobs import Job, all_jobs, get_job, start_process_job
 from quintet.apps.ui.uploads import save_upload
 from quintet.core.paths import data_path, example_reports_root
 from quintet.core.store import ModelStore
-from quintet.core.task_names import TASK_TITLES
+from quintet.core.tasks import TASK_TITLES
 from quintet.evaluation.registry import task_names
 
 GENERATIVE = {"translation", "summarization", "chat"}

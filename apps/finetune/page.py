@@ -18,7 +18,7 @@ from quintet.apps.ui.messages import for_pages
 from quintet.apps.ui.uploads import save_upload
 from quintet.core.paths import data_path
 from quintet.core.store import ModelStore
-from quintet.core.task_names import TASK_TITLES
+from quintet.core.tasks import TASK_TITLES, get_task
 
 TASKS = TASK_TITLES
 REFRESH_S = 2.0  # how often the runs panel redraws while a run trains
@@ -111,11 +111,15 @@ def new_run_form() -> None:
         eval_every = a.number_input("Validate every (steps)", 0, 100_000, 20, key="ft-eval")
         save_every = b.number_input("Checkpoint every (steps)", 1, 100_000, 20, key="ft-save")
         lora = st.checkbox("LoRA adapters (for the causal models; merged on export)", key="ft-lora")
-        with st.expander("Field names"):
-            fields = {
-                f: st.text_input(f.replace("_", " "), key=f"ft-{f}", placeholder="default")
-                for f in ("text_field", "target_field", "label_field")
-            }
+        fields = {}
+        columns = get_task(task).data_fields  # the columns this task's files may rename
+        if columns:
+            with st.expander("Field names"):
+                fields = {
+                    f"{f}_field": st.text_input(f"{f} field", key=f"ft-{f}_field",
+                                                placeholder="default")
+                    for f in columns
+                }  # fmt: skip
     options = {
         "max_steps": int(max_steps),
         "epochs": epochs,

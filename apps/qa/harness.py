@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from quintet.apps.finetune.recipes import get_recipe
 from quintet.apps.qa.api import QuestionAnswerer
+from quintet.apps.qa.spec import SQUAD
 from quintet.core import metrics
 from quintet.core.data import read_qa, split_for_task
 from quintet.core.defaults import default_model
@@ -36,7 +36,7 @@ from quintet.evaluation.protocol import (
     split_option,
 )
 
-HELDOUT_RECIPE = "minilm-l6-squad"
+HELDOUT_RECIPE = SQUAD.name  # split=heldout scores what this recipe held back
 
 
 class _Predictor:
@@ -94,7 +94,7 @@ class QAHarness:
     def read(self, data: str, options: DataOptions) -> EvalSet:
         examples = read_qa(data)
         if split_option(data, options) == "heldout":
-            config = get_recipe(HELDOUT_RECIPE).config
+            config = SQUAD.config
             _, examples = split_for_task("qa", examples, config.validation_fraction, config.seed)
         items = [
             EvalItem(

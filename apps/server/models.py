@@ -24,22 +24,30 @@ from typing import Any, TypeVar
 
 from quintet.apps.server import errors
 from quintet.apps.server.config import ServerConfig
+from quintet.core import catalog
 from quintet.core.errors import QuintetError
 from quintet.core.store import MANIFEST
+from quintet.core.tasks import task_specs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Which model kinds serve each endpoint, in order of preference for the default choice.
-TASK_KINDS: dict[str, tuple[str, ...]] = {
-    "chat": ("causal",),
+# The OpenAI endpoints that are no task's: which model kinds serve each, preferred first.
+OPENAI_KINDS: dict[str, tuple[str, ...]] = {
     "completions": ("causal", "seq2seq"),
-    "embeddings": ("encoder",),
-    "translate": ("seq2seq", "causal"),
-    "summarize": ("seq2seq", "causal"),
-    "qa": ("span", "causal"),
-    "classify": ("sequence-classification", "encoder", "causal"),
+    catalog.EMBEDDINGS: catalog.EMBEDDING_KINDS,
 }
+
+
+def endpoint_kinds() -> dict[str, tuple[str, ...]]:
+    """Which model kinds serve each endpoint, in order of preference for the default choice:
+    the OpenAI ones and each task's route (its spec's kinds, :mod:`quintet.core.tasks`)."""
+    routes = {spec.route: spec.kinds for spec in task_specs() if spec.route}
+    # Chat first, then the rest of the OpenAI API, then the task endpoints: /v1/models' order.
+    chat = {"chat": routes.pop("chat")} if "chat" in routes else {}
+    return {**chat, **OPENAI_KINDS, **routes}
+
+
 LOADING, READY, FAILED = "loading", "ready", "failed"
 CLASSIFIER_CACHE = 16  # zero-shot classifiers kept per model, by label set
 
@@ -89,8 +97,8 @@ class ServedModel:
         return self.loaded.kind if self.loaded is not None else None
 
     def endpoints(self) -> list[str]:
-        """The endpoints (keys of :data:`TASK_KINDS`) this model can serve."""
-        return [task for task, kinds in TASK_KINDS.items() if self.kind in kinds]
+        """The endpoints (keys of :func:`endpoint_kinds`) this model can serve."""
+        return [task for task, kinds in endpoint_kinds().items() if self.kind in kinds]
 
     def load(self) -> None:
         """Load the weights and build the generator or encoder engine (blocking)."""
@@ -305,7 +313,7 @@ class ModelRegistry:
     async def for_task(self, task: str, name: str | None, executor: Executor) -> ServedModel:
         """The model for ``task``: the one named (checked to fit), else the first served
         model of the task's preferred kinds."""
-        kinds = TASK_KINDS[task]
+        kinds = endpoint_kinds()[task]
         if self.closing:
             raise errors.unavailable("the server is shutting down", "shutting_down")
         if name:

@@ -1,7 +1,8 @@
 """The task routes: what the apps' Python APIs return, over HTTP.
 
 Each runs on a served model (the one named, else the first served model of a kind that fits
-the task) and holds that model's lock, so tasks and chat never run one model at once.
+the task) and holds that model's lock, so tasks and chat never run one model at once. Each
+route's path is its task's ``route`` (:mod:`quintet.core.tasks`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 
+from quintet.apps.classification.spec import SPEC as CLASSIFICATION
+from quintet.apps.qa.spec import SPEC as QA
 from quintet.apps.server import errors
 from quintet.apps.server.auth import require_key
 from quintet.apps.server.limits import check_generation_budget, check_input_size
@@ -26,6 +29,8 @@ from quintet.apps.server.schemas import (
     TranslateRequest,
     TranslateResponse,
 )
+from quintet.apps.summarization.spec import SPEC as SUMMARIZATION
+from quintet.apps.translation.spec import SPEC as TRANSLATION
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], tags=["tasks"])
 
@@ -61,12 +66,12 @@ def _backend_for(request: Request, model: ServedModel) -> str:
     return encoder_backend(backend, model.loaded)
 
 
-@router.post("/translate", response_model=TranslateResponse)
+@router.post(f"/{TRANSLATION.route}", response_model=TranslateResponse)
 async def translate(body: TranslateRequest, request: Request) -> TranslateResponse:
     """``Translator(model).translate(texts, src, tgt)``: text, model, route, style, pieces..."""
     state = request.app.state
     check_input_size(body, state.config)
-    model = await state.registry.for_task("translate", body.model, state.executor)
+    model = await state.registry.for_task(TRANSLATION.route, body.model, state.executor)
     _check_length(request, body.max_tokens, "max_tokens")
     decode: dict[str, Any] = {}
     if body.max_tokens is not None:
@@ -98,12 +103,12 @@ async def translate(body: TranslateRequest, request: Request) -> TranslateRespon
     return TranslateResponse(model=model.name, results=_rows(results))
 
 
-@router.post("/summarize", response_model=SummarizeResponse)
+@router.post(f"/{SUMMARIZATION.route}", response_model=SummarizeResponse)
 async def summarize(body: SummarizeRequest, request: Request) -> SummarizeResponse:
     """``Summarizer(model).summarize(texts, ...)``: text, mode, chunks, timings..."""
     state = request.app.state
     check_input_size(body, state.config)
-    model = await state.registry.for_task("summarize", body.model, state.executor)
+    model = await state.registry.for_task(SUMMARIZATION.route, body.model, state.executor)
     _check_length(request, body.max_length, "max_length")
 
     def work() -> list[Any]:
@@ -120,13 +125,13 @@ async def summarize(body: SummarizeRequest, request: Request) -> SummarizeRespon
     return SummarizeResponse(model=model.name, results=_rows(results))
 
 
-@router.post("/qa", response_model=QAResponse)
+@router.post(f"/{QA.route}", response_model=QAResponse)
 async def qa(body: QARequest, request: Request) -> QAResponse:
     """``QuestionAnswerer(model).answer(question, context)``: spans with offsets and
     probabilities, best first."""
     state = request.app.state
     check_input_size(body, state.config)
-    model = await state.registry.for_task("qa", body.model, state.executor)
+    model = await state.registry.for_task(QA.route, body.model, state.executor)
 
     def work() -> list[Any]:
         from quintet.apps.qa.api import QuestionAnswerer
@@ -146,12 +151,12 @@ async def qa(body: QARequest, request: Request) -> QAResponse:
     return QAResponse(model=model.name, results=_rows(results))
 
 
-@router.post("/classify", response_model=ClassifyResponse)
+@router.post(f"/{CLASSIFICATION.route}", response_model=ClassifyResponse)
 async def classify(body: ClassifyRequest, request: Request) -> ClassifyResponse:
     """``Classifier(model, labels).classify(texts)``: label, score, every label's probability."""
     state = request.app.state
     check_input_size(body, state.config)
-    model = await state.registry.for_task("classify", body.model, state.executor)
+    model = await state.registry.for_task(CLASSIFICATION.route, body.model, state.executor)
     labels = tuple(body.labels) if body.labels is not None else None
 
     def work() -> list[Any]:

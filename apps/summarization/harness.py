@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from quintet.apps.finetune.recipes import get_recipe
 from quintet.apps.summarization.api import Summarizer
+from quintet.apps.summarization.spec import SAMSUM
 from quintet.core import metrics
 from quintet.core.data import read_pairs, split_for_task
 from quintet.core.progress import ProgressCallback
@@ -33,7 +33,7 @@ from quintet.evaluation.protocol import (
     split_option,
 )
 
-HELDOUT_RECIPE = "smollm2-135m-samsum"
+HELDOUT_RECIPE = SAMSUM.name  # split=heldout scores what this recipe held back
 _PTB = [
     (re.compile(r"-lrb-", re.I), "("),
     (re.compile(r"-rrb-", re.I), ")"),
@@ -115,7 +115,7 @@ class SummarizationHarness:
         examples = read_pairs(data, options.text_field, target)
         if split_option(data, options) == "heldout":
             # What the smollm2-135m-samsum recipe held back from training (15%, seed 0).
-            config = get_recipe(HELDOUT_RECIPE).config
+            config = SAMSUM.config
             _, examples = split_for_task(
                 "summarization", examples, config.validation_fraction, config.seed
             )

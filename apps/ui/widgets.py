@@ -87,6 +87,7 @@ from quintet.core.data import parse_records
 from quintet.core.errors import QuintetError, UnknownModelError
 from quintet.core.inventory import model_status
 from quintet.core.store import ModelStore
+from quintet.core.tasks import task_specs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,15 +96,6 @@ OTHER = "Other: a hub id or a local path…"
 # How the catalog's mode notes end for a default that a background recipe replaces.
 UNTIL_RECIPE = " until the recipe has run"
 STRATEGIES = ("greedy", "beam search", "sampling")
-# Model kinds that can serve a task, for store models whose manifest names no task.
-TASK_KINDS: dict[str, tuple[str, ...]] = {
-    "translation": ("seq2seq", "causal"),
-    "summarization": ("seq2seq", "causal"),
-    "qa": ("span", "causal"),
-    "classification": ("sequence-classification", "encoder", "causal"),
-    "chat": ("causal",),
-    "embeddings": ("encoder",),
-}
 TEXT_COLUMNS = ("text", "sentence", "source", "document", "dialogue", "question", "content")
 
 
@@ -117,6 +109,14 @@ class ModelChoice:
     name: str
     present: bool
     status: str
+
+
+def serving_kinds(task: str) -> tuple[str, ...]:
+    """The model kinds that can serve ``task`` (its spec's; the encoders for embeddings), for
+    store models whose manifest names no task."""
+    if task == catalog.EMBEDDINGS:
+        return catalog.EMBEDDING_KINDS
+    return next((spec.kinds for spec in task_specs() if spec.name == task), ())
 
 
 def model_choices(task: str, store: ModelStore | None = None) -> list[ModelChoice]:
@@ -135,7 +135,7 @@ def model_choices(task: str, store: ModelStore | None = None) -> list[ModelChoic
         if model.name in known or model.converted_from is not None:
             continue
         tasks = model.manifest.get("tasks") or []
-        fits = task in tasks if tasks else model.kind in TASK_KINDS.get(task, ())
+        fits = task in tasks if tasks else model.kind in serving_kinds(task)
         if fits:
             size = model.size_bytes / 1e6
             choices.append(ModelChoice(model.name, True, f"in store ({size:.0f} MB)"))

@@ -34,6 +34,7 @@ from quintet.core.data import DataError, split_for_task
 from quintet.core.errors import ConfigError, QuintetError, StoreError
 from quintet.core.models import Loaded, load_fresh, read_config
 from quintet.core.store import ModelStore, StoredModel, describe_os_error, validate_name
+from quintet.core.tasks import TaskSpec, get_task
 from quintet.core.training import checkpoint as ckpt
 from quintet.core.training import features as feats
 from quintet.core.training.batching import (
@@ -152,7 +153,7 @@ class FinetuneRecipe:
 
     def __init__(
         self,
-        task: str,
+        task: str | TaskSpec,
         base: str,
         data: str | Path,
         output: str,
@@ -167,7 +168,8 @@ class FinetuneRecipe:
         labels: Sequence[str] | None = None,
     ) -> None:
         validate_name(output)
-        self.task, self.base, self.data, self.output = task, base, str(data), output
+        self.spec = get_task(task)  # the task's name or alias, or its spec
+        self.task, self.base, self.data, self.output = self.spec.name, base, str(data), output
         self.config = config
         self.validation_data = str(validation_data) if validation_data else None
         self.fields = fields or FieldNames()
@@ -238,21 +240,21 @@ class FinetuneRecipe:
     def setup_data(self) -> RunData:
         """Read, validate and split the data; decide a classifier's labels."""
         config = self.config
-        train = read_task_data(self.task, self.data, self.fields, config.multi_label)
+        train = read_task_data(self.spec, self.data, self.fields, config.multi_label)
         validation = (
-            read_task_data(self.task, self.validation_data, self.fields, config.multi_label)
+            read_task_data(self.spec, self.validation_data, self.fields, config.multi_label)
             if self.validation_data
             else None
         )
         if validation is None:
             # QA by article (questions on one paragraph share answers), the rest at random
             train, validation = split_for_task(
-                self.task, train, config.validation_fraction, config.seed
+                self.spec, train, config.validation_fraction, config.seed
             )
         if not train or not validation:
             raise QuintetError(f"{self.data}: need training and validation examples, found too few")
         names: list[str] = []
-        if self.task == "classification":
+        if self.spec.training is not None and self.spec.training.labelled:
             names = label_names(self.data, train, validation, self.labels)
         limit = config.eval_max_examples
         if limit and len(validation) > limit:
@@ -281,7 +283,7 @@ class FinetuneRecipe:
         torch.manual_seed(self.config.seed)
         # The config alone decides the kind, so the weights are loaded once, with their head.
         base_config = read_config(self.base, self.store)
-        kind = model_kind(self.task, bool(getattr(base_config, "is_encoder_decoder", False)))
+        kind = model_kind(self.spec, bool(getattr(base_config, "is_encoder_decoder", False)))
         extra: dict[str, Any] = {}
         if kind == "sequence-classification":
             extra = {"num_labels": len(self.label2id), "id2label": self.id2label,
@@ -322,14 +324,15 @@ class FinetuneRecipe:
             )  # fmt: skip
         if kind == "causal":
             rows, skipped = feats.causal_sft_features(
-                tokenizer, as_chats(self.task, examples), max_length=max_length
+                tokenizer, as_chats(self.spec, examples), max_length=max_length
             )
             if skipped:
                 log.warning("%d examples longer than %d tokens were skipped", skipped, max_length)
             return rows
-        # T5 was pre-trained with task prefixes; only summarization's is language-free.
+        # T5 was pre-trained with task prefixes (the task's spec names its own, if any).
         is_t5 = getattr(self.loaded.config, "model_type", "") == "t5"
-        prefix = "summarize: " if is_t5 and self.task == "summarization" else ""
+        assert self.spec.training is not None  # read_task_data refused a task without one
+        prefix = self.spec.training.t5_prefix if is_t5 else ""
         return feats.seq2seq_features(
             tokenizer, examples, max_source_length=max_length, prefix=prefix
         )
@@ -686,7 +689,7 @@ def label_names(
 
 
 def finetune(
-    task: str,
+    task: str | TaskSpec,
     base: str,
     data: str | Path,
     output: str,
@@ -703,7 +706,8 @@ def finetune(
     """Fine-tune ``base`` for ``task`` on ``data`` and store the result as ``output``.
 
     Args:
-        task: classification, qa, summarization, translation or chat.
+        task: the task's name or alias (classification, qa, summarization, translation,
+            chat: :func:`quintet.core.tasks.task_names`), or its spec.
         base: any name :func:`quintet.core.models.load` accepts.
         data: training file (CSV / TSV / JSONL / JSON / SQuAD JSON / TREC, per task).
         output: the store name of the result.

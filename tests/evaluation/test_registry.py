@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from quintet.core.errors import QuintetError
-from quintet.core.task_names import TASKS
+from quintet.core.tasks import TASKS
 from quintet.evaluation import registry
 
 ROOT = Path(__file__).resolve().parents[2]
