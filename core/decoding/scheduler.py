@@ -15,8 +15,10 @@ another lane at the next step, and the two batches share the CPU step by step. W
 lane is running, a young batch with free slots *re-forms* (recompute, as vLLM preempts):
 its requests end their engine turns and start again with their prompt plus what they have
 generated, next to the waiting ones. The recomputation is bounded: only while the batch's
-requests have generated at most ``regroup_tokens`` tokens, once per request. Jobs beyond
-the free slots wait in arrival order.
+requests have generated at most ``regroup_tokens`` tokens, and a batch re-forms at most
+once per ``gather_s`` (the oldest waiting request must have waited that long), so a burst
+of arrivals joins in one or a few re-formings. Jobs beyond the free slots wait in arrival
+order.
 
 The driver thread only talks to the engines and hands token ids to each job's queue; the
 jobs' owners turn them into text, check stop strings and cancel in their own threads, so
@@ -85,8 +87,8 @@ class SchedulerSettings:
             another lane is decoding (a lone request on an idle scheduler never waits), and
             how long a request waits before a running batch re-forms to take it.
         regroup_tokens: a running batch with free slots re-forms for waiting requests
-            while its requests have generated at most this many tokens (each is recomputed
-            once, prompt and output, in the new batch); 0 never re-forms.
+            while its requests have generated at most this many tokens (each is recomputed,
+            prompt and output, in the new batch); 0 never re-forms.
         prefix_pool: finished requests whose KV cache is kept for a follow-up request that
             extends them; 0 keeps none.
         threads: CPU threads of the engine's session.
@@ -501,12 +503,11 @@ class Scheduler:
 
     def _regroupable(self, job: Job) -> bool:
         """Whether re-forming ``job``'s batch pays: it has generated little (cheap to
-        recompute), has not been recomputed before, is far from done, and carries no
-        grammar (a restarted turn would lose the grammar's state)."""
+        recompute), is far from done, and carries no grammar (a restarted turn would lose
+        the grammar's state)."""
         generated = len(job.generated)
         return (
             not job.cancelled
-            and job.recomputed == 0
             and generated <= self.settings.regroup_tokens
             and job.config.max_new_tokens - generated >= 8
             and not guidance.is_constrained(job.config)
