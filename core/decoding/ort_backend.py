@@ -697,7 +697,7 @@ def _constraint_error(config: DecodeConfig, exc: RuntimeError) -> str:
     return f"{NAME} cannot follow the {name} constraint: {line}"
 
 
-# "max_batch_size=8,max_session_tokens=2048,lanes=2": the scheduler's settings here.
+# "max_batch_size=4,max_session_tokens=2048,lanes=4": the scheduler's settings here.
 SCHEDULER_ENV = "QUINTET_SCHEDULER"
 _SCHEDULER_KEYS = ("max_batch_size", "max_session_tokens", "lanes", "regroup_tokens", "prefix_pool")
 

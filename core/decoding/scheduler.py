@@ -9,8 +9,9 @@ settings (``TurnOptions``), and each request leaves the batch as soon as it is d
 On CPU this build of the engine batches *statically*: its dynamic batching needs a paged
 KV cache, which the model builder only makes for CUDA and WebGPU. A static batch takes new
 requests only while it is empty, so a request arriving mid-batch would wait for the
-batch's longest member. The scheduler therefore keeps several engines (*lanes*, two by
-default) over the same weights: a request that arrives while one lane decodes starts on
+batch's longest member. The scheduler therefore keeps several engines (*lanes*, four by
+default, of at most four requests each: the most this engine batches on CPU) over the same
+weights: a request that arrives while one lane decodes starts on
 another lane at the next step, and the two batches share the CPU step by step. When every
 lane is running, a young batch with free slots *re-forms* (recompute, as vLLM preempts):
 its requests end their engine turns and start again with their prompt plus what they have
@@ -73,16 +74,21 @@ class SchedulerSettings:
     """How many requests decode together and how long one may grow.
 
     Attributes:
-        max_batch_size: requests decoded in one step; more wait their turn. Chat sessions
-            keep their KV cache in these slots between turns while no one else needs them.
+        max_batch_size: requests decoded in one step of one lane; more wait their turn.
+            Chat sessions keep their KV cache in these slots between turns while no one
+            else needs them. This build's CPU engine decodes at most 4 requests per static
+            batch whatever it is configured with (measured: with 8 configured, and reported
+            by ``configured_max_batch_size``, the other 4 waited inside the engine for the
+            first 4 to end), so more requests at once need more lanes, not bigger batches.
         max_session_tokens: prompt plus generated tokens one request (a chat, across its
             turns) may reach. The engine reserves this much KV cache per slot, so it bounds
             memory (about 46 KB a token for SmolLM2-135M) and step time: reserving the
             model's whole context (8192) halved one request's speed on this engine.
-        lanes: engines over the shared weights. This build's CPU engine batches
-            statically: a request joins a running batch only while it is empty, so with
-            one engine a late request waits for the whole batch to end. With two, it starts
-            on the other as soon as that one is free.
+        lanes: engines over the shared weights, stepped in turn. This build's CPU engine
+            batches statically: a request joins a running batch only while it is empty, so
+            with one engine a late request waits for the whole batch to end. Four lanes of
+            four decode 16 requests at once: 16 requests at once got their first tokens
+            within 2.1 s instead of 4.8 s with two lanes of "8", in the same total time.
         gather_s: how long a lane waits for more requests before its batch starts, while
             another lane is decoding (a lone request on an idle scheduler never waits), and
             how long a request waits before a running batch re-forms to take it.
@@ -94,9 +100,9 @@ class SchedulerSettings:
         threads: CPU threads of the engine's session.
     """
 
-    max_batch_size: int = 8
+    max_batch_size: int = 4
     max_session_tokens: int = 2048
-    lanes: int = 2
+    lanes: int = 4
     gather_s: float = 0.1
     regroup_tokens: int = 32
     prefix_pool: int = 8
