@@ -50,6 +50,7 @@ from quintet.core.decoding import guidance
 from quintet.core.decoding.backend import RowDone, StopCheck, TokenSink
 from quintet.core.decoding.conversions import (
     base_name,
+    first_line,
     get_or_build,
     open_conversion,
     source_folder,
@@ -310,17 +311,23 @@ class OnnxGenAIBackend:
     def scheduler(self) -> Scheduler:
         """The model's scheduler for these settings, shared by every backend over it."""
         return self.loaded.attachment(
-            self._scheduler_key(),
-            lambda: Scheduler(
+            self._scheduler_key(), self._new_scheduler, version=self._conversion
+        )
+
+    def _new_scheduler(self) -> Scheduler:
+        try:
+            return Scheduler(
                 str(self.model_path),
                 self.settings,
                 {"model": {"pad_token_id": self.pad_id, "eos_token_id": self._end_ids}},
                 self._end_ids,
                 self.vocab_size,
                 self.provider,
-            ),
-            version=self._conversion,
-        )
+            )
+        except RuntimeError as exc:  # the runtime cannot read the graph or its weights
+            raise ModelLoadError(
+                f"{NAME} cannot load {self.model_path}: {first_line(exc)}"
+            ) from None
 
     def _scheduler_key(self) -> tuple:
         return ("onnxruntime-genai-scheduler", str(self.model_path), self.settings)
