@@ -230,6 +230,7 @@ class VllmBackend:
         self.loaded = loaded
         self.tokenizer_eos = loaded.tokenizer.eos_token_id
         self.dtype = _DTYPES.get(loaded.dtype, "auto")
+        self._folder = source_folder(loaded)
         self._settings = (gpu_memory_utilization, enforce_eager, max_model_len)
         self._engine()  # build now: a model vLLM cannot run fails here, where auto falls back
 
@@ -237,11 +238,10 @@ class VllmBackend:
         """The engine for these settings with the lock that keeps its calls one at a time
         (``LLM.generate`` is not thread-safe). One per model and settings, kept on the
         model (a second one would reserve the GPU memory again) and dropped with it."""
-        folder = source_folder(self.loaded)
         # Keyed by the setting as asked: the default share depends on the free memory,
         # which the first engine itself reduces.
-        key = (NAME, folder, self.dtype, *self._settings)
-        return self.loaded.attachment(key, lambda: self._build(folder, *self._settings))
+        key = (NAME, self._folder, self.dtype, *self._settings)
+        return self.loaded.attachment(key, lambda: self._build(self._folder, *self._settings))
 
     def _build(
         self,
