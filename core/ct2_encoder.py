@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from quintet.core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
+from quintet.core.decoding.conversions import (
+    base_name,
+    first_line,
+    get_or_build,
+    open_conversion,
+    source_folder,
+)
 from quintet.core.devices import keeping_torch_threads
 from quintet.core.errors import ConfigError, ModelLoadError
 from quintet.core.models import Loaded
@@ -35,7 +41,6 @@ QUANTIZATIONS: tuple[str, ...] = ("int8", "float32")
 # model_type -> (the body's attribute on the span model, whether it takes token types)
 _BODIES: dict[str, tuple[str, bool]] = {"bert": ("bert", True), "distilbert": ("distilbert", False)}
 HEAD_FILE = "span_head.safetensors"
-_conversions = ConversionCache()
 
 
 def store_name(loaded: Loaded, quantization: str = "int8") -> str:
@@ -67,9 +72,13 @@ def _check(loaded: Loaded, quantization: str) -> None:
 
 
 def convert_span_model(
-    loaded: Loaded, quantization: str = "int8", store: ModelStore | None = None
+    loaded: Loaded,
+    quantization: str = "int8",
+    store: ModelStore | None = None,
+    rebuild: bool = False,
 ) -> Path:
-    """Convert a span model's encoder to CTranslate2 (and keep its head), once, into the store.
+    """Convert a span model's encoder to CTranslate2 (and keep its head), once, into the store
+    (again with ``rebuild``: a stored copy did not load).
 
     Raises:
         ConfigError: an unknown quantization.
@@ -84,7 +93,7 @@ def convert_span_model(
             f"the {CTRANSLATE2} package is missing: pip install 'quintet[fast]'"
         ) from None
 
-    return _conversions.get_or_build(
+    return get_or_build(
         loaded,
         store_name(loaded, quantization),
         CTRANSLATE2,
@@ -96,6 +105,7 @@ def convert_span_model(
         lambda folder: _convert_into(loaded, quantization, folder),
         required_file="model.bin",
         store=store,
+        rebuild=rebuild,
     )
 
 
@@ -151,11 +161,7 @@ class Ct2SpanEncoder:
         threads: int | None = None,
         rows_per_call: int = 4,
     ) -> None:
-        from safetensors.torch import load_file
-
-        self.path = convert_span_model(loaded, quantization, store)  # checks the package too
-        import ctranslate2
-
+        self.quantization = quantization
         # One single-threaded replica per core, each given a share of the batch's rows: on 2
         # cores that ran 1.4x one replica on 2 threads (int8 matrix products of 32 rows do
         # not split well across threads; whole rows do). Parts of at most 4 rows: on 500
@@ -163,21 +169,32 @@ class Ct2SpanEncoder:
         # same run (2026-12-06; 8 rows 1.3x), the activations of a small part staying in cache.
         self.threads = threads or torch.get_num_threads()
         self.rows_per_call = rows_per_call
-        try:
-            with keeping_torch_threads():
-                self.encoder = ctranslate2.Encoder(
-                    str(self.path), device="cpu", compute_type=quantization,
-                    inter_threads=self.threads, intra_threads=1,
-                )  # fmt: skip
-        except (RuntimeError, ValueError) as exc:
-            raise ModelLoadError(
-                f"{CTRANSLATE2} cannot load {self.path}: {first_line(exc)}"
-            ) from None
-        head = load_file(str(self.path / HEAD_FILE))
-        self.weight, self.bias = head["weight"], head["bias"]
+        open_conversion(  # the conversion checks the package too
+            lambda rebuild: convert_span_model(loaded, quantization, store, rebuild),
+            self._open,
+            CTRANSLATE2,
+        )
         self.token_types = _BODIES[loaded.config.model_type][1]
         self._lock = threading.Lock()  # one batch at a time: each takes every replica
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="quintet-ct2enc")
+
+    def _open(self, folder: Path) -> None:
+        """Load the conversion in ``folder``: encoder and head (ModelLoadError if it cannot)."""
+        import ctranslate2
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        self.path = folder
+        try:
+            with keeping_torch_threads():
+                self.encoder = ctranslate2.Encoder(
+                    str(folder), device="cpu", compute_type=self.quantization,
+                    inter_threads=self.threads, intra_threads=1,
+                )  # fmt: skip
+            head = load_file(str(folder / HEAD_FILE))
+        except (RuntimeError, ValueError, OSError, SafetensorError) as exc:
+            raise ModelLoadError(f"{CTRANSLATE2} cannot load {folder}: {first_line(exc)}") from None
+        self.weight, self.bias = head["weight"], head["bias"]
 
     def __call__(self, **batch: torch.Tensor) -> SimpleNamespace:
         import ctranslate2

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from quintet.core.config import backend_from_env
-from quintet.core.decoding.conversions import ConversionCache, base_name, first_line
+from quintet.core.decoding.conversions import base_name, first_line, get_or_build, open_conversion
 from quintet.core.decoding.engines import ENV_BACKEND, BackendChoice
 from quintet.core.errors import ConfigError, ModelLoadError
 from quintet.core.models import Loaded
@@ -50,7 +50,6 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "span": ("start_logits", "end_logits"),
     "encoder": ("last_hidden_state",),
 }
-_conversions = ConversionCache()
 
 
 # int8: dynamic quantization, int8 weights per output channel and activations per tensor
@@ -189,13 +188,14 @@ def _quantize_blockwise(source: Path, target: Path) -> None:
 
 
 def convert_to_onnx(
-    loaded: Loaded, precision: str = "int8", store: ModelStore | None = None
+    loaded: Loaded, precision: str = "int8", store: ModelStore | None = None, rebuild: bool = False
 ) -> Path:
     """Export ``loaded`` (an encoder, classifier or span model) to ONNX, once.
 
     ``int8`` quantizes the weights of every matrix product per channel, ``int8-block32``
     in blocks of 32 (see :data:`PRECISIONS`); ``fp32`` keeps them (the export alone: tests
-    check it reproduces torch).
+    check it reproduces torch). ``rebuild``: export again even if a stored copy looks right
+    (it did not load).
 
     Raises:
         ModelLoadError: not an encoder-kind model, or the export fails.
@@ -211,7 +211,7 @@ def convert_to_onnx(
     import onnxruntime
 
     quantization = QUANTIZATION[precision]
-    return _conversions.get_or_build(
+    return get_or_build(
         loaded,
         store_name(loaded, precision),
         ONNX_RUNTIME,
@@ -225,6 +225,7 @@ def convert_to_onnx(
         lambda folder: _export(loaded, folder, precision),
         required_file="model.onnx",
         store=store,
+        rebuild=rebuild,
     )
 
 
@@ -269,26 +270,35 @@ class OnnxEncoder:
     ) -> None:
         if loaded.device.type != "cpu":
             raise ModelLoadError(f"the {ONNX_RUNTIME} encoder engine runs on the CPU only")
-        import onnxruntime
-
-        self.path = convert_to_onnx(loaded, precision, store)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(self.path / "model.onnx"), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types
-            raise ModelLoadError(
-                f"{ONNX_RUNTIME} cannot load {self.path}: {first_line(exc)}"
-            ) from None
+        self.threads = threads or torch.get_num_threads()
+        open_conversion(
+            lambda rebuild: convert_to_onnx(loaded, precision, store, rebuild),
+            self._open,
+            ONNX_RUNTIME,
+        )
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.outputs = list(OUTPUTS[loaded.kind])
         # One run at a time per session is not required by ONNX Runtime, but two runs would
         # each get the full thread pool and fight over the cores.
         self._lock = threading.Lock()
+
+    def _open(self, folder: Path) -> None:
+        """Start a session on the conversion in ``folder`` (ModelLoadError if it cannot)."""
+        import onnxruntime
+
+        self.path = folder
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types
+            raise ModelLoadError(
+                f"{ONNX_RUNTIME} cannot load {folder}: {first_line(exc)}"
+            ) from None
 
     def __call__(self, **batch: torch.Tensor) -> SimpleNamespace:
         """Each row on its own, without its padding (see the class doc); outputs with a

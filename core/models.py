@@ -37,7 +37,7 @@ from quintet.core import catalog, hub
 from quintet.core.config import Kind, ModelSpec
 from quintet.core.devices import pick_device, pick_dtype
 from quintet.core.errors import ModelLoadError, ModelNotFoundError, OfflineError, UnknownModelError
-from quintet.core.model_cache import ModelCache
+from quintet.core.model_cache import ModelCache, fingerprint
 from quintet.core.store import ModelStore
 from quintet.core.weights import check_model_folder
 
@@ -134,27 +134,56 @@ class Loaded:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     # Estimated bytes of the weights (for the cache's byte bound).
     nbytes: int = 0
-    # Long-lived helpers built over these weights (an engine's request scheduler), shared
-    # by every copy and closed with the model when the cache drops it (:meth:`close`).
+    # Long-lived helpers built over these weights (the engines converted from them, an
+    # engine's request scheduler), shared by every copy and closed with the model when the
+    # cache drops it (:meth:`close`): an evicted or rebuilt model takes its engines along.
     attachments: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Each attachment's version (the fingerprint of the files it was built from), and the
+    # lock its builds take: not the model's lock, which a caller may hold while it waits
+    # for a stream whose worker needs an engine.
+    _versions: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
+    _attach_lock: threading.RLock = field(
+        default_factory=threading.RLock, repr=False, compare=False
+    )
+    # Where :func:`load` cached this model: (cache, key, fingerprint of its files when read);
+    # None for a private copy (:func:`load_fresh`). :func:`current` reads it.
+    origin: tuple[ModelCache, Hashable, Any] | None = field(default=None, repr=False, compare=False)
 
-    def attachment(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """The helper stored under ``key``, built once (under the model's lock)."""
-        with self.lock:
+    def attachment(self, key: Hashable, build: Callable[[], Any], version: Any = None) -> Any:
+        """The helper stored under ``key``, built once (two threads asking build it once).
+
+        ``version`` names what the helper was built from (a conversion's fingerprint): a
+        helper of another version is closed and built again, with every helper of that
+        old version, so a rebuilt conversion is never decoded by an engine of the old one.
+        """
+        with self._attach_lock:
             found = self.attachments.get(key)
-            if found is None:
-                found = self.attachments[key] = build()
+            old = self._versions.get(key)
+            if found is not None and old == version:
+                return found
+            if found is not None:
+                stale = [k for k, v in self._versions.items() if old is not None and v == old]
+                for each in {key, *stale}:
+                    self.detach(each)
+            found = self.attachments[key] = build()
+            self._versions[key] = version
             return found
+
+    def detach(self, key: Hashable) -> None:
+        """Close and forget the helper stored under ``key`` (if any)."""
+        with self._attach_lock:
+            helper = self.attachments.pop(key, None)
+            self._versions.pop(key, None)
+        _close(helper)
 
     def close(self) -> None:
         """Close the attached helpers (their ``close()``): the model is being dropped."""
-        with self.lock:
+        with self._attach_lock:
             helpers = list(self.attachments.values())
             self.attachments.clear()
+            self._versions.clear()
         for helper in helpers:
-            close = getattr(helper, "close", None)
-            if close is not None:
-                close()
+            _close(helper)
 
     @contextmanager
     def using(self, **tokenizer_state: Any) -> Iterator[Loaded]:
@@ -190,6 +219,12 @@ class Loaded:
                 return value
         limit = getattr(self.tokenizer, "model_max_length", None)
         return limit if isinstance(limit, int) and limit < 1_000_000 else None
+
+
+def _close(helper: Any) -> None:
+    close = getattr(helper, "close", None)
+    if close is not None:
+        close()
 
 
 def detect_kind(config: PretrainedConfig) -> Kind:
@@ -358,8 +393,56 @@ def load(
     key = (resolved.location, resolved.revision, spec.kind, str(device), str(dtype), spec.quantize)
     cache = cache if cache is not None else default_cache()
     return cache.get_or_load(
-        key, resolved.location, lambda: _load_uncached(spec, resolved, device, dtype)
+        key, resolved.location, lambda: _cached_copy(spec, resolved, device, dtype, cache, key)
     )
+
+
+def _cached_copy(
+    spec: ModelSpec,
+    resolved: Resolved,
+    device: torch.device,
+    dtype: torch.dtype,
+    cache: ModelCache[Loaded],
+    key: Hashable,
+) -> Loaded:
+    """A fresh load that remembers where it is cached and which files it was read from."""
+    mark = fingerprint(resolved.location)  # before reading, as the cache does
+    loaded = _load_uncached(spec, resolved, device, dtype)
+    loaded.origin = (cache, key, mark)
+    return loaded
+
+
+def current(loaded: Loaded) -> Loaded:
+    """The copy of ``loaded``'s model to run now: ``loaded`` itself while its files are
+    unchanged, else the weights as they are on disk now.
+
+    A long-lived holder (a server's generator, a chat session) calls this before each
+    request, so that a model rebuilt in place (the cache notices its changed files) answers
+    from its new weights, with engines converted from them. A model evicted from the cache
+    with unchanged files is put back as it is (its engines, closed by the eviction, are
+    built again on use); a model whose folder is gone keeps running from memory, as it
+    did before it was deleted. A private copy (:func:`load_fresh`) is always current.
+
+    Raises:
+        ModelLoadError: the rebuilt files cannot be loaded.
+    """
+    if loaded.origin is None:
+        return loaded
+    cache, key, mark = loaded.origin
+    location = loaded.resolved.location
+    now = fingerprint(location)
+    if mark is not None and now is None:
+        return loaded
+
+    def build() -> Loaded:
+        if now == mark:
+            # Evicted, files unchanged: the weights in hand are the ones on disk.
+            return replace(loaded, encoder=None)
+        return _cached_copy(loaded.spec, loaded.resolved, loaded.device, loaded.dtype, cache, key)
+
+    found = cache.get_or_load(key, location, build)
+    # The same weights (a copy sharing them, with an app's encoder): keep the caller's copy.
+    return loaded if found.attachments is loaded.attachments else found
 
 
 def _source_kwargs(spec: ModelSpec, resolved: Resolved) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from quintet.apps.chat import context
 from quintet.apps.chat.history import ChatError, read_conversation, to_json, write_atomic
@@ -246,7 +247,6 @@ class ChatSession:
             loaded = model if isinstance(model, Loaded) else load(model, device=device)
             _check_causal(loaded)
             self.generator = Generator(loaded, backend, batch_size=1)
-        self.loaded = self.generator.loaded
         _check_causal(self.loaded)
         self.system_prompt = system_prompt or None
         self.context_strategy = context_strategy
@@ -265,10 +265,25 @@ class ChatSession:
         # The engine-side KV cache of this conversation (None where the engine keeps none):
         # each turn sends the whole context, the engine computes only what it lacks.
         self._kv = self.generator.new_session()
+        self._kv_backend = self.generator.backend
+
+    @property
+    def loaded(self) -> Loaded:
+        """The model the next turn runs on (the generator's: it follows a rebuilt model)."""
+        return self.generator.loaded
 
     @property
     def model_name(self) -> str:
         return self.loaded.name
+
+    def _session(self) -> Any:
+        """The conversation's KV cache on the engine the next turn runs on: after the model
+        was rebuilt on disk, a new engine decodes it and the cache starts afresh there."""
+        self.generator.refresh()
+        if self.generator.backend is not self._kv_backend:
+            self._kv_backend = self.generator.backend
+            self._kv = self.generator.new_session()
+        return self._kv
 
     # History ------------------------------------------------------------------------------
 
@@ -389,11 +404,10 @@ class ChatSession:
             self._check_idle()
             config, notice = self._prepare(message, decode)
             try:
-                if self._kv is not None and config.num_return_sequences == config.num_beams == 1:
+                kv = self._session()
+                if kv is not None and config.num_return_sequences == config.num_beams == 1:
                     # As a stream, so the turn continues the conversation's KV cache.
-                    text_stream = self.generator.stream(
-                        self.context_messages, config, session=self._kv
-                    )
+                    text_stream = self.generator.stream(self.context_messages, config, session=kv)
                     text_stream.text  # noqa: B018 - waits for the end (raises its error)
                     result = text_stream.result
                 else:
@@ -412,7 +426,9 @@ class ChatSession:
             self._check_idle()
             config, notice = self._prepare(message, decode, streaming=True)
             try:
-                text_stream = self.generator.stream(self.context_messages, config, session=self._kv)
+                text_stream = self.generator.stream(
+                    self.context_messages, config, session=self._session()
+                )
             except BaseException:
                 self._turns.pop()
                 raise

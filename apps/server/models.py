@@ -63,7 +63,7 @@ class ServedModel:
         self.config = config
         self.state = LOADING
         self.error = ""
-        self.loaded: Any = None
+        self._loaded: Any = None
         self.generator: Any = None
         self.lock = asyncio.Lock()
         self.queued = 0  # requests admitted and not finished (waiting, batched or running)
@@ -79,6 +79,14 @@ class ServedModel:
         that reload it by name would fail, so it is no longer offered."""
         folder = self.store_folder
         return folder is not None and not (folder / MANIFEST).is_file()
+
+    @property
+    def loaded(self) -> Any:
+        """The weights requests run on: the generator's for a generative model (it follows a
+        model rebuilt on disk, see ``Generator.refresh``), else those loaded at start."""
+        if self.generator is not None:
+            return self.generator.loaded
+        return self._loaded
 
     @property
     def scheduled(self) -> bool:
@@ -120,7 +128,7 @@ class ServedModel:
                 loaded = replace(loaded, encoder=engine)
             if loaded.resolved.origin == "store":
                 self.store_folder = Path(loaded.resolved.location)
-            self.loaded = loaded
+            self._loaded = loaded
             self.state = READY
         except Exception as exc:  # noqa: BLE001 - reported by /ready and on each request
             self.error = str(exc) if isinstance(exc, QuintetError) else repr(exc)

@@ -8,7 +8,13 @@ files' names, sizes and modification times, so retraining in place converts agai
 
 A reused copy is checked like a stored model (:func:`quintet.core.integrity.check_files`:
 sizes and mtimes each time, the full sha256 when they changed); a damaged or truncated one is
-rebuilt, with a one-line note, instead of running on corrupt weights.
+rebuilt, with a one-line note, instead of running on corrupt weights. One that matches its
+checksums but does not load in its engine is rebuilt once too (:func:`open_conversion`).
+
+The engines loaded from a conversion belong to the model it was converted from
+(:meth:`quintet.core.models.Loaded.attachment`, versioned by the conversion's fingerprint):
+they are closed when the model cache drops that model (evicted, rebuilt, cleared), and a
+rebuilt conversion gets engines of its own.
 """
 
 from __future__ import annotations
@@ -17,19 +23,21 @@ import contextlib
 import hashlib
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from filelock import FileLock
 
 from quintet.core import hub
-from quintet.core.errors import ChecksumError
+from quintet.core.errors import ChecksumError, ModelLoadError
 from quintet.core.integrity import check_files
 from quintet.core.models import Loaded
-from quintet.core.store import ModelStore
+from quintet.core.store import MANIFEST, ModelStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
 
@@ -106,71 +114,94 @@ def _problem(exc: ChecksumError) -> str:
     return text.split(": ", 1)[-1].split("; ", 1)[0]
 
 
-class ConversionCache:
-    """Builds each conversion once per store and reuses it while its base is unchanged.
+def _build_lock(store: ModelStore, name: str) -> contextlib.AbstractContextManager:
+    """The lock held while conversion ``name`` is checked or built: a file in the store,
+    so that two threads, or two processes, build it once and the second reuses it. A
+    read-only store is only read: nothing to lock (building there fails on its own)."""
+    folder = store.home / "locks"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return contextlib.nullcontext()
+    return FileLock(folder / f"conversion-{name}.lock", thread_local=False)
 
-    One lock per conversion name: two threads asking for the same conversion build it
-    once; two processes each build in their own staging folder and the last commit wins,
-    complete either way.
+
+def get_or_build(
+    loaded: Loaded,
+    name: str,
+    engine: str,
+    manifest: dict[str, Any],
+    build: Callable[[Path], None],
+    required_file: str,
+    store: ModelStore | None = None,
+    rebuild: bool = False,
+) -> Path:
+    """The folder of store model ``name``, building it with ``build(folder)`` if needed.
+
+    ``manifest`` (engine settings and versions) is recorded with the base model's
+    identity; a stored copy is reused only when its engine, settings and base
+    fingerprint match, ``required_file`` exists in it and its files match their
+    checksums. ``rebuild``: build it again whatever is stored (see :func:`open_conversion`).
     """
+    store = store or ModelStore()
+    local = loaded.resolved.is_local
+    base_print = fingerprint(Path(loaded.resolved.location)) if local else None
+    full = {
+        "kind": loaded.kind,
+        "backend": engine,
+        "base": loaded.name,
+        "base_location": loaded.resolved.location,
+        "base_revision": loaded.resolved.revision,
+        "base_fingerprint": base_print,
+        **manifest,
+    }
+    with _build_lock(store, name):
+        stored = None if rebuild else store.get(name)
+        if (
+            stored is not None
+            and all(stored.manifest.get(k) == v for k, v in full.items())
+            and (stored.path / required_file).is_file()
+        ):
+            try:
+                check_files(store, stored)
+                return stored.path
+            except ChecksumError as exc:
+                # Derived data: rebuilt from the base model rather than run damaged
+                # (damaged weights load without complaint and answer garbage).
+                log.warning(
+                    "the %s conversion %s is damaged (%s): rebuilding it",
+                    engine, name, _problem(exc),
+                )  # fmt: skip
+        log.info("converting %s for %s as %s", loaded.name, engine, name)
+        started = time.perf_counter()
+        with store.staging(name) as tmp:
+            build(tmp)
+            stored = store.commit(tmp, name, full)
+        log.info("converted %s in %.1f s", name, time.perf_counter() - started)
+        return stored.path
 
-    def __init__(self) -> None:
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
 
-    def _lock(self, name: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(name, threading.Lock())
+def open_conversion(convert: Callable[[bool], Path], open_: Callable[[Path], T], engine: str) -> T:
+    """``open_(convert(False))``; a stored conversion that does not open is rebuilt once.
 
-    def get_or_build(
-        self,
-        loaded: Loaded,
-        name: str,
-        engine: str,
-        manifest: dict[str, Any],
-        build: Callable[[Path], None],
-        required_file: str,
-        store: ModelStore | None = None,
-    ) -> Path:
-        """The folder of store model ``name``, building it with ``build(folder)`` if needed.
-
-        ``manifest`` (engine settings and versions) is recorded with the base model's
-        identity; a stored copy is reused only when its engine, settings and base
-        fingerprint match and ``required_file`` exists in it.
-        """
-        store = store or ModelStore()
-        local = loaded.resolved.is_local
-        base_print = fingerprint(Path(loaded.resolved.location)) if local else None
-        full = {
-            "kind": loaded.kind,
-            "backend": engine,
-            "base": loaded.name,
-            "base_location": loaded.resolved.location,
-            "base_revision": loaded.resolved.revision,
-            "base_fingerprint": base_print,
-            **manifest,
-        }
-        with self._lock(name):
-            stored = store.get(name)
-            if (
-                stored is not None
-                and all(stored.manifest.get(k) == v for k, v in full.items())
-                and (stored.path / required_file).is_file()
-            ):
-                try:
-                    check_files(store, stored)
-                    return stored.path
-                except ChecksumError as exc:
-                    # Derived data: rebuilt from the base model rather than run damaged
-                    # (damaged weights load without complaint and answer garbage).
-                    log.warning(
-                        "the %s conversion %s is damaged (%s): rebuilding it",
-                        engine, name, _problem(exc),
-                    )  # fmt: skip
-            log.info("converting %s for %s as %s", loaded.name, engine, name)
-            started = time.perf_counter()
-            with store.staging(name) as tmp:
-                build(tmp)
-                stored = store.commit(tmp, name, full)
-            log.info("converted %s in %.1f s", name, time.perf_counter() - started)
-            return stored.path
+    ``convert(rebuild)`` returns the conversion's folder (building it when ``rebuild``);
+    ``open_`` loads it into the engine and raises :class:`ModelLoadError` when it cannot. A
+    conversion whose files match their checksums may still not load (damaged before its
+    checksums were recorded, or by a writer that recorded them again): it is derived data,
+    so it is deleted and built again, with a one-line note. A conversion built by this very
+    call that does not load is the engine's limit, not damage: its error is raised at once,
+    as is the error of the rebuilt copy (``auto`` then falls back with a note of its own).
+    """
+    started = time.time()
+    path = convert(False)
+    try:
+        return open_(path)
+    except ModelLoadError as exc:
+        manifest = path / MANIFEST
+        if not manifest.is_file() or manifest.stat().st_mtime >= started:
+            raise
+        log.warning(
+            "the %s conversion %s does not load (%s): rebuilding it", engine, path.name,
+            str(exc).removeprefix(f"{engine} "),
+        )  # fmt: skip
+    return open_(convert(True))

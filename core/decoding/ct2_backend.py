@@ -30,11 +30,18 @@ from transformers.utils import logging as hf_logging
 
 from quintet.core.config import DecodeConfig
 from quintet.core.decoding.backend import RowDone, StopCheck, TokenSink
-from quintet.core.decoding.conversions import ConversionCache, base_name, first_line, source_folder
+from quintet.core.decoding.conversions import (
+    base_name,
+    first_line,
+    get_or_build,
+    open_conversion,
+    source_folder,
+)
 from quintet.core.decoding.rows import Row, eos_ids
 from quintet.core.decoding.types import RawSequence
 from quintet.core.devices import keeping_torch_threads
 from quintet.core.errors import ConfigError, ModelLoadError
+from quintet.core.model_cache import fingerprint
 from quintet.core.models import Loaded
 from quintet.core.store import ModelStore
 
@@ -73,10 +80,6 @@ class CompatibleConverter(TransformersConverter):
         return model
 
 
-# One cache per process: it only holds the per-conversion locks.
-_conversions = ConversionCache()
-
-
 def _check_quantization(quantization: str) -> None:
     if quantization not in QUANTIZATIONS:
         raise ConfigError(
@@ -99,7 +102,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def convert_to_ctranslate2(
-    loaded: Loaded, quantization: str = "int8", store: ModelStore | None = None
+    loaded: Loaded,
+    quantization: str = "int8",
+    store: ModelStore | None = None,
+    rebuild: bool = False,
 ) -> Path:
     """Convert ``loaded`` to CTranslate2 into the store, once, and return the folder.
 
@@ -113,6 +119,7 @@ def convert_to_ctranslate2(
         loaded: a causal or seq2seq model from :func:`quintet.core.models.load`.
         quantization: weight type, one of ``int8``, ``int8_float16``, ``float16``, ``float32``.
         store: where to put the conversion (default: ``$QUINTET_HOME``).
+        rebuild: convert again even if a stored copy looks right (it did not load).
 
     Raises:
         ConfigError: an unknown quantization.
@@ -126,7 +133,7 @@ def convert_to_ctranslate2(
     """
     _check_quantization(quantization)
     _check_kind(loaded)
-    return _conversions.get_or_build(
+    return get_or_build(
         loaded,
         store_name(loaded, quantization),
         "ctranslate2",
@@ -134,6 +141,7 @@ def convert_to_ctranslate2(
         lambda folder: _convert_into(loaded, source_folder(loaded), quantization, folder),
         required_file="model.bin",
         store=store,
+        rebuild=rebuild,
     )
 
 
@@ -173,18 +181,10 @@ def _convert_into(loaded: Loaded, source: str, quantization: str, folder: Path) 
 # Decoding
 # --------------------------------------------------------------------------------------------
 
-_models: dict[tuple, Any] = {}
-_models_lock = threading.Lock()
 # ctranslate2.set_random_seed only seeds threads that have not drawn yet: each engine draws
-# in its own worker thread, so a seeded call needs a fresh engine, and the global seed must
-# not change under it while it runs.
+# in its own worker thread, so a seeded call needs a fresh engine, and the global seed (one
+# per process, hence one lock per process) must not change under it while it runs.
 _seed_lock = threading.Lock()
-
-
-def clear_cache() -> None:
-    """Drop the CTranslate2 engines loaded in this process."""
-    with _models_lock:
-        _models.clear()
 
 
 class CTranslate2Backend:
@@ -232,8 +232,11 @@ class CTranslate2Backend:
             raise ConfigError(f"threads must be at least 1 (got {threads})")
         self.requested_threads = threads
         self.threads = (threads or torch.get_num_threads()) if self.device == "cpu" else 1
-        self.model_path = convert_to_ctranslate2(loaded, quantization, store)
-        self._engine = self._cached_engine(self.threads)
+        open_conversion(
+            lambda rebuild: convert_to_ctranslate2(loaded, quantization, store, rebuild),
+            self._open,
+            self.name,
+        )
         generation = loaded.model.generation_config
         self._forced_bos: int | None = getattr(generation, "forced_bos_token_id", None)
         self._forced_eos = getattr(generation, "forced_eos_token_id", None) is not None
@@ -241,9 +244,16 @@ class CTranslate2Backend:
         if self._decoder_start is None:
             self._decoder_start = getattr(loaded.model.config, "decoder_start_token_id", None)
         self._suppressed = _suppressed_ids(generation)
+
+    def _open(self, folder: Path) -> None:
+        """Load the conversion in ``folder`` (ModelLoadError when it cannot be loaded)."""
+        self.model_path = folder
+        # Which conversion the engines decode: a rebuilt one gets engines of its own.
+        self._conversion = fingerprint(folder)
+        self._cached_engine(self.threads)  # load now: a model it cannot run fails here
         # CTranslate2's vocabulary is the HF one in id order (Marian's trailing <pad> aside),
         # so a token's index there is its HF id.
-        self._vocab = _load_vocabulary(self.model_path)
+        self._vocab = _load_vocabulary(folder)
 
     # Engines -----------------------------------------------------------------------------
 
@@ -297,15 +307,14 @@ class CTranslate2Backend:
             ) from None
 
     def _cached_engine(self, threads: int, replicas: int = 1) -> Any:
+        """The engine for this sizing, kept on the model it was converted from."""
         key = (
-            str(self.model_path), self.device, self.device_index, self.quantization,
-            threads, replicas,
+            "ctranslate2", str(self.model_path), self.device, self.device_index,
+            self.quantization, threads, replicas,
         )  # fmt: skip
-        with _models_lock:
-            engine = _models.get(key)
-            if engine is None:
-                engine = _models[key] = self._new_engine(threads, replicas)
-            return engine
+        return self.loaded.attachment(
+            key, lambda: self._new_engine(threads, replicas), version=self._conversion
+        )
 
     @contextlib.contextmanager
     def _engine_for(self, config: DecodeConfig, prompts: int) -> Iterator[Any]:
@@ -683,7 +692,10 @@ def _load_vocabulary(folder: Path) -> dict[str, int]:
     for name in ("target_vocabulary", "shared_vocabulary", "vocabulary"):
         path = folder / f"{name}.json"
         if path.is_file():
-            tokens = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                tokens = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ModelLoadError(f"CTranslate2 cannot read {path}: {exc}") from None
             break
         path = folder / f"{name}.txt"
         if path.is_file():

@@ -34,7 +34,7 @@ from quintet.core.decoding.prompts import (
 from quintet.core.decoding.stops import StopStrings
 from quintet.core.decoding.types import GenerationResult, Prompt, RawSequence, Timings
 from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
-from quintet.core.models import Loaded, load
+from quintet.core.models import Loaded, current, load
 from quintet.core.progress import ProgressCallback, progress_callback
 
 log = logging.getLogger(__name__)
@@ -160,26 +160,51 @@ class Generator:
         batch_size: int = 16,
         **backend_options,
     ) -> None:
-        self.loaded = model if isinstance(model, Loaded) else load(model)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
-        self.backend_choice = engines.choose(self.loaded, backend, batch_size)
+        self._requested = backend
+        self._backend_options = backend_options
         # auto may fall back to the reference engine; a named engine must work as asked.
         self.is_auto = backend == engines.AUTO and not backend_options
-        try:
-            self.backend = make_backend(self.loaded, self.backend_choice.name, **backend_options)
-        except (ModelLoadError, ConfigError) as exc:
-            if not self.is_auto or self.backend_choice.name == engines.TRANSFORMERS:
-                raise
-            log.warning("%s: decoding %s with transformers", exc, self.loaded.name)
-            self.backend_choice = BackendChoice(engines.TRANSFORMERS, f"fallback: {exc}")
-            self.backend = make_backend(self.loaded, engines.TRANSFORMERS)
-        self._reference: DecodingBackend | None = None
         self._reference_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._fallbacks_logged: set[str] = set()
         self.batch_size = batch_size
         # The batch size the last generate() ended with (lower after out-of-memory back-off).
         self.last_batch_size = batch_size
+        self._use(model if isinstance(model, Loaded) else load(model))
+
+    def _use(self, loaded: Loaded) -> None:
+        """Decode ``loaded`` from now on, on the engine chosen for it."""
+        choice = engines.choose(loaded, self._requested, self.batch_size)
+        try:
+            backend = make_backend(loaded, choice.name, **self._backend_options)
+        except (ModelLoadError, ConfigError) as exc:
+            if not self.is_auto or choice.name == engines.TRANSFORMERS:
+                raise
+            log.warning("%s: decoding %s with transformers", exc, loaded.name)
+            choice = BackendChoice(engines.TRANSFORMERS, f"fallback: {exc}")
+            backend = make_backend(loaded, engines.TRANSFORMERS)
+        self.loaded, self.backend_choice, self.backend = loaded, choice, backend
+        self._reference: DecodingBackend | None = None
+
+    def refresh(self) -> bool:
+        """Follow the model to the weights on disk now; True when they changed.
+
+        Called before each request: a model rebuilt or overwritten in place (the model
+        cache notices its changed files, see :func:`quintet.core.models.current`) is loaded
+        again and gets new engines, converted from the new weights; the old ones close with
+        the old model. An evicted model with unchanged files keeps its weights and builds
+        its engines again on use.
+        """
+        fresh = current(self.loaded)
+        if fresh is self.loaded:
+            return False
+        with self._refresh_lock:  # concurrent requests switch once
+            if fresh is not self.loaded and fresh.attachments is not self.loaded.attachments:
+                log.info("%s changed on disk: decoding with its new weights", fresh.name)
+                self._use(fresh)
+        return True
 
     # Public API --------------------------------------------------------------------------
 
@@ -222,6 +247,7 @@ class Generator:
         these weights waits for it, except on an engine that schedules requests itself
         (onnxruntime-genai): there concurrent calls decode together.
         """
+        self.refresh()
         config = self._config(config, overrides)
         with self._lock_for(config):
             return self._generate(prompts, config, progress, {}, on_text, row_limits)
@@ -333,6 +359,7 @@ class Generator:
         ``session`` (from :meth:`new_session`) keeps a conversation's KV cache between
         calls: pass the whole conversation each time and only what is new is computed.
         """
+        self.refresh()
         config = self._config(config, overrides, streaming=True)
         config.check_streamable()
         stream = TextStream()

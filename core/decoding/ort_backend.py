@@ -48,11 +48,18 @@ import torch
 from quintet.core.config import DecodeConfig
 from quintet.core.decoding import guidance
 from quintet.core.decoding.backend import RowDone, StopCheck, TokenSink
-from quintet.core.decoding.conversions import ConversionCache, base_name, source_folder
+from quintet.core.decoding.conversions import (
+    base_name,
+    first_line,
+    get_or_build,
+    open_conversion,
+    source_folder,
+)
 from quintet.core.decoding.rows import Row, eos_ids
 from quintet.core.decoding.scheduler import JobEnd, Scheduler, SchedulerSettings, Session
 from quintet.core.decoding.types import RawSequence
 from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
+from quintet.core.model_cache import fingerprint
 from quintet.core.models import Loaded
 from quintet.core.store import ModelStore
 
@@ -86,10 +93,6 @@ _BUILDER_PRECISION: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 # The builder's own messages are long; a failure is reported by its last lines that say why.
 _ERROR_MARKERS = ("Error", "error", "not supported", "NotImplemented", "Exception")
-
-_conversions = ConversionCache()
-_engines: dict[tuple[str, int], Any] = {}
-_engines_lock = threading.Lock()
 
 
 def store_name(loaded: Loaded, precision: str, provider: str = "cpu") -> str:
@@ -157,6 +160,7 @@ def convert_to_onnx_genai(
     precision: str = DEFAULT_PRECISION,
     store: ModelStore | None = None,
     provider: str = "cpu",
+    rebuild: bool = False,
 ) -> Path:
     """Convert ``loaded`` for ONNX Runtime GenAI into the store, once, and return the folder.
 
@@ -169,6 +173,7 @@ def convert_to_onnx_genai(
             (4-bit weights, block 32) or ``fp32`` on CPU; ``fp16``/``bf16``/``int4`` on CUDA.
         store: where to put it (default: ``$QUINTET_HOME``).
         provider: ``cpu`` or ``cuda``.
+        rebuild: convert again even if a stored copy looks right (it did not load).
 
     Raises:
         ModelLoadError: not a causal model, or the builder cannot convert it.
@@ -181,7 +186,7 @@ def convert_to_onnx_genai(
     _check_causal(loaded)
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown {NAME} precision {precision!r}: choose one of {PRECISIONS}")
-    return _conversions.get_or_build(
+    return get_or_build(
         loaded,
         store_name(loaded, precision, provider),
         NAME,
@@ -195,13 +200,8 @@ def convert_to_onnx_genai(
         lambda folder: _build(loaded, precision, provider, folder),
         required_file="genai_config.json",
         store=store,
+        rebuild=rebuild,
     )
-
-
-def clear_cache() -> None:
-    """Drop the engines loaded in this process."""
-    with _engines_lock:
-        _engines.clear()
 
 
 class OnnxGenAIBackend:
@@ -256,11 +256,6 @@ class OnnxGenAIBackend:
             raise ConfigError(f"threads must be at least 1 (got {threads})")
         self.requested_threads = threads
         self.threads = threads or torch.get_num_threads()
-        self.model_path = convert_to_onnx_genai(loaded, self.precision, store, self.provider)
-        genai = json.loads((self.model_path / "genai_config.json").read_text(encoding="utf-8"))
-        self.vocab_size = int(genai["model"]["vocab_size"])
-        # The vocabulary's last id pads batches (see the module docstring).
-        self.pad_id = self.vocab_size - 1
         self._end_ids = eos_ids(loaded, DecodeConfig())
         generation = loaded.model.generation_config
         self._suppresses = any(
@@ -272,6 +267,29 @@ class OnnxGenAIBackend:
         )  # fmt: skip
         # The per-request generator path (log-probabilities, long requests) runs one at a time.
         self._alone = threading.Lock()
+        open_conversion(
+            lambda rebuild: convert_to_onnx_genai(
+                loaded, self.precision, store, self.provider, rebuild
+            ),
+            self._open,
+            NAME,
+        )
+
+    def _open(self, folder: Path) -> None:
+        """Read the conversion in ``folder`` and run one step on it (ModelLoadError when
+        it cannot be loaded or run)."""
+        self.model_path = folder
+        # Which conversion the engines decode: a rebuilt one gets engines of its own.
+        self._conversion = fingerprint(folder)
+        try:
+            genai = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+            self.vocab_size = int(genai["model"]["vocab_size"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(
+                f"{NAME} cannot read {folder / 'genai_config.json'}: {exc}"
+            ) from None
+        # The vocabulary's last id pads batches (see the module docstring).
+        self.pad_id = self.vocab_size - 1
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -281,11 +299,8 @@ class OnnxGenAIBackend:
         try:
             self._decode([[0]], DecodeConfig(max_new_tokens=1), None)
         except QuintetError as exc:
-            key = self._scheduler_key()
-            with self.loaded.lock:
-                broken = self.loaded.attachments.pop(key, None)
-            if broken is not None:
-                broken.close()
+            self.loaded.detach(self._scheduler_key())
+            self.loaded.detach(self._engine_key(self.threads))
             raise ModelLoadError(
                 f"{NAME} cannot run {self.loaded.name}: {str(exc).removeprefix(NAME + ' ')}"
             ) from None
@@ -296,16 +311,23 @@ class OnnxGenAIBackend:
     def scheduler(self) -> Scheduler:
         """The model's scheduler for these settings, shared by every backend over it."""
         return self.loaded.attachment(
-            self._scheduler_key(),
-            lambda: Scheduler(
+            self._scheduler_key(), self._new_scheduler, version=self._conversion
+        )
+
+    def _new_scheduler(self) -> Scheduler:
+        try:
+            return Scheduler(
                 str(self.model_path),
                 self.settings,
                 {"model": {"pad_token_id": self.pad_id, "eos_token_id": self._end_ids}},
                 self._end_ids,
                 self.vocab_size,
                 self.provider,
-            ),
-        )
+            )
+        except RuntimeError as exc:  # the runtime cannot read the graph or its weights
+            raise ModelLoadError(
+                f"{NAME} cannot load {self.model_path}: {first_line(exc)}"
+            ) from None
 
     def _scheduler_key(self) -> tuple:
         return ("onnxruntime-genai-scheduler", str(self.model_path), self.settings)
@@ -342,37 +364,40 @@ class OnnxGenAIBackend:
         del rows
         return self.threads
 
+    def _engine_key(self, threads: int) -> tuple:
+        return (NAME, str(self.model_path), threads)
+
     def _engine(self, threads: int) -> Any:
-        key = (str(self.model_path), threads)
-        with _engines_lock:
-            engine = _engines.get(key)
-            if engine is None:
-                config = og.Config(str(self.model_path))
-                if self.provider == "cpu":
-                    config.clear_providers()
-                else:
-                    config.clear_providers()
-                    config.append_provider("cuda")
-                options = {"intra_op_num_threads": threads, "inter_op_num_threads": 1}
-                config.overlay(
-                    json.dumps(
-                        {
-                            "model": {
-                                "pad_token_id": self.pad_id,
-                                # The engine ends a row on these, as transformers would.
-                                "eos_token_id": self._end_ids,
-                                "decoder": {"session_options": options},
-                            }
-                        }
-                    )
-                )
-                try:
-                    engine = _engines[key] = og.Model(config)
-                except RuntimeError as exc:
-                    raise ModelLoadError(
-                        f"{NAME} cannot load {self.model_path}: {str(exc).splitlines()[0]}"
-                    ) from None
-            return engine
+        """The engine of the requests that run alone, kept on the model it was converted
+        from (closed with it; a rebuilt conversion gets a new one)."""
+        return self.loaded.attachment(
+            self._engine_key(threads), lambda: self._new_engine(threads), version=self._conversion
+        )
+
+    def _new_engine(self, threads: int) -> Any:
+        config = og.Config(str(self.model_path))
+        config.clear_providers()
+        if self.provider != "cpu":
+            config.append_provider("cuda")
+        options = {"intra_op_num_threads": threads, "inter_op_num_threads": 1}
+        config.overlay(
+            json.dumps(
+                {
+                    "model": {
+                        "pad_token_id": self.pad_id,
+                        # The engine ends a row on these, as transformers would.
+                        "eos_token_id": self._end_ids,
+                        "decoder": {"session_options": options},
+                    }
+                }
+            )
+        )
+        try:
+            return og.Model(config)
+        except RuntimeError as exc:
+            raise ModelLoadError(
+                f"{NAME} cannot load {self.model_path}: {str(exc).splitlines()[0]}"
+            ) from None
 
     # Options -----------------------------------------------------------------------------
 

@@ -90,11 +90,6 @@ _MODEL_SETTINGS: dict[str, Any] = {
     "watermarking_config": None,
 }
 
-# One engine per model folder and settings in a process: a second one would reserve the GPU
-# memory again.
-_engines: dict[tuple, tuple[Any, threading.Lock]] = {}
-_engines_lock = threading.Lock()
-
 
 def sampling_kwargs(
     config: DecodeConfig, end_ids: Sequence[int], tokenizer_eos: int | None
@@ -189,12 +184,6 @@ def memory_share(
     return round(share * free_bytes / total_bytes, 3)
 
 
-def clear_cache() -> None:
-    """Drop the engines built in this process (their GPU memory is freed once unused)."""
-    with _engines_lock:
-        _engines.clear()
-
-
 class VllmBackend:
     """Decodes causal models with vLLM's offline engine on CUDA (untested here: no GPU).
 
@@ -241,53 +230,55 @@ class VllmBackend:
         self.loaded = loaded
         self.tokenizer_eos = loaded.tokenizer.eos_token_id
         self.dtype = _DTYPES.get(loaded.dtype, "auto")
-        self._engine, self._engine_lock = self._build(
-            gpu_memory_utilization, enforce_eager, max_model_len
-        )
+        self._folder = source_folder(loaded)
+        self._settings = (gpu_memory_utilization, enforce_eager, max_model_len)
+        self._engine()  # build now: a model vLLM cannot run fails here, where auto falls back
 
-    def _build(
-        self, utilization: float | None, enforce_eager: bool, max_model_len: int | None
-    ) -> tuple[Any, threading.Lock]:
-        """The engine for these settings, built once per process, with the lock that keeps
-        its calls one at a time (``LLM.generate`` is not thread-safe)."""
-        import vllm
-
-        folder = source_folder(self.loaded)
+    def _engine(self) -> tuple[Any, threading.Lock]:
+        """The engine for these settings with the lock that keeps its calls one at a time
+        (``LLM.generate`` is not thread-safe). One per model and settings, kept on the
+        model (a second one would reserve the GPU memory again) and dropped with it."""
         # Keyed by the setting as asked: the default share depends on the free memory,
         # which the first engine itself reduces.
-        key = (folder, self.dtype, utilization, enforce_eager, max_model_len)
-        with _engines_lock:
-            found = _engines.get(key)
-            if found is not None:
-                return found
-            if utilization is None:
-                free, total = torch.cuda.mem_get_info(self.loaded.device)
-                utilization = memory_share(free, total)
-            options: dict[str, Any] = {"max_model_len": max_model_len} if max_model_len else {}
-            try:
-                engine = vllm.LLM(
-                    folder,
-                    tokenizer=folder,
-                    dtype=self.dtype,
-                    trust_remote_code=self.loaded.spec.trust_remote_code,
-                    gpu_memory_utilization=utilization,
-                    enforce_eager=enforce_eager,
-                    # Log-probabilities of the model's own distribution, as transformers reports.
-                    logprobs_mode="raw_logprobs",
-                    # Every request carries all its settings (sampling_kwargs): the model's
-                    # sampling defaults, used only for requests without any, stay out. Its end
-                    # tokens are still read from generation_config.json.
-                    generation_config="vllm",
-                    **options,
-                )
-            # vLLM fails in many ways (unknown architecture, memory, CUDA); all end here
-            # as one line, so that auto can fall back to transformers.
-            except Exception as exc:  # noqa: BLE001
-                raise ModelLoadError(
-                    f"{NAME} cannot run {self.loaded.name}: {first_line(exc)}"
-                ) from None
-            found = _engines[key] = (engine, threading.Lock())
-            return found
+        key = (NAME, self._folder, self.dtype, *self._settings)
+        return self.loaded.attachment(key, lambda: self._build(self._folder, *self._settings))
+
+    def _build(
+        self,
+        folder: str,
+        utilization: float | None,
+        enforce_eager: bool,
+        max_model_len: int | None,
+    ) -> tuple[Any, threading.Lock]:
+        import vllm
+
+        if utilization is None:
+            free, total = torch.cuda.mem_get_info(self.loaded.device)
+            utilization = memory_share(free, total)
+        options: dict[str, Any] = {"max_model_len": max_model_len} if max_model_len else {}
+        try:
+            engine = vllm.LLM(
+                folder,
+                tokenizer=folder,
+                dtype=self.dtype,
+                trust_remote_code=self.loaded.spec.trust_remote_code,
+                gpu_memory_utilization=utilization,
+                enforce_eager=enforce_eager,
+                # Log-probabilities of the model's own distribution, as transformers reports.
+                logprobs_mode="raw_logprobs",
+                # Every request carries all its settings (sampling_kwargs): the model's
+                # sampling defaults, used only for requests without any, stay out. Its end
+                # tokens are still read from generation_config.json.
+                generation_config="vllm",
+                **options,
+            )
+        # vLLM fails in many ways (unknown architecture, memory, CUDA); all end here
+        # as one line, so that auto can fall back to transformers.
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(
+                f"{NAME} cannot run {self.loaded.name}: {first_line(exc)}"
+            ) from None
+        return engine, threading.Lock()
 
     # Options -----------------------------------------------------------------------------
 
@@ -326,8 +317,9 @@ class VllmBackend:
         try:
             params = SamplingParams(**sampling_kwargs(config, ends, self.tokenizer_eos))
             requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
-            with self._engine_lock:
-                outputs = self._engine.generate(requests, params, use_tqdm=False)
+            engine, engine_lock = self._engine()
+            with engine_lock:
+                outputs = engine.generate(requests, params, use_tqdm=False)
         except refused as exc:
             raise ConfigError(f"{NAME} rejected the request: {first_line(exc)}") from None
         return [

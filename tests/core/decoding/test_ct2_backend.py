@@ -23,7 +23,7 @@ from quintet.core.decoding.ct2_backend import (  # noqa: E402
     store_name,
 )
 from quintet.core.errors import ConfigError, ModelLoadError  # noqa: E402
-from quintet.core.models import Loaded, load  # noqa: E402
+from quintet.core.models import Loaded, clear_cache, load  # noqa: E402
 from quintet.core.store import ModelStore  # noqa: E402
 from quintet.core.testing import tiny_model_dir  # noqa: E402
 
@@ -46,7 +46,7 @@ CHATS = [
 def ct2_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelStore]:
     """One temporary store for the module's conversions; engines are dropped at the end."""
     yield ModelStore(tmp_path_factory.mktemp("ct2-store"))
-    ct2_backend.clear_cache()
+    clear_cache()
 
 
 def tiny(family: str) -> Loaded:
@@ -356,7 +356,7 @@ def test_stream_gives_the_greedy_tokens_one_by_one(ct2_store: ModelStore) -> Non
 def test_loading_an_engine_leaves_torch_on_its_threads(ct2_store: ModelStore) -> None:
     """CTranslate2 sets the loading thread's OpenMP count to the engine's (one thread for a
     single prompt); torch must keep its own for the rest of the process."""
-    ct2_backend.clear_cache()  # so that this call loads a fresh engine
+    clear_cache()  # so that this call loads a fresh engine
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
