@@ -139,11 +139,11 @@ def _session(
     writing: Writing | None = st.session_state.pop(WRITING, None)
     stats = st.session_state.setdefault(STATS, {})
     notices = st.session_state.setdefault(NOTICES, {})
-    end_reply(session, session.streaming, writing, stats, notices)
+    _end_reply(session, session.streaming, writing, stats, notices)
     return session
 
 
-def end_reply(
+def _end_reply(
     session: ChatSession,
     stream: ChatStream | None,
     writing: Writing | None,
@@ -161,8 +161,8 @@ def end_reply(
         stream.cancel()
         stream.result  # noqa: B018 - waits for the end; the reply joins the history
     last = len(session.messages) - 1
-    # None streams now (a newer reply captions itself), and an interrupted reply never
-    # reached the caption line of its run.
+    # The last reply, unless a newer one streams now (its own run captions it): a stopped
+    # run never reached the caption line of its reply.
     if session.streaming is None and session.last_reply is not None and last not in stats:
         stats[last] = caption(session.last_reply, writing.timing if writing else None)
         if session.last_reply.context_notice:
@@ -341,15 +341,15 @@ def _write_reply(
     However the run ends (the reply's end, an error, the page's Stop or Streamlit's header
     Stop), the ``finally`` stops the reply's decoding and keeps its text with its caption.
     """
+    st.session_state[PENDING] = prompt  # until the question is in the history
     writing = Writing()
     st.session_state[WRITING] = writing
-    with st.chat_message("user"):
-        st.markdown(prompt)
-    with st.chat_message("assistant"), guarded("writing the reply", task="chat"):
-        stream: ChatStream | None = None
-        try:
-            _redraw_when_ended(writing)
-            st.session_state[PENDING] = prompt  # until the question is in the history
+    stream: ChatStream | None = None
+    try:
+        _redraw_when_ended(writing)
+        with st.chat_message("user"):
+            st.markdown(prompt)
+        with st.chat_message("assistant"), guarded("writing the reply", task="chat"):
             sent = time.perf_counter()
             with waiting_for(session.model_name):
                 writing.waited = time.perf_counter() - sent
@@ -360,13 +360,13 @@ def _write_reply(
                 if stream.context_notice:
                     st.info(stream.context_notice, icon=":material/info:")
                 st.write_stream(_timed(stream, sent, writing))
-        finally:
-            try:
-                end_reply(session, stream, writing, stats, notices)
-            finally:  # the page redraws itself now, whatever happened
-                writing.ended = True
-        return True
-    return False
+            return True
+        return False
+    finally:
+        try:
+            _end_reply(session, stream, writing, stats, notices)
+        finally:  # the page redraws itself now, whatever happened
+            writing.ended = True
 
 
 render()
