@@ -13,6 +13,14 @@ pressed while the reply still waits for the model (another session is using it) 
 question on the page with a notice: it never reached the model, so it is not in the history
 the model sees or the saved file.
 
+Streamlit's own Stop (the header's, while a run is going) ends the run where it is and
+starts no other: every Streamlit call of the stopped run raises again, session state access
+included, and nothing redraws the page. So the run that writes a reply ends it in a
+``finally`` that touches only plain objects (the engine stops decoding; the text so far
+joins the history with its "stopped" caption), and it draws a fragment that ticks each
+second while the reply is written: its first tick after the reply ended reruns the page,
+which draws the caption and Stop disabled, and not the fragment, so the ticking stops.
+
 The caption under a reply counts from the moment it was sent: "waited 28.6 s for the model,
 first token after 29.0 s" when another session held the model, not just the model's own
 0.37 s.
@@ -22,10 +30,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import streamlit as st
 
-from quintet.apps.chat import ChatReply, ChatSession
+from quintet.apps.chat import ChatReply, ChatSession, ChatStream
 from quintet.apps.chat.api import STRATEGIES
 from quintet.apps.chat.settings import CHAT_PAGE_DECODE
 from quintet.apps.ui import (
@@ -48,8 +57,9 @@ WAIT_SHOWN_S = 0.1  # a shorter wait for the model is not worth a word in the ca
 PENDING_SYSTEM = "chat-system-loaded"  # a loaded conversation's system prompt, for the box
 STATS = "chat-stats"  # {index of an assistant message in session.messages: caption}
 NOTICES = "chat-notices"  # {index of an assistant message: what left the model's view}
-TIMING = "chat-timing"  # (seconds waited for the model, seconds to the first token) of a reply
+WRITING = "chat-writing"  # the Writing of the last reply a run started
 PENDING = "chat-pending"  # a question sent but not yet in the history (waiting for the model)
+REDRAW_EVERY_S = 1.0  # how soon the page redraws itself after Streamlit's header Stop
 UNSENT = "chat-unsent"  # [(index in session.messages it would have had, question)]
 UNSENT_NOTICE = (
     "Stopped while waiting for the model: this question was not sent, so it has no reply and "
@@ -63,6 +73,23 @@ STICKY_CSS = """<style>
 div:has(> .st-key-chat-controls) { position: sticky; top: 3.75rem; z-index: 100; }
 .st-key-chat-controls { background: var(--st-background-color, white); padding: 0.25rem 0; }
 </style>"""
+
+
+@dataclass
+class Writing:
+    """A reply a run writes, as the session state keeps it for the runs after.
+
+    Plain attributes: the run that writes the reply sets them even after Streamlit's header
+    Stop, when the session state can no longer be read or written in that run.
+    """
+
+    waited: float = 0.0  # seconds waited for the model
+    first_token_s: float | None = None  # seconds from sending to the first text
+    ended: bool = False  # the run is over; the reply, if any, is in the history with its caption
+
+    @property
+    def timing(self) -> tuple[float, float | None]:
+        return self.waited, self.first_token_s
 
 
 def caption(reply: ChatReply, timing: tuple[float, float | None] | None = None) -> str:
@@ -107,28 +134,61 @@ def _session(
         st.session_state[KEY] = session
         st.session_state[f"{KEY}-settings"] = wanted
     session.set_system_prompt(system or None)
-    if session.streaming is not None:  # a reply the Stop button interrupted: keep its text
-        session.streaming.cancel()
-        session.streaming.result  # noqa: B018 - waits for the end; the reply joins the history
-    # An interrupted run never reached the caption line of its reply (Stop reruns the page
-    # mid-stream): give the last reply its caption ("stopped" included) from the session.
+    # A reply the page's Stop interrupted (its run may still be ending in its own thread):
+    # keep its text, give it its caption, with its timing (once: a later reply has its own).
+    writing: Writing | None = st.session_state.pop(WRITING, None)
     stats = st.session_state.setdefault(STATS, {})
-    last = len(session.messages) - 1
-    if session.last_reply is not None and last not in stats:
-        stats[last] = caption(session.last_reply, st.session_state.pop(TIMING, None))
-        if session.last_reply.context_notice:
-            st.session_state.setdefault(NOTICES, {})[last] = session.last_reply.context_notice
+    notices = st.session_state.setdefault(NOTICES, {})
+    _end_reply(session, session.streaming, writing, stats, notices)
     return session
 
 
-def _timed(stream: Iterator[str], sent: float, waited: float) -> Iterator[str]:
-    """``stream``, noting (waited, seconds to its first text) in the session state."""
+def _end_reply(
+    session: ChatSession,
+    stream: ChatStream | None,
+    writing: Writing | None,
+    stats: dict[int, str],
+    notices: dict[int, str],
+) -> None:
+    """Stop ``stream`` if it still runs (the engine stops after the current token; the text so
+    far joins the history, ``cancelled``) and give the last reply its caption.
+
+    No Streamlit call: this runs in the ``finally`` of a run that Streamlit's header Stop
+    ended, where any would raise again. ``stats`` and ``notices`` are the session state's own
+    dicts, so what is written here is there on the next run.
+    """
+    if stream is not None and session.streaming is stream:
+        stream.cancel()
+        stream.result  # noqa: B018 - waits for the end; the reply joins the history
+    last = len(session.messages) - 1
+    # The last reply, unless a newer one streams now (its own run captions it): a stopped
+    # run never reached the caption line of its reply.
+    if session.streaming is None and session.last_reply is not None and last not in stats:
+        stats[last] = caption(session.last_reply, writing.timing if writing else None)
+        if session.last_reply.context_notice:
+            notices[last] = session.last_reply.context_notice
+
+
+@st.fragment(run_every=REDRAW_EVERY_S)
+def _redraw_when_ended(writing: Writing) -> None:
+    """Rerun the page once the run writing a reply is over without having redrawn it.
+
+    Drawn only by the run that writes a reply, so it ticks only then; while that run goes
+    on, its ticks wait for it. A run that ends normally reruns the page itself; one that
+    Streamlit's header Stop ended cannot, and this is what redraws the page then.
+    """
+    if writing.ended:
+        st.rerun()
+
+
+def _timed(stream: Iterator[str], sent: float, writing: Writing) -> Iterator[str]:
+    """``stream``, noting the seconds from ``sent`` to its first text in ``writing``."""
     first = True
     deltas = iter(stream)
     try:
         for delta in deltas:
             if first and delta:
-                st.session_state[TIMING] = (waited, time.perf_counter() - sent)
+                writing.first_token_s = time.perf_counter() - sent
                 first = False
             yield delta
     finally:  # an interrupted page stops reading this; the reply's stream must stop too
@@ -265,31 +325,48 @@ def render() -> None:
             f"({max_new}): the reply alone takes that much. Raise the window in the sidebar, "
             "lower Max new tokens, or set the window to 0 for the model's own."
         )
-    elif prompt:
-        written = False
+    elif prompt and _write_reply(session, prompt, decode, stats, notices):
+        st.rerun()  # redraw from the history: the reply, its caption, Stop disabled
+
+
+def _write_reply(
+    session: ChatSession,
+    prompt: str,
+    decode: dict,
+    stats: dict[int, str],
+    notices: dict[int, str],
+) -> bool:
+    """Send ``prompt`` and stream the reply; True once it is in the history with its caption.
+
+    However the run ends (the reply's end, an error, the page's Stop or Streamlit's header
+    Stop), the ``finally`` stops the reply's decoding and keeps its text with its caption.
+    """
+    st.session_state[PENDING] = prompt  # until the question is in the history
+    writing = Writing()
+    st.session_state[WRITING] = writing
+    stream: ChatStream | None = None
+    try:
+        _redraw_when_ended(writing)
         with st.chat_message("user"):
             st.markdown(prompt)
         with st.chat_message("assistant"), guarded("writing the reply", task="chat"):
-            st.session_state[PENDING] = prompt  # until the question is in the history
             sent = time.perf_counter()
             with waiting_for(session.model_name):
-                waited = time.perf_counter() - sent
-                try:
-                    stream = session.stream(prompt, **decode)
-                finally:  # in the history now, or refused: either way no longer pending
-                    st.session_state.pop(PENDING, None)
+                writing.waited = time.perf_counter() - sent
+                # The last Streamlit call before the question joins the history: a stop
+                # raised here leaves it pending (not sent); none can come between the two.
+                del st.session_state[PENDING]
+                stream = session.stream(prompt, **decode)
                 if stream.context_notice:
                     st.info(stream.context_notice, icon=":material/info:")
-                st.write_stream(_timed(stream, sent, waited))
-            reply = stream.result
-            index = len(session.messages) - 1
-            stats[index] = caption(reply, st.session_state.pop(TIMING, (waited, None)))
-            if reply.context_notice:
-                notices[index] = reply.context_notice
-            st.caption(stats[index])
-            written = True
-        if written:  # redraw from the history: the reply, its caption, Stop disabled
-            st.rerun()
+                st.write_stream(_timed(stream, sent, writing))
+            return True
+        return False
+    finally:
+        try:
+            _end_reply(session, stream, writing, stats, notices)
+        finally:  # the page redraws itself now, whatever happened
+            writing.ended = True
 
 
 render()

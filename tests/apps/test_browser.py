@@ -52,8 +52,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(real_store: ModelStore, tmp_path_factory) -> Iterator[str]:
-    """The suite served by `streamlit run` on a free port; yields its URL."""
+def server_process(real_store: ModelStore, tmp_path_factory) -> Iterator[tuple[str, int]]:
+    """The suite served by `streamlit run` on a free port; yields its URL and process id."""
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     env = {**os.environ, "QUINTET_HOME": str(real_store.home),
@@ -78,13 +78,19 @@ def server(real_store: ModelStore, tmp_path_factory) -> Iterator[str]:
             if process.poll() is not None or time.time() > deadline:
                 pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(server_process: tuple[str, int]) -> str:
+    """The URL of the served suite."""
+    return server_process[0]
 
 
 @pytest.fixture(scope="module")
@@ -309,6 +315,88 @@ WebSocket.prototype.send = function (data) {
   window.__quintetSends += 1; return send.call(this, data);
 };
 """
+
+
+def pick(driver, key: str, option: str) -> None:
+    """Choose ``option`` in the select box of key ``key``."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element(By.CSS_SELECTOR, f".st-key-{key} input")
+    box.click()
+    box.send_keys(option, Keys.ENTER)
+    settle(driver)
+    assert (
+        driver.find_element(By.CSS_SELECTOR, f".st-key-{key} input").get_attribute("value")
+        == option
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time process ``pid`` has used so far, all its threads."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+@pytest.mark.slow  # a reply long enough to stop (about 25 s here)
+def test_chat_header_stop_keeps_the_reply_and_stops_decoding(server_process, browser) -> None:
+    """Streamlit's own Stop (the header's, while the page runs) in the middle of a reply: the
+    reply keeps its text and says "stopped", the page's Stop is disabled, without any further
+    action, and the model stops decoding (the page stayed as it was, with no caption and Stop
+    enabled, until the next click)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url, pid = server_process
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_SENDS})
+    open_page(browser, url, "chat")
+    set_number(browser, "Max new tokens", 512)
+    # The reply decodes on the int8 engine's scheduler (the tests pin auto to transformers):
+    # plain greedy, the engine named.
+    browser.find_element(By.CSS_SELECTOR, ".st-key-chat-decode-rep input").send_keys(Keys.HOME)
+    settle(browser)
+    pick(browser, "chat-engine", "onnxruntime-genai")
+    box = browser.find_element(By.CSS_SELECTOR, '[data-testid="stChatInput"] textarea')
+    box.send_keys("Tell me a long story about a dragon and a knight.", Keys.ENTER)
+
+    def streaming(driver) -> bool:
+        messages = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
+        return len(messages) >= 2 and len(messages[-1].text.split()) >= 5
+
+    def header_stop(driver) -> list:
+        buttons = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"] button')
+        return [button for button in buttons if button.text.strip() == "Stop"]
+
+    wait_until(browser, lambda d: streaming(d) or page_problems(d))
+    assert not page_problems(browser), page_problems(browser)
+    wait_until(browser, header_stop)[0].click()
+
+    def last_reply(driver) -> str:
+        return driver.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')[-1].text
+
+    # Without touching the page again: the reply gets its caption, Stop goes off.
+    wait_until(browser, lambda d: "stopped" in last_reply(d) or page_problems(d), timeout=30)
+    settle(browser, quiet_s=2.0)
+    assert not page_problems(browser), page_problems(browser)
+    reply = last_reply(browser)
+    assert "stopped" in reply and "tokens/s" in reply, reply
+    assert len(reply.split()) >= 5, reply  # the text written so far is kept
+    assert "on onnxruntime-genai" in reply, reply
+    # The engine's count when the request ended: a few tokens, not the 512 allowed.
+    assert int(reply.split(" tokens · ")[0].split()[-1]) < 100, reply
+    assert not browser.find_element(By.CSS_SELECTOR, ".st-key-chat-stop button").is_enabled()
+    # The request no longer decodes (512 tokens would keep a core busy for many seconds):
+    # the page's server idles.
+    used = cpu_seconds(pid)
+    time.sleep(4.0)
+    used = cpu_seconds(pid) - used
+    assert used < 1.0, f"the page's server used {used:.1f} s of CPU in 4 s after Stop"
+    # And the page stays idle: the redraw that followed the header Stop does not repeat.
+    browser.execute_script("window.__quintetSends = 0;")
+    time.sleep(3.0)
+    assert browser.execute_script("return window.__quintetSends;") == 0
 
 
 @pytest.mark.parametrize("path", ["finetune", "evaluation"])

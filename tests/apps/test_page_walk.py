@@ -5,42 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from quintet.core.store import ModelStore
 from quintet.core.testing import tiny_model_dir
-
-HOME = str(Path(__file__).resolve().parents[2] / "apps" / "home.py")
-
-
-@pytest.fixture
-def home(real_store: ModelStore, tmp_path: Path, monkeypatch) -> Path:
-    """A fresh QUINTET_HOME whose models are the real store's (reports and uploads stay here)."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "models").symlink_to(real_store.models_dir)
-    monkeypatch.setenv("QUINTET_HOME", str(home))
-    return home
-
-
-def open_page(page: str) -> AppTest:
-    app = AppTest.from_file(HOME, default_timeout=120).run()
-    app.switch_page(page).run()
-    assert not app.exception
-    return app
-
-
-def wait_for(predicate, timeout: float = 300.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out")
+from tests.apps.conftest import HOME, open_page, wait_for
 
 
 def chart_specs(app: AppTest) -> list[dict]:

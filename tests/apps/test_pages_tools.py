@@ -4,46 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from quintet.apps.finetune import runs
 from quintet.apps.ui.jobs import all_jobs
 from quintet.core.store import ModelStore
 from quintet.core.testing import CORPUS, tiny_model_dir
+from tests.apps.conftest import HOME, open_page, wait_for
 
-HOME = str(Path(__file__).resolve().parents[2] / "apps" / "home.py")
 EVAL_PAGE = str(Path(HOME).parent / "evaluation" / "page.py")
-
-
-@pytest.fixture
-def home(real_store: ModelStore, tmp_path: Path, monkeypatch) -> Path:
-    """A fresh QUINTET_HOME whose models are the real store's, read-only by convention:
-    evaluation reports stay here; tests that write models use ``tmp_home``."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "models").symlink_to(real_store.models_dir)
-    monkeypatch.setenv("QUINTET_HOME", str(home))
-    return home
-
-
-def open_page(page: str) -> AppTest:
-    app = AppTest.from_file(HOME, default_timeout=120).run()
-    app.switch_page(page).run()
-    assert not app.exception
-    return app
-
-
-def wait_for(predicate, timeout: float = 300.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out")
 
 
 def test_home_lists_every_page(home: Path) -> None:
