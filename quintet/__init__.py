@@ -25,7 +25,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 # The one place the version is written: pyproject.toml reads it from here.
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 if TYPE_CHECKING:
     from quintet.apps.chat import ChatSession as ChatSession

@@ -323,6 +323,7 @@ class OnnxGenAIBackend:
                 self._end_ids,
                 self.vocab_size,
                 self.provider,
+                search_options=self._search_options,
             )
         except RuntimeError as exc:  # the runtime cannot read the graph or its weights
             raise ModelLoadError(
@@ -724,7 +725,14 @@ def _constraint_error(config: DecodeConfig, exc: RuntimeError) -> str:
 
 # "max_batch_size=4,max_session_tokens=2048,lanes=4": the scheduler's settings here.
 SCHEDULER_ENV = "QUINTET_SCHEDULER"
-_SCHEDULER_KEYS = ("max_batch_size", "max_session_tokens", "lanes", "regroup_tokens", "prefix_pool")
+_SCHEDULER_KEYS = (
+    "max_batch_size",
+    "max_session_tokens",
+    "lanes",
+    "regroup_tokens",
+    "prefix_pool",
+    "wide_batch_size",
+)
 
 
 def scheduler_settings(threads: int, **explicit: int | None) -> SchedulerSettings:

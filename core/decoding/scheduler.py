@@ -25,6 +25,14 @@ The driver thread only talks to the engines and hands token ids to each job's qu
 jobs' owners turn them into text, check stop strings and cancel in their own threads, so
 one slow consumer never holds up the batch.
 
+Many requests with the same settings at once (a burst of greedy API calls, an evaluation
+sent as separate requests) decode as one *wide batch* instead: one padded ``og.Generator``
+over all of them, which this engine batches without the limit of four and sizes to the
+requests' own length. On this CPU 16 greedy requests of 48 tokens decoded at 259 tokens/s
+that way against 151 on four lanes of four (32: 308). A wide batch takes no one once it has
+started; its rows leave as they end. Requests wait up to ``gather_s`` for others like them
+while the scheduler is busy (a lone request on an idle scheduler never waits).
+
 Requests without a session keep their KV cache too, in a small pool of finished requests
 (``prefix_pool``): a later request whose prompt extends one of them exactly (the next
 message of a conversation sent as separate HTTP requests) sends the engine only the new
@@ -50,7 +58,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -62,6 +70,9 @@ from quintet.core.decoding import guidance
 from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
 
 log = logging.getLogger(__name__)
+
+# og.GeneratorParams search options for (config, rows, longest prompt).
+SearchOptions = Callable[[DecodeConfig, int, int], dict[str, Any]]
 
 # The engine reports events as bit flags (the pybind enum has no operator for them).
 _TOKEN = int(og.EngineEventFlags.TOKEN)
@@ -97,6 +108,9 @@ class SchedulerSettings:
             prompt and output, in the new batch); 0 never re-forms.
         prefix_pool: finished requests whose KV cache is kept for a follow-up request that
             extends them; 0 keeps none.
+        wide_batch_size: the most requests of one wide batch (see the module docstring):
+            more than ``max_batch_size`` waiting requests with the same settings form one;
+            0 never does.
         threads: CPU threads of the engine's session.
     """
 
@@ -106,6 +120,7 @@ class SchedulerSettings:
     gather_s: float = 0.1
     regroup_tokens: int = 32
     prefix_pool: int = 8
+    wide_batch_size: int = 32
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -121,8 +136,8 @@ class SchedulerSettings:
             raise ConfigError(f"lanes must be at least 1 (got {self.lanes})")
         if self.threads < 1:
             raise ConfigError(f"threads must be at least 1 (got {self.threads})")
-        if self.regroup_tokens < 0 or self.prefix_pool < 0:
-            raise ConfigError("regroup_tokens and prefix_pool must be >= 0")
+        if self.regroup_tokens < 0 or self.prefix_pool < 0 or self.wide_batch_size < 0:
+            raise ConfigError("regroup_tokens, prefix_pool and wide_batch_size must be >= 0")
 
 
 def turn_options(request: Any, config: DecodeConfig, copy: int = 0) -> Any:
@@ -231,6 +246,45 @@ class _Lane:
         self.first_at = 0.0  # when its first request of this batch arrived
 
 
+class _WideBatch:
+    """Requests with the same settings decoded as one right-padded ``og.Generator`` batch
+    (see the module docstring). Only the scheduler's thread touches it."""
+
+    def __init__(self, model: Any, jobs: list[Job], pad_id: int, options: SearchOptions) -> None:
+        self.jobs = jobs
+        self.active = set(range(len(jobs)))
+        longest = max(len(job.prompt) for job in jobs)
+        config = replace(jobs[0].config, max_new_tokens=max(j.config.max_new_tokens for j in jobs))
+        params = og.GeneratorParams(model)
+        params.set_search_options(**options(config, len(jobs), longest))
+        self.generator = og.Generator(model, params)
+        padded = [job.prompt + [pad_id] * (longest - len(job.prompt)) for job in jobs]
+        self.generator.append_tokens(np.asarray(padded, dtype=np.int32))
+
+    def step(self, end_ids: frozenset[int]) -> list[tuple[Job, str]]:
+        """One token for every row still going; the jobs that ended, with their reason."""
+        self.generator.generate_next_token()
+        tokens = self.generator.get_next_tokens()
+        ended: dict[int, str] = {}
+        for row in sorted(self.active):
+            job, token = self.jobs[row], int(tokens[row])
+            if token in end_ids:
+                ended[row] = "eos"
+                continue
+            job.generated.append(token)
+            job.sink.put((job.row, "token", token))
+            if len(job.generated) >= job.config.max_new_tokens:
+                ended[row] = "length"
+        if self.generator.is_done():  # every row at its end, or the batch at its length
+            ended.update({row: "length" for row in self.active if row not in ended})
+        self.active -= set(ended)
+        return [(self.jobs[row], reason) for row, reason in ended.items()]
+
+    def drop(self, job: Job) -> None:
+        """Stop decoding ``job``'s row (its tokens are no longer read)."""
+        self.active.discard(self.jobs.index(job))
+
+
 class Scheduler:
     """Runs many generation jobs on one onnxruntime-genai model, batched per step.
 
@@ -241,6 +295,8 @@ class Scheduler:
         end_ids: the tokens that end an output (not passed on as tokens).
         vocab_size: the model's vocabulary (ids outside it are refused).
         provider: ``cpu`` or ``cuda``.
+        search_options: ``og.GeneratorParams`` search options for a config, a number of
+            rows and the longest prompt (for wide batches); None: no wide batches.
     """
 
     def __init__(
@@ -251,8 +307,11 @@ class Scheduler:
         end_ids: Sequence[int],
         vocab_size: int,
         provider: str = "cpu",
+        search_options: SearchOptions | None = None,
     ) -> None:
         self.settings = settings
+        self._search_options = search_options
+        self._pad_id = int(overlay.get("model", {}).get("pad_token_id", vocab_size - 1))
         self.end_ids = frozenset(end_ids)
         self.vocab_size = vocab_size
         config = og.Config(model_path)
@@ -271,6 +330,7 @@ class Scheduler:
         self._waiting: deque[Job] = deque()
         self._sessions_to_close: list[Session] = []
         self._pool: deque[Session] = deque()  # idle pooled sessions, oldest first
+        self._wides: list[_WideBatch] = []
         self._closed = False
         # Counters for /metrics: engine steps run and requests decoded in them, batches
         # re-formed, and prompt tokens taken from a kept KV cache instead of recomputed.
@@ -278,6 +338,7 @@ class Scheduler:
         self.step_requests = 0
         self.regroups = 0
         self.reused_prompt_tokens = 0
+        self.wide_batches = 0
         # Engines only answer the thread that made them: the driver makes them.
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
@@ -353,6 +414,7 @@ class Scheduler:
         """Running and waiting jobs, slots, and mean requests per engine step so far."""
         with self._cond:
             running = sum(len(lane.jobs) for lane in self._lanes)
+            running += sum(len(wide.active) for wide in self._wides)
             waiting = len(self._waiting)
         return {
             "running": running,
@@ -363,6 +425,7 @@ class Scheduler:
             "mean_batch": self.step_requests / self.steps if self.steps else 0.0,
             "regroups": self.regroups,
             "reused_prompt_tokens": self.reused_prompt_tokens,
+            "wide_batches": self.wide_batches,
         }
 
     def close(self) -> None:
@@ -387,7 +450,7 @@ class Scheduler:
             self._cond.notify()
 
     def _busy(self) -> bool:
-        return any(lane.jobs for lane in self._lanes)
+        return any(lane.jobs for lane in self._lanes) or bool(self._wides)
 
     def _drive(self) -> None:
         try:
@@ -442,7 +505,27 @@ class Scheduler:
                 continue
             self._step(index)
             stepped = True
+        for wide in list(self._wides):
+            self._step_wide(wide)
+            stepped = True
         return None if stepped else pause
+
+    def _step_wide(self, wide: _WideBatch) -> None:
+        self.steps += 1
+        self.step_requests += len(wide.active)
+        try:
+            ended = wide.step(self.end_ids)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            ended = []
+            for row in sorted(wide.active):
+                self._finish(wide.jobs[row], error=QuintetError(f"generation failed: {first}"))
+            wide.active.clear()
+        for job, reason in ended:
+            self._finish(job, JobEnd(reason, len(job.prompt)))
+        if not wide.active:
+            with self._cond:
+                self._wides.remove(wide)
 
     def _others_busy(self, lane: _Lane) -> bool:
         return any(other.jobs and not other.open for other in self._lanes if other is not lane)
@@ -455,6 +538,15 @@ class Scheduler:
             running = [job for lane in self._lanes for job in lane.jobs.values() if job.cancelled]
         for job in gone:
             self._finish(job, JobEnd("cancelled", len(job.prompt)))
+        for wide in list(self._wides):
+            for row in sorted(wide.active):
+                job = wide.jobs[row]
+                if job.cancelled:
+                    wide.drop(job)
+                    self._finish(job, JobEnd("cancelled", len(job.prompt)))
+            if not wide.active:
+                with self._cond:
+                    self._wides.remove(wide)
         for job in running:
             try:
                 job.request.cancel_turn(job.turn_id)
@@ -556,21 +648,91 @@ class Scheduler:
         return max(free, key=lambda i: len(self._lanes[i].jobs))
 
     def _admit(self) -> None:
-        """Start waiting jobs on open lanes, in arrival order."""
+        """Start a wide batch of the waiting jobs that can share one, then waiting jobs on
+        open lanes, in arrival order (a job that could join a wide batch waits for others
+        like it for up to ``gather_s`` while the scheduler is busy)."""
+        self._form_wide()
         while True:
             with self._cond:
-                if not self._waiting:
+                now = time.perf_counter()
+                busy = self._busy()
+                job = next(
+                    (
+                        job
+                        for job in self._waiting
+                        if not (
+                            busy
+                            and now - job.submitted < self.settings.gather_s
+                            and self._wide_key(job) is not None
+                        )
+                    ),
+                    None,
+                )
+                if job is None:
                     return
-                lane = self._lane_for(self._waiting[0])
+                lane = self._lane_for(job)
                 if lane is None:
                     return
-                job = self._waiting.popleft()
+                self._waiting.remove(job)
             try:
                 self._begin(job, lane)
             except (RuntimeError, ValueError) as exc:
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 rejected = ConfigError(f"onnxruntime-genai rejected the request: {first}")
                 self._finish(job, error=rejected)
+
+    def _wide_key(self, job: Job) -> tuple | None:
+        """What a job must share with others to decode in one wide batch (None: it cannot:
+        a grammar, a minimum length, a seed, a kept KV cache to continue, the pad id)."""
+        if not self.settings.wide_batch_size or self._search_options is None:
+            return None
+        config, session = job.config, job.session
+        if (
+            job.cancelled
+            or guidance.is_constrained(config)
+            or config.min_new_tokens
+            or config.lookup
+            or (config.do_sample and config.seed is not None)
+            or (session is not None and not (session.pooled and session.request is None))
+            or self._pad_id in job.prompt
+        ):
+            return None
+        if not config.do_sample:
+            return (False, config.repetition_penalty, config.no_repeat_ngram_size)
+        sampling = (config.temperature, config.top_k, config.top_p)
+        return (True, *sampling, config.repetition_penalty, config.no_repeat_ngram_size)
+
+    def _form_wide(self) -> None:
+        """Start one wide batch when more jobs with the same settings wait than a lane
+        holds, and the oldest of them has gathered others for ``gather_s`` (or it is full)."""
+        with self._cond:
+            groups: dict[tuple, list[Job]] = {}
+            for job in self._waiting:
+                key = self._wide_key(job)
+                if key is not None:
+                    groups.setdefault(key, []).append(job)
+            chosen = max(groups.values(), key=len, default=[])
+            full = len(chosen) >= self.settings.wide_batch_size
+            if len(chosen) <= self.settings.max_batch_size or not (
+                full or time.perf_counter() - chosen[0].submitted >= self.settings.gather_s
+            ):
+                return
+            chosen = chosen[: self.settings.wide_batch_size]
+            for job in chosen:
+                self._waiting.remove(job)
+        for job in chosen:
+            job.session = None  # a fresh pooled session: nothing of it to keep
+        assert self._search_options is not None  # _wide_key said so
+        try:
+            wide = _WideBatch(self._model, chosen, self._pad_id, self._search_options)
+        except (RuntimeError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            for job in chosen:
+                self._finish(job, error=ConfigError(f"onnxruntime-genai rejected it: {first}"))
+            return
+        self.wide_batches += 1
+        with self._cond:
+            self._wides.append(wide)
 
     def _begin(self, job: Job, lane_index: int) -> None:
         lane = self._lanes[lane_index]
@@ -766,6 +928,10 @@ class Scheduler:
             self._pool.clear()
         for job in waiting:
             self._finish(job, error=closed)
+        for wide in self._wides:
+            for row in sorted(wide.active):
+                self._finish(wide.jobs[row], error=closed)
+        self._wides = []
         for lane in self._lanes:
             for job in list(lane.jobs.values()):
                 with contextlib.suppress(RuntimeError):

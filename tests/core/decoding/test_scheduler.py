@@ -351,3 +351,28 @@ def test_repetition_penalty_counts_the_prompt_and_the_output_as_transformers_doe
         assert len(tokens) == 20
         assert len(set(tokens)) == len(tokens) and not set(tokens) & set(prompt)
     assert generator.complete(chat, config).backend == "onnxruntime-genai"
+
+
+def test_many_requests_with_one_setting_decode_as_a_wide_batch(generator: Generator) -> None:
+    scheduler: Scheduler = generator.backend.scheduler
+    before = scheduler.stats()["wide_batches"]
+    sink: queue.Queue = queue.Queue()
+    busy = scheduler.submit(_ids(generator, CHATS[1]), DecodeConfig(max_new_tokens=40), sink, row=0)
+    assert sink.get(timeout=60)[:2] == (0, "token")  # the scheduler is busy with it
+    jobs = [
+        scheduler.submit(
+            _ids(generator, CHATS[row % 3]), DecodeConfig(max_new_tokens=6 + row), sink, row=row
+        )
+        for row in range(1, 13)
+    ]
+    jobs[0].cancel()  # row 1 leaves the batch (or the queue) at once
+    events = _drain(sink, 13)
+    ends = {row: value for row, kind, value in events if kind == "end"}
+    assert ends[1].reason == "cancelled" and busy.done
+    counts = {row: sum(1 for r, k, _ in events if r == row and k == "token") for row in ends}
+    for row in range(2, 13):  # each its own length (or its end token), in one batch
+        assert ends[row].reason in ("length", "eos")
+        assert 0 < counts[row] <= 6 + row
+        assert ends[row].reason == "eos" or counts[row] == 6 + row
+    assert scheduler.stats()["wide_batches"] == before + 1
+    assert scheduler.stats()["running"] == 0
