@@ -39,7 +39,10 @@ class ServerConfig:
         batch_window_ms: chat/completion requests for one model arriving this close together
             run as one batch (0 turns batching off).
         max_batch: the most requests in one batch.
-        threads: worker threads for model calls (the event loop never runs a model).
+        threads: worker threads for model calls (the event loop never runs a model). A
+            non-streamed request holds one while its engine decodes it, so this bounds how
+            many decode at once on a scheduled model (which takes 48 by default: four lanes
+            of four and a wide batch of 32).
         graceful_timeout_s: on SIGTERM, how long in-flight requests may take to finish.
     """
 
@@ -61,7 +64,7 @@ class ServerConfig:
     request_timeout_s: float = 300.0
     batch_window_ms: float = 10.0
     max_batch: int = 16
-    threads: int = 8
+    threads: int = 64
     graceful_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
