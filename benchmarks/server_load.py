@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     # one lane is the same server decoding one request at a time.
     modes = (
         ("batching (scheduler, defaults)", "", 10.0),
-        ("one at a time", "max_batch_size=1,lanes=1,regroup_tokens=0", 0.0),
+        ("one at a time", "max_batch_size=1,lanes=1,regroup_tokens=0,wide_batch_size=0", 0.0),
     )
     for label, scheduler, window in modes:
         port = free_port()
