@@ -376,3 +376,28 @@ def test_many_requests_with_one_setting_decode_as_a_wide_batch(generator: Genera
         assert ends[row].reason == "eos" or counts[row] == 6 + row
     assert scheduler.stats()["wide_batches"] == before + 1
     assert scheduler.stats()["running"] == 0
+
+
+def test_requests_like_a_running_wide_batch_wait_for_it(generator: Generator) -> None:
+    # Started on lanes next to the wide batch, they would slow it down and trickle in
+    # small batches under load: they wait until no more of it run than of them wait.
+    scheduler: Scheduler = generator.backend.scheduler
+    sink: queue.Queue = queue.Queue()
+    other = DecodeConfig(max_new_tokens=60, repetition_penalty=1.05)
+    scheduler.submit(_ids(generator, CHATS[1]), other, sink, row=0)
+    assert sink.get(timeout=60)[:2] == (0, "token")  # busy: the next ones gather
+    before = scheduler.stats()["wide_batches"]
+    config = DecodeConfig(max_new_tokens=24)
+    for row in range(1, 9):
+        scheduler.submit(_ids(generator, CHATS[row % 3]), config, sink, row=row)
+    events = []
+    while not any(row > 0 and kind == "token" for row, kind, _ in events):
+        events.append(sink.get(timeout=60))
+    assert scheduler.stats()["wide_batches"] == before + 1
+    for row in (9, 10):
+        scheduler.submit(_ids(generator, CHATS[row % 3]), config, sink, row=row)
+    events += _drain(sink, 11 - sum(kind != "token" for _, kind, _ in events))
+    late = min(i for i, (row, kind, _) in enumerate(events) if row >= 9 and kind == "token")
+    wide_ended = sum(1 for row, kind, _ in events[:late] if 1 <= row <= 8 and kind == "end")
+    assert wide_ended >= 6  # at most as many still running as were waiting
+    assert all(kind != "error" for _, kind, _ in events)
