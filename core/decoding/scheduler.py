@@ -675,10 +675,14 @@ class Scheduler:
         open lanes, in arrival order (a job that could join a wide batch waits for others
         like it for up to ``gather_s`` while the scheduler is busy)."""
         self._form_wide()
+        with self._cond:
+            # An idle scheduler starts what waits at once when it fits one lane: the jobs
+            # that arrived together start together, none held back by the first one's start.
+            idle = not self._busy() and len(self._waiting) <= self.settings.max_batch_size
         while True:
             with self._cond:
                 now = time.perf_counter()
-                busy = self._busy()
+                busy = self._busy() and not idle
                 job = next((job for job in self._waiting if not self._held(job, now, busy)), None)
                 if job is None:
                     return
@@ -812,7 +816,8 @@ class Scheduler:
             session.turns.append((job.turn_id, before))
         with self._cond:
             if not lane.jobs:
-                lane.first_at = time.perf_counter()
+                # Counted from its arrival: a job held back for a wide batch has gathered.
+                lane.first_at = job.submitted
             lane.jobs[id(request)] = job
 
     def _continue(self, session: Session, prompt: list[int], lane: _Lane) -> tuple[Any, list[int]]:
