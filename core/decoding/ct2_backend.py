@@ -37,7 +37,7 @@ from quintet.core.decoding.conversions import (
     open_conversion,
     source_folder,
 )
-from quintet.core.decoding.rows import Row, eos_ids
+from quintet.core.decoding.rows import Row, eos_ids, stop_of
 from quintet.core.decoding.types import RawSequence
 from quintet.core.devices import keeping_torch_threads
 from quintet.core.errors import ConfigError, ModelLoadError
@@ -522,21 +522,14 @@ class CTranslate2Backend:
                 if not first:
                     first.append(time.perf_counter())
                 row = rows.setdefault((step.batch_id, step.hypothesis_id), Row())
-                if step.token_id in ends:
-                    row.ended = True
-                    row.end_logprob = step.log_prob or 0.0
-                    if on_row_done is not None:
-                        on_row_done(step.batch_id)
-                    return False
-                row.ids.append(step.token_id)
-                row.logprobs.append(step.log_prob or 0.0)
-                if step.is_last:
-                    row.hit_length = True
-                stop = stop_check is not None and stop_check(step.batch_id, row.ids)
-                row.stopped = stop
-                if (stop or step.is_last) and on_row_done is not None:
+                stop = stop_of(stop_check, step.batch_id)
+                # The engine says which step is its last: that is the length limit here.
+                limit = len(row.ids) + 1 if step.is_last else None
+                logprob = step.log_prob or 0.0
+                done = row.take(step.token_id, ends, limit, logprob=logprob, stop=stop)
+                if done and on_row_done is not None:
                     on_row_done(step.batch_id)
-                return stop
+                return row.stopped  # True stops this row in the engine
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 errors.append(exc)
                 return True
@@ -640,18 +633,16 @@ class CTranslate2Backend:
                 for step in steps:
                     if first_time is None:
                         first_time = time.perf_counter()
-                    if step.token_id in ends:
-                        row.ended = True
-                        row.end_logprob = step.log_prob or 0.0
+                    limit = len(row.ids) + 1 if step.is_last else None
+                    if row.take(
+                        step.token_id,
+                        ends,
+                        limit,
+                        logprob=step.log_prob or 0.0,
+                        on_token=on_token,
+                        stop=stop_of(stop_check, 0),
+                    ):
                         break
-                    row.ids.append(step.token_id)
-                    row.logprobs.append(step.log_prob or 0.0)
-                    on_token(step.token_id)
-                    if stop_check(0, row.ids):
-                        row.stopped = True
-                        break
-                    if step.is_last:
-                        row.hit_length = True
         return row.sequence(config, first_time)
 
 

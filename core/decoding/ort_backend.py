@@ -55,7 +55,7 @@ from quintet.core.decoding.conversions import (
     open_conversion,
     source_folder,
 )
-from quintet.core.decoding.rows import Row, eos_ids
+from quintet.core.decoding.rows import Row, eos_ids, stop_of
 from quintet.core.decoding.scheduler import JobEnd, Scheduler, SchedulerSettings, Session
 from quintet.core.decoding.types import RawSequence
 from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
@@ -589,18 +589,9 @@ class OnnxGenAIBackend:
                 if kind == "token":
                     if first_time is None:
                         first_time = time.perf_counter()
-                    if value in ends:  # a request's own stop token ids
-                        row.ended = True
-                        finish(index)
-                        continue
-                    row.ids.append(value)
-                    if on_token is not None:
-                        on_token(value)
-                    if stop_check is not None and stop_check(index, row.ids):
-                        row.stopped = True
-                        finish(index)
-                    elif len(row.ids) >= config.max_new_tokens:
-                        row.hit_length = True
+                    # ends: a request's own stop token ids (the engine ends on the model's)
+                    stop = stop_of(stop_check, index)
+                    if row.take(value, ends, config.max_new_tokens, on_token=on_token, stop=stop):
                         finish(index)
                 elif kind == "end":
                     end: JobEnd = value
@@ -671,22 +662,15 @@ class OnnxGenAIBackend:
                 logprobs = _chosen_logprobs(logits, step_tokens[0]) if logits is not None else None
                 for tokens in step_tokens:
                     for index in sorted(active):
-                        row, token = rows[index], int(tokens[index])
                         logprob = float(logprobs[index]) if logprobs is not None else 0.0
-                        if token in ends:
-                            row.ended = True
-                            row.end_logprob = logprob
-                            finish(index)
-                            continue
-                        row.ids.append(token)
-                        row.logprobs.append(logprob)
-                        if on_token is not None:
-                            on_token(token)
-                        if stop_check is not None and stop_check(index, row.ids):
-                            row.stopped = True
-                            finish(index)
-                        elif len(row.ids) >= config.max_new_tokens:
-                            row.hit_length = True
+                        if rows[index].take(
+                            int(tokens[index]),
+                            ends,
+                            config.max_new_tokens,
+                            logprob=logprob,
+                            on_token=on_token,
+                            stop=stop_of(stop_check, index),
+                        ):
                             finish(index)
         return [row.sequence(config, first_time, scored=config.output_logprobs) for row in rows]
 

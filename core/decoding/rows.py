@@ -1,8 +1,10 @@
 """What the step-by-step engines (CTranslate2, ONNX Runtime GenAI) share: the end tokens to
-stop on, and turning the tokens gathered for one output into a :class:`RawSequence`."""
+stop on, taking each chosen token into its output (end, stop check, length), and turning
+the tokens gathered for one output into a :class:`RawSequence`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from quintet.core.config import DecodeConfig
@@ -19,6 +21,13 @@ def eos_ids(loaded: Loaded, config: DecodeConfig) -> list[int]:
     return list(dict.fromkeys([*ids, *config.stop_token_ids]))
 
 
+def stop_of(
+    stop_check: Callable[[int, list[int]], bool] | None, index: int
+) -> Callable[[list[int]], bool] | None:
+    """A backend's ``stop_check`` for output ``index`` alone, as :meth:`Row.take` calls it."""
+    return None if stop_check is None else (lambda ids: stop_check(index, ids))
+
+
 @dataclass
 class Row:
     """What one output gathered while decoding, token by token."""
@@ -29,6 +38,34 @@ class Row:
     ended: bool = False
     stopped: bool = False
     hit_length: bool = False
+
+    def take(
+        self,
+        token: int,
+        ends: Collection[int],
+        limit: int | None,
+        *,
+        logprob: float = 0.0,
+        on_token: Callable[[int], object] | None = None,
+        stop: Callable[[list[int]], bool] | None = None,
+    ) -> bool:
+        """Add the token the engine chose; whether the output is done: an end token (not
+        kept), a stop the caller's ``stop`` check found, or ``limit`` tokens reached."""
+        if token in ends:
+            self.ended = True
+            self.end_logprob = logprob
+            return True
+        self.ids.append(token)
+        self.logprobs.append(logprob)
+        if on_token is not None:
+            on_token(token)
+        if stop is not None and stop(self.ids):
+            self.stopped = True
+            return True
+        if limit is not None and len(self.ids) >= limit:
+            self.hit_length = True
+            return True
+        return False
 
     def sequence(
         self, config: DecodeConfig, first_time: float | None, *, scored: bool = True

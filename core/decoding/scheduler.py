@@ -71,6 +71,7 @@ import onnxruntime_genai as og
 
 from quintet.core.config import DecodeConfig
 from quintet.core.decoding import guidance
+from quintet.core.decoding.rows import Row
 from quintet.core.errors import ConfigError, ModelLoadError, QuintetError
 
 log = logging.getLogger(__name__)
@@ -224,12 +225,21 @@ class Job:
     submitted: float = field(default_factory=time.perf_counter)
     cancelled: bool = False
     done: bool = False
-    generated: list[int] = field(default_factory=list)
+    output: Row = field(default_factory=Row)
     turn_id: int = 0
     request: Any = None
     lane: int = 0
     recomputed: int = 0  # generated tokens fed back as prompt when its batch re-formed
     _scheduler: Scheduler | None = None
+
+    @property
+    def generated(self) -> list[int]:
+        """The tokens generated so far."""
+        return self.output.ids
+
+    def send(self, token: int) -> None:
+        """Hand one generated token to the job's owner."""
+        self.sink.put((self.row, "token", token))
 
     def cancel(self) -> None:
         """Stop this job now: a waiting job leaves the queue, a running one its slot."""
@@ -276,14 +286,10 @@ class _WideBatch:
         tokens = self.generator.get_next_tokens()
         ended: dict[int, str] = {}
         for row in sorted(self.active):
-            job, token = self.jobs[row], int(tokens[row])
-            if token in end_ids:
-                ended[row] = "eos"
-                continue
-            job.generated.append(token)
-            job.sink.put((job.row, "token", token))
-            if len(job.generated) >= job.config.max_new_tokens:
-                ended[row] = "length"
+            job = self.jobs[row]
+            output = job.output
+            if output.take(int(tokens[row]), end_ids, job.config.max_new_tokens, on_token=job.send):
+                ended[row] = "eos" if output.ended else "length"
         if self.generator.is_done():  # every row at its end, or the batch at its length
             ended.update({row: "length" for row in self.active if row not in ended})
         self.active -= set(ended)
@@ -880,8 +886,8 @@ class Scheduler:
                 and not (finish == og.FinishReason.EOS and int(event.token) in self.end_ids)
             ):
                 token = int(event.token)
-                job.generated.append(token)
-                job.sink.put((job.row, "token", token))
+                job.generated.append(token)  # the engine itself ends it (end, length)
+                job.send(token)
             if flags & _FAILED or finish == og.FinishReason.FAILED:
                 code = event.error_code.name
                 unhealthy = unhealthy or code in _ENGINE_FAILURES
