@@ -100,6 +100,14 @@ class RunModel(NamedTuple):
     kind: str  # the model kind the task trains (sequence-classification, span, ...)
     loaded: Loaded  # the private copy of the base, with the task's head and its tokenizer
     model: torch.nn.Module  # loaded.model, in LoRA adapters when asked; in training mode
+    # (the loop trains Optimization.model: this module as ``accelerate`` prepared it)
+
+
+class RunFeatures(NamedTuple):
+    """What :meth:`FinetuneRecipe.setup_features` builds: token features, one dict a row."""
+
+    train: list[dict]
+    validation: list[dict]
 
 
 class Optimization(NamedTuple):
@@ -119,35 +127,28 @@ class FinetuneRecipe:
 
     ``run()`` calls :meth:`setup`, :meth:`train` (the loop, calling :meth:`validate` and
     :meth:`checkpoint`) and :meth:`save` (the best weights into the store). :meth:`setup`
-    calls each setup step in order and is the one place that assigns what they return:
-    :meth:`setup_data` (read and split the data, decide the labels: bad data fails before any
-    model work), :meth:`setup_accelerator` (the processes' group), :meth:`setup_model` (a
-    private copy of the base with the task's head, LoRA), :meth:`setup_features` (token
-    features), :meth:`setup_optimizer` (AdamW, the linear schedule, ``accelerate`` wrapping)
-    and :meth:`restore` (resume a checkpoint or refuse to overwrite one). A step reads what
-    earlier steps built from the recipe's attributes and assigns none itself.
+    calls each setup step in order and is the one place that keeps what they return, whole:
+    :meth:`setup_data` (``run_data``: read and split the data, decide the labels: bad data
+    fails before any model work), :meth:`setup_accelerator` (``accelerator``: the processes'
+    group), :meth:`setup_model` (``run_model``: a private copy of the base with the task's
+    head, LoRA), :meth:`setup_features` (``features``: token features),
+    :meth:`setup_optimizer` (``optimization``: AdamW, the linear schedule, ``accelerate``
+    wrapping), :meth:`run_meta` (``meta``) and :meth:`restore` (``state``: resume a
+    checkpoint or refuse to overwrite one). A step reads what earlier steps built through
+    those products (``self.optimization.scheduler``), so each field is declared once, in its
+    product's type, and a step assigns nothing itself.
 
     Several processes (``torchrun``/``accelerate launch``): each takes its part of every global
     batch, gradients are averaged by DDP, only the main process validates, writes the log,
     checkpoints and the store entry; the others wait for it at a barrier.
     """
 
-    # Assigned by setup(), in this order.
-    train_examples: list
-    val_examples: list
-    label2id: dict[str, int]
-    id2label: dict[int, str]
+    # Assigned by setup(), in this order: each setup step's product, kept whole.
+    run_data: RunData
     accelerator: Any = None  # None until setup: one process
-    kind: str
-    loaded: Loaded
-    train_rows: list[dict]
-    val_rows: list[dict]
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    trainable: list[torch.nn.Parameter]
-    total_steps: int
-    eval_every: int
+    run_model: RunModel
+    features: RunFeatures
+    optimization: Optimization
     meta: dict[str, Any]
     state: ckpt.TrainState
 
@@ -190,21 +191,15 @@ class FinetuneRecipe:
 
     def setup(self) -> None:
         """Every setup step, in order; what each returns is assigned here and only here."""
-        data = self.setup_data()
-        self.train_examples, self.val_examples = data.train, data.validation
-        self.label2id = {name: i for i, name in enumerate(data.labels)}
-        self.id2label = dict(enumerate(data.labels))
+        self.run_data = self.setup_data()
         self.accelerator = self.setup_accelerator()
-        built = self.setup_model()
-        self.kind, self.loaded = built.kind, built.loaded
-        self.train_rows, self.val_rows = self.setup_features()
-        optimization = self.setup_optimizer(built.model)
-        self.model, self.optimizer = optimization.model, optimization.optimizer
-        self.scheduler, self.trainable = optimization.scheduler, optimization.trainable
-        self.total_steps, self.eval_every = optimization.total_steps, optimization.eval_every
+        self.run_model = self.setup_model()
+        self.features = self.setup_features()
+        self.optimization = self.setup_optimizer(self.run_model.model)
         self.meta = self.run_meta()
         self.state = self.restore()
-        self.start_log({"event": "start", "step": self.state.step, "total_steps": self.total_steps,
+        self.start_log({"event": "start", "step": self.state.step,
+                        "total_steps": self.optimization.total_steps,
                         "task": self.task, "base": self.base, "resumed": self.resume,
                         "processes": self.processes})  # fmt: skip
 
@@ -218,10 +213,22 @@ class FinetuneRecipe:
     def processes(self) -> int:
         return self.accelerator.num_processes if self.accelerator else 1
 
+    # Read through the setup products ------------------------------------------------------
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        """A classifier's label -> output index (empty for other tasks)."""
+        return {name: i for i, name in enumerate(self.run_data.labels)}
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        """A classifier's output index -> label (empty for other tasks)."""
+        return dict(enumerate(self.run_data.labels))
+
     @property
     def pad_id(self) -> int:
         """The token id batches are padded with (0 when the tokenizer has no pad token)."""
-        tokenizer = self.loaded.tokenizer
+        tokenizer = self.run_model.loaded.tokenizer
         return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     @property
@@ -300,17 +307,17 @@ class FinetuneRecipe:
         model.train()
         return RunModel(kind, loaded, model)
 
-    def setup_features(self) -> tuple[list[dict], list[dict]]:
+    def setup_features(self) -> RunFeatures:
         """Token features of the training and the validation examples."""
-        train_rows = self.featurize(self.train_examples, training=True)
-        val_rows = self.featurize(self.val_examples, training=False)
+        train_rows = self.featurize(self.run_data.train, training=True)
+        val_rows = self.featurize(self.run_data.validation, training=False)
         if not train_rows:
             raise QuintetError("no training example fits the model: raise --max-length")
-        return train_rows, val_rows
+        return RunFeatures(train_rows, val_rows)
 
     def featurize(self, examples: list, training: bool) -> list[dict]:
         """Token features of ``examples`` for this model kind."""
-        tokenizer, kind = self.loaded.tokenizer, self.kind
+        tokenizer, kind = self.run_model.loaded.tokenizer, self.run_model.kind
         max_length = self.config.max_length or DEFAULT_MAX_LENGTH[kind]
         if kind == "sequence-classification":
             return feats.classification_features(
@@ -330,7 +337,7 @@ class FinetuneRecipe:
                 log.warning("%d examples longer than %d tokens were skipped", skipped, max_length)
             return rows
         # T5 was pre-trained with task prefixes (the task's spec names its own, if any).
-        is_t5 = getattr(self.loaded.config, "model_type", "") == "t5"
+        is_t5 = getattr(self.run_model.loaded.config, "model_type", "") == "t5"
         assert self.spec.training is not None  # read_task_data refused a task without one
         prefix = self.spec.training.t5_prefix if is_t5 else ""
         return feats.seq2seq_features(
@@ -341,7 +348,7 @@ class FinetuneRecipe:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The global batches of ``epoch`` (row indices), the same on every process."""
-        lengths = [len(row["input_ids"]) for row in self.train_rows]
+        lengths = [len(row["input_ids"]) for row in self.features.train]
         return global_batches(lengths, self.config.batch_size, self.processes,
                               seed=self.config.seed + epoch)  # fmt: skip
 
@@ -367,10 +374,11 @@ class FinetuneRecipe:
     def run_meta(self) -> dict[str, Any]:
         """What the run's checkpoints and its model card record about it."""
         return {
-            "task": self.task, "base": self.base, "data": self.data, "kind": self.kind,
+            "task": self.task, "base": self.base, "data": self.data,
+            "kind": self.run_model.kind,
             "validation_data": self.validation_data, "config": asdict(self.config),
-            "train_examples": len(self.train_examples),
-            "validation_examples": len(self.val_examples),
+            "train_examples": len(self.run_data.train),
+            "validation_examples": len(self.run_data.validation),
             "labels": self.id2label or None, "processes": self.processes,
         }  # fmt: skip
 
@@ -387,8 +395,13 @@ class FinetuneRecipe:
                 raise QuintetError(
                     f"nothing to resume: no checkpoint for {self.output!r} in {self.run_dir}"
                 )
+            optimization = self.optimization
             state, saved = ckpt.load_checkpoint(
-                found, self.unwrapped(), self.optimizer, self.scheduler, self.process
+                found,
+                self.unwrapped(),
+                optimization.optimizer,
+                optimization.scheduler,
+                self.process,
             )
             if saved.get("base") != self.base or saved.get("task") != self.task:
                 raise QuintetError(
@@ -417,15 +430,15 @@ class FinetuneRecipe:
 
     def train(self) -> None:
         """The loop: global batches, optimizer steps, validation and checkpoints."""
-        config, state = self.config, self.state
+        config, state, total_steps = self.config, self.state, self.optimization.total_steps
         if self.processes > 1:
             self.say(
                 f"training with {self.processes} processes, {config.batch_size} examples each "
                 f"per batch ({config.batch_size * self.processes} per global batch)"
             )
-        bar = tqdm(total=self.total_steps, initial=state.step, desc=f"fine-tuning {self.output}",
+        bar = tqdm(total=total_steps, initial=state.step, desc=f"fine-tuning {self.output}",
                    disable=not self.progress or not self.is_main)  # fmt: skip
-        done = state.step >= self.total_steps
+        done = state.step >= total_steps
         window = _Window()
         while not done:
             batches = self.epoch_batches(state.epoch)
@@ -446,8 +459,8 @@ class FinetuneRecipe:
                 window = _Window()
                 state.history.append(record)
                 self.log(record)
-                last = state.step >= self.total_steps
-                if state.step % self.eval_every == 0 or last:
+                last = state.step >= total_steps
+                if state.step % self.optimization.eval_every == 0 or last:
                     last = self.validate(bar) or last
                 if state.step % config.save_every == 0 or last:
                     self.checkpoint()
@@ -463,25 +476,26 @@ class FinetuneRecipe:
     def forward_backward(self, indices: list[int], *, sync: bool) -> tuple[float, int]:
         """Forward and backward on this process's part of one global batch; returns its
         loss contribution and example count."""
-        accelerator, model = self.accelerator, self.model
-        whole = [self.train_rows[i] for i in indices]
-        part = [self.train_rows[i] for i in process_part(indices, self.process, self.processes)]
+        accelerator, model, rows = self.accelerator, self.optimization.model, self.features.train
+        whole = [rows[i] for i in indices]
+        part = [rows[i] for i in process_part(indices, self.process, self.processes)]
         batch = self.to_device(feats.collate(part, self.pad_id))
         # Gradients are averaged across processes only on the micro-batch that ends a step.
         syncing = contextlib.nullcontext() if sync else accelerator.no_sync(model)
         with syncing, accelerator.autocast():
             loss = model(**batch).loss / self.config.grad_accum
             if self.processes > 1:
-                loss = loss * loss_weight(self.kind, part, whole, self.processes)
+                loss = loss * loss_weight(self.run_model.kind, part, whole, self.processes)
             accelerator.backward(loss)
         return float(loss.detach()) * self.config.grad_accum, len(part)
 
     def optimizer_step(self) -> None:
         """Clip, step the optimizer and the schedule, count the step."""
-        self.accelerator.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        optimization = self.optimization
+        self.accelerator.clip_grad_norm_(optimization.trainable, self.config.max_grad_norm)
+        optimization.optimizer.step()
+        optimization.scheduler.step()
+        optimization.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
 
     def step_record(self, window: _Window) -> dict[str, Any]:
@@ -493,7 +507,7 @@ class FinetuneRecipe:
             "epoch": self.state.epoch,
             "loss": loss / batches,
             "examples_per_s": examples / max(time.perf_counter() - window.started, 1e-9),
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": self.optimization.scheduler.get_last_lr()[0],
         }
 
     def across_processes(self, loss: float, examples: int) -> tuple[float, int]:
@@ -513,7 +527,8 @@ class FinetuneRecipe:
         if self.is_main:
             # The plain module, not the DDP wrapper: its forward would wait for the others.
             scores = validate(
-                self.unwrapped(), self.kind, self.val_examples, self.val_rows,
+                self.unwrapped(), self.run_model.kind, self.run_data.validation,
+                self.features.validation,
                 batch_size=self.config.batch_size, pad_id=self.pad_id, id2label=self.id2label,
                 multi_label=self.config.multi_label, to_device=self.to_device,
             )  # fmt: skip
@@ -551,8 +566,9 @@ class FinetuneRecipe:
 
             rng = gather_object(rng)
         if self.is_main:
-            ckpt.save_checkpoint(self.checkpoint_dir, self.unwrapped(), self.optimizer,
-                                 self.scheduler, self.state, self.meta, rng)  # fmt: skip
+            optimization = self.optimization
+            ckpt.save_checkpoint(self.checkpoint_dir, self.unwrapped(), optimization.optimizer,
+                                 optimization.scheduler, self.state, self.meta, rng)  # fmt: skip
             self.log({"step": self.state.step, "checkpoint": str(self.checkpoint_dir)})
 
     # 6. Save -----------------------------------------------------------------------------
@@ -574,7 +590,7 @@ class FinetuneRecipe:
 
                 ckpt.load_trainable(final, load_file(str(self.run_dir / "best.safetensors")))
             export_model(
-                final, self.loaded.tokenizer, self.output, self.store,
+                final, self.run_model.loaded.tokenizer, self.output, self.store,
                 meta={**self.meta, "steps": state.step, "best_step": state.best_step,
                       "validation": best_scores,
                       "seconds": time.perf_counter() - self.started},
@@ -602,7 +618,7 @@ class FinetuneRecipe:
 
     def unwrapped(self) -> torch.nn.Module:
         """The model without the DDP wrapper."""
-        return self.accelerator.unwrap_model(self.model)
+        return self.accelerator.unwrap_model(self.optimization.model)
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         device = self.accelerator.device
