@@ -10,17 +10,19 @@ Three sources of models:
 
 Every task has a hub default (what a user with the hub expects) and an ordered list of
 offline defaults; the first one present in the store is used when the hub is out of reach.
+A task's defaults are its spec's (``TaskSpec.default_models``); embeddings, no app's task,
+has its own here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from quintet.core.config import Kind
 from quintet.core.errors import ModelNotFoundError
-from quintet.core.tasks import Recipe, recipes, task_names
+from quintet.core.tasks import Recipe, TaskDefaults, recipes, task_names, task_specs
 
 Source = Literal["hub", "packaged", "recipe"]
 # The one model task that is no app's: the encoders behind /v1/embeddings, and their kinds.
@@ -65,16 +67,6 @@ class CatalogEntry:
     @property
     def hub_id(self) -> str | None:
         return self.location if self.source == "hub" else None
-
-
-@dataclass(frozen=True)
-class TaskDefaults:
-    """The defaults of one task: a hub model and the offline models, best first."""
-
-    task: str
-    hub_default: str
-    offline_defaults: tuple[str, ...]
-    mode_note: dict[str, str] = field(default_factory=dict)
 
 
 def _opus(src: str, tgt: str) -> CatalogEntry:
@@ -247,45 +239,10 @@ def _by_name() -> dict[str, CatalogEntry]:
     return {entry.name: entry for entry in _entries()}
 
 
-_TASK_DEFAULTS: dict[str, TaskDefaults] = {
-    "translation": TaskDefaults(
-        task="translation",
-        hub_default="opus-mt-{src}-{tgt}",
-        offline_defaults=("smollm2-135m-instruct",),
-        mode_note={
-            "opus-mt-{src}-{tgt}": "one Marian model per pair; nllb-200-distilled-600m otherwise",
-            "smollm2-135m-instruct": "prompted translation: the last resort, low quality",
-        },
-    ),
-    "summarization": TaskDefaults(
-        task="summarization",
-        hub_default="distilbart-cnn-12-6",
-        offline_defaults=("smollm2-135m-samsum", "smollm2-135m-instruct"),
-        mode_note={"smollm2-135m-instruct": "prompted (zero-shot) until the recipe has run"},
-    ),
-    "qa": TaskDefaults(
-        task="qa",
-        hub_default="distilbert-squad",
-        offline_defaults=("minilm-l6-squad", "smollm2-135m-instruct"),
-        mode_note={"smollm2-135m-instruct": "generative answer grounded to a context span"},
-    ),
-    "classification": TaskDefaults(
-        task="classification",
-        hub_default="distilbert-sst2",
-        offline_defaults=("minilm-l6-sst2", "minilm-l6"),
-        mode_note={"minilm-l6": "zero-shot by embedding similarity to the label names"},
-    ),
-    "chat": TaskDefaults(
-        task="chat",
-        hub_default="qwen2.5-0.5b-instruct",
-        offline_defaults=("smollm2-135m-instruct",),
-    ),
-    "embeddings": TaskDefaults(
-        task="embeddings",
-        hub_default="all-minilm-l6-v2",
-        offline_defaults=("minilm-l6",),
-    ),
-}
+# The one task whose defaults no spec holds.
+EMBEDDING_DEFAULTS = TaskDefaults(
+    task=EMBEDDINGS, hub_default="all-minilm-l6-v2", offline_defaults=("minilm-l6",)
+)
 
 
 def entries(task: str | None = None, source: Source | None = None) -> list[CatalogEntry]:
@@ -311,13 +268,19 @@ def names() -> list[str]:
 
 
 def task_defaults(task: str) -> TaskDefaults:
-    """The hub and offline defaults of ``task``."""
-    try:
-        return _TASK_DEFAULTS[task]
-    except KeyError:
-        raise ModelNotFoundError(
-            f"unknown task {task!r}: choose one of {', '.join(_TASK_DEFAULTS)}"
-        ) from None
+    """The hub and offline defaults of ``task`` (a task's name, or ``embeddings``).
+
+    Raises:
+        ModelNotFoundError: no task of that name, or one whose spec lists no defaults.
+    """
+    if task == EMBEDDINGS:
+        return EMBEDDING_DEFAULTS
+    spec = next((spec for spec in task_specs() if spec.name == task), None)
+    if spec is None:
+        raise ModelNotFoundError(f"unknown task {task!r}: choose one of {', '.join(model_tasks())}")
+    if spec.default_models is None:
+        raise ModelNotFoundError(f"task {task!r} has no default models: name one")
+    return spec.default_models
 
 
 def translation_model_for(src: str, tgt: str) -> CatalogEntry | None:

@@ -2,16 +2,17 @@
 
 A :class:`TaskSpec` gathers what the layers need to know about one task: its name, title and
 aliases, the model kinds that serve it, the data fields it reads, its endpoint on the HTTP
-server, its fine-tuning (:class:`TrainingTask`) and the recipes that build its offline
-models (:class:`Recipe`). The *type* lives here, in core, so that
-every layer can read a spec; each *instance* lives with its app (``apps/<task>/spec.py``) and
-is registered through the ``quintet.tasks`` entry points that ``pyproject.toml`` declares
-(``qa = "quintet.apps.qa.spec:SPEC"``), the way the evaluation harnesses are
-(:mod:`quintet.evaluation.registry`) and lm-evaluation-harness finds its task definitions.
-core therefore names no task: it is handed a spec, or a name it looks up here.
+server, its default models (:class:`TaskDefaults`), its evaluation harness, its fine-tuning
+(:class:`TrainingTask`) and the recipes that build its offline models (:class:`Recipe`).
+The *type* lives here, in core, so that every layer can read a spec; each *instance* lives
+with its app (``apps/<task>/spec.py``) and is registered through the ``quintet.tasks`` entry
+points that ``pyproject.toml`` declares (``qa = "quintet.apps.qa.spec:SPEC"``), the way
+lm-evaluation-harness finds its task definitions. core therefore names no task: it is handed
+a spec, or a name it looks up here.
 
 A spec module must stay light (no torch at import): the CLI reads the specs to build its
-``--help``. Anything heavy a spec does happens inside its functions.
+``--help``. Anything heavy a spec does happens inside its functions, and it names its
+harness by reference (``"quintet.apps.qa.harness:HARNESS"``), imported only when evaluated.
 
 Example::
 
@@ -24,7 +25,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from quintet.core.config import Kind, TrainConfig
@@ -43,6 +44,21 @@ class FieldNames:
 
 
 @dataclass(frozen=True)
+class TrainingData:
+    """A training set shipped in ``data/`` that the fine-tuning page offers for a task.
+
+    Attributes:
+        label: how the page lists it.
+        train: the training file, relative to the data root.
+        validation: the validation file likewise, or None to hold back part of ``train``.
+    """
+
+    label: str
+    train: str
+    validation: str | None = None
+
+
+@dataclass(frozen=True)
 class TrainingTask:
     """What the fine-tuning engine needs to know about a task, handed to it as a parameter.
 
@@ -57,6 +73,7 @@ class TrainingTask:
         group: the key that keeps related examples on one side of a held-out split (QA:
             the article), or None for a random split.
         labelled: the examples carry class labels the model's head is built from.
+        shipped: the training sets in ``data/`` a user can start from.
     """
 
     read: Callable[[str, FieldNames, bool], list]
@@ -65,6 +82,7 @@ class TrainingTask:
     t5_prefix: str = ""
     group: Callable[[Any], str] | None = None
     labelled: bool = False
+    shipped: tuple[TrainingData, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,27 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class TaskDefaults:
+    """The models a task uses when the user names none (:mod:`quintet.core.defaults` picks).
+
+    Attributes:
+        task: the task they are for.
+        hub_default: the hub model a user with the hub expects (a catalog name; translation's
+            has ``{src}``/``{tgt}`` placeholders for the language pair).
+        offline_defaults: catalog models that work without the hub, best first; the first one
+            in the store is used when the hub is out of reach, and the last should be a
+            packaged model, which can always be installed.
+        mode_note: how the task runs on a model, by model name, where not natively (a
+            prompted model, zero-shot classification).
+    """
+
+    task: str
+    hub_default: str
+    offline_defaults: tuple[str, ...]
+    mode_note: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task, as every layer sees it.
 
@@ -121,6 +160,12 @@ class TaskSpec:
         data_fields: the :class:`FieldNames` columns its data files may rename.
         route: its endpoint on ``quintet serve`` (``/v1/<route>``; chat's is
             ``/v1/chat/completions``), or None when it is not served.
+        noun: how a sentence names it ("a better QA model"); None: its name.
+        default_models: the models it uses when the user names none, listed by the catalog
+            (:func:`quintet.core.catalog.task_defaults`); None when it has none.
+        harness: its evaluation harness (:mod:`quintet.evaluation.registry`), as a lazy
+            ``"module:attr"`` reference (so that reading the spec imports no torch) or the
+            harness object itself; None when it cannot be evaluated.
         training: how it is fine-tuned, or None when it cannot be.
         recipes: the runs that build its offline models (``quintet recipes run NAME``).
         order: where it is listed among the tasks (lower first).
@@ -132,9 +177,17 @@ class TaskSpec:
     aliases: tuple[str, ...] = ()
     data_fields: tuple[str, ...] = ()
     route: str | None = None
+    noun: str | None = None
+    default_models: TaskDefaults | None = None
+    harness: Any = None
     training: TrainingTask | None = None
     recipes: tuple[Recipe, ...] = ()
     order: int = 100
+
+    @property
+    def called(self) -> str:
+        """How a sentence names the task: its ``noun``, else its name."""
+        return self.noun or self.name
 
 
 # Specs registered at run time (a plugin, a test): checked before the entry points.
@@ -144,7 +197,11 @@ _LOADED: dict[str, TaskSpec] = {}
 
 
 def _check(spec: TaskSpec) -> None:
-    """Refuse a spec whose recipes say they are for another task."""
+    """Refuse a spec whose recipes or default models say they are for another task."""
+    if spec.default_models is not None and spec.default_models.task != spec.name:
+        raise ConfigError(
+            f"default models for {spec.default_models.task!r} listed by the {spec.name!r} task"
+        )
     for recipe in spec.recipes:
         if recipe.task != spec.name:
             raise ConfigError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from quintet.core.tasks import FieldNames, TaskSpec, TrainingTask
+from quintet.core.tasks import FieldNames, TaskDefaults, TaskSpec, TrainingData, TrainingTask
 
 
 def read_chats(path: str, fields: FieldNames, multi_label: bool = False) -> list:
@@ -31,6 +31,17 @@ SPEC = TaskSpec(
     title="Chat",
     kinds=("causal",),
     route="chat",
-    training=TrainingTask(read=read_chats, kind="causal", to_chats=as_chats),
+    default_models=TaskDefaults(
+        task="chat",
+        hub_default="qwen2.5-0.5b-instruct",
+        offline_defaults=("smollm2-135m-instruct",),
+    ),
+    harness="quintet.apps.chat.harness:HARNESS",
+    training=TrainingTask(
+        read=read_chats,
+        kind="causal",
+        to_chats=as_chats,
+        shipped=(TrainingData("Alpaca demo instructions", "chat/alpaca_demo/alpaca_en_demo.json"),),
+    ),
     order=50,
 )

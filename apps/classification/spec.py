@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from quintet.core.config import TrainConfig
-from quintet.core.tasks import FieldNames, Recipe, TaskSpec, TrainingTask
+from quintet.core.tasks import (
+    FieldNames,
+    Recipe,
+    TaskDefaults,
+    TaskSpec,
+    TrainingData,
+    TrainingTask,
+)
 
 NAME = "classification"
 
@@ -48,7 +55,26 @@ SPEC = TaskSpec(
     aliases=("classify",),
     data_fields=("text", "label"),
     route="classify",
-    training=TrainingTask(read=read_classification, kind="sequence-classification", labelled=True),
+    default_models=TaskDefaults(
+        task=NAME,
+        hub_default="distilbert-sst2",
+        offline_defaults=(SST2.name, "minilm-l6"),
+        mode_note={"minilm-l6": "zero-shot by embedding similarity to the label names"},
+    ),
+    harness="quintet.apps.classification.harness:HARNESS",
+    training=TrainingTask(
+        read=read_classification,
+        kind="sequence-classification",
+        labelled=True,
+        shipped=(
+            TrainingData(
+                "SST-2 sentiment (train, dev for validation)", SST2.train, SST2.validation
+            ),
+            TrainingData(
+                "TREC question types (train split)", "classification/trec/train_rest.label"
+            ),
+        ),
+    ),
     recipes=(SST2,),
     order=40,
 )

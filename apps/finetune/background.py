@@ -42,6 +42,7 @@ from quintet.core.errors import OutputInUseError
 from quintet.core.locks import exclusive_output, lock_path
 from quintet.core.processes import pid_alive
 from quintet.core.store import ModelStore
+from quintet.core.tasks import get_task
 
 # The order the builder takes: the task whose fallback is worst first (a prompted 135M model
 # answers extractive questions badly), then the summarizer, then the sentiment classifier
@@ -50,7 +51,6 @@ ORDER: tuple[str, ...] = ("minilm-l6-squad", "smollm2-135m-samsum", "minilm-l6-s
 OPT_OUT_ENV = "QUINTET_NO_RECIPES"
 BUILDER = "recipes-builder"  # runs/recipes-builder.lock (the lock), .log (its output)
 FAILED = "background-failed.txt"  # in a recipe's run folder: why the builder gave up on it
-TASK_NAMES = {"qa": "QA", "classification": "classification", "summarization": "summarization"}
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def describe(status: BuilderStatus) -> str:
     """One line for a page: "a better QA model is being trained (minilm-l6-squad): 40% …"."""
     if status.recipe is None:
         return "Getting ready to train the task models in the background…"
-    task = TASK_NAMES.get(get_recipe(status.recipe).task, get_recipe(status.recipe).task)
+    task = get_task(get_recipe(status.recipe).task).called
     line = f"A better {task} model is being trained in the background ({status.recipe}): "
     progress = status.progress
     if progress is None or progress.phase == "starting":

@@ -22,26 +22,20 @@ from quintet.core.tasks import TASK_TITLES, get_task
 
 TASKS = TASK_TITLES
 REFRESH_S = 2.0  # how often the runs panel redraws while a run trains
-# Shipped training data per task: (label, train file, validation file or None).
-SHIPPED: dict[str, list[tuple[str, str, str | None]]] = {
-    "classification": [
-        ("SST-2 sentiment (train, dev for validation)", "data/classification/sst2/train.tsv",
-         "data/classification/sst2/dev.tsv"),
-        ("TREC question types (train split)", "data/classification/trec/train_rest.label", None),
-    ],
-    "qa": [("SQuAD v1.1 dev articles", "data/qa/squad_v1.1/dev-v1.1.articles-00-23.json", None)],
-    "summarization": [("SAMSum dialogues (validation set)", "data/summarization/samsum/val.csv",
-                       None)],
-    "chat": [("Alpaca demo instructions", "data/chat/alpaca_demo/alpaca_en_demo.json", None)],
-    "translation": [],
-}  # fmt: skip
-BASES = {"classification": "minilm-l6", "qa": "minilm-l6"}  # good bases for the encoder tasks
 STATE_ICONS = {
     "running": ":material/play_circle:",
     "finished": ":material/check_circle:",
     "stopped": ":material/pause_circle:",
     "failed": ":material/error:",
 }
+
+
+def _recipe_base(task: str) -> str | None:
+    """The base model the task's recipe starts from, for a task that trains a head of its own
+    (classification, QA): a base without an encoder does not suit it. None for the others."""
+    spec = get_task(task)
+    head = spec.training.kind if spec.training else None
+    return spec.recipes[0].base if spec.recipes and head not in (None, "causal") else None
 
 
 def _suggest_name(task: str, base: str | None) -> str:
@@ -68,16 +62,21 @@ def new_run_form() -> None:
     with left:
         picked = model_picker(task, key=f"ft-base-{task}", label="Base model")
         base = picked
-        if task in BASES and picked != BASES[task]:
-            st.caption(f"Tip: `{BASES[task]}` is the base model the {task} recipe uses.")
+        suggested = _recipe_base(task)
+        if suggested and picked != suggested:
+            st.caption(f"Tip: `{suggested}` is the base model the {task} recipe uses.")
         source = st.radio("Training data", ["Shipped", "Upload"], horizontal=True, key="ft-src")
         data = validation = None
-        if source == "Shipped" and SHIPPED[task]:
-            sets = SHIPPED[task]
+        training = get_task(task).training
+        sets = training.shipped if training else ()
+        if source == "Shipped" and sets:
             index = st.selectbox(
-                "Dataset", range(len(sets)), format_func=lambda i: sets[i][0], key=f"ft-set-{task}"
+                "Dataset",
+                range(len(sets)),
+                format_func=lambda i: sets[i].label,
+                key=f"ft-set-{task}",
             )
-            _, train, val = sets[index]
+            train, val = sets[index].train, sets[index].validation
             data, validation = str(data_path(train)), str(data_path(val)) if val else None
         else:
             if source == "Shipped":

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from quintet.core.config import TrainConfig
-from quintet.core.tasks import FieldNames, Recipe, TaskSpec, TrainingTask
+from quintet.core.tasks import (
+    FieldNames,
+    Recipe,
+    TaskDefaults,
+    TaskSpec,
+    TrainingData,
+    TrainingTask,
+)
 
 NAME = "qa"
 
@@ -54,7 +61,20 @@ SPEC = TaskSpec(
     title="Question answering",
     kinds=("span", "causal"),
     route="qa",
-    training=TrainingTask(read=read_qa, kind="span", group=article),
+    noun="QA",
+    default_models=TaskDefaults(
+        task=NAME,
+        hub_default="distilbert-squad",
+        offline_defaults=(SQUAD.name, "smollm2-135m-instruct"),
+        mode_note={"smollm2-135m-instruct": "generative answer grounded to a context span"},
+    ),
+    harness="quintet.apps.qa.harness:HARNESS",
+    training=TrainingTask(
+        read=read_qa,
+        kind="span",
+        group=article,
+        shipped=(TrainingData("SQuAD v1.1 dev articles", SQUAD.train),),
+    ),
     recipes=(SQUAD,),
     order=30,
 )

@@ -9,7 +9,14 @@ from typing import Any
 
 from quintet.core.config import DecodeConfig, TrainConfig
 from quintet.core.task_prompts import summarize_prompt
-from quintet.core.tasks import FieldNames, Recipe, TaskSpec, TrainingTask
+from quintet.core.tasks import (
+    FieldNames,
+    Recipe,
+    TaskDefaults,
+    TaskSpec,
+    TrainingData,
+    TrainingTask,
+)
 
 NAME = "summarization"
 
@@ -98,8 +105,20 @@ SPEC = TaskSpec(
     aliases=("summarize",),
     data_fields=("text", "target"),
     route="summarize",
+    default_models=TaskDefaults(
+        task=NAME,
+        hub_default="distilbart-cnn-12-6",
+        offline_defaults=(SAMSUM.name, "smollm2-135m-instruct"),
+        mode_note={"smollm2-135m-instruct": "prompted (zero-shot) until the recipe has run"},
+    ),
+    harness="quintet.apps.summarization.harness:HARNESS",
     # T5 was pre-trained with this prefix; it is the only language-free one it knows.
-    training=TrainingTask(read=read_pairs, to_chats=as_chats, t5_prefix="summarize: "),
+    training=TrainingTask(
+        read=read_pairs,
+        to_chats=as_chats,
+        t5_prefix="summarize: ",
+        shipped=(TrainingData("SAMSum dialogues (validation set)", SAMSUM.train),),
+    ),
     recipes=(SAMSUM,),
     order=20,
 )

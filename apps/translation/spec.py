@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quintet.core.tasks import FieldNames, TaskSpec, TrainingTask
+from quintet.core.tasks import FieldNames, TaskDefaults, TaskSpec, TrainingTask
 
 
 def read_pairs(path: str, fields: FieldNames, multi_label: bool = False) -> list:
@@ -19,6 +19,16 @@ SPEC = TaskSpec(
     aliases=("translate",),
     data_fields=("text", "target"),
     route="translate",
+    default_models=TaskDefaults(
+        task="translation",
+        hub_default="opus-mt-{src}-{tgt}",
+        offline_defaults=("smollm2-135m-instruct",),
+        mode_note={
+            "opus-mt-{src}-{tgt}": "one Marian model per pair; nllb-200-distilled-600m otherwise",
+            "smollm2-135m-instruct": "prompted translation: the last resort, low quality",
+        },
+    ),
+    harness="quintet.apps.translation.harness:HARNESS",
     # A seq2seq base only: no chat form of a translation pair is trained.
     training=TrainingTask(read=read_pairs),
     order=10,

@@ -219,3 +219,23 @@ def test_evaluation_progress_says_why_the_count_sits_still(home: Path) -> None:
         assert "0/2 examples, working on the next 2" in bar.proto.text
     finally:
         release.set()
+
+
+def test_finetune_page_offers_each_task_s_shipped_sets_and_its_recipe_s_base(tmp_home: Path):
+    """The datasets and the base-model tip come from the task's spec."""
+    app = open_page("finetune/page.py")
+    app.selectbox(key="ft-task").set_value("classification").run()
+    assert app.selectbox(key="ft-set-classification").options == [
+        "SST-2 sentiment (train, dev for validation)",
+        "TREC question types (train split)",
+    ]
+    app.selectbox(key="ft-base-classification").set_value("Other: a hub id or a local path…").run()
+    app.text_input(key="ft-base-classification-other").set_value("some/encoder").run()
+    assert any("`minilm-l6` is the base model the classification recipe" in c.value
+               for c in app.caption)  # fmt: skip
+    app.selectbox(key="ft-task").set_value("chat").run()
+    assert app.selectbox(key="ft-set-chat").options == ["Alpaca demo instructions"]
+    assert not any("recipe uses" in c.value for c in app.caption)
+    app.selectbox(key="ft-task").set_value("translation").run()
+    assert any("No shipped training set" in c.value for c in app.caption)
+    assert not app.exception

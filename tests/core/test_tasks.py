@@ -165,3 +165,38 @@ def test_the_server_and_the_pages_take_each_task_s_kinds_from_its_spec() -> None
     ]  # fmt: skip
     assert serving_kinds("embeddings") == served["embeddings"] == ("encoder",)
     assert serving_kinds("poetry") == ()
+
+
+def test_the_catalog_reads_each_task_s_default_models_from_its_spec() -> None:
+    from quintet.core import catalog
+    from quintet.core.errors import ModelNotFoundError
+
+    for spec in tasks.task_specs():
+        assert catalog.task_defaults(spec.name) is spec.default_models
+    assert catalog.task_defaults("embeddings") is catalog.EMBEDDING_DEFAULTS
+    defaults = tasks.TaskDefaults(task="poetry", hub_default="x", offline_defaults=("minilm-l6",))
+    tasks.register(TaskSpec(name="poetry", title="Poetry", kinds=("causal",)))
+    try:
+        with pytest.raises(ModelNotFoundError, match="task 'poetry' has no default models"):
+            catalog.task_defaults("poetry")
+        tasks.register(
+            TaskSpec(name="poetry", title="Poetry", kinds=("causal",), default_models=defaults)
+        )
+        assert catalog.task_defaults("poetry") is defaults
+        with pytest.raises(ConfigError, match="default models for 'poetry' listed by the 'odes'"):
+            tasks.register(
+                TaskSpec(name="odes", title="Odes", kinds=("causal",), default_models=defaults)
+            )
+    finally:
+        tasks.unregister("poetry")
+    assert "odes" not in tasks.task_names()
+
+
+def test_each_shipped_training_set_is_in_the_data() -> None:
+    from quintet.core.paths import data_path
+
+    shipped = [s for spec in tasks.task_specs() if spec.training for s in spec.training.shipped]
+    assert len(shipped) == 5
+    for training_set in shipped:
+        assert data_path(training_set.train).is_file()
+        assert training_set.validation is None or data_path(training_set.validation).is_file()
