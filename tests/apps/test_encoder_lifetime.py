@@ -96,3 +96,30 @@ def test_objects_over_one_model_share_its_encoder_engine(tmp_path: Path) -> None
     (session,) = _engines(load(str(folder)), "onnxruntime")
     assert np.array_equal(first.probabilities(TEXTS), second.probabilities(TEXTS))
     assert _engines(load(str(folder)), "onnxruntime") == [session]
+
+
+def test_a_served_encoder_embeds_with_a_model_rebuilt_on_disk(tmp_path: Path) -> None:
+    import torch
+
+    from quintet.apps.classification.zero_shot import embed
+    from quintet.apps.server.config import ServerConfig
+    from quintet.apps.server.models import READY, ServedModel
+    from quintet.core.encoders import with_engine
+
+    def vectors(loaded) -> np.ndarray:
+        with loaded.lock, torch.inference_mode():
+            return embed(loaded, TEXTS).numpy()
+
+    folder = _copy("encoder", tmp_path / "encoder")
+    served = ServedModel(str(folder), ServerConfig(models=(str(folder),)))
+    served.load()
+    assert served.state == READY and served.loaded.encoder.name == "onnxruntime"
+    old = served.current()
+    before = vectors(old)
+    build_tiny_model("bert", folder, kind="encoder", seed=1)
+
+    after = vectors(served.current())
+    assert served.loaded.model is not old.model and old.attachments == {}
+    assert served.loaded.encoder.name == "onnxruntime"
+    fresh, _ = with_engine(load_fresh(str(folder)))
+    assert np.array_equal(after, vectors(fresh)) and not np.allclose(after, before)
