@@ -33,6 +33,7 @@ from quintet.core.decoding.conversions import (
 )
 from quintet.core.devices import keeping_torch_threads
 from quintet.core.errors import ConfigError, ModelLoadError
+from quintet.core.model_cache import fingerprint
 from quintet.core.models import Loaded
 from quintet.core.store import ModelStore
 
@@ -142,6 +143,12 @@ def _convert_into(loaded: Loaded, quantization: str, folder: Path) -> None:
 class Ct2SpanEncoder:
     """A CTranslate2 encoder plus the span head, answering like ``...ForQuestionAnswering``.
 
+    The loaded encoder, its head and its replica threads hang on the model they were
+    converted from (``Loaded.attachment``, versioned by the conversion's fingerprint), shared
+    by every caller with the same conversion and threads, and closed when the model cache
+    drops that model; this object finds them there on each call, so it runs again (loaded
+    anew) after an eviction.
+
     Args:
         loaded: a BERT or DistilBERT span model (its conversion is built on first use).
         quantization: ``int8`` (default) or ``float32``.
@@ -161,6 +168,7 @@ class Ct2SpanEncoder:
         threads: int | None = None,
         rows_per_call: int = 4,
     ) -> None:
+        self.loaded = loaded
         self.quantization = quantization
         # One single-threaded replica per core, each given a share of the batch's rows: on 2
         # cores that ran 1.4x one replica on 2 threads (int8 matrix products of 32 rows do
@@ -175,30 +183,22 @@ class Ct2SpanEncoder:
             CTRANSLATE2,
         )
         self.token_types = _BODIES[loaded.config.model_type][1]
-        self._lock = threading.Lock()  # one batch at a time: each takes every replica
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="quintet-ct2enc")
 
-    def _open(self, folder: Path) -> None:
-        """Load the conversion in ``folder``: encoder and head (ModelLoadError if it cannot)."""
-        import ctranslate2
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
+    def _open(self, folder: Path) -> _Ct2Engine:
+        """The model's engine on the conversion in ``folder`` (ModelLoadError if it cannot
+        load): a conversion with another fingerprint gets an engine of its own."""
         self.path = folder
-        try:
-            with keeping_torch_threads():
-                self.encoder = ctranslate2.Encoder(
-                    str(folder), device="cpu", compute_type=self.quantization,
-                    inter_threads=self.threads, intra_threads=1,
-                )  # fmt: skip
-            head = load_file(str(folder / HEAD_FILE))
-        except (RuntimeError, ValueError, OSError, SafetensorError) as exc:
-            raise ModelLoadError(f"{CTRANSLATE2} cannot load {folder}: {first_line(exc)}") from None
-        self.weight, self.bias = head["weight"], head["bias"]
+        self._conversion = fingerprint(folder)
+        return self._engine()
+
+    def _engine(self) -> _Ct2Engine:
+        return self.loaded.attachment(
+            ("ctranslate2-encoder", str(self.path), self.quantization, self.threads),
+            lambda: _Ct2Engine(self.path, self.quantization, self.threads),
+            version=self._conversion,
+        )
 
     def __call__(self, **batch: torch.Tensor) -> SimpleNamespace:
-        import ctranslate2
-
         ids = batch["input_ids"].detach().cpu().to(torch.int32)
         mask = batch.get("attention_mask")
         if mask is None:
@@ -211,6 +211,62 @@ class Ct2SpanEncoder:
                 raise ConfigError(f"the {CTRANSLATE2} encoder needs right-padded batches")
         types = batch.get("token_type_ids") if self.token_types else None
         types = None if types is None else types.detach().cpu()
+        size = max(1, min(self.rows_per_call, -(-ids.shape[0] // self.threads)))
+        parts = [slice(start, start + size) for start in range(0, ids.shape[0], size)]
+        # An engine closed between finding it and running it (its model was dropped from
+        # the cache meanwhile) answers None: the next lookup loads it again.
+        for _ in range(2):
+            engine = self._engine()
+            hidden = engine.encode(ids, lengths, types, parts)
+            if hidden is not None:
+                logits = hidden @ engine.weight.T + engine.bias
+                return SimpleNamespace(
+                    start_logits=logits[..., 0].contiguous(),
+                    end_logits=logits[..., 1].contiguous(),
+                )
+        raise ModelLoadError(f"the {CTRANSLATE2} encoder of {self.loaded.name} keeps closing")
+
+
+class _Ct2Engine:
+    """A loaded CTranslate2 encoder, its span head and its replica threads, attached to
+    the model they were converted from."""
+
+    def __init__(self, folder: Path, quantization: str, threads: int) -> None:
+        import ctranslate2
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            with keeping_torch_threads():
+                self.encoder: Any = ctranslate2.Encoder(
+                    str(folder), device="cpu", compute_type=quantization,
+                    inter_threads=threads, intra_threads=1,
+                )  # fmt: skip
+            head = load_file(str(folder / HEAD_FILE))
+        except (RuntimeError, ValueError, OSError, SafetensorError) as exc:
+            raise ModelLoadError(f"{CTRANSLATE2} cannot load {folder}: {first_line(exc)}") from None
+        self.weight, self.bias = head["weight"], head["bias"]
+        self._lock = threading.Lock()  # one batch at a time: each takes every replica
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="quintet-ct2enc")
+
+    def close(self) -> None:
+        """Let the engine and its threads go (its model left the cache); a batch in
+        progress ends first."""
+        with self._lock:
+            self.encoder = None
+            self._pool.shutdown(wait=False)
+
+    def encode(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        types: torch.Tensor | None,
+        parts: list[slice],
+    ) -> torch.Tensor | None:
+        """The last hidden states of the rows, ``parts`` spread over the replicas, padded
+        back to the batch's width (None once closed)."""
+        import ctranslate2
+
         width = ids.shape[1]
 
         def rows(part: slice) -> torch.Tensor:
@@ -226,11 +282,7 @@ class Ct2SpanEncoder:
             # The engine may trim the padding to the part's longest row: pad back.
             return torch.nn.functional.pad(hidden, (0, 0, 0, width - hidden.shape[1]))
 
-        size = max(1, min(self.rows_per_call, -(-ids.shape[0] // self.threads)))
-        parts = [slice(start, start + size) for start in range(0, ids.shape[0], size)]
         with self._lock:
-            hidden = torch.cat(list(self._pool.map(rows, parts)))
-        logits = hidden @ self.weight.T + self.bias
-        return SimpleNamespace(
-            start_logits=logits[..., 0].contiguous(), end_logits=logits[..., 1].contiguous()
-        )
+            if self.encoder is None:
+                return None
+            return torch.cat(list(self._pool.map(rows, parts)))

@@ -8,6 +8,9 @@ DistilBERT span (extractive QA) models, the torch model elsewhere (see
 :data:`AUTO_PRECISION` for why). The engine is called exactly as the torch model is,
 ``engine(**batch)``, and returns the same output fields (``logits``, ``start_logits`` /
 ``end_logits``, ``last_hidden_state``) as torch tensors, so task code does not change.
+The loaded engine belongs to the model it was converted from, as the decoding engines do
+(``Loaded.attachment``): closed when the model cache drops it; :func:`follow` moves a holder
+onto a model rebuilt on disk.
 
 Measured on a 2-core CPU (MiniLM-L6, SST-2 dev, batch 32): ONNX Runtime int8 ~2.5x torch
 fp32, torch dynamic int8 ~2x, ONNX Runtime fp32 ~1.1x; length-sorted batches (the apps
@@ -26,6 +29,7 @@ import inspect
 import logging
 import threading
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -37,7 +41,8 @@ from quintet.core.config import backend_from_env
 from quintet.core.decoding.conversions import base_name, first_line, get_or_build, open_conversion
 from quintet.core.decoding.engines import ENV_BACKEND, BackendChoice
 from quintet.core.errors import ConfigError, ModelLoadError
-from quintet.core.models import Loaded
+from quintet.core.model_cache import fingerprint
+from quintet.core.models import Loaded, current
 from quintet.core.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -244,6 +249,11 @@ class TorchEncoder:
 class OnnxEncoder:
     """An ONNX Runtime session (int8 weights by default) that answers like the torch model.
 
+    The session hangs on the model it was converted from (``Loaded.attachment``, versioned by
+    the conversion's fingerprint), shared by every caller with the same conversion and
+    threads, and closed when the model cache drops that model; this object finds it there
+    on each call, so it runs again (loaded anew) after an eviction.
+
     Batch-invariant: each row runs on its own, without padding, so its output is a function
     of that row and the settings only. The int8 graph quantizes activations dynamically,
     one scale per activation tensor: run as one batch, a row's scores moved with the other
@@ -270,35 +280,29 @@ class OnnxEncoder:
     ) -> None:
         if loaded.device.type != "cpu":
             raise ModelLoadError(f"the {ONNX_RUNTIME} encoder engine runs on the CPU only")
+        self.loaded = loaded
         self.threads = threads or torch.get_num_threads()
-        open_conversion(
+        session = open_conversion(
             lambda rebuild: convert_to_onnx(loaded, precision, store, rebuild),
             self._open,
             ONNX_RUNTIME,
         )
-        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.inputs = [i.name for i in session.session.get_inputs()]
         self.outputs = list(OUTPUTS[loaded.kind])
-        # One run at a time per session is not required by ONNX Runtime, but two runs would
-        # each get the full thread pool and fight over the cores.
-        self._lock = threading.Lock()
 
-    def _open(self, folder: Path) -> None:
-        """Start a session on the conversion in ``folder`` (ModelLoadError if it cannot)."""
-        import onnxruntime
-
+    def _open(self, folder: Path) -> _OnnxSession:
+        """The model's session on the conversion in ``folder`` (ModelLoadError if it cannot
+        load): a conversion with another fingerprint gets a session of its own."""
         self.path = folder
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types
-            raise ModelLoadError(
-                f"{ONNX_RUNTIME} cannot load {folder}: {first_line(exc)}"
-            ) from None
+        self._conversion = fingerprint(folder)
+        return self._session()
+
+    def _session(self) -> _OnnxSession:
+        return self.loaded.attachment(
+            (ONNX_RUNTIME, str(self.path), self.threads),
+            lambda: _OnnxSession(self.path, self.threads),
+            version=self._conversion,
+        )
 
     def __call__(self, **batch: torch.Tensor) -> SimpleNamespace:
         """Each row on its own, without its padding (see the class doc); outputs with a
@@ -307,27 +311,67 @@ class OnnxEncoder:
         if missing:
             raise ConfigError(f"the {ONNX_RUNTIME} encoder needs inputs {missing}")
         feed = {name: batch[name].detach().cpu().numpy() for name in self.inputs}
-        rows, width = feed[self.inputs[0]].shape[:2]
         mask = batch.get("attention_mask")
-        keep = (
-            torch.ones(rows, width, dtype=torch.bool)
-            if mask is None
-            else mask.detach().cpu().bool()
-        )
-        outputs: dict[str, list[np.ndarray]] = {name: [] for name in self.outputs}
+        keep = None if mask is None else mask.detach().cpu().bool()
+        # A session closed between finding it and running it (its model was dropped from
+        # the cache meanwhile) answers None: the next lookup loads it again.
+        for _ in range(2):
+            found = self._session().run(feed, keep, self.outputs)
+            if found is not None:
+                return found
+        raise ModelLoadError(f"the {ONNX_RUNTIME} session of {self.loaded.name} keeps closing")
+
+
+class _OnnxSession:
+    """One ONNX Runtime session and the lock its runs take, attached to its model."""
+
+    def __init__(self, folder: Path, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session: Any = onnxruntime.InferenceSession(
+                str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types
+            raise ModelLoadError(
+                f"{ONNX_RUNTIME} cannot load {folder}: {first_line(exc)}"
+            ) from None
+        # One run at a time per session is not required by ONNX Runtime, but two runs would
+        # each get the full thread pool and fight over the cores.
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Let the session go (its model left the cache); a run in progress ends first."""
         with self._lock:
+            self.session = None
+
+    def run(
+        self, feed: dict[str, np.ndarray], keep: torch.Tensor | None, outputs: list[str]
+    ) -> SimpleNamespace | None:
+        """The outputs of every row run alone (None once closed)."""
+        rows, width = next(iter(feed.values())).shape[:2]
+        if keep is None:
+            keep = torch.ones(rows, width, dtype=torch.bool)
+        found: dict[str, list[np.ndarray]] = {name: [] for name in outputs}
+        with self._lock:
+            if self.session is None:
+                return None
             for row in range(rows):
                 tokens = keep[row].numpy()
                 alone = {name: value[row : row + 1, tokens] for name, value in feed.items()}
-                for name, value in zip(self.outputs, self.session.run(self.outputs, alone),
+                for name, value in zip(outputs, self.session.run(outputs, alone),
                                        strict=True):  # fmt: skip
                     if value.ndim > 1 and name != "logits":  # a token axis: pad it back
                         full = np.zeros((1, width, *value.shape[2:]), dtype=value.dtype)
                         full[:, tokens] = value
                         value = full
-                    outputs[name].append(value)
+                    found[name].append(value)
         return SimpleNamespace(
-            **{name: torch.from_numpy(np.concatenate(v)) for name, v in outputs.items()}
+            **{name: torch.from_numpy(np.concatenate(v)) for name, v in found.items()}
         )
 
 
@@ -413,6 +457,36 @@ def encoder_engine(loaded: Loaded, backend: str = "auto") -> tuple[Any, BackendC
     except ModelLoadError as exc:
         log.warning("%s: running %s on torch", exc, loaded.name)
         return TorchEncoder(loaded), BackendChoice("transformers", f"fallback: {exc}")
+
+
+def with_engine(loaded: Loaded, backend: str = "auto") -> tuple[Loaded, BackendChoice]:
+    """A copy of ``loaded`` whose forward pass (:meth:`Loaded.forward`) runs on its encoder
+    engine (:func:`encoder_engine`), and which engine it is and why.
+
+    The copy shares the model's weights, lock and attachments: the engine it runs (an ONNX
+    Runtime session, a CTranslate2 encoder) lives on the cached model, not on the copy.
+    """
+    engine, choice = encoder_engine(loaded, backend)
+    return replace(loaded, encoder=engine), choice
+
+
+def follow(loaded: Loaded, backend: str = "auto") -> tuple[Loaded, BackendChoice | None] | None:
+    """``loaded``'s model as it is on disk now (:func:`quintet.core.models.current`); None
+    while that is ``loaded`` itself.
+
+    A long-lived holder of an encoder-kind model (a QA or classification object, a server)
+    calls this before each call: a model rebuilt in place (or whose weights changed) is
+    loaded again, with an engine converted from its new weights (``backend`` as
+    :func:`encoder_engine` takes it) when ``loaded`` ran on one, else none (choice None);
+    the old weights' engines close with them. An evicted model with unchanged files keeps
+    its copy, whose engine is loaded again on use.
+    """
+    fresh = current(loaded)
+    if fresh is loaded:
+        return None
+    if loaded.encoder is None:
+        return fresh, None
+    return with_engine(fresh, backend)
 
 
 def _ct2_runs(loaded: Loaded) -> bool:

@@ -124,8 +124,9 @@ class Loaded:
     spec: ModelSpec
     # Counted before any quantization: int8 Linear weights are no longer nn.Parameters.
     parameters: int = 0
-    # What runs the forward pass when not the torch model itself (an ONNX Runtime session
-    # from core.encoders); an app sets it on its own copy (dataclasses.replace).
+    # What runs the forward pass when not the torch model itself (an encoder engine of
+    # core.encoders); an app sets it on its own copy (core.encoders.with_engine). It finds
+    # its loaded engine in ``attachments`` on each call: the engine is the model's.
     encoder: Any = None
     # One lock per set of weights, held by whoever runs the model or changes tokenizer
     # state (apps, pages, harness, server): tokenizers and generation state are not safe

@@ -32,8 +32,9 @@ Example::
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ from quintet.apps.classification.batch import classify_file
 from quintet.core.config import ModelSpec
 from quintet.core.decoding.engines import BackendChoice
 from quintet.core.defaults import default_model
-from quintet.core.encoders import encoder_engine
+from quintet.core.encoders import follow, with_engine
 from quintet.core.errors import ConfigError, QuintetError
 from quintet.core.models import Loaded, load
 
@@ -136,8 +137,8 @@ class Classifier:
         if self.mode == "zero-shot-likelihood":
             self.backend_choice = BackendChoice("transformers", "label likelihood runs on torch")
         else:
-            engine, self.backend_choice = encoder_engine(self.loaded, backend)
-            self.loaded = replace(self.loaded, encoder=engine)
+            # The engine lives on the cached model (closed with it); this copy runs on it.
+            self.loaded, self.backend_choice = with_engine(self.loaded, backend)
         if self.mode != "classifier":  # zero-shot labels are the user's own, shown as typed
             self.label_names = dict(label_names or {})
         config_multi = getattr(self.loaded.config, "problem_type", None) == (
@@ -153,6 +154,7 @@ class Classifier:
             raise ConfigError(f"temperature must be a finite positive number (got {temperature})")
         self.temperature = float(temperature)
         self._label_embeddings: torch.Tensor | None = None
+        self._refresh_lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
@@ -265,6 +267,7 @@ class Classifier:
         # Similar lengths share a batch: less padding, the same scores (results are put
         # back in input order).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        self._refresh()
         rows = []
         with self.loaded.lock, torch.inference_mode():
             for begin in range(0, len(texts), self.batch_size):
@@ -274,6 +277,16 @@ class Classifier:
         restored = np.empty_like(logits)
         restored[order] = logits
         return restored
+
+    def _refresh(self) -> None:
+        """Follow a model rebuilt on disk: its new weights, on an engine converted from them
+        (:func:`quintet.core.encoders.follow`); label embeddings are computed again."""
+        with self._refresh_lock:  # concurrent calls switch once
+            found = follow(self.loaded, self.backend)
+            if found is not None:
+                self.loaded, choice = found
+                self.backend_choice = choice or self.backend_choice
+                self._label_embeddings = None
 
     def _logits(self, texts: Sequence[str], multi: bool) -> np.ndarray:
         if self.mode == "classifier":

@@ -29,8 +29,9 @@ Example::
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -40,7 +41,7 @@ from quintet.core.config import ModelSpec
 from quintet.core.decoding import Generator
 from quintet.core.decoding.engines import BackendChoice
 from quintet.core.defaults import default_model
-from quintet.core.encoders import encoder_engine
+from quintet.core.encoders import follow, with_engine
 from quintet.core.errors import ConfigError, QuintetError
 from quintet.core.examples import QAExample
 from quintet.core.models import Loaded, load
@@ -136,9 +137,10 @@ class QuestionAnswerer:
         self.backend = backend
         self.backend_choice: BackendChoice | None = None  # the generator's, once built
         if self.mode == "extractive":
-            engine, self.backend_choice = encoder_engine(self.loaded, backend)
-            self.loaded = replace(self.loaded, encoder=engine)
+            # The engine lives on the cached model (closed with it); this copy runs on it.
+            self.loaded, self.backend_choice = with_engine(self.loaded, backend)
         self._generator = None
+        self._refresh_lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
@@ -215,6 +217,7 @@ class QuestionAnswerer:
         stride = self.doc_stride if doc_stride is None else doc_stride
         examples = [QAExample(str(i), q, c, ()) for i, (q, c) in enumerate(pairs)]
         threshold = no_answer_threshold if allow_no_answer else None
+        self._refresh()
         with self.loaded.lock, torch.inference_mode():
             found = spans.extract_spans(
                 self.loaded,
@@ -235,6 +238,15 @@ class QuestionAnswerer:
             ]
             for row in found
         ]
+
+    def _refresh(self) -> None:
+        """Follow a span model rebuilt on disk: its new weights, on an engine converted from
+        them (:func:`quintet.core.encoders.follow`). A generator follows on its own."""
+        with self._refresh_lock:  # concurrent calls switch once
+            found = follow(self.loaded, self.backend)
+            if found is not None:
+                self.loaded, choice = found
+                self.backend_choice = choice or self.backend_choice
 
     def _generate_many(self, pairs: list[tuple[str, str]]) -> list[list[Answer]]:
         todo = [i for i, (_, c) in enumerate(pairs) if c.strip()]

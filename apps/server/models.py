@@ -18,7 +18,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,6 +69,7 @@ class ServedModel:
         self._tools: dict[str, Any] = {}
         self._classifiers: OrderedDict[tuple, Any] = OrderedDict()
         self._tools_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         # The store folder the weights came from, if any: `quintet models delete` empties it.
         self.store_folder: Path | None = None
 
@@ -122,10 +122,10 @@ class ServedModel:
                     loaded, self.config.backend, batch_size=self.config.max_batch
                 )
             elif loaded.kind == "encoder":
-                from quintet.core.encoders import encoder_backend, encoder_engine
+                from quintet.core.encoders import encoder_backend, with_engine
 
-                engine, _ = encoder_engine(loaded, encoder_backend(self.config.backend, loaded))
-                loaded = replace(loaded, encoder=engine)
+                # The engine lives on the cached model (closed with it); this copy runs on it.
+                loaded, _ = with_engine(loaded, encoder_backend(self.config.backend, loaded))
             if loaded.resolved.origin == "store":
                 self.store_folder = Path(loaded.resolved.location)
             self._loaded = loaded
@@ -134,6 +134,24 @@ class ServedModel:
             self.error = str(exc) if isinstance(exc, QuintetError) else repr(exc)
             self.state = FAILED
             log.error("could not load %s: %s", self.name, self.error)
+
+    def current(self) -> Any:
+        """The weights to run a request on now (blocking: call it from a worker thread).
+
+        A generative model's generator follows a rebuilt model on its own; the weights
+        loaded at start follow it here (:func:`quintet.core.encoders.follow`): loaded again,
+        with an engine converted from the new weights. Task objects follow on their own.
+        """
+        if self.generator is not None:
+            return self.generator.loaded
+        from quintet.core.encoders import encoder_backend, follow
+
+        with self._refresh_lock:  # concurrent requests switch once
+            held = self._loaded
+            found = follow(held, encoder_backend(self.config.backend, held))
+            if found is not None:
+                self._loaded = found[0]
+            return self._loaded
 
     def tool(self, key: str, build: Callable[[], T]) -> T:
         """The task object ``key`` (a Summarizer, a QuestionAnswerer ...), built once."""

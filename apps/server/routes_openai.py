@@ -194,13 +194,13 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingList:
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     if any(not text.strip() for text in texts):
         raise errors.bad_request("input must not contain empty strings", "input")
-    loaded = model.loaded
 
     def work() -> tuple[np.ndarray, int]:
         import torch
 
         from quintet.apps.classification.zero_shot import embed
 
+        loaded = model.current()  # a model rebuilt on disk answers from its new weights
         # The model's own lock: the weights and tokenizer are shared with every other user
         # of this model in the process (the task endpoints, a UI, an evaluation).
         with loaded.lock, torch.inference_mode():
