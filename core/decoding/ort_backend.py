@@ -565,11 +565,12 @@ class OnnxGenAIBackend:
         scheduler = self.scheduler
         jobs = []
         try:
-            for row, prompt in enumerate(prompts):
-                copy = copies[row] if copies else 0
-                jobs.append(
-                    scheduler.submit(prompt, config, sink, row=row, copy=copy, session=session)
-                )
+            with scheduler.hold():  # the rows of one call start together
+                for row, prompt in enumerate(prompts):
+                    copy = copies[row] if copies else 0
+                    jobs.append(
+                        scheduler.submit(prompt, config, sink, row=row, copy=copy, session=session)
+                    )
             rows = [Row() for _ in prompts]
             active = set(range(len(prompts)))
             first_time: float | None = None

@@ -62,7 +62,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -352,6 +352,7 @@ class Scheduler:
         self._pool: deque[Session] = deque()  # idle pooled sessions, oldest first
         self._wides: list[_WideBatch] = []
         self._wide_ended = 0.0  # when the last wide batch ended
+        self._holds = 0  # callers inside hold(): no job starts meanwhile
         self._closed = False
         # Counters for /metrics: engine steps run and requests decoded in them, batches
         # re-formed, and prompt tokens taken from a kept KV cache instead of recomputed.
@@ -410,6 +411,20 @@ class Scheduler:
             self._waiting.append(job)
             self._cond.notify()
         return job
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Start no waiting job until the block ends (running ones go on): jobs submitted
+        inside it arrive together, as the rows of one call should (a driver that woke
+        between two submissions would start the first alone)."""
+        with self._cond:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._holds -= 1
+                self._cond.notify()
 
     def _pooled_session(self, prompt: list[int]) -> Session:
         """The kept request whose tokens ``prompt`` extends the furthest, taken out of the
@@ -487,18 +502,23 @@ class Scheduler:
             while True:
                 with self._cond:
                     while not (
-                        self._closed or self._waiting or self._busy() or self._sessions_to_close
+                        self._closed
+                        or (self._waiting and not self._holds)
+                        or self._busy()
+                        or self._sessions_to_close
                     ):
                         self._cond.wait()
                     if self._closed:
                         break
                     closing, self._sessions_to_close = self._sessions_to_close, []
+                    admitting = not self._holds
                 for session in closing:
                     self._release_session(session)
                 self._reap_cancelled()
-                self._admit()
-                if self._regroup():
+                if admitting:
                     self._admit()
+                    if self._regroup():
+                        self._admit()
                 pause = self._step_lanes()
                 if pause is not None:
                     with self._cond:

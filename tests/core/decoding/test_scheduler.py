@@ -126,10 +126,15 @@ def test_each_request_keeps_its_settings_in_one_batch(generator: Generator) -> N
     def run(index: int) -> None:
         results[index] = generator.complete(CHATS[1], configs[index])
 
-    steps = generator.backend.scheduler.stats()["steps"]
+    scheduler: Scheduler = generator.backend.scheduler
+    steps = scheduler.stats()["steps"]
     threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
-    for thread in threads:
-        thread.start()
+    with scheduler.hold():  # three users at once, however slowly their threads start
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while scheduler.stats()["waiting"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
     for thread in threads:
         thread.join()
     assert results[0].num_tokens == 7 and results[0].finish_reason == "length"
@@ -313,23 +318,29 @@ def test_constrained_requests_batch_with_others(generator: Generator) -> None:
     }
     scheduler: Scheduler = generator.backend.scheduler
     steps, requests = scheduler.steps, scheduler.step_requests
-    results: dict[int, object] = {}
-
-    def run(index: int, config: DecodeConfig) -> None:
-        results[index] = generator.complete(CHATS[index], config)
-
     configs = [
         DecodeConfig(max_new_tokens=60, json_schema=schema),
         DecodeConfig(max_new_tokens=8, choices=("yes", "no")),
         DecodeConfig(max_new_tokens=40),
     ]
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(configs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    jsonschema.validate(json.loads(results[0].text), schema)
-    assert results[1].text in ("yes", "no")
+    prompts = [_ids(generator, chat) for chat in CHATS]
+    sink: queue.Queue = queue.Queue()
+    # Three requests arriving at once (none starts before the others are queued: from
+    # threads, a grammar's compile time or a slow machine could space them apart).
+    with scheduler.hold():
+        for row, (prompt, config) in enumerate(zip(prompts, configs, strict=True)):
+            scheduler.submit(prompt, config, sink, row=row)
+    events = _drain(sink, 3)
+    assert all(kind != "error" for _, kind, _ in events)
+    texts = [
+        generator.loaded.tokenizer.decode(
+            [value for r, kind, value in events if r == row and kind == "token"],
+            skip_special_tokens=True,
+        )
+        for row in range(3)
+    ]
+    jsonschema.validate(json.loads(texts[0]), schema)
+    assert texts[1] in ("yes", "no")
     assert (scheduler.step_requests - requests) / (scheduler.steps - steps) > 1
 
 
