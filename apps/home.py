@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 import streamlit as st
@@ -19,34 +19,24 @@ from quintet.core.devices import describe_device, pick_device
 from quintet.core.errors import QuintetError
 from quintet.core.models import Loaded, cached_models
 from quintet.core.store import ModelStore
+from quintet.core.tasks import task_specs
 
 APPS_DIR = Path(__file__).resolve().parent
 # Title -> st.Page, filled by build_pages() before the page runs (Home links to them).
 _PAGES: dict[str, Any] = {}
 
 
-BLURBS = {
-    "Translation": "Between languages by ISO or FLORES code; long documents and files.",
-    "Summarization": "Documents and dialogues; map-reduce over long input.",
-    "Question answering": "Answers as highlighted spans of your context.",
-    "Classification": "Sentiment, topics or your own labels (zero-shot), with probabilities.",
-    "Chat": "A streaming assistant with history you can save and load.",
-    "Evaluation": "Score a model on a dataset, read the report, compare runs.",
-    "Fine-tuning": "Train on your data in the background and watch the curves.",
-    "Models": "The catalog and the local store: pull and delete models.",
-}
-
-
 def _links() -> None:
     """One card per page, four to a row."""
-    for start in range(0, len(PAGES), 4):
+    listed = pages()
+    for start in range(0, len(listed), 4):
         columns = st.columns(4)
-        for column, (title, *_rest) in zip(columns, PAGES[start : start + 4], strict=False):
+        for column, info in zip(columns, listed[start : start + 4], strict=False):
             with column.container(border=True):
-                page = _PAGES.get(title)
+                page = _PAGES.get(info.title)
                 if page is not None:
-                    st.page_link(page, label=f"**{title}**", icon=page.icon)
-                st.caption(BLURBS[title])
+                    st.page_link(page, label=f"**{info.title}**", icon=page.icon)
+                st.caption(info.blurb)
 
 
 def home() -> None:
@@ -119,17 +109,35 @@ def engine_line(model: Loaded) -> str:
     return f"runs on {choice.name}, {choice.reason} (Engine auto; {weights} torch weights kept)"
 
 
-# (title, folder under apps/, url path, icon, section)
-PAGES: tuple[tuple[str, str, str, str, str], ...] = (
-    ("Translation", "translation", "translation", ":material/translate:", "Apps"),
-    ("Summarization", "summarization", "summarization", ":material/summarize:", "Apps"),
-    ("Question answering", "qa", "qa", ":material/quiz:", "Apps"),
-    ("Classification", "classification", "classification", ":material/label:", "Apps"),
-    ("Chat", "chat", "chat", ":material/chat:", "Apps"),
-    ("Evaluation", "evaluation", "evaluation", ":material/analytics:", "Tools"),
-    ("Fine-tuning", "finetune", "finetune", ":material/model_training:", "Tools"),
-    ("Models", "models", "models", ":material/inventory_2:", "Tools"),
-)
+class PageInfo(NamedTuple):
+    """A page of the suite: its title, folder under apps/ (with its ``page.py``), URL path,
+    icon, navigation section and the line its Home card shows."""
+
+    title: str
+    folder: str
+    url: str
+    icon: str
+    section: str
+    blurb: str
+
+
+TOOLS = (
+    PageInfo("Evaluation", "evaluation", "evaluation", ":material/analytics:", "Tools",
+             "Score a model on a dataset, read the report, compare runs."),
+    PageInfo("Fine-tuning", "finetune", "finetune", ":material/model_training:", "Tools",
+             "Train on your data in the background and watch the curves."),
+    PageInfo("Models", "models", "models", ":material/inventory_2:", "Tools",
+             "The catalog and the local store: pull and delete models."),
+)  # fmt: skip
+
+
+def pages() -> list[PageInfo]:
+    """Each task's page (from its spec: its app's folder), then the tools."""
+    tasks = [
+        PageInfo(spec.title, spec.name, spec.name, spec.icon, "Apps", spec.blurb)
+        for spec in task_specs()
+    ]
+    return [*tasks, *TOOLS]
 
 
 def _coming(title: str) -> Callable[[], None]:
@@ -148,7 +156,7 @@ def build_pages() -> dict[str, list[Any]]:
     sections: dict[str, list[Any]] = {
         "": [st.Page(home, title="Home", icon=":material/home:", default=True)]
     }
-    for title, folder, url, icon, section in PAGES:
+    for title, folder, url, icon, section, _blurb in pages():
         module = APPS_DIR / folder / "page.py"
         if module.is_file():
             page = st.Page(str(module), title=title, icon=icon, url_path=url)

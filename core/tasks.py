@@ -149,12 +149,31 @@ class TaskDefaults:
 
 
 @dataclass(frozen=True)
+class EvalSet:
+    """An evaluation set shipped with the task, and the options that read it.
+
+    Attributes:
+        label: how the Evaluation page lists it.
+        data: its file or folder, relative to the repository (``data/...``).
+        options: ``DataOptions`` fields that read it (a language pair, say).
+        extra: ``DataOptions.extra``, as ``--option key=value`` sets them.
+    """
+
+    label: str
+    data: str
+    options: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task, as every layer sees it.
 
     Attributes:
         name: the canonical name (``quintet eval NAME``, catalog tags, manifests).
         title: how pages show it.
+        icon: its page's icon (a Streamlit icon name).
+        blurb: one line on what its page does (the Home page's card).
         kinds: the model kinds that can serve it, preferred first.
         aliases: other names :func:`get_task` accepts (the server's verb, say).
         data_fields: the :class:`FieldNames` columns its data files may rename.
@@ -163,6 +182,9 @@ class TaskSpec:
         noun: how a sentence names it ("a better QA model"); None: its name.
         default_models: the models it uses when the user names none, listed by the catalog
             (:func:`quintet.core.catalog.task_defaults`); None when it has none.
+        generative: its outputs are decoded text, so decoding settings apply to its
+            evaluation (the Evaluation page offers them).
+        eval_sets: the evaluation sets shipped with it (the Evaluation page lists them).
         harness: its evaluation harness (:mod:`quintet.evaluation.registry`), as a lazy
             ``"module:attr"`` reference (so that reading the spec imports no torch) or the
             harness object itself; None when it cannot be evaluated.
@@ -174,11 +196,15 @@ class TaskSpec:
     name: str
     title: str
     kinds: tuple[Kind, ...]
+    icon: str = ":material/apps:"
+    blurb: str = ""
     aliases: tuple[str, ...] = ()
     data_fields: tuple[str, ...] = ()
     route: str | None = None
     noun: str | None = None
     default_models: TaskDefaults | None = None
+    generative: bool = False
+    eval_sets: tuple[EvalSet, ...] = ()
     harness: Any = None
     training: TrainingTask | None = None
     recipes: tuple[Recipe, ...] = ()

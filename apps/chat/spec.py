@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from quintet.core.tasks import FieldNames, TaskDefaults, TaskSpec, TrainingData, TrainingTask
+from quintet.core.tasks import (
+    EvalSet,
+    FieldNames,
+    TaskDefaults,
+    TaskSpec,
+    TrainingData,
+    TrainingTask,
+)
 
 
 def read_chats(path: str, fields: FieldNames, multi_label: bool = False) -> list:
@@ -29,6 +36,8 @@ def as_chats(examples: Sequence[Any]) -> list:
 SPEC = TaskSpec(
     name="chat",
     title="Chat",
+    icon=":material/chat:",
+    blurb="A streaming assistant with history you can save and load.",
     kinds=("causal",),
     route="chat",
     default_models=TaskDefaults(
@@ -36,6 +45,8 @@ SPEC = TaskSpec(
         hub_default="qwen2.5-0.5b-instruct",
         offline_defaults=("smollm2-135m-instruct",),
     ),
+    generative=True,
+    eval_sets=(EvalSet("MT-Bench questions (80, two turns)", "data/chat/mt_bench/question.jsonl"),),
     harness="quintet.apps.chat.harness:HARNESS",
     training=TrainingTask(
         read=read_chats,

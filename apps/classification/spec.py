@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from quintet.core.config import TrainConfig
 from quintet.core.tasks import (
+    EvalSet,
     FieldNames,
     Recipe,
     TaskDefaults,
@@ -51,6 +52,8 @@ SST2 = Recipe(
 SPEC = TaskSpec(
     name=NAME,
     title="Classification",
+    icon=":material/label:",
+    blurb="Sentiment, topics or your own labels (zero-shot), with probabilities.",
     kinds=("sequence-classification", "encoder", "causal"),
     aliases=("classify",),
     data_fields=("text", "label"),
@@ -60,6 +63,22 @@ SPEC = TaskSpec(
         hub_default="distilbert-sst2",
         offline_defaults=(SST2.name, "minilm-l6"),
         mode_note={"minilm-l6": "zero-shot by embedding similarity to the label names"},
+    ),
+    eval_sets=(
+        EvalSet(
+            "SST-2 dev (labels 0/1 read as negative/positive)",
+            "data/classification/sst2/dev.tsv",
+            extra={"label_map": "0=negative,1=positive"},
+        ),
+        EvalSet(
+            "TREC coarse, 500 held-out questions (zero-shot label names)",
+            "data/classification/trec/heldout_500.label",
+            extra={
+                "label_map": "ABBR=abbreviation,DESC=description,ENTY=entity,"
+                "HUM=person,LOC=location,NUM=number"
+            },
+        ),
+        EvalSet("AG News test, 1000 articles", "data/classification/ag_news/test_1000.csv"),
     ),
     harness="quintet.apps.classification.harness:HARNESS",
     training=TrainingTask(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,65 +25,13 @@ from quintet.apps.ui.jobs import Job, all_jobs, get_job, start_process_job
 from quintet.apps.ui.uploads import save_upload
 from quintet.core.paths import data_path, example_reports_root
 from quintet.core.store import ModelStore
-from quintet.core.tasks import TASK_TITLES
+from quintet.core.tasks import TASK_TITLES, get_task
 from quintet.evaluation.registry import task_names
 
-GENERATIVE = {"translation", "summarization", "chat"}
 REPORT_FILES = ("report.html", "report.md", "report.json", "predictions.jsonl")
 TASK_LABELS = TASK_TITLES
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """A shipped evaluation set and the options that read it."""
-
-    label: str
-    data: str  # relative to the repository
-    options: dict[str, Any] = field(default_factory=dict)  # DataOptions fields
-    extra: dict[str, Any] = field(default_factory=dict)  # DataOptions.extra (--option)
-
-
-FLORES = "data/translation/flores200_dev"
-SHIPPED: dict[str, list[Dataset]] = {
-    "translation": [
-        Dataset(f"FLORES-200 dev, {s} → {t}", FLORES, {"src": s, "tgt": t})
-        for s, t in (("en", "de"), ("en", "fr"), ("de", "en"), ("en", "es"), ("fr", "en"))
-    ],
-    "summarization": [
-        Dataset(
-            "SAMSum validation, held-out split",
-            "data/summarization/samsum/val.csv",
-            extra={"split": "heldout"},
-        ),
-        Dataset("XSum test, 100 articles", "data/summarization/xsum/test_100.jsonl"),
-    ],
-    "qa": [
-        Dataset(
-            "SQuAD v1.1 dev articles, held-out split",
-            "data/qa/squad_v1.1/dev-v1.1.articles-00-23.json",
-            extra={"split": "heldout"},
-        ),
-    ],
-    "classification": [
-        Dataset(
-            "SST-2 dev (labels 0/1 read as negative/positive)",
-            "data/classification/sst2/dev.tsv",
-            extra={"label_map": "0=negative,1=positive"},
-        ),
-        Dataset(
-            "TREC coarse, 500 held-out questions (zero-shot label names)",
-            "data/classification/trec/heldout_500.label",
-            extra={
-                "label_map": "ABBR=abbreviation,DESC=description,ENTY=entity,"
-                "HUM=person,LOC=location,NUM=number"
-            },
-        ),
-        Dataset("AG News test, 1000 articles", "data/classification/ag_news/test_1000.csv"),
-    ],
-    "chat": [
-        Dataset("MT-Bench questions (80, two turns)", "data/chat/mt_bench/question.jsonl"),
-    ],
-}
 FIELD_OPTIONS = (
     "text_field",
     "target_field",
@@ -220,7 +167,7 @@ def run_tab() -> None:
         options: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         if source == "Shipped":
-            sets = SHIPPED[task]
+            sets = get_task(task).eval_sets
             picked = st.selectbox(
                 "Shipped dataset",
                 range(len(sets)),
@@ -265,7 +212,7 @@ def run_tab() -> None:
                 key=f"eval-extra-{task}-{data}",
             )
         decode: dict[str, Any] = {}
-        if task in GENERATIVE:
+        if get_task(task).generative:
             with st.expander("Decoding"):
                 decode = decode_controls(key=f"eval-decode-{task}", max_new_tokens=128)
         cluster = cluster_choice()

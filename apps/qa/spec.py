@@ -6,6 +6,7 @@ from typing import Any
 
 from quintet.core.config import TrainConfig
 from quintet.core.tasks import (
+    EvalSet,
     FieldNames,
     Recipe,
     TaskDefaults,
@@ -59,6 +60,8 @@ SQUAD = Recipe(
 SPEC = TaskSpec(
     name=NAME,
     title="Question answering",
+    icon=":material/quiz:",
+    blurb="Answers as highlighted spans of your context.",
     kinds=("span", "causal"),
     route="qa",
     noun="QA",
@@ -67,6 +70,13 @@ SPEC = TaskSpec(
         hub_default="distilbert-squad",
         offline_defaults=(SQUAD.name, "smollm2-135m-instruct"),
         mode_note={"smollm2-135m-instruct": "generative answer grounded to a context span"},
+    ),
+    eval_sets=(
+        EvalSet(
+            "SQuAD v1.1 dev articles, held-out split",
+            "data/qa/squad_v1.1/dev-v1.1.articles-00-23.json",
+            extra={"split": "heldout"},
+        ),
     ),
     harness="quintet.apps.qa.harness:HARNESS",
     training=TrainingTask(

@@ -10,6 +10,7 @@ from typing import Any
 from quintet.core.config import DecodeConfig, TrainConfig
 from quintet.core.task_prompts import summarize_prompt
 from quintet.core.tasks import (
+    EvalSet,
     FieldNames,
     Recipe,
     TaskDefaults,
@@ -101,6 +102,8 @@ SAMSUM = Recipe(
 SPEC = TaskSpec(
     name=NAME,
     title="Summarization",
+    icon=":material/summarize:",
+    blurb="Documents and dialogues; map-reduce over long input.",
     kinds=("seq2seq", "causal"),
     aliases=("summarize",),
     data_fields=("text", "target"),
@@ -110,6 +113,15 @@ SPEC = TaskSpec(
         hub_default="distilbart-cnn-12-6",
         offline_defaults=(SAMSUM.name, "smollm2-135m-instruct"),
         mode_note={"smollm2-135m-instruct": "prompted (zero-shot) until the recipe has run"},
+    ),
+    generative=True,
+    eval_sets=(
+        EvalSet(
+            "SAMSum validation, held-out split",
+            "data/summarization/samsum/val.csv",
+            extra={"split": "heldout"},
+        ),
+        EvalSet("XSum test, 100 articles", "data/summarization/xsum/test_100.jsonl"),
     ),
     harness="quintet.apps.summarization.harness:HARNESS",
     # T5 was pre-trained with this prefix; it is the only language-free one it knows.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quintet.core.tasks import FieldNames, TaskDefaults, TaskSpec, TrainingTask
+from quintet.core.tasks import EvalSet, FieldNames, TaskDefaults, TaskSpec, TrainingTask
 
 
 def read_pairs(path: str, fields: FieldNames, multi_label: bool = False) -> list:
@@ -15,6 +15,8 @@ def read_pairs(path: str, fields: FieldNames, multi_label: bool = False) -> list
 SPEC = TaskSpec(
     name="translation",
     title="Translation",
+    icon=":material/translate:",
+    blurb="Between languages by ISO or FLORES code; long documents and files.",
     kinds=("seq2seq", "causal"),
     aliases=("translate",),
     data_fields=("text", "target"),
@@ -27,6 +29,13 @@ SPEC = TaskSpec(
             "opus-mt-{src}-{tgt}": "one Marian model per pair; nllb-200-distilled-600m otherwise",
             "smollm2-135m-instruct": "prompted translation: the last resort, low quality",
         },
+    ),
+    generative=True,
+    eval_sets=tuple(
+        EvalSet(
+            f"FLORES-200 dev, {s} → {t}", "data/translation/flores200_dev", {"src": s, "tgt": t}
+        )
+        for s, t in (("en", "de"), ("en", "fr"), ("de", "en"), ("en", "es"), ("fr", "en"))
     ),
     harness="quintet.apps.translation.harness:HARNESS",
     # A seq2seq base only: no chat form of a translation pair is trained.
